@@ -1,0 +1,68 @@
+#!/usr/bin/env node
+// Runs every test file (unit tests next to the code, integration and e2e tests under test/) with node's
+// test runner, shows the spec report, and ends with one summary line: "N passed, N failed".
+import { spawn } from 'node:child_process'
+import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative } from 'node:path'
+
+const root = new URL('..', import.meta.url).pathname
+const args = process.argv.slice(2)
+const roots = args.length > 0 ? args : ['src', 'test']
+
+function find(dir, out) {
+  let st
+  try {
+    st = statSync(dir)
+  } catch {
+    return out
+  }
+  if (st.isFile()) {
+    if (dir.endsWith('.test.ts')) out.push(dir)
+    return out
+  }
+  for (const name of readdirSync(dir).sort()) {
+    if (name === 'node_modules' || name.startsWith('.')) continue
+    find(join(dir, name), out)
+  }
+  return out
+}
+
+const files = roots.flatMap((r) => find(join(root, r), [])).map((f) => relative(root, f))
+if (files.length === 0) {
+  console.error(`no test files under ${roots.join(', ')}`)
+  process.exit(1)
+}
+const tapDir = mkdtempSync(join(tmpdir(), 'grail-tap-'))
+const tap = join(tapDir, 'report.tap')
+const child = spawn(
+  process.execPath,
+  [
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 2}`,
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    '--test-reporter=tap',
+    `--test-reporter-destination=${tap}`,
+    ...files,
+  ],
+  { cwd: root, stdio: 'inherit' },
+)
+child.on('close', (code) => {
+  let passed = 0
+  let failed = 0
+  let skipped = 0
+  try {
+    const text = readFileSync(tap, 'utf8')
+    passed = Number(/^# pass (\d+)/m.exec(text)?.[1] ?? 0)
+    failed = Number(/^# fail (\d+)/m.exec(text)?.[1] ?? 0)
+    skipped = Number(/^# skipped (\d+)/m.exec(text)?.[1] ?? 0)
+  } catch {
+    failed = Math.max(failed, 1)
+  }
+  rmSync(tapDir, { recursive: true, force: true })
+  console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`)
+  process.exit(code === 0 && failed === 0 && passed > 0 ? 0 : 1)
+})

@@ -1,0 +1,158 @@
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { GrailError, isErrno } from '../errors.js'
+import type { Digest } from '../oci/digest.js'
+import { parseDigest, sha256File } from '../oci/digest.js'
+import { ANNOTATION_REF_NAME, DOCKER_LAYER_GZIP, MEDIA_LAYER_GZIP } from '../oci/media-types.js'
+import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
+import { extractLayer } from '../oci/tar/index.js'
+import type { BaseSource } from '../spec/types.js'
+import { getImage, latestImage } from '../state/index.js'
+import type { ImageRecord } from '../state/index.js'
+import type { BuildEnv, ImageState, LayerDesc } from './env.js'
+import { DEFAULT_PATH_ENV, emptyConfig } from './env.js'
+import { layerFromDir } from './layers.js'
+import { readPackages } from './packages.js'
+
+type RootfsBase = Extract<BaseSource, { kind: 'rootfs' }>
+type OciBase = Extract<BaseSource, { kind: 'oci' }>
+type GrailBase = Extract<BaseSource, { kind: 'image' }>
+
+/** A rootfs tarball is identified by its content hash, not its path or mtime. */
+export async function rootfsKeyPart(base: RootfsBase): Promise<unknown> {
+  try {
+    return { kind: 'rootfs', sha256: (await sha256File(base.path)).digest }
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) {
+      throw new GrailError('BASE_NOT_FOUND', `rootfs tarball ${base.path} does not exist`, {
+        hint: 'fix the `base.rootfs` path (relative to grail.yaml) or create the tarball',
+      })
+    }
+    throw err
+  }
+}
+
+/**
+ * Unpacks a rootfs tarball with the safe extractor (no escapes, no device nodes) and re-packs it as a
+ * normalised layer, so a base made by any tool gets the same deterministic form.
+ */
+export async function produceRootfsBase(base: RootfsBase, env: BuildEnv, key: string): Promise<ImageState> {
+  const work = env.store.tmpPath('rootfs')
+  await mkdir(work, { recursive: true })
+  try {
+    await extractLayer(base.path, work, {
+      mode: 'apply',
+      label: base.path,
+      filter: (e) => !(e.path.startsWith('dev/') && (e.type === 'char' || e.type === 'block')),
+    })
+    const packages = await readPackages(work)
+    const layer = await layerFromDir(env, work, {})
+    const config = emptyConfig()
+    config.config.Env = [DEFAULT_PATH_ENV]
+    config.rootfs.diff_ids.push(layer.diffId)
+    config.history?.push({ created_by: 'grail: rootfs tarball' })
+    return { key, layers: [layer], config, packages, parentDigest: null }
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+}
+
+async function readLayoutJson<T>(layout: string, rel: string): Promise<T> {
+  try {
+    return JSON.parse(await readFile(join(layout, rel), 'utf8')) as T
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) {
+      throw new GrailError('BASE_NOT_FOUND', `${join(layout, rel)} does not exist`, {
+        hint: '`base.oci` must point at an OCI image layout directory (with index.json and blobs/)',
+      })
+    }
+    throw err
+  }
+}
+
+/** Finds the manifest a `base.oci` entry means: by ref name, or the only one in the layout. */
+export async function ociManifestDescriptor(base: OciBase): Promise<Descriptor> {
+  const index = await readLayoutJson<ImageIndex>(base.path, 'index.json')
+  const refs = index.manifests.map((m) => m.annotations?.[ANNOTATION_REF_NAME]).filter(Boolean)
+  const found = base.ref
+    ? index.manifests.find((m) => m.annotations?.[ANNOTATION_REF_NAME] === base.ref)
+    : index.manifests.length === 1
+      ? index.manifests[0]
+      : undefined
+  if (!found) {
+    throw new GrailError(
+      'BASE_NOT_FOUND',
+      base.ref
+        ? `${base.path} has no image tagged "${base.ref}"`
+        : `${base.path} holds ${index.manifests.length} images; say which one`,
+      { hint: refs.length ? `set base.ref to one of: ${refs.join(', ')}` : 'the layout has no tagged images' },
+    )
+  }
+  parseDigest(found.digest, `${base.path}/index.json`)
+  return found
+}
+
+export async function ociKeyPart(base: OciBase): Promise<unknown> {
+  return { kind: 'oci', manifest: (await ociManifestDescriptor(base)).digest }
+}
+
+/** Imports an image from a local OCI layout: every blob is copied into the store and verified. */
+export async function produceOciBase(base: OciBase, env: BuildEnv, key: string): Promise<ImageState> {
+  const desc = await ociManifestDescriptor(base)
+  const blob = (d: Digest) => join(base.path, 'blobs', 'sha256', d.slice(7))
+  const importBlob = async (d: Digest) => {
+    const tmp = env.store.tmpPath('import')
+    await copyFile(blob(parseDigest(d, `${base.path} blob`)), tmp)
+    await env.store.adoptFile(tmp, d)
+  }
+  await importBlob(desc.digest)
+  const manifest = await env.store.readJson<Manifest>(desc.digest)
+  await importBlob(manifest.config.digest)
+  const config = await env.store.readJson<ImageConfig>(manifest.config.digest)
+  const layers: LayerDesc[] = []
+  for (const [i, l] of manifest.layers.entries()) {
+    await importBlob(l.digest)
+    const diffId = config.rootfs.diff_ids[i]
+    if (!diffId) {
+      throw new GrailError('BASE_INVALID', `${base.path}: image config lists fewer diff_ids than layers`)
+    }
+    layers.push({
+      mediaType: l.mediaType === DOCKER_LAYER_GZIP ? MEDIA_LAYER_GZIP : l.mediaType,
+      digest: l.digest,
+      diffId,
+      size: l.size,
+    })
+  }
+  return { key, layers, config: { ...config, history: config.history ?? [] }, packages: [], parentDigest: null }
+}
+
+/** The catalog entry a `base.image` means; a revoked base is refused. */
+export function resolveGrailBase(base: GrailBase, env: BuildEnv, forImage: string): ImageRecord {
+  const rec = base.version === undefined ? latestImage(env.db, base.image) : getImage(env.db, base.image, base.version)
+  if (!rec) {
+    throw new GrailError(
+      'BASE_NOT_FOUND',
+      `image ${forImage}: base image ${base.image}${base.version ? `@${base.version}` : ''} has not been built`,
+      { hint: `run \`grail build ${base.image}\` first (or \`grail build\` to build everything in order)` },
+    )
+  }
+  if (rec.status === 'revoked') {
+    throw new GrailError('BASE_REVOKED', `image ${forImage}: base ${rec.name}@${rec.version} is revoked`, {
+      hint: `rebuild ${base.image} or point ${forImage} at a version that is not revoked`,
+    })
+  }
+  return rec
+}
+
+/** Starts from another Grail image: its layers, config and packages; the parent is recorded (ancestry). */
+export async function produceGrailBase(rec: ImageRecord, env: BuildEnv, key: string): Promise<ImageState> {
+  const manifest = await env.store.readJson<Manifest>(rec.digest)
+  const config = await env.store.readJson<ImageConfig>(manifest.config.digest)
+  const layers = manifest.layers.map((l, i) => ({
+    mediaType: l.mediaType,
+    digest: l.digest,
+    diffId: config.rootfs.diff_ids[i] as Digest,
+    size: l.size,
+  }))
+  return { key, layers, config: { ...config, history: config.history ?? [] }, packages: rec.packages, parentDigest: rec.digest }
+}

@@ -1,0 +1,87 @@
+import type { ImageSpec } from '../spec/types.js'
+import { getCachedBase, putCachedBase } from '../state/index.js'
+import { debianBaseKeyPart, produceDebianBase } from './base-debian.js'
+import {
+  ociKeyPart,
+  produceGrailBase,
+  produceOciBase,
+  produceRootfsBase,
+  resolveGrailBase,
+  rootfsKeyPart,
+} from './base-local.js'
+import type { BuildEnv, ImageState } from './env.js'
+import { emptyConfig } from './env.js'
+import { deriveKey } from './keys.js'
+
+/** What a base resolves to before any work: its key and a short description for progress output. */
+export interface PlannedBase {
+  key: string
+  description: string
+  produce: () => Promise<ImageState>
+}
+
+/**
+ * Works out a base's cache key (cheap: a hash of its definition, the tarball's content, or the parent's
+ * manifest digest) and how to produce it if it is not cached.
+ */
+export async function planBase(image: ImageSpec, env: BuildEnv): Promise<PlannedBase> {
+  const base = image.base
+  switch (base.kind) {
+    case 'scratch': {
+      const key = deriveKey('', { kind: 'scratch' })
+      return {
+        key,
+        description: 'scratch',
+        produce: async () => ({ key, layers: [], config: emptyConfig(), packages: [], parentDigest: null }),
+      }
+    }
+    case 'debian': {
+      const key = deriveKey('', debianBaseKeyPart(base, env.epoch))
+      return { key, description: `debian ${base.suite}`, produce: () => produceDebianBase(base, env, key) }
+    }
+    case 'rootfs': {
+      const key = deriveKey('', await rootfsKeyPart(base))
+      return { key, description: `rootfs ${base.path}`, produce: () => produceRootfsBase(base, env, key) }
+    }
+    case 'oci': {
+      const key = deriveKey('', await ociKeyPart(base))
+      return { key, description: `oci ${base.path}`, produce: () => produceOciBase(base, env, key) }
+    }
+    case 'image': {
+      const rec = resolveGrailBase(base, env, image.name)
+      const key = deriveKey('', { kind: 'image', manifest: rec.digest })
+      return {
+        key,
+        description: `${rec.name} v${rec.version}`,
+        produce: () => produceGrailBase(rec, env, key),
+      }
+    }
+  }
+}
+
+/** Returns the base from the cache when its key is known and its blobs are present, else produces it. */
+export async function resolveBase(planned: PlannedBase, env: BuildEnv): Promise<{ state: ImageState; cached: boolean }> {
+  if (!env.noCache) {
+    const hit = getCachedBase(env.db, planned.key)
+    if (hit && hit.layers.every((l) => env.store.hasBlob(l.digest))) {
+      return {
+        state: {
+          key: planned.key,
+          layers: hit.layers,
+          config: hit.config as ImageState['config'],
+          packages: hit.packages,
+          parentDigest: hit.parentDigest,
+        },
+        cached: true,
+      }
+    }
+  }
+  const state = await planned.produce()
+  putCachedBase(env.db, planned.key, {
+    layers: state.layers,
+    config: state.config,
+    packages: state.packages,
+    parentDigest: state.parentDigest,
+  })
+  return { state, cached: false }
+}

@@ -1,0 +1,209 @@
+import { GrailError } from '../errors.js'
+import type { Digest } from '../oci/digest.js'
+import { MEDIA_LAYER_GZIP } from '../oci/media-types.js'
+import type { ImageSpec, Project } from '../spec/types.js'
+import type { ImageRecord } from '../state/index.js'
+import { appendEvent, findImageByKey, getCachedLayer, insertImage, putCachedLayer } from '../state/index.js'
+import { planBase, resolveBase } from './base.js'
+import { applyConfigStep, describeStep, isConfigStep } from './config-steps.js'
+import { collectCopy, copyInputsDigest } from './copy-step.js'
+import type { CopyEntry } from './copy-step.js'
+import type { BuildEnv, ImageState, LayerDesc } from './env.js'
+import { syncIndex, writeImage } from './image-writer.js'
+import { deriveKey } from './keys.js'
+import { buildCopyLayer } from './copy-layer.js'
+import { runStepLayer } from './run-step.js'
+
+/** Progress of a build, reported as it happens; the CLI renders these, the engine never prints. */
+export type BuildEvent =
+  | { type: 'image-start'; image: string; steps: number }
+  | { type: 'step-start'; image: string; index: number; total: number; label: string }
+  | { type: 'step-done'; image: string; index: number; total: number; label: string; cached: boolean; ms: number }
+  | { type: 'log'; image: string; line: string }
+
+export interface StepReport {
+  label: string
+  key: string
+  cached: boolean
+  ms: number
+  layer?: Digest
+}
+
+export interface BuiltImage {
+  name: string
+  version: number
+  digest: Digest
+  buildKey: string
+  size: number
+  /** true when nothing changed and no new version was made */
+  unchanged: boolean
+  record: ImageRecord
+  steps: StepReport[]
+}
+
+/** A step with its cache key worked out up front (cheap), before any layer work. */
+interface KeyedStep {
+  label: string
+  key: string
+  step: ImageSpec['steps'][number]
+  copyEntries?: CopyEntry[]
+}
+
+export const DEFAULT_EPOCH = 1
+
+/** Works out every step's key: the base key, then each step chained onto its parent's. */
+async function keySteps(image: ImageSpec, baseKey: string): Promise<KeyedStep[]> {
+  const out: KeyedStep[] = []
+  let key = baseKey
+  for (const [i, step] of image.steps.entries()) {
+    const where = `images.${image.name}.steps[${i}]`
+    let part: unknown = step
+    let copyEntries: CopyEntry[] | undefined
+    if (step.kind === 'copy') {
+      copyEntries = await collectCopy(step, image.context, where)
+      part = { kind: 'copy', to: step.to, inputs: copyInputsDigest(copyEntries) }
+    }
+    key = deriveKey(key, part)
+    out.push({ label: describeStep(step), key, step, copyEntries })
+  }
+  return out
+}
+
+/**
+ * Builds one image. When its build key (base + every step + every input) matches a version already in the
+ * catalog, nothing is built and that version is returned as unchanged. Otherwise each step reuses the
+ * cached layer for its key or produces one, and a new version is recorded.
+ */
+export async function buildImage(
+  env: BuildEnv,
+  image: ImageSpec,
+  opts: { onEvent?: (e: BuildEvent) => void; gitCommit?: () => Promise<string | null>; record?: boolean } = {},
+): Promise<BuiltImage> {
+  const emit = opts.onEvent ?? (() => {})
+  const envFor: BuildEnv = { ...env, log: (line) => emit({ type: 'log', image: image.name, line }) }
+  const planned = await planBase(image, envFor)
+  const steps = await keySteps(image, planned.key)
+  const buildKey = steps.at(-1)?.key ?? planned.key
+  const record = opts.record ?? true
+
+  if (!env.noCache && record) {
+    const existing = findImageByKey(env.db, image.name, buildKey)
+    if (existing && env.store.hasBlob(existing.digest)) {
+      return {
+        name: image.name,
+        version: existing.version,
+        digest: existing.digest,
+        buildKey,
+        size: existing.size,
+        unchanged: true,
+        record: existing,
+        steps: steps.map((s) => ({ label: s.label, key: s.key, cached: true, ms: 0 })),
+      }
+    }
+  }
+
+  const total = steps.length + 1
+  emit({ type: 'image-start', image: image.name, steps: total })
+  const reports: StepReport[] = []
+  const timed = async <T>(index: number, label: string, fn: () => Promise<{ value: T; cached: boolean }>) => {
+    emit({ type: 'step-start', image: image.name, index, total, label })
+    const t0 = performance.now()
+    const { value, cached } = await fn()
+    const ms = performance.now() - t0
+    emit({ type: 'step-done', image: image.name, index, total, label, cached, ms })
+    return { value, cached, ms }
+  }
+
+  const base = await timed(0, `base ${planned.description}`, () => resolveBase(planned, envFor).then((r) => ({ value: r.state, cached: r.cached })))
+  reports.push({ label: `base ${planned.description}`, key: planned.key, cached: base.cached, ms: base.ms })
+  let state: ImageState = base.value
+
+  for (const [i, ks] of steps.entries()) {
+    const step = ks.step
+    if (isConfigStep(step)) {
+      state = { ...state, key: ks.key, config: applyConfigStep(state.config, step) }
+      reports.push({ label: ks.label, key: ks.key, cached: true, ms: 0 })
+      continue
+    }
+    const res = await timed(i + 1, ks.label, async () => {
+      const hit = env.noCache ? undefined : getCachedLayer(env.db, ks.key)
+      if (hit && env.store.hasBlob(hit.digest)) {
+        return { value: { mediaType: MEDIA_LAYER_GZIP, ...hit } as LayerDesc, cached: true }
+      }
+      const layer =
+        step.kind === 'copy'
+          ? await buildCopyLayer(envFor, state, ks.copyEntries ?? [])
+          : await runStepLayer(envFor, state, step)
+      if (!env.noCache) putCachedLayer(env.db, ks.key, layer)
+      return { value: layer, cached: false }
+    })
+    state = {
+      ...state,
+      key: ks.key,
+      layers: [...state.layers, res.value],
+      config: {
+        ...state.config,
+        history: [...(state.config.history ?? []), { created_by: `grail: ${ks.label}` }],
+      },
+    }
+    reports.push({ label: ks.label, key: ks.key, cached: res.cached, ms: res.ms, layer: res.value.digest })
+  }
+
+  const written = await writeImage(env.store, state, env.epoch)
+  const fields = {
+    name: image.name,
+    digest: written.manifest.digest,
+    configDigest: written.config.digest,
+    buildKey,
+    parentDigest: state.parentDigest,
+    base: image.base,
+    gitCommit: opts.gitCommit ? await opts.gitCommit() : null,
+    createdAt: new Date().toISOString(),
+    size: written.size,
+    packages: state.packages,
+  }
+  if (!record) {
+    return {
+      ...fields,
+      version: 0,
+      unchanged: false,
+      record: { ...fields, version: 0, status: 'active', statusReason: null },
+      steps: reports,
+    }
+  }
+  const rec = insertImage(env.db, fields)
+  appendEvent(env.db, 'image.built', `${rec.name}@${rec.version}`, { digest: rec.digest, buildKey, size: rec.size })
+  await syncIndex(env.db, env.store)
+  return { name: rec.name, version: rec.version, digest: rec.digest, buildKey, size: rec.size, unchanged: false, record: rec, steps: reports }
+}
+
+/**
+ * Orders images so that every image comes after the project image it is based on; the requested names
+ * pull in their ancestors. A cycle or an unknown name is the user's error.
+ */
+export function buildOrder(project: Project, names?: string[]): ImageSpec[] {
+  const wanted = names && names.length > 0 ? names : Object.keys(project.images)
+  const order: ImageSpec[] = []
+  const state = new Map<string, 'visiting' | 'done'>()
+  const visit = (name: string, chain: string[]) => {
+    const image = project.images[name]
+    if (!image) {
+      const known = Object.keys(project.images)
+      throw new GrailError('UNKNOWN_IMAGE', `${project.file}: no image named "${name}"`, {
+        hint: known.length ? `images in this project: ${known.join(', ')}` : 'add an entry under `images:`',
+      })
+    }
+    if (state.get(name) === 'done') return
+    if (state.get(name) === 'visiting') {
+      throw new GrailError('IMAGE_CYCLE', `${project.file}: images are based on each other in a cycle: ${[...chain, name].join(' → ')}`, {
+        hint: 'an image cannot be its own ancestor; break the cycle in `base:`',
+      })
+    }
+    state.set(name, 'visiting')
+    if (image.base.kind === 'image' && project.images[image.base.image]) visit(image.base.image, [...chain, name])
+    state.set(name, 'done')
+    order.push(image)
+  }
+  for (const name of wanted) visit(name, [])
+  return order
+}

@@ -1,0 +1,70 @@
+import { mkdir } from 'node:fs/promises'
+import type { GrailHome } from '../home.js'
+import { openStore } from '../oci/store.js'
+import type { Project } from '../spec/types.js'
+import { openDb } from '../state/index.js'
+import { runCommand } from '../util/exec.js'
+import type { BuildEvent, BuiltImage } from './builder.js'
+import { DEFAULT_EPOCH, buildImage, buildOrder } from './builder.js'
+import type { BuildEnv } from './env.js'
+import { cleanStaleWork } from './stale.js'
+import type { VerifyReport } from './verify.js'
+import { compareImages } from './verify.js'
+
+export interface BuildRequest {
+  project: Project
+  home: GrailHome
+  /** image names; all images when empty */
+  images?: string[]
+  /** build each image a second time from nothing and compare file by file */
+  verify?: boolean
+  onEvent?: (e: BuildEvent) => void
+}
+
+export interface BuildOutcome {
+  images: BuiltImage[]
+  verify: VerifyReport[]
+}
+
+/** The commit of the spec's repository, with `-dirty` when the work tree has changes; null outside git. */
+async function gitCommit(dir: string): Promise<string | null> {
+  const head = await runCommand({ file: 'git', args: ['-C', dir, 'rev-parse', 'HEAD'] }, { allowFailure: true }).catch(() => null)
+  if (!head || head.code !== 0) return null
+  const status = await runCommand({ file: 'git', args: ['-C', dir, 'status', '--porcelain'] }, { allowFailure: true })
+  return `${head.stdout.toString().trim()}${status.stdout.length > 0 ? '-dirty' : ''}`
+}
+
+/**
+ * `grail build`: builds the requested images (and the project images they are based on) in dependency
+ * order, then, with `verify`, rebuilds each from nothing and names every file that differs.
+ */
+export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
+  const order = buildOrder(req.project, req.images)
+  await mkdir(req.home.root, { recursive: true })
+  const db = openDb(req.home.db)
+  try {
+    const store = await openStore(req.home.oci, req.home.tmp)
+    await cleanStaleWork(req.home)
+    const images: BuiltImage[] = []
+    const verify: VerifyReport[] = []
+    for (const image of order) {
+      const env: BuildEnv = {
+        home: req.home,
+        store,
+        db,
+        epoch: image.sourceDateEpoch ?? DEFAULT_EPOCH,
+        noCache: false,
+        log: () => {},
+      }
+      const built = await buildImage(env, image, { onEvent: req.onEvent, gitCommit: () => gitCommit(req.project.dir) })
+      images.push(built)
+      if (req.verify) {
+        const again = await buildImage({ ...env, noCache: true }, image, { onEvent: req.onEvent, record: false })
+        verify.push(await compareImages(store, image.name, built.digest, again.digest))
+      }
+    }
+    return { images, verify }
+  } finally {
+    db.close()
+  }
+}

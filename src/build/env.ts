@@ -1,0 +1,45 @@
+import type { GrailHome } from '../home.js'
+import type { Digest } from '../oci/digest.js'
+import type { OciStore } from '../oci/store.js'
+import type { ImageConfig } from '../oci/types.js'
+import type { Db, PackageInfo } from '../state/index.js'
+
+/** Everything a build step needs from its surroundings. */
+export interface BuildEnv {
+  home: GrailHome
+  store: OciStore
+  db: Db
+  /** mtime clamp for layers, seconds */
+  epoch: number
+  /** reuse nothing: every step runs (used by `--verify`) */
+  noCache: boolean
+  log: (line: string) => void
+}
+
+export interface LayerDesc {
+  mediaType: string
+  digest: Digest
+  diffId: Digest
+  size: number
+}
+
+/** The image being built, as it stands after the steps so far. */
+export interface ImageState {
+  key: string
+  layers: LayerDesc[]
+  config: ImageConfig
+  packages: PackageInfo[]
+  parentDigest: Digest | null
+}
+
+/** OCI architecture name of this machine. */
+export function hostArchitecture(): string {
+  const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' }
+  return map[process.arch] ?? process.arch
+}
+
+export function emptyConfig(architecture = hostArchitecture()): ImageConfig {
+  return { architecture, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] }
+}
+
+export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'

@@ -1,0 +1,131 @@
+import { randomBytes } from 'node:crypto'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { basename, join } from 'node:path'
+import { GrailError, isErrno } from '../errors.js'
+import type { Step } from '../spec/types.js'
+import { runCommand } from '../util/exec.js'
+import { DEFAULT_PATH_ENV } from './env.js'
+import type { BuildEnv, ImageState, LayerDesc } from './env.js'
+import { mergeEnv } from './config-steps.js'
+import { layerFromDir } from './layers.js'
+import {
+  overlayMountCommand,
+  runcDeleteCommand,
+  runcRunCommand,
+  runtimeConfig,
+  umountCommand,
+} from './sandbox.js'
+import { emptySnapshot, ensureSnapshot, lookupInLowers } from './snapshots.js'
+
+export type RunStep = Extract<Step, { kind: 'run' }>
+
+/** Paths that exist only as mount points of the sandbox; what the step leaves under them is not content. */
+const MOUNT_POINTS = ['proc', 'sys', 'dev']
+
+/** Resolves `user` (name or uid, optional :group) against the image's own passwd and group files. */
+export async function resolveUser(rootfs: string, user: string | undefined): Promise<{ uid: number; gid: number }> {
+  if (!user) return { uid: 0, gid: 0 }
+  const [u = '', g] = user.split(':')
+  const readDb = async (file: string) => {
+    try {
+      return (await readFile(join(rootfs, 'etc', file), 'utf8')).split('\n').map((l) => l.split(':'))
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) return []
+      throw err
+    }
+  }
+  let uid: number
+  let gid: number | undefined
+  if (/^\d+$/.test(u)) uid = Number(u)
+  else {
+    const row = (await readDb('passwd')).find((r) => r[0] === u)
+    if (!row) {
+      throw new GrailError('UNKNOWN_USER', `user "${u}" does not exist in the image's /etc/passwd`, {
+        hint: 'create the user in an earlier run step, or use a numeric uid:gid',
+      })
+    }
+    uid = Number(row[2])
+    gid = Number(row[3])
+  }
+  if (g !== undefined) {
+    if (/^\d+$/.test(g)) gid = Number(g)
+    else {
+      const row = (await readDb('group')).find((r) => r[0] === g)
+      if (!row) {
+        throw new GrailError('UNKNOWN_GROUP', `group "${g}" does not exist in the image's /etc/group`, {
+          hint: 'create the group in an earlier run step, or use a numeric gid',
+        })
+      }
+      gid = Number(row[2])
+    }
+  }
+  return { uid, gid: gid ?? uid }
+}
+
+/**
+ * Runs one `run` step in a runc sandbox over an overlay of the image so far, and turns the overlay's
+ * upper dir (exactly what the command changed) into the step's layer.
+ */
+export async function runStepLayer(env: BuildEnv, state: ImageState, step: RunStep): Promise<LayerDesc> {
+  const lowers: string[] = []
+  for (const layer of state.layers) lowers.unshift(await ensureSnapshot(env.home, env.store, layer))
+  if (lowers.length === 0) lowers.push(await emptySnapshot(env.home))
+  if (/[:,]/.test(env.home.snapshots) || /[:,]/.test(env.home.tmp)) {
+    throw new GrailError('BAD_HOME_PATH', `Grail's state directory ${env.home.root} contains ':' or ','`, {
+      hint: 'overlayfs cannot take such paths; set GRAIL_HOME to a directory without them',
+    })
+  }
+  const work = env.store.tmpPath('run')
+  const dirs = { upper: join(work, 'upper'), work: join(work, 'work'), rootfs: join(work, 'rootfs'), bundle: work }
+  await Promise.all([mkdir(dirs.upper, { recursive: true }), mkdir(dirs.work, { recursive: true }), mkdir(dirs.rootfs, { recursive: true })])
+  const id = `grail-b-${process.pid}-${randomBytes(4).toString('hex')}`
+  let mounted = false
+  let started = false
+  try {
+    // lower dirs by name relative to the snapshots dir keep the mount options short (one page at most)
+    const mount = overlayMountCommand({ lowers: lowers.map((l) => basename(l)), upper: dirs.upper, work: dirs.work, target: dirs.rootfs })
+    await runCommand({ ...mount, cwd: env.home.snapshots })
+    mounted = true
+    const cfg = state.config.config
+    const { uid, gid } = await resolveUser(dirs.rootfs, cfg.User)
+    let procEnv = mergeEnv(cfg.Env ?? [], step.env)
+    if (!procEnv.some((e) => e.startsWith('PATH='))) procEnv = [DEFAULT_PATH_ENV, ...procEnv]
+    const config = runtimeConfig(dirs.rootfs, {
+      argv: step.argv,
+      env: procEnv,
+      cwd: cfg.WorkingDir || '/',
+      uid,
+      gid,
+      network: step.network,
+    })
+    await writeFile(join(dirs.bundle, 'config.json'), JSON.stringify(config))
+    await mkdir(env.home.runcRoot, { recursive: true })
+    started = true
+    const result = await runCommand(runcRunCommand({ runcRoot: env.home.runcRoot, bundle: dirs.bundle, id }), {
+      allowFailure: true,
+      onOutput: (chunk) => {
+        for (const line of chunk.toString('utf8').split('\n')) if (line.length) env.log(line)
+      },
+    })
+    if (result.code !== 0) {
+      const tail = `${result.stdout}${result.stderr}`.trim().split('\n').slice(-10)
+      throw new GrailError('RUN_FAILED', `run step ${JSON.stringify(step.argv)} exited with ${result.signal ?? result.code}`, {
+        hint: 'fix the command; its last output lines are shown above',
+        details: tail,
+      })
+    }
+  } finally {
+    if (started) await runCommand(runcDeleteCommand({ runcRoot: env.home.runcRoot, id }), { allowFailure: true })
+    if (mounted) await runCommand(umountCommand(dirs.rootfs))
+  }
+  try {
+    const created = new Set<string>()
+    for (const p of step.network ? [...MOUNT_POINTS, 'etc/resolv.conf'] : MOUNT_POINTS) if (!(await lookupInLowers(lowers, p))) created.add(p)
+    return await layerFromDir(env, dirs.upper, {
+      overlayUpper: true,
+      exclude: (p) => created.has(p) || MOUNT_POINTS.some((m) => p.startsWith(`${m}/`)),
+    })
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+}

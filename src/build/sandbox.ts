@@ -1,0 +1,117 @@
+import type { Command } from '../util/exec.js'
+
+/** What a sandboxed build step runs and with which identity. */
+export interface SandboxProcess {
+  argv: string[]
+  env: string[]
+  cwd: string
+  uid: number
+  gid: number
+  additionalGids?: number[]
+  network: boolean
+  hostname?: string
+}
+
+const CAPS = [
+  'CAP_CHOWN',
+  'CAP_DAC_OVERRIDE',
+  'CAP_FSETID',
+  'CAP_FOWNER',
+  'CAP_MKNOD',
+  'CAP_SETGID',
+  'CAP_SETUID',
+  'CAP_SETFCAP',
+  'CAP_SETPCAP',
+  'CAP_NET_BIND_SERVICE',
+  'CAP_SYS_CHROOT',
+  'CAP_KILL',
+  'CAP_AUDIT_WRITE',
+]
+
+/**
+ * The OCI runtime config (config.json) for one build step. The rootfs is an overlay prepared by the caller;
+ * network is off (a fresh network namespace with only loopback) unless the step asks for it; the process
+ * gets the capabilities a package manager needs and nothing from the host but /proc, /dev and /sys.
+ */
+export function runtimeConfig(rootfs: string, proc: SandboxProcess): Record<string, unknown> {
+  const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }]
+  if (!proc.network) namespaces.push({ type: 'network' })
+  const mounts: Array<Record<string, unknown>> = [
+    { destination: '/proc', type: 'proc', source: 'proc' },
+    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    {
+      destination: '/dev/pts',
+      type: 'devpts',
+      source: 'devpts',
+      options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
+    },
+    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
+    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+  ]
+  if (proc.network) {
+    mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: '/etc/resolv.conf', options: ['rbind', 'ro'] })
+  }
+  return {
+    ociVersion: '1.0.2',
+    process: {
+      terminal: false,
+      user: { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids ?? [] },
+      args: proc.argv,
+      env: proc.env,
+      cwd: proc.cwd,
+      capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, inheritable: [], ambient: [] },
+      rlimits: [{ type: 'RLIMIT_NOFILE', hard: 4096, soft: 4096 }],
+      noNewPrivileges: true,
+    },
+    root: { path: rootfs, readonly: false },
+    hostname: proc.hostname ?? 'grail-build',
+    mounts,
+    linux: {
+      namespaces,
+      maskedPaths: [
+        '/proc/acpi',
+        '/proc/asound',
+        '/proc/kcore',
+        '/proc/keys',
+        '/proc/latency_stats',
+        '/proc/timer_list',
+        '/proc/timer_stats',
+        '/proc/sched_debug',
+        '/sys/firmware',
+        '/proc/scsi',
+      ],
+      readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+    },
+  }
+}
+
+/** `runc run` for a bundle, foreground, with its own state root so Grail never touches other containers. */
+export function runcRunCommand(opts: { runcRoot: string; bundle: string; id: string }): Command {
+  return { file: 'runc', args: ['--root', opts.runcRoot, 'run', '--bundle', opts.bundle, opts.id] }
+}
+
+export function runcDeleteCommand(opts: { runcRoot: string; id: string }): Command {
+  return { file: 'runc', args: ['--root', opts.runcRoot, 'delete', '--force', opts.id] }
+}
+
+/**
+ * Mounts an overlay of read-only snapshot dirs (`lowers`, topmost first) with a writable upper dir.
+ * redirect_dir, index and metacopy are off so the upper dir is a plain, self-contained record of changes:
+ * renamed dirs are copied up whole and no file is a metadata-only stub.
+ */
+export function overlayMountCommand(opts: { lowers: string[]; upper: string; work: string; target: string }): Command {
+  const options = [
+    `lowerdir=${opts.lowers.join(':')}`,
+    `upperdir=${opts.upper}`,
+    `workdir=${opts.work}`,
+    'redirect_dir=off',
+    'index=off',
+    'metacopy=off',
+  ].join(',')
+  return { file: 'mount', args: ['-t', 'overlay', 'overlay', '-o', options, opts.target] }
+}
+
+export function umountCommand(target: string): Command {
+  return { file: 'umount', args: [target] }
+}

@@ -1,0 +1,88 @@
+import { createHash } from 'node:crypto'
+import { createReadStream, existsSync } from 'node:fs'
+import type { Stats } from 'node:fs'
+import { lstat, mkdir, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { PassThrough } from 'node:stream'
+import { GrailError, isErrno } from '../errors.js'
+import type { GrailHome } from '../home.js'
+import type { Digest } from '../oci/digest.js'
+import { digestHex } from '../oci/digest.js'
+import type { OciStore } from '../oci/store.js'
+import { extractLayer } from '../oci/tar/index.js'
+
+export interface LayerRef {
+  digest: Digest
+  diffId: Digest
+}
+
+/** Directory name of a layer's snapshot: its diff id, so equal content is unpacked once. */
+export function snapshotPath(home: GrailHome, layer: LayerRef): string {
+  return join(home.snapshots, digestHex(layer.diffId))
+}
+
+/**
+ * Makes sure a layer is unpacked as a read-only overlay lower dir (whiteouts as overlay whiteouts) and
+ * returns its path. The blob is hashed while it streams; the unpacked dir appears (by rename) only if the
+ * blob matched its digest, so a half-done or corrupt unpack is never used.
+ */
+export async function ensureSnapshot(home: GrailHome, store: OciStore, layer: LayerRef): Promise<string> {
+  const dest = snapshotPath(home, layer)
+  if (existsSync(dest)) return dest
+  await mkdir(home.snapshots, { recursive: true })
+  const tmp = join(home.snapshots, `.tmp-${process.pid}-${digestHex(layer.diffId).slice(0, 12)}`)
+  await rm(tmp, { recursive: true, force: true })
+  await mkdir(tmp)
+  const hash = createHash('sha256')
+  const tee = new PassThrough()
+  const src = createReadStream(store.blobPath(layer.digest))
+  src.on('data', (c) => hash.update(c as Buffer))
+  src.on('error', (e) => tee.destroy(e))
+  src.pipe(tee)
+  try {
+    await extractLayer(tee, tmp, { mode: 'snapshot', label: `layer ${layer.digest}`, allowDevices: false })
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true })
+    throw err
+  }
+  const actual = `sha256:${hash.digest('hex')}`
+  if (actual !== layer.digest) {
+    await rm(tmp, { recursive: true, force: true })
+    throw new GrailError('BLOB_CORRUPT', `layer blob ${store.blobPath(layer.digest)} hashes to ${actual}`, {
+      hint: 'delete the blob and rebuild the image that uses it',
+    })
+  }
+  try {
+    await rename(tmp, dest)
+  } catch (err) {
+    // another build unpacked the same layer first: theirs is as good as ours
+    if (!isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EEXIST')) throw err
+    await rm(tmp, { recursive: true, force: true })
+  }
+  return dest
+}
+
+/** An empty lower dir, for overlays over images with no layers (scratch). */
+export async function emptySnapshot(home: GrailHome): Promise<string> {
+  const dir = join(home.snapshots, 'empty')
+  await mkdir(dir, { recursive: true })
+  return dir
+}
+
+/**
+ * Looks a path up in a stack of snapshot dirs (topmost first) the way overlayfs would: the first layer
+ * that has it wins, a whiteout hides it. Opaque dirs are not consulted; callers only ask about parents of
+ * a destination, where that simplification is harmless.
+ */
+export async function lookupInLowers(lowers: string[], rel: string): Promise<Stats | undefined> {
+  for (const dir of lowers) {
+    try {
+      const st = await lstat(join(dir, rel))
+      if (st.isCharacterDevice() && st.rdev === 0) return undefined
+      return st
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT') && !isErrno(err, 'ENOTDIR')) throw err
+    }
+  }
+  return undefined
+}

@@ -1,0 +1,48 @@
+import { readdir, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { isErrno } from '../errors.js'
+import type { GrailHome } from '../home.js'
+import { runCommand } from '../util/exec.js'
+import { mountsUnder, pidAlive } from '../util/mounts.js'
+import { runcDeleteCommand, umountCommand } from './sandbox.js'
+
+/** Work dirs and sandbox ids carry their owner's pid: `<label>-<pid>-<hex>`. */
+const OWNED = /-(\d+)-[0-9a-f]{8,12}$/
+
+function ownerDead(name: string): boolean {
+  const m = OWNED.exec(name)
+  return m !== null && !pidAlive(Number(m[1]))
+}
+
+/**
+ * Finishes what a killed build left behind: build sandboxes whose owner is gone are deleted, their overlay
+ * mounts unmounted, and their temp dirs removed. Work of a build still running is left alone.
+ */
+export async function cleanStaleWork(home: GrailHome): Promise<string[]> {
+  const cleaned: string[] = []
+  const ids = await runCommand({ file: 'runc', args: ['--root', home.runcRoot, 'list', '--quiet'] }, { allowFailure: true })
+  if (ids.code === 0) {
+    for (const id of ids.stdout.toString().split('\n').filter((s) => s.startsWith('grail-b-'))) {
+      if (!ownerDead(id)) continue
+      await runCommand(runcDeleteCommand({ runcRoot: home.runcRoot, id }), { allowFailure: true })
+      cleaned.push(`sandbox ${id}`)
+    }
+  }
+  for (const dir of [home.tmp, home.snapshots]) {
+    let names: string[]
+    try {
+      names = await readdir(dir)
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) continue
+      throw err
+    }
+    for (const name of names) {
+      if (!ownerDead(name)) continue
+      const path = join(dir, name)
+      for (const m of await mountsUnder(path)) await runCommand(umountCommand(m))
+      await rm(path, { recursive: true, force: true })
+      cleaned.push(path)
+    }
+  }
+  return cleaned
+}

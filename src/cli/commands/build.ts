@@ -1,0 +1,69 @@
+import type { Command } from 'commander'
+import type { BuildOutcome } from '../../build/index.js'
+import { GrailError } from '../../errors.js'
+import { buildProgress } from '../progress.js'
+import { findSpecFile } from '../project.js'
+import type { GlobalOptions } from '../project.js'
+import { formatBytes, out, printJson, shortDigest, style } from '../render.js'
+
+interface BuildFlags {
+  verify?: boolean
+  verbose?: boolean
+}
+
+/** `grail build [IMAGE...]`: build images; `--verify` rebuilds from nothing and names differing files. */
+export function registerBuild(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('build')
+    .description('build images from grail.yaml (all, or the ones named)')
+    .argument('[images...]', 'image names')
+    .option('--verify', 'build a second time without any cache and name every file that differs')
+    .option('-v, --verbose', 'show the output of run steps')
+    .action(async (images: string[], flags: BuildFlags) => {
+      const g = globals()
+      const [{ loadProject }, { runBuild }, { resolveHome }] = await Promise.all([
+        import('../../spec/index.js'),
+        import('../../build/index.js'),
+        import('../../home.js'),
+      ])
+      const project = await loadProject(findSpecFile(g))
+      const outcome = await runBuild({
+        project,
+        home: resolveHome(project.dir),
+        images,
+        verify: flags.verify === true,
+        onEvent: buildProgress({ verbose: flags.verbose === true, enabled: !g.json }),
+      })
+      if (g.json) printJson(outcome)
+      else renderOutcome(outcome)
+      const failed = outcome.verify.filter((v) => !v.reproducible)
+      if (failed.length > 0) {
+        throw new GrailError(
+          'NOT_REPRODUCIBLE',
+          `${failed.map((f) => f.image).join(', ')}: a second build from nothing gave a different image`,
+          {
+            hint: 'the files named above depend on the time or the machine; make the step deterministic (or honour SOURCE_DATE_EPOCH)',
+          },
+        )
+      }
+    })
+}
+
+function renderOutcome(outcome: BuildOutcome): void {
+  for (const img of outcome.images) {
+    if (img.unchanged) {
+      out(`${style.bold(img.name)} v${img.version} unchanged ${style.dim('(nothing to build)')}  ${img.digest}`)
+    } else {
+      out(`${style.green('built')} ${style.bold(img.name)} v${img.version}  ${img.digest}  ${formatBytes(img.size)}`)
+    }
+  }
+  for (const v of outcome.verify) {
+    if (v.reproducible) {
+      out(`${style.green('verified')} ${v.image}: a second build from nothing gave the same digest ${shortDigest(v.first)}`)
+      continue
+    }
+    out(`${style.red('NOT reproducible')} ${v.image}: ${shortDigest(v.first)} ≠ ${shortDigest(v.second)}`)
+    for (const f of v.files) out(`  ${f.path}  ${style.yellow(f.what.join(', '))}  ${style.dim(`(layer ${f.layer}: ${f.step})`)}`)
+    if (v.config.length) out(`  image config differs in: ${v.config.join(', ')}`)
+  }
+}

@@ -1,0 +1,52 @@
+import type { Command } from 'commander'
+import type { GlobalOptions } from '../project.js'
+import { projectHome } from '../project.js'
+import { formatBytes, out, printJson, shortDigest, style, table } from '../render.js'
+
+function age(iso: string): string {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000)
+  if (s < 60) return `${Math.floor(s)}s ago`
+  if (s < 3600) return `${Math.floor(s / 60)}m ago`
+  if (s < 86400) return `${Math.floor(s / 3600)}h ago`
+  return `${Math.floor(s / 86400)}d ago`
+}
+
+/** `grail images`: the image catalog, newest version first per name. */
+export function registerImages(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('images')
+    .description('list built images: version, digest, size, packages, status')
+    .action(async () => {
+      const g = globals()
+      const home = projectHome(g)
+      const { openDb, listImages } = await import('../../state/index.js')
+      const db = openDb(home.db)
+      try {
+        const images = listImages(db)
+        if (g.json) {
+          printJson(images)
+          return
+        }
+        if (images.length === 0) {
+          out('no images yet: run `grail build`')
+          return
+        }
+        const rows = [['IMAGE', 'VERSION', 'DIGEST', 'SIZE', 'PACKAGES', 'CREATED', 'COMMIT', 'STATUS'].map(style.bold)]
+        for (const i of images) {
+          rows.push([
+            i.name,
+            `v${i.version}`,
+            shortDigest(i.digest),
+            formatBytes(i.size),
+            String(i.packages.length),
+            age(i.createdAt),
+            i.gitCommit ? i.gitCommit.slice(0, 8) + (i.gitCommit.endsWith('-dirty') ? '+' : '') : '-',
+            i.status === 'active' ? i.status : style.yellow(i.status),
+          ])
+        }
+        for (const line of table(rows)) out(line)
+      } finally {
+        db.close()
+      }
+    })
+}

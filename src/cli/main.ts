@@ -1,0 +1,34 @@
+import { Command, CommanderError } from 'commander'
+import { registerBuild } from './commands/build.js'
+import { registerImages } from './commands/images.js'
+import { registerInit } from './commands/init.js'
+import type { GlobalOptions } from './project.js'
+import { EXIT, reportError } from './render.js'
+
+/**
+ * The `grail` entry point: parses argv, runs one command, maps the outcome to an exit code.
+ * Commands load the engine lazily so that `grail build` of an unchanged image starts fast.
+ */
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('grail')
+    .description('immutable infrastructure: reproducible golden images, deployed by replacement')
+    .option('-C, --chdir <dir>', 'run as if started in DIR')
+    .option('-f, --file <file>', 'spec file (default: grail.yaml in the directory or a parent)')
+    .option('--json', 'machine-readable output')
+    .showHelpAfterError()
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  const globals = () => program.opts<GlobalOptions>()
+  registerInit(program, globals)
+  registerBuild(program, globals)
+  registerImages(program, globals)
+  try {
+    await program.parseAsync(argv)
+    return EXIT.ok
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      return err.exitCode === 0 ? EXIT.ok : EXIT.user
+    }
+    return reportError(err, argv.includes('--json'))
+  }
+}

@@ -1,0 +1,85 @@
+import { GrailError } from '../errors.js'
+
+/** Exit codes every command shares. */
+export const EXIT = { ok: 0, user: 1, pending: 2, internal: 3 } as const
+
+const useColor = () => !process.env.NO_COLOR && process.stdout.isTTY === true
+
+function paint(code: number, s: string): string {
+  return useColor() ? `\u001b[${code}m${s}\u001b[0m` : s
+}
+
+export const style = {
+  bold: (s: string) => paint(1, s),
+  dim: (s: string) => paint(2, s),
+  red: (s: string) => paint(31, s),
+  green: (s: string) => paint(32, s),
+  yellow: (s: string) => paint(33, s),
+  cyan: (s: string) => paint(36, s),
+}
+
+/** Writes a line to stdout. The engine never prints; commands do it through here. */
+export function out(line = ''): void {
+  process.stdout.write(`${line}\n`)
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+}
+
+/** Aligned columns for human output. */
+export function table(rows: string[][]): string[] {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes to measure width
+  const plain = (s: string) => s.replace(/\u001b\[\d+m/g, '')
+  const widths: number[] = []
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, plain(cell).length)))
+  return rows.map((row) =>
+    row
+      .map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - plain(cell).length)))
+      .join('  ')
+      .trimEnd(),
+  )
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`
+  const units = ['KiB', 'MiB', 'GiB', 'TiB']
+  let v = n / 1024
+  let i = 0
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024
+    i++
+  }
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`
+}
+
+export function formatMs(ms: number): string {
+  return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`
+}
+
+export function shortDigest(d: string): string {
+  return d.replace(/^sha256:/, '').slice(0, 12)
+}
+
+/**
+ * Maps any error to an exit code and a message on stderr: a user error shows its message, details and
+ * hint (no stack); anything else is a bug and shows its stack.
+ */
+export function reportError(err: unknown, json: boolean): number {
+  if (err instanceof GrailError) {
+    if (json) {
+      process.stderr.write(
+        `${JSON.stringify({ error: { code: err.code, message: err.message, details: err.details, hint: err.hint } })}\n`,
+      )
+    } else {
+      process.stderr.write(`${style.red('error')}: ${err.message}\n`)
+      for (const d of err.details) process.stderr.write(`${d.replace(/^/gm, '  ')}\n`)
+      if (err.hint) process.stderr.write(`${style.dim('hint')}: ${err.hint}\n`)
+    }
+    return EXIT.user
+  }
+  const e = err instanceof Error ? err : new Error(String(err))
+  process.stderr.write(`${style.red('internal error')}: ${e.stack ?? e.message}\n`)
+  process.stderr.write('This is a bug in Grail; please report it with the command you ran.\n')
+  return EXIT.internal
+}

@@ -1,0 +1,8 @@
+export const MEDIA_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+export const MEDIA_INDEX = 'application/vnd.oci.image.index.v1+json'
+export const MEDIA_CONFIG = 'application/vnd.oci.image.config.v1+json'
+export const MEDIA_LAYER_GZIP = 'application/vnd.oci.image.layer.v1.tar+gzip'
+export const MEDIA_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar'
+export const DOCKER_MANIFEST = 'application/vnd.docker.distribution.manifest.v2+json'
+export const DOCKER_LAYER_GZIP = 'application/vnd.docker.image.rootfs.diff.tar.gzip'
+export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name'

@@ -1,0 +1,146 @@
+import { randomBytes } from 'node:crypto'
+import { createReadStream, existsSync } from 'node:fs'
+import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { GrailError, isErrno } from '../errors.js'
+import { canonicalJson } from './canonical-json.js'
+import type { Digest } from './digest.js'
+import { digestHex, sha256, sha256File } from './digest.js'
+import { MEDIA_INDEX } from './media-types.js'
+import type { Descriptor, ImageIndex } from './types.js'
+
+/**
+ * An OCI image layout on disk (`oci-layout`, `index.json`, `blobs/sha256/…`). Every write goes to a temp
+ * file, is hashed, and is renamed into place only when the digest matches; an existing blob is verified,
+ * never overwritten. Reads of JSON blobs are verified too, so a corrupted store is noticed, not trusted.
+ */
+export interface OciStore {
+  readonly root: string
+  readonly tmpDir: string
+  blobPath(digest: Digest): string
+  hasBlob(digest: Digest): boolean
+  putBytes(data: Buffer | string, expected?: Digest): Promise<{ digest: Digest; size: number }>
+  putJson(mediaType: string, value: unknown): Promise<Descriptor>
+  adoptFile(tmpPath: string, expected?: Digest): Promise<{ digest: Digest; size: number }>
+  readJson<T>(digest: Digest): Promise<T>
+  openBlob(digest: Digest): NodeJS.ReadableStream
+  verifyBlob(digest: Digest): Promise<void>
+  tmpPath(label: string): string
+  readIndex(): Promise<ImageIndex>
+  writeIndex(manifests: Descriptor[]): Promise<void>
+}
+
+/** Opens (creating if needed) an image layout at `root`; temp files live in `tmpDir` on the same filesystem. */
+export async function openStore(root: string, tmpDir: string): Promise<OciStore> {
+  await mkdir(join(root, 'blobs', 'sha256'), { recursive: true })
+  await mkdir(tmpDir, { recursive: true })
+  if (!existsSync(join(root, 'oci-layout'))) {
+    await writeFile(join(root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
+  }
+  if (!existsSync(join(root, 'index.json'))) {
+    await writeFile(join(root, 'index.json'), canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests: [] }))
+  }
+
+  const blobPath = (digest: Digest) => join(root, 'blobs', 'sha256', digestHex(digest))
+  const tmpPath = (label: string) => join(tmpDir, `${label}-${process.pid}-${randomBytes(6).toString('hex')}`)
+
+  async function adoptFile(tmp: string, expected?: Digest): Promise<{ digest: Digest; size: number }> {
+    const { digest, size } = await sha256File(tmp)
+    if (expected && expected !== digest) {
+      await rm(tmp, { force: true })
+      throw new GrailError('DIGEST_MISMATCH', `content was expected to be ${expected} but hashes to ${digest}`, {
+        hint: 'the source is corrupt or was changed while being read; retry, and check the source',
+      })
+    }
+    const dest = blobPath(digest)
+    if (existsSync(dest)) {
+      await rm(tmp, { force: true })
+      await verifyBlob(digest)
+    } else {
+      await rename(tmp, dest)
+    }
+    return { digest, size }
+  }
+
+  async function verifyBlob(digest: Digest): Promise<void> {
+    const path = blobPath(digest)
+    let actual: Digest
+    try {
+      actual = (await sha256File(path)).digest
+    } catch (err) {
+      if (isErrno(err, 'ENOENT')) {
+        throw new GrailError('BLOB_MISSING', `blob ${digest} is missing from ${root}`, {
+          hint: 'rebuild the image (grail build) to restore it',
+        })
+      }
+      throw err
+    }
+    if (actual !== digest) {
+      throw new GrailError('BLOB_CORRUPT', `blob ${path} hashes to ${actual}, not ${digest}`, {
+        hint: 'delete the blob and rebuild the image that uses it',
+      })
+    }
+  }
+
+  async function putBytes(data: Buffer | string, expected?: Digest) {
+    const digest = sha256(data)
+    if (expected && expected !== digest) {
+      throw new GrailError('DIGEST_MISMATCH', `content was expected to be ${expected} but hashes to ${digest}`)
+    }
+    if (existsSync(blobPath(digest))) {
+      await verifyBlob(digest)
+      return { digest, size: Buffer.byteLength(data) }
+    }
+    const tmp = tmpPath('blob')
+    await writeFile(tmp, data)
+    return adoptFile(tmp, digest)
+  }
+
+  return {
+    root,
+    tmpDir,
+    blobPath,
+    tmpPath,
+    hasBlob: (digest) => existsSync(blobPath(digest)),
+    putBytes,
+    async putJson(mediaType, value) {
+      const { digest, size } = await putBytes(canonicalJson(value))
+      return { mediaType, digest, size }
+    },
+    adoptFile,
+    async readJson<T>(digest: Digest): Promise<T> {
+      let data: Buffer
+      try {
+        data = await readFile(blobPath(digest))
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) {
+          throw new GrailError('BLOB_MISSING', `blob ${digest} is missing from ${root}`, {
+            hint: 'rebuild the image (grail build) to restore it',
+          })
+        }
+        throw err
+      }
+      if (sha256(data) !== digest) {
+        throw new GrailError('BLOB_CORRUPT', `blob ${blobPath(digest)} does not match its digest`, {
+          hint: 'delete the blob and rebuild the image that uses it',
+        })
+      }
+      return JSON.parse(data.toString('utf8')) as T
+    },
+    openBlob: (digest) => createReadStream(blobPath(digest)),
+    verifyBlob,
+    async readIndex() {
+      return JSON.parse(await readFile(join(root, 'index.json'), 'utf8')) as ImageIndex
+    },
+    async writeIndex(manifests) {
+      const tmp = tmpPath('index')
+      await writeFile(tmp, canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests }))
+      await rename(tmp, join(root, 'index.json'))
+    },
+  }
+}
+
+/** Size in bytes of a stored blob. */
+export async function blobSize(store: OciStore, digest: Digest): Promise<number> {
+  return (await stat(store.blobPath(digest))).size
+}

@@ -1,0 +1,12 @@
+// Deterministic layer writer and safe layer reader/extractor for OCI image layers.
+export type { ExtractOptions } from './extract.js'
+export { extractLayer } from './extract.js'
+export { comparePaths, normaliseEntryPath } from './paths.js'
+export type { EntryHandler } from './read.js'
+export { listLayer, readLayer } from './read.js'
+export type { ScanOptions } from './scan.js'
+export { scanDir } from './scan.js'
+export type { EntryType, PackEntry, TarEntry } from './types.js'
+export { OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './types.js'
+export type { WriteLayerOptions, WrittenLayer } from './write.js'
+export { writeLayer } from './write.js'

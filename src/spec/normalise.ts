@@ -1,0 +1,107 @@
+/**
+ * From the schema's output to the engine's `Project`: names filled in, host paths made absolute against
+ * the spec's directory, SOURCE_DATE_EPOCH applied, and environment overrides merged into each service.
+ */
+import { dirname, resolve } from 'node:path'
+import { problemsFromIssues, valueAt } from './issues.js'
+import type { RawProblem } from './problems.js'
+import { isPlainObject } from './schema-common.js'
+import { serviceSchema } from './schema-service.js'
+import type { GrailConfigParsed } from './schema.js'
+import type { BaseSource, EnvironmentSpec, ImageSpec, Project, ServiceSpec } from './types.js'
+
+/** Keys whose value replaces the service's instead of merging into it (its variants do not mix). */
+const REPLACED = new Set(['healthcheck', 'publish'])
+
+/**
+ * Deep-merges an environment's override into a service as written: mappings merge key by key, lists and
+ * scalars replace, and `healthcheck` / `publish` replace as a whole.
+ */
+export function mergeOverride(service: unknown, override: unknown, top = true): unknown {
+  if (!isPlainObject(service) || !isPlainObject(override)) return override === undefined ? service : override
+  const out: Record<string, unknown> = { ...service }
+  for (const [k, v] of Object.entries(override)) {
+    out[k] = top && REPLACED.has(k) ? v : mergeOverride(service[k], v, false)
+  }
+  return out
+}
+
+function resolveBase(base: BaseSource, dir: string): BaseSource {
+  if (base.kind === 'oci' || base.kind === 'rootfs') return { ...base, path: resolve(dir, base.path) }
+  return base
+}
+
+export interface NormaliseOptions {
+  /** absolute path of the spec file */
+  file: string
+  /** the raw document, to merge environment overrides as written */
+  raw: unknown
+  /** SOURCE_DATE_EPOCH, already validated */
+  sourceDateEpoch?: number
+}
+
+function mergedService(
+  name: string,
+  env: string,
+  base: ServiceSpec,
+  opts: NormaliseOptions,
+  problems: RawProblem[],
+): ServiceSpec {
+  const written = valueAt(opts.raw, ['services', name])
+  const override = valueAt(opts.raw, ['environments', env, 'services', name])
+  if (override === undefined) return structuredClone(base)
+  const merged = mergeOverride(written, override)
+  const result = serviceSchema.safeParse(merged, { reportInput: true })
+  if (result.success) return { name, ...result.data }
+  for (const p of problemsFromIssues(result.error.issues, serviceSchema, merged)) {
+    const fromOverride = valueAt(override, p.path) !== undefined
+    const prefix = fromOverride ? ['environments', env, 'services', name] : ['services', name]
+    problems.push({
+      ...p,
+      path: [...prefix, ...p.path],
+      ...(p.pointPath ? { pointPath: [...prefix, ...p.pointPath] } : {}),
+      message: `${p.message} (with the overrides of environment "${env}")`,
+    })
+  }
+  return base
+}
+
+/** Builds the `Project`; problems found while merging environment overrides are returned, not thrown. */
+export function normaliseProject(parsed: GrailConfigParsed, opts: NormaliseOptions): { project: Project; problems: RawProblem[] } {
+  const dir = dirname(opts.file)
+  const problems: RawProblem[] = []
+  const images: Record<string, ImageSpec> = {}
+  for (const [name, img] of Object.entries(parsed.images)) {
+    const epoch = img.sourceDateEpoch ?? opts.sourceDateEpoch
+    images[name] = {
+      name,
+      base: resolveBase(img.base, dir),
+      context: resolve(dir, img.context),
+      steps: img.steps,
+      ...(epoch === undefined ? {} : { sourceDateEpoch: epoch }),
+    }
+  }
+  const services: Record<string, ServiceSpec> = {}
+  for (const [name, svc] of Object.entries(parsed.services)) services[name] = { name, ...svc }
+  const environments: Record<string, EnvironmentSpec> = {}
+  for (const [name, env] of Object.entries(parsed.environments)) {
+    const merged: Record<string, ServiceSpec> = {}
+    for (const [svc, spec] of Object.entries(services)) merged[svc] = mergedService(svc, name, spec, opts, problems)
+    environments[name] = {
+      name,
+      provider: env.provider,
+      ...(env.endpoint === undefined ? {} : { endpoint: env.endpoint }),
+      services: merged,
+    }
+  }
+  const project: Project = {
+    name: parsed.project,
+    file: opts.file,
+    dir,
+    images,
+    services,
+    environments,
+    policies: parsed.policies,
+  }
+  return { project, problems }
+}

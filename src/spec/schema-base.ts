@@ -1,0 +1,118 @@
+import { z } from 'zod'
+import { NAME_PATTERN, checkExactlyOne, integer, nameSchema, report, slugify } from './schema-common.js'
+import { didYouMean } from './suggest.js'
+import type { BaseSource } from './types.js'
+
+const VARIANTS = ['essential', 'minbase', 'required', 'important', 'standard'] as const
+const BASE_KINDS = ['debian', 'image', 'oci', 'rootfs'] as const
+const SHORTHANDS = ['scratch', 'debian:SUITE', 'image:NAME', 'oci:PATH', 'rootfs:PATH']
+
+/** A token that ends up in mmdebstrap's argv: no leading "-", no commas or spaces. */
+function token(expected: string, pattern: RegExp) {
+  return z.string({ error: `expected ${expected}` }).regex(pattern, { error: `expected ${expected}` })
+}
+
+const suite = token('a Debian suite such as bookworm or trixie', /^[a-z0-9][a-z0-9.-]*$/)
+
+const debianObject = z.strictObject({
+  suite: suite.describe('Debian suite or codename: `bookworm`, `trixie`, `stable`...'),
+  variant: z
+    .enum(VARIANTS)
+    .default('essential')
+    .describe(
+      'mmdebstrap variant: how much of Debian to install. `essential` (default) is the smallest bootable set.',
+    ),
+  include: z
+    .array(token('a Debian package name', /^[a-z0-9][a-z0-9+.-]+$/))
+    .default([])
+    .describe('Extra packages to install (`busybox`, `ca-certificates`). Versions are pinned in grail.lock.'),
+  components: z
+    .array(token('an archive component such as main', /^[a-z][a-z0-9-]*$/))
+    .min(1)
+    .default(['main'])
+    .describe('Archive components. Default `[main]`.'),
+  mirror: z
+    .string()
+    .regex(/^(https?|file):\/\/\S+$/, { error: 'expected a mirror URL (http://, https:// or file://)' })
+    .optional()
+    .describe('Debian mirror URL. Default: mmdebstrap\'s (deb.debian.org).'),
+  architecture: token('a Debian architecture such as amd64 or arm64', /^[a-z0-9][a-z0-9-]*$/)
+    .optional()
+    .describe("Debian architecture (`amd64`, `arm64`). Default: the build host's."),
+})
+
+const objectForms = z.union([
+  z.strictObject({
+    debian: z
+      .union([suite, debianObject])
+      .describe('Bootstrap Debian with mmdebstrap (reproducible). A string is just the suite.'),
+  }),
+  z.strictObject({
+    image: nameSchema('the name of another image in this spec').describe(
+      'Build on another image of this spec (ancestry: a new version of it marks this image out of date).',
+    ),
+    version: integer('an image version ≥ 1', 1)
+      .optional()
+      .describe('Pin a version of the base image. Default: its newest active version.'),
+  }),
+  z.strictObject({
+    oci: z.string().min(1).describe('A local OCI image layout directory, relative to the spec file.'),
+    ref: z.string().min(1).optional().describe('Ref name inside the layout. Default: its only image.'),
+  }),
+  z.strictObject({
+    rootfs: z.string().min(1).describe('A rootfs tarball (.tar or .tar.gz), relative to the spec file.'),
+  }),
+])
+
+function parseShorthand(s: string, ctx: z.core.ParsePayload<unknown>): BaseSource {
+  if (s === 'scratch') return { kind: 'scratch' }
+  const colon = s.indexOf(':')
+  const prefix = colon < 0 ? s : s.slice(0, colon)
+  const rest = colon < 0 ? '' : s.slice(colon + 1)
+  if (prefix === 'debian' && /^[a-z0-9][a-z0-9.-]*$/.test(rest)) {
+    return { kind: 'debian', suite: rest, variant: 'essential', include: [], components: ['main'] }
+  }
+  if (prefix === 'image' && NAME_PATTERN.test(rest)) return { kind: 'image', image: rest }
+  if (prefix === 'image' && rest !== '') {
+    report(ctx, `expected "image:NAME" with a name of lowercase letters, digits and "-"`, s, {
+      hint: `try "image:${slugify(rest)}"`,
+    })
+    return { kind: 'scratch' }
+  }
+  if (prefix === 'oci' && rest !== '') return { kind: 'oci', path: rest }
+  if (prefix === 'rootfs' && rest !== '') return { kind: 'rootfs', path: rest }
+  const near = didYouMean(prefix, ['scratch', ...BASE_KINDS])
+  report(ctx, `expected a base: ${SHORTHANDS.map((f) => `"${f}"`).join(', ')} or a mapping`, s, {
+    hint: near ?? 'for example base: scratch, or base: {debian: {suite: bookworm}}',
+  })
+  return { kind: 'scratch' }
+}
+
+const SHORTHAND_PATTERN = '^(scratch|debian:[a-z0-9][a-z0-9.-]*|image:[a-z0-9][a-z0-9-]{0,62}|oci:.+|rootfs:.+)$'
+const baseInput = z.union([z.string().meta({ pattern: SHORTHAND_PATTERN }), objectForms], {
+  error: 'expected a base: "scratch", "debian:SUITE", "image:NAME", "oci:PATH", "rootfs:PATH" or a mapping',
+})
+
+/**
+ * Where an image starts: `scratch`, a Debian bootstrap, another image of this spec, a local OCI layout
+ * or a rootfs tarball, as a string shorthand or a mapping with exactly one of debian/image/oci/rootfs.
+ */
+export const baseSchema = z
+  .preprocess((raw: z.input<typeof baseInput>, ctx) => {
+    checkExactlyOne(ctx, raw, BASE_KINDS, 'a base')
+    return raw
+  }, baseInput)
+  .transform((b, ctx): BaseSource => {
+    if (typeof b === 'string') return parseShorthand(b, ctx)
+    if ('debian' in b) {
+      const d = b.debian
+      if (typeof d === 'string') return { kind: 'debian', suite: d, variant: 'essential', include: [], components: ['main'] }
+      return { kind: 'debian', ...d }
+    }
+    if ('image' in b) return { kind: 'image', image: b.image, ...(b.version ? { version: b.version } : {}) }
+    if ('oci' in b) return { kind: 'oci', path: b.oci, ...(b.ref ? { ref: b.ref } : {}) }
+    return { kind: 'rootfs', path: b.rootfs }
+  })
+  .describe(
+    'Where the image starts. `scratch`; `debian:SUITE`; `image:NAME` (another image here); `oci:PATH`; `rootfs:PATH`; or a mapping with exactly one of `debian`, `image` (+ `version`), `oci` (+ `ref`), `rootfs`. Default `scratch`.',
+  )

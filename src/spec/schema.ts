@@ -1,0 +1,115 @@
+/**
+ * The grail.yaml schema: one zod schema that is the input types (`GrailConfigInput`, for
+ * `defineConfig`), the JSON Schema (schema/grail.schema.json) and the reference docs (docs/spec.md).
+ * It normalises shorthands, durations and defaults; host paths, environment overrides and
+ * SOURCE_DATE_EPOCH are applied afterwards by `normaliseProject`, which knows where the file is.
+ */
+import { z } from 'zod'
+import { baseSchema } from './schema-base.js'
+import { durationSchema, integer, nameSchema, report } from './schema-common.js'
+import { serviceOverrideSchema, serviceSchema } from './schema-service.js'
+import { stepSchema } from './schema-steps.js'
+
+const imageSchema = z
+  .strictObject({
+    base: baseSchema.prefault('scratch'),
+    context: z
+      .string()
+      .min(1)
+      .default('.')
+      .describe('Build context directory, relative to the spec file; `copy` reads only from here. Default `.`.'),
+    sourceDateEpoch: integer('a whole number of seconds since 1970 (≥ 0)', 0)
+      .optional()
+      .describe(
+        'Timestamp (seconds) every file mtime is clamped to. Default: `$SOURCE_DATE_EPOCH` if set, else 1 (1970-01-01T00:00:01Z).',
+      ),
+    steps: z.array(stepSchema).default([]).describe('Build steps, in order; each becomes (at most) one layer.'),
+  })
+  .describe('An image: a base plus steps, built reproducibly into a versioned OCI image.')
+
+const environmentSchema = z
+  .strictObject({
+    provider: z
+      .enum(['local', 'docker', 'swarm'])
+      .default('local')
+      .describe('Where instances run: `local` (runc, no daemon), `docker` (Docker/Podman API) or `swarm`. Default `local`.'),
+    endpoint: z
+      .string()
+      .min(1)
+      .optional()
+      .describe('Provider connection, e.g. `unix:///run/docker.sock` or `tcp://host:2376`. Default: the provider\'s usual socket.'),
+    services: z
+      .record(nameSchema('a service name'), serviceOverrideSchema)
+      .default({})
+      .describe(
+        'Per-service overrides, deep-merged into `services.<name>`: mappings merge, lists and values replace; `healthcheck` and `publish` replace as a whole.',
+      ),
+  })
+  .check((ctx) => {
+    if (ctx.value.provider === 'local' && ctx.value.endpoint !== undefined) {
+      report(ctx, 'the local provider has no endpoint', ctx.value.endpoint, {
+        path: ['endpoint'],
+        hint: 'remove endpoint, or set provider: docker / swarm',
+      })
+    }
+  })
+  .describe('A place the services run, with its provider and per-service overrides.')
+
+const policiesSchema = z.strictObject({
+  gc: z
+    .strictObject({
+      keepVersions: integer('a whole number ≥ 1', 1).default(5).describe('Versions of each image always kept. Default `5`.'),
+      keepDeployedWithin: durationSchema()
+        .prefault('14d')
+        .describe('Images deployed within this long are kept (rollback targets). Default `14d`.'),
+      keepReleases: integer('a whole number ≥ 1', 1).default(3).describe('Releases per service kept as rollback targets. Default `3`.'),
+    })
+    .prefault({})
+    .describe('Garbage collection of images. What runs, and its ancestors, are never collected.'),
+  disruptionBudget: z
+    .strictObject({
+      maxUnavailable: integer('a whole number ≥ 1', 1)
+        .default(1)
+        .describe('Instances per service that recycling/revocation may take down at once. Default `1`.'),
+      minHealthy: integer('a whole number ≥ 0', 0)
+        .default(0)
+        .describe('Healthy instances per service that voluntary disruptions must leave. Default `0`.'),
+    })
+    .prefault({})
+    .describe('Budget shared by recycling, revocation and rollouts.'),
+  hotfix: z
+    .strictObject({
+      maxTtl: durationSchema()
+        .refine((ms) => ms > 0, { error: 'expected a duration above 0' })
+        .prefault('24h')
+        .describe('Longest TTL a hotfix may ask for; after it the instance is replaced. Default `24h`.'),
+      requireReason: z.boolean().default(true).describe('A hotfix must give a reason. Default `true`.'),
+    })
+    .prefault({})
+    .describe('Rules for break-glass changes to live instances.'),
+})
+
+/** The whole grail.yaml. */
+export const grailSchema = z
+  .strictObject({
+    project: nameSchema('a project name').describe('Project name (lowercase letters, digits, `-`). Labels every instance.'),
+    images: z
+      .record(nameSchema('an image name'), imageSchema)
+      .default({})
+      .describe('Images to build, by name.'),
+    services: z
+      .record(nameSchema('a service name'), serviceSchema)
+      .default({})
+      .describe('Services to run, by name: instances of one image.'),
+    environments: z
+      .record(nameSchema('an environment name'), environmentSchema)
+      .prefault({ local: { provider: 'local' } })
+      .describe('Where the services run, by name. Default `{local: {provider: local}}`.'),
+    policies: policiesSchema.prefault({}).describe('Project-wide rules: garbage collection, disruption budget, hotfixes.'),
+  })
+  .describe('grail.yaml: the images, services, environments and policies of one Grail project.')
+
+/** What a user may write in grail.yaml / grail.config.ts (shorthands allowed, defaults optional). */
+export type GrailConfigInput = z.input<typeof grailSchema>
+/** The schema's output: normalised values, before host paths and environments are resolved. */
+export type GrailConfigParsed = z.output<typeof grailSchema>

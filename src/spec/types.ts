@@ -1,0 +1,141 @@
+/**
+ * The normalised model of a project, as the engine sees it after `grail.yaml` / `grail.config.ts` has been
+ * validated. Durations are milliseconds; paths inside images are absolute POSIX paths; paths on the host
+ * (build context, rootfs tarballs) are absolute after loading.
+ */
+
+export type HealthCheck = {
+  /** ms between probes */
+  interval: number
+  /** ms before one probe counts as failed */
+  timeout: number
+  /** consecutive passes before an instance takes traffic */
+  healthyThreshold: number
+  /** consecutive failures before an instance is unhealthy */
+  unhealthyThreshold: number
+  /** ms after start during which failures do not count */
+  startPeriod: number
+} & (
+  | { type: 'http'; path: string; port?: number; expectStatus: number }
+  | { type: 'tcp'; port?: number }
+  | { type: 'exec'; command: string[] }
+)
+
+export type BaseSource =
+  | { kind: 'scratch' }
+  | {
+      kind: 'debian'
+      suite: string
+      variant: 'essential' | 'minbase' | 'required' | 'important' | 'standard'
+      include: string[]
+      components: string[]
+      mirror?: string
+      architecture?: string
+    }
+  /** another image of this project (ancestry); the newest active version unless pinned */
+  | { kind: 'image'; image: string; version?: number }
+  /** a local OCI image layout directory (absolute), optionally a ref name inside it */
+  | { kind: 'oci'; path: string; ref?: string }
+  /** a rootfs tarball (.tar or .tar.gz, absolute path) */
+  | { kind: 'rootfs'; path: string }
+
+export type Step =
+  /** sources are relative to the build context; `to` is an absolute path in the image */
+  | { kind: 'copy'; from: string[]; to: string; owner?: string; mode?: number; exclude: string[] }
+  /** `argv` is exec'd as is; a string in the spec becomes ['/bin/sh', '-c', string] */
+  | { kind: 'run'; argv: string[]; network: boolean; env: Record<string, string> }
+  | { kind: 'env'; env: Record<string, string> }
+  | { kind: 'user'; user: string }
+  | { kind: 'workdir'; path: string }
+  | { kind: 'entrypoint'; argv: string[] }
+  | { kind: 'cmd'; argv: string[] }
+  | { kind: 'expose'; ports: Array<{ port: number; protocol: 'tcp' | 'udp' }> }
+  | { kind: 'volume'; paths: string[] }
+  | { kind: 'label'; labels: Record<string, string> }
+  | { kind: 'healthcheck'; check: HealthCheck }
+
+export type StepKind = Step['kind']
+
+export interface ImageSpec {
+  name: string
+  base: BaseSource
+  /** absolute build context directory (default: the spec's directory) */
+  context: string
+  steps: Step[]
+  /** mtime clamp for every layer, seconds since the epoch (SOURCE_DATE_EPOCH, else 1) */
+  sourceDateEpoch?: number
+}
+
+export interface VolumeSpec {
+  name: string
+  /** absolute mount path inside the instance */
+  path: string
+  /** only one instance may hold it at a time (forces order: stop-first) */
+  exclusive: boolean
+}
+
+export interface RolloutSpec {
+  strategy: 'rolling' | 'blue-green' | 'canary'
+  maxSurge: number
+  maxUnavailable: number
+  order: 'start-first' | 'stop-first'
+  /** ms to keep the old set (blue-green) or the canary (canary) before finishing */
+  bake: number
+  canary?: { instances?: number; percent?: number }
+  /** ms to wait for an instance to become healthy before the gate fails */
+  healthTimeout: number
+  /** ms to drain connections from an instance before stopping it */
+  drain: number
+}
+
+export interface RecycleSpec {
+  maxAge?: number
+  jitter: number
+  window?: string
+  order: 'oldest' | 'most-drifted'
+}
+
+export interface ServiceSpec {
+  name: string
+  image: string
+  replicas: number
+  /** port the process listens on inside the instance (given to it as PORT) */
+  port?: number
+  /** public port of the proxy in front of the instances */
+  publish?: { port: number; host: string }
+  env: Record<string, string>
+  /** deploy-time files: absolute path in the instance → content */
+  files: Record<string, string>
+  volumes: VolumeSpec[]
+  healthcheck?: HealthCheck
+  rollout: RolloutSpec
+  drift: { ignore: string[] }
+  recycle: RecycleSpec
+}
+
+export interface EnvironmentSpec {
+  name: string
+  provider: 'local' | 'docker' | 'swarm'
+  /** provider connection (docker/podman socket, swarm manager) */
+  endpoint?: string
+  /** per-service overrides, already merged into `services` */
+  services: Record<string, ServiceSpec>
+}
+
+export interface PolicySpec {
+  gc: { keepVersions: number; keepDeployedWithin: number; keepReleases: number }
+  disruptionBudget: { maxUnavailable: number; minHealthy: number }
+  hotfix: { maxTtl: number; requireReason: boolean }
+}
+
+export interface Project {
+  name: string
+  /** absolute path of the spec file */
+  file: string
+  /** absolute directory of the spec file */
+  dir: string
+  images: Record<string, ImageSpec>
+  services: Record<string, ServiceSpec>
+  environments: Record<string, EnvironmentSpec>
+  policies: PolicySpec
+}

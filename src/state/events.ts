@@ -1,0 +1,37 @@
+import { userInfo } from 'node:os'
+import type { Db } from './db.js'
+import { nowIso } from './db.js'
+
+export interface EventRecord {
+  id: number
+  at: string
+  kind: string
+  subject: string
+  actor: string
+  data: Record<string, unknown>
+}
+
+/** The user (and host-side identity) that Grail attributes actions to. */
+export function currentActor(): string {
+  return process.env.GRAIL_ACTOR ?? process.env.SUDO_USER ?? userInfo().username
+}
+
+/** Appends one audit event; events are never updated or deleted (enforced by triggers). */
+export function appendEvent(db: Db, kind: string, subject: string, data: Record<string, unknown> = {}): void {
+  db.prepare('INSERT INTO events (at, kind, subject, actor, data) VALUES (?, ?, ?, ?, ?)').run(
+    nowIso(),
+    kind,
+    subject,
+    currentActor(),
+    JSON.stringify(data),
+  )
+}
+
+export function listEvents(db: Db, opts: { subject?: string; limit?: number } = {}): EventRecord[] {
+  const rows = (
+    opts.subject
+      ? db.prepare('SELECT * FROM events WHERE subject = ? ORDER BY id DESC LIMIT ?').all(opts.subject, opts.limit ?? 100)
+      : db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(opts.limit ?? 100)
+  ) as Array<Omit<EventRecord, 'data'> & { data: string }>
+  return rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> }))
+}

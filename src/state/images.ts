@@ -1,0 +1,122 @@
+import type { Digest } from '../oci/digest.js'
+import type { Db } from './db.js'
+
+export interface PackageInfo {
+  name: string
+  version: string
+  architecture: string
+}
+
+export type ImageStatus = 'active' | 'deprecated' | 'revoked'
+
+/** One built image version, as the catalog records it. */
+export interface ImageRecord {
+  name: string
+  version: number
+  digest: Digest
+  configDigest: Digest
+  buildKey: string
+  parentDigest: Digest | null
+  base: unknown
+  gitCommit: string | null
+  createdAt: string
+  size: number
+  packages: PackageInfo[]
+  status: ImageStatus
+  statusReason: string | null
+}
+
+interface Row {
+  name: string
+  version: number
+  digest: string
+  config_digest: string
+  build_key: string
+  parent_digest: string | null
+  base: string
+  git_commit: string | null
+  created_at: string
+  size: number
+  packages: string
+  status: ImageStatus
+  status_reason: string | null
+}
+
+function fromRow(r: Row): ImageRecord {
+  return {
+    name: r.name,
+    version: r.version,
+    digest: r.digest as Digest,
+    configDigest: r.config_digest as Digest,
+    buildKey: r.build_key,
+    parentDigest: r.parent_digest as Digest | null,
+    base: JSON.parse(r.base) as unknown,
+    gitCommit: r.git_commit,
+    createdAt: r.created_at,
+    size: r.size,
+    packages: JSON.parse(r.packages) as PackageInfo[],
+    status: r.status,
+    statusReason: r.status_reason,
+  }
+}
+
+/** Every version of every image (or of one name), newest first within a name. */
+export function listImages(db: Db, name?: string): ImageRecord[] {
+  const rows = (
+    name === undefined
+      ? db.prepare('SELECT * FROM images ORDER BY name, version DESC').all()
+      : db.prepare('SELECT * FROM images WHERE name = ? ORDER BY version DESC').all(name)
+  ) as Row[]
+  return rows.map(fromRow)
+}
+
+/** The newest active version of an image, if any. */
+export function latestImage(db: Db, name: string): ImageRecord | undefined {
+  const row = db
+    .prepare("SELECT * FROM images WHERE name = ? AND status = 'active' ORDER BY version DESC LIMIT 1")
+    .get(name) as Row | undefined
+  return row && fromRow(row)
+}
+
+export function getImage(db: Db, name: string, version: number): ImageRecord | undefined {
+  const row = db.prepare('SELECT * FROM images WHERE name = ? AND version = ?').get(name, version) as Row | undefined
+  return row && fromRow(row)
+}
+
+/** The newest version of `name` that was built from exactly this build key. */
+export function findImageByKey(db: Db, name: string, buildKey: string): ImageRecord | undefined {
+  const row = db
+    .prepare('SELECT * FROM images WHERE name = ? AND build_key = ? ORDER BY version DESC LIMIT 1')
+    .get(name, buildKey) as Row | undefined
+  return row && fromRow(row)
+}
+
+/**
+ * Records a new version of an image: version = previous highest + 1 (monotonic per name, never reused even
+ * after gc). Runs inside an immediate transaction so two concurrent builds cannot take the same number.
+ */
+export function insertImage(db: Db, rec: Omit<ImageRecord, 'version' | 'status' | 'statusReason'>): ImageRecord {
+  const insert = db.transaction(() => {
+    const max = db.prepare('SELECT MAX(version) AS v FROM images WHERE name = ?').get(rec.name) as { v: number | null }
+    const version = (max.v ?? 0) + 1
+    db.prepare(
+      `INSERT INTO images (name, version, digest, config_digest, build_key, parent_digest, base, git_commit, created_at, size, packages)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      rec.name,
+      version,
+      rec.digest,
+      rec.configDigest,
+      rec.buildKey,
+      rec.parentDigest,
+      JSON.stringify(rec.base),
+      rec.gitCommit,
+      rec.createdAt,
+      rec.size,
+      JSON.stringify(rec.packages),
+    )
+    return version
+  })
+  const version = insert.immediate()
+  return { ...rec, version, status: 'active', statusReason: null }
+}

@@ -1,0 +1,57 @@
+/**
+ * Schema migrations, applied in order; `PRAGMA user_version` records how many have run. Never edit a
+ * migration that has shipped: add a new one.
+ */
+export const MIGRATIONS: readonly string[] = [
+  `
+  CREATE TABLE images (
+    id            INTEGER PRIMARY KEY,
+    name          TEXT    NOT NULL,
+    version       INTEGER NOT NULL,
+    digest        TEXT    NOT NULL,
+    config_digest TEXT    NOT NULL,
+    build_key     TEXT    NOT NULL,
+    parent_digest TEXT,
+    base          TEXT    NOT NULL,
+    git_commit    TEXT,
+    created_at    TEXT    NOT NULL,
+    size          INTEGER NOT NULL,
+    packages      TEXT    NOT NULL DEFAULT '[]',
+    status        TEXT    NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'deprecated', 'revoked')),
+    status_reason TEXT,
+    UNIQUE (name, version)
+  );
+  CREATE INDEX images_by_key ON images (name, build_key);
+  CREATE INDEX images_by_digest ON images (digest);
+
+  CREATE TABLE layer_cache (
+    key        TEXT PRIMARY KEY,
+    digest     TEXT    NOT NULL,
+    diff_id    TEXT    NOT NULL,
+    size       INTEGER NOT NULL,
+    created_at TEXT    NOT NULL
+  );
+
+  CREATE TABLE base_cache (
+    key        TEXT PRIMARY KEY,
+    layers     TEXT NOT NULL,
+    config     TEXT NOT NULL,
+    packages   TEXT NOT NULL,
+    parent_digest TEXT,
+    created_at TEXT NOT NULL
+  );
+
+  CREATE TABLE events (
+    id      INTEGER PRIMARY KEY,
+    at      TEXT NOT NULL,
+    kind    TEXT NOT NULL,
+    subject TEXT NOT NULL,
+    actor   TEXT NOT NULL,
+    data    TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE TRIGGER events_append_only_update BEFORE UPDATE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+  CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
+    BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
+  `,
+]
