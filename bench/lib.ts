@@ -29,7 +29,8 @@ export interface Measurement {
 export async function measure(fn: (i: number) => unknown, opts: MeasureOptions = {}): Promise<Measurement> {
   const runs = opts.runs ?? 5
   const warmup = opts.warmup ?? 1
-  if (!Number.isInteger(runs) || runs < 1) throw new Error(`measure: runs must be a positive integer, got ${runs}`)
+  if (!Number.isInteger(runs) || runs < 1)
+    throw new Error(`measure: runs must be a positive integer, got ${runs}`)
   for (let i = -warmup; i < 0; i++) await fn(i)
   const samples: number[] = []
   for (let i = 0; i < runs; i++) {

@@ -7,7 +7,11 @@ export class GrailError extends Error {
   readonly hint: string | undefined
   readonly details: readonly string[]
 
-  constructor(code: string, message: string, opts: { hint?: string; details?: readonly string[]; cause?: unknown } = {}) {
+  constructor(
+    code: string,
+    message: string,
+    opts: { hint?: string; details?: readonly string[]; cause?: unknown } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause })
     this.name = 'GrailError'
     this.code = code

@@ -56,14 +56,17 @@ export async function produceDebianBase(base: DebianBase, env: BuildEnv, key: st
   const rootfs = join(work, 'rootfs')
   await mkdir(work, { recursive: true })
   try {
-    env.log(`mmdebstrap ${base.suite} (${base.variant}${base.include.length ? `, +${base.include.join(',')}` : ''})`)
+    env.log(
+      `mmdebstrap ${base.suite} (${base.variant}${base.include.length ? `, +${base.include.join(',')}` : ''})`,
+    )
     await runCommand(mmdebstrapCommand(base, rootfs, env.epoch), {
       onOutput: (chunk) => {
         for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) env.log(line)
       },
     })
     // device nodes and /dev symlinks are the runtime's business, not the image's
-    for (const name of await readdir(join(rootfs, 'dev'))) await rm(join(rootfs, 'dev', name), { recursive: true })
+    for (const name of await readdir(join(rootfs, 'dev')))
+      await rm(join(rootfs, 'dev', name), { recursive: true })
     const packages = await readPackages(rootfs)
     const layer = await layerFromDir(env, rootfs, {})
     const config = emptyConfig(base.architecture ?? hostArchitecture())

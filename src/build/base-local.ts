@@ -85,7 +85,9 @@ export async function ociManifestDescriptor(base: OciBase): Promise<Descriptor> 
       base.ref
         ? `${base.path} has no image tagged "${base.ref}"`
         : `${base.path} holds ${index.manifests.length} images; say which one`,
-      { hint: refs.length ? `set base.ref to one of: ${refs.join(', ')}` : 'the layout has no tagged images' },
+      {
+        hint: refs.length ? `set base.ref to one of: ${refs.join(', ')}` : 'the layout has no tagged images',
+      },
     )
   }
   parseDigest(found.digest, `${base.path}/index.json`)
@@ -123,12 +125,19 @@ export async function produceOciBase(base: OciBase, env: BuildEnv, key: string):
       size: l.size,
     })
   }
-  return { key, layers, config: { ...config, history: config.history ?? [] }, packages: [], parentDigest: null }
+  return {
+    key,
+    layers,
+    config: { ...config, history: config.history ?? [] },
+    packages: [],
+    parentDigest: null,
+  }
 }
 
 /** The catalog entry a `base.image` means; a revoked base is refused. */
 export function resolveGrailBase(base: GrailBase, env: BuildEnv, forImage: string): ImageRecord {
-  const rec = base.version === undefined ? latestImage(env.db, base.image) : getImage(env.db, base.image, base.version)
+  const rec =
+    base.version === undefined ? latestImage(env.db, base.image) : getImage(env.db, base.image, base.version)
   if (!rec) {
     throw new GrailError(
       'BASE_NOT_FOUND',
@@ -154,5 +163,11 @@ export async function produceGrailBase(rec: ImageRecord, env: BuildEnv, key: str
     diffId: config.rootfs.diff_ids[i] as Digest,
     size: l.size,
   }))
-  return { key, layers, config: { ...config, history: config.history ?? [] }, packages: rec.packages, parentDigest: rec.digest }
+  return {
+    key,
+    layers,
+    config: { ...config, history: config.history ?? [] },
+    packages: rec.packages,
+    parentDigest: rec.digest,
+  }
 }

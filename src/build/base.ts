@@ -60,7 +60,10 @@ export async function planBase(image: ImageSpec, env: BuildEnv): Promise<Planned
 }
 
 /** Returns the base from the cache when its key is known and its blobs are present, else produces it. */
-export async function resolveBase(planned: PlannedBase, env: BuildEnv): Promise<{ state: ImageState; cached: boolean }> {
+export async function resolveBase(
+  planned: PlannedBase,
+  env: BuildEnv,
+): Promise<{ state: ImageState; cached: boolean }> {
   if (!env.noCache) {
     const hit = getCachedBase(env.db, planned.key)
     if (hit && hit.layers.every((l) => env.store.hasBlob(l.digest))) {

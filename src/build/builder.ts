@@ -18,7 +18,15 @@ import { runStepLayer } from './run-step.js'
 export type BuildEvent =
   | { type: 'image-start'; image: string; steps: number }
   | { type: 'step-start'; image: string; index: number; total: number; label: string }
-  | { type: 'step-done'; image: string; index: number; total: number; label: string; cached: boolean; ms: number }
+  | {
+      type: 'step-done'
+      image: string
+      index: number
+      total: number
+      label: string
+      cached: boolean
+      ms: number
+    }
   | { type: 'log'; image: string; line: string }
 
 export interface StepReport {
@@ -77,7 +85,11 @@ async function keySteps(image: ImageSpec, baseKey: string): Promise<KeyedStep[]>
 export async function buildImage(
   env: BuildEnv,
   image: ImageSpec,
-  opts: { onEvent?: (e: BuildEvent) => void; gitCommit?: () => Promise<string | null>; record?: boolean } = {},
+  opts: {
+    onEvent?: (e: BuildEvent) => void
+    gitCommit?: () => Promise<string | null>
+    record?: boolean
+  } = {},
 ): Promise<BuiltImage> {
   const emit = opts.onEvent ?? (() => {})
   const envFor: BuildEnv = { ...env, log: (line) => emit({ type: 'log', image: image.name, line }) }
@@ -97,7 +109,13 @@ export async function buildImage(
         size: existing.size,
         unchanged: true,
         record: existing,
-        steps: steps.map((s) => ({ label: s.label, key: s.key, cached: true, ms: 0 })),
+        steps: steps.map((s) => ({
+          label: s.label,
+          key: s.key,
+          cached: true,
+          ms: 0,
+          layer: getCachedLayer(env.db, s.key)?.digest,
+        })),
       }
     }
   }
@@ -114,7 +132,9 @@ export async function buildImage(
     return { value, cached, ms }
   }
 
-  const base = await timed(0, `base ${planned.description}`, () => resolveBase(planned, envFor).then((r) => ({ value: r.state, cached: r.cached })))
+  const base = await timed(0, `base ${planned.description}`, () =>
+    resolveBase(planned, envFor).then((r) => ({ value: r.state, cached: r.cached })),
+  )
   reports.push({ label: `base ${planned.description}`, key: planned.key, cached: base.cached, ms: base.ms })
   let state: ImageState = base.value
 
@@ -172,9 +192,22 @@ export async function buildImage(
     }
   }
   const rec = insertImage(env.db, fields)
-  appendEvent(env.db, 'image.built', `${rec.name}@${rec.version}`, { digest: rec.digest, buildKey, size: rec.size })
+  appendEvent(env.db, 'image.built', `${rec.name}@${rec.version}`, {
+    digest: rec.digest,
+    buildKey,
+    size: rec.size,
+  })
   await syncIndex(env.db, env.store)
-  return { name: rec.name, version: rec.version, digest: rec.digest, buildKey, size: rec.size, unchanged: false, record: rec, steps: reports }
+  return {
+    name: rec.name,
+    version: rec.version,
+    digest: rec.digest,
+    buildKey,
+    size: rec.size,
+    unchanged: false,
+    record: rec,
+    steps: reports,
+  }
 }
 
 /**
@@ -195,12 +228,17 @@ export function buildOrder(project: Project, names?: string[]): ImageSpec[] {
     }
     if (state.get(name) === 'done') return
     if (state.get(name) === 'visiting') {
-      throw new GrailError('IMAGE_CYCLE', `${project.file}: images are based on each other in a cycle: ${[...chain, name].join(' → ')}`, {
-        hint: 'an image cannot be its own ancestor; break the cycle in `base:`',
-      })
+      throw new GrailError(
+        'IMAGE_CYCLE',
+        `${project.file}: images are based on each other in a cycle: ${[...chain, name].join(' → ')}`,
+        {
+          hint: 'an image cannot be its own ancestor; break the cycle in `base:`',
+        },
+      )
     }
     state.set(name, 'visiting')
-    if (image.base.kind === 'image' && project.images[image.base.image]) visit(image.base.image, [...chain, name])
+    if (image.base.kind === 'image' && project.images[image.base.image])
+      visit(image.base.image, [...chain, name])
     state.set(name, 'done')
     order.push(image)
   }

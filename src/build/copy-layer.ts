@@ -9,7 +9,11 @@ import { ensureSnapshot, lookupInLowers } from './snapshots.js'
  * Turns a copy step's files into a layer. Directories on the way to the destination are added only when
  * the image does not have them yet, so an existing directory (say /tmp, mode 1777) keeps its mode.
  */
-export async function buildCopyLayer(env: BuildEnv, state: ImageState, files: CopyEntry[]): Promise<LayerDesc> {
+export async function buildCopyLayer(
+  env: BuildEnv,
+  state: ImageState,
+  files: CopyEntry[],
+): Promise<LayerDesc> {
   const present = new Set(files.map((f) => f.path))
   const parents = new Set<string>()
   for (const f of files) {

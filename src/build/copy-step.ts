@@ -49,17 +49,25 @@ async function resolveSource(context: string, from: string, where: string): Prom
     real = await realpath(abs)
   } catch (err) {
     if (isErrno(err, 'ENOENT')) {
-      throw new GrailError('COPY_SOURCE_MISSING', `${where}: ${from} does not exist in the build context ${context}`, {
-        hint: 'copy sources are relative to the build context (the directory of grail.yaml unless `context` is set)',
-      })
+      throw new GrailError(
+        'COPY_SOURCE_MISSING',
+        `${where}: ${from} does not exist in the build context ${context}`,
+        {
+          hint: 'copy sources are relative to the build context (the directory of grail.yaml unless `context` is set)',
+        },
+      )
     }
     throw err
   }
   const ctxReal = await realpath(context)
   if (real !== ctxReal && !real.startsWith(ctxReal + sep)) {
-    throw new GrailError('COPY_OUTSIDE_CONTEXT', `${where}: ${from} resolves outside the build context (${real})`, {
-      hint: 'copy only files inside the build context; a symlink may not lead out of it',
-    })
+    throw new GrailError(
+      'COPY_OUTSIDE_CONTEXT',
+      `${where}: ${from} resolves outside the build context (${real})`,
+      {
+        hint: 'copy only files inside the build context; a symlink may not lead out of it',
+      },
+    )
   }
   return abs
 }
@@ -83,7 +91,11 @@ export async function collectCopy(step: CopyStep, context: string, where: string
       const names = (await readdir(abs)).sort()
       for (const name of names) {
         if (abs === context && ALWAYS_EXCLUDED.includes(name)) continue
-        await add(join(abs, name), target ? posix.join(target, name) : name, relForExclude ? `${relForExclude}/${name}` : name)
+        await add(
+          join(abs, name),
+          target ? posix.join(target, name) : name,
+          relForExclude ? `${relForExclude}/${name}` : name,
+        )
       }
     } else if (st.isSymbolicLink()) {
       out.push({ ...base, type: 'symlink', mode: 0o777, linkname: await readlink(abs) })
@@ -97,9 +109,13 @@ export async function collectCopy(step: CopyStep, context: string, where: string
         sha256: await hashFile(abs),
       })
     } else {
-      throw new GrailError('COPY_UNSUPPORTED', `${where}: ${relative(context, abs)} is not a file, directory or symlink`, {
-        hint: 'sockets, fifos and devices cannot be copied into an image; exclude them',
-      })
+      throw new GrailError(
+        'COPY_UNSUPPORTED',
+        `${where}: ${relative(context, abs)} is not a file, directory or symlink`,
+        {
+          hint: 'sockets, fifos and devices cannot be copied into an image; exclude them',
+        },
+      )
     }
   }
 
@@ -133,7 +149,9 @@ function dedupe(entries: CopyEntry[]): CopyEntry[] {
 export function copyInputsDigest(entries: readonly CopyEntry[]): string {
   const h = createHash('sha256')
   for (const e of [...entries].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))) {
-    h.update(`${e.path}\0${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.size}\0${e.sha256 ?? ''}\0${e.linkname ?? ''}\n`)
+    h.update(
+      `${e.path}\0${e.type}\0${e.mode}\0${e.uid}:${e.gid}\0${e.size}\0${e.sha256 ?? ''}\0${e.linkname ?? ''}\n`,
+    )
   }
   return h.digest('hex')
 }

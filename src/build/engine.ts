@@ -28,9 +28,15 @@ export interface BuildOutcome {
 
 /** The commit of the spec's repository, with `-dirty` when the work tree has changes; null outside git. */
 async function gitCommit(dir: string): Promise<string | null> {
-  const head = await runCommand({ file: 'git', args: ['-C', dir, 'rev-parse', 'HEAD'] }, { allowFailure: true }).catch(() => null)
+  const head = await runCommand(
+    { file: 'git', args: ['-C', dir, 'rev-parse', 'HEAD'] },
+    { allowFailure: true },
+  ).catch(() => null)
   if (!head || head.code !== 0) return null
-  const status = await runCommand({ file: 'git', args: ['-C', dir, 'status', '--porcelain'] }, { allowFailure: true })
+  const status = await runCommand(
+    { file: 'git', args: ['-C', dir, 'status', '--porcelain'] },
+    { allowFailure: true },
+  )
   return `${head.stdout.toString().trim()}${status.stdout.length > 0 ? '-dirty' : ''}`
 }
 
@@ -56,10 +62,16 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
         noCache: false,
         log: () => {},
       }
-      const built = await buildImage(env, image, { onEvent: req.onEvent, gitCommit: () => gitCommit(req.project.dir) })
+      const built = await buildImage(env, image, {
+        onEvent: req.onEvent,
+        gitCommit: () => gitCommit(req.project.dir),
+      })
       images.push(built)
       if (req.verify) {
-        const again = await buildImage({ ...env, noCache: true }, image, { onEvent: req.onEvent, record: false })
+        const again = await buildImage({ ...env, noCache: true }, image, {
+          onEvent: req.onEvent,
+          record: false,
+        })
         verify.push(await compareImages(store, image.name, built.digest, again.digest))
       }
     }

@@ -50,7 +50,12 @@ export async function syncIndex(db: Db, store: OciStore): Promise<void> {
     if (latest) seenLatest.add(rec.name)
     const size = await blobSize(store, rec.digest)
     for (const tag of imageTags(rec.name, rec.version, latest)) {
-      manifests.push({ mediaType: MEDIA_MANIFEST, digest: rec.digest, size, annotations: { [ANNOTATION_REF_NAME]: tag } })
+      manifests.push({
+        mediaType: MEDIA_MANIFEST,
+        digest: rec.digest,
+        size,
+        annotations: { [ANNOTATION_REF_NAME]: tag },
+      })
     }
   }
   await store.writeIndex(manifests)

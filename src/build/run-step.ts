@@ -23,7 +23,10 @@ export type RunStep = Extract<Step, { kind: 'run' }>
 const MOUNT_POINTS = ['proc', 'sys', 'dev']
 
 /** Resolves `user` (name or uid, optional :group) against the image's own passwd and group files. */
-export async function resolveUser(rootfs: string, user: string | undefined): Promise<{ uid: number; gid: number }> {
+export async function resolveUser(
+  rootfs: string,
+  user: string | undefined,
+): Promise<{ uid: number; gid: number }> {
   if (!user) return { uid: 0, gid: 0 }
   const [u = '', g] = user.split(':')
   const readDb = async (file: string) => {
@@ -76,14 +79,28 @@ export async function runStepLayer(env: BuildEnv, state: ImageState, step: RunSt
     })
   }
   const work = env.store.tmpPath('run')
-  const dirs = { upper: join(work, 'upper'), work: join(work, 'work'), rootfs: join(work, 'rootfs'), bundle: work }
-  await Promise.all([mkdir(dirs.upper, { recursive: true }), mkdir(dirs.work, { recursive: true }), mkdir(dirs.rootfs, { recursive: true })])
+  const dirs = {
+    upper: join(work, 'upper'),
+    work: join(work, 'work'),
+    rootfs: join(work, 'rootfs'),
+    bundle: work,
+  }
+  await Promise.all([
+    mkdir(dirs.upper, { recursive: true }),
+    mkdir(dirs.work, { recursive: true }),
+    mkdir(dirs.rootfs, { recursive: true }),
+  ])
   const id = `grail-b-${process.pid}-${randomBytes(4).toString('hex')}`
   let mounted = false
   let started = false
   try {
     // lower dirs by name relative to the snapshots dir keep the mount options short (one page at most)
-    const mount = overlayMountCommand({ lowers: lowers.map((l) => basename(l)), upper: dirs.upper, work: dirs.work, target: dirs.rootfs })
+    const mount = overlayMountCommand({
+      lowers: lowers.map((l) => basename(l)),
+      upper: dirs.upper,
+      work: dirs.work,
+      target: dirs.rootfs,
+    })
     await runCommand({ ...mount, cwd: env.home.snapshots })
     mounted = true
     const cfg = state.config.config
@@ -101,26 +118,35 @@ export async function runStepLayer(env: BuildEnv, state: ImageState, step: RunSt
     await writeFile(join(dirs.bundle, 'config.json'), JSON.stringify(config))
     await mkdir(env.home.runcRoot, { recursive: true })
     started = true
-    const result = await runCommand(runcRunCommand({ runcRoot: env.home.runcRoot, bundle: dirs.bundle, id }), {
-      allowFailure: true,
-      onOutput: (chunk) => {
-        for (const line of chunk.toString('utf8').split('\n')) if (line.length) env.log(line)
+    const result = await runCommand(
+      runcRunCommand({ runcRoot: env.home.runcRoot, bundle: dirs.bundle, id }),
+      {
+        allowFailure: true,
+        onOutput: (chunk) => {
+          for (const line of chunk.toString('utf8').split('\n')) if (line.length) env.log(line)
+        },
       },
-    })
+    )
     if (result.code !== 0) {
       const tail = `${result.stdout}${result.stderr}`.trim().split('\n').slice(-10)
-      throw new GrailError('RUN_FAILED', `run step ${JSON.stringify(step.argv)} exited with ${result.signal ?? result.code}`, {
-        hint: 'fix the command; its last output lines are shown above',
-        details: tail,
-      })
+      throw new GrailError(
+        'RUN_FAILED',
+        `run step ${JSON.stringify(step.argv)} exited with ${result.signal ?? result.code}`,
+        {
+          hint: 'fix the command; its last output lines are shown above',
+          details: tail,
+        },
+      )
     }
   } finally {
-    if (started) await runCommand(runcDeleteCommand({ runcRoot: env.home.runcRoot, id }), { allowFailure: true })
+    if (started)
+      await runCommand(runcDeleteCommand({ runcRoot: env.home.runcRoot, id }), { allowFailure: true })
     if (mounted) await runCommand(umountCommand(dirs.rootfs))
   }
   try {
     const created = new Set<string>()
-    for (const p of step.network ? [...MOUNT_POINTS, 'etc/resolv.conf'] : MOUNT_POINTS) if (!(await lookupInLowers(lowers, p))) created.add(p)
+    for (const p of step.network ? [...MOUNT_POINTS, 'etc/resolv.conf'] : MOUNT_POINTS)
+      if (!(await lookupInLowers(lowers, p))) created.add(p)
     return await layerFromDir(env, dirs.upper, {
       overlayUpper: true,
       exclude: (p) => created.has(p) || MOUNT_POINTS.some((m) => p.startsWith(`${m}/`)),

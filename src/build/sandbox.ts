@@ -38,19 +38,34 @@ export function runtimeConfig(rootfs: string, proc: SandboxProcess): Record<stri
   if (!proc.network) namespaces.push({ type: 'network' })
   const mounts: Array<Record<string, unknown>> = [
     { destination: '/proc', type: 'proc', source: 'proc' },
-    { destination: '/dev', type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'] },
+    {
+      destination: '/dev',
+      type: 'tmpfs',
+      source: 'tmpfs',
+      options: ['nosuid', 'strictatime', 'mode=755', 'size=65536k'],
+    },
     {
       destination: '/dev/pts',
       type: 'devpts',
       source: 'devpts',
       options: ['nosuid', 'noexec', 'newinstance', 'ptmxmode=0666', 'mode=0620'],
     },
-    { destination: '/dev/shm', type: 'tmpfs', source: 'shm', options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'] },
+    {
+      destination: '/dev/shm',
+      type: 'tmpfs',
+      source: 'shm',
+      options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
+    },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
     { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
   ]
   if (proc.network) {
-    mounts.push({ destination: '/etc/resolv.conf', type: 'bind', source: '/etc/resolv.conf', options: ['rbind', 'ro'] })
+    mounts.push({
+      destination: '/etc/resolv.conf',
+      type: 'bind',
+      source: '/etc/resolv.conf',
+      options: ['rbind', 'ro'],
+    })
   }
   return {
     ociVersion: '1.0.2',
@@ -100,7 +115,12 @@ export function runcDeleteCommand(opts: { runcRoot: string; id: string }): Comma
  * redirect_dir, index and metacopy are off so the upper dir is a plain, self-contained record of changes:
  * renamed dirs are copied up whole and no file is a metadata-only stub.
  */
-export function overlayMountCommand(opts: { lowers: string[]; upper: string; work: string; target: string }): Command {
+export function overlayMountCommand(opts: {
+  lowers: string[]
+  upper: string
+  work: string
+  target: string
+}): Command {
   const options = [
     `lowerdir=${opts.lowers.join(':')}`,
     `upperdir=${opts.upper}`,

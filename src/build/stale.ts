@@ -20,9 +20,15 @@ function ownerDead(name: string): boolean {
  */
 export async function cleanStaleWork(home: GrailHome): Promise<string[]> {
   const cleaned: string[] = []
-  const ids = await runCommand({ file: 'runc', args: ['--root', home.runcRoot, 'list', '--quiet'] }, { allowFailure: true })
+  const ids = await runCommand(
+    { file: 'runc', args: ['--root', home.runcRoot, 'list', '--quiet'] },
+    { allowFailure: true },
+  )
   if (ids.code === 0) {
-    for (const id of ids.stdout.toString().split('\n').filter((s) => s.startsWith('grail-b-'))) {
+    for (const id of ids.stdout
+      .toString()
+      .split('\n')
+      .filter((s) => s.startsWith('grail-b-'))) {
       if (!ownerDead(id)) continue
       await runCommand(runcDeleteCommand({ runcRoot: home.runcRoot, id }), { allowFailure: true })
       cleaned.push(`sandbox ${id}`)

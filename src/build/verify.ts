@@ -38,18 +38,28 @@ function compareEntries(a: Listed, b: Listed): string[] {
 
 /** Names the layer of each index the way the build reported it, from the config's history. */
 function layerLabels(config: ImageConfig): string[] {
-  return (config.history ?? []).filter((h) => !h.empty_layer).map((h) => (h.created_by ?? '').replace(/^grail: /, ''))
+  return (config.history ?? [])
+    .filter((h) => !h.empty_layer)
+    .map((h) => (h.created_by ?? '').replace(/^grail: /, ''))
 }
 
 /**
  * Compares two builds of the same image file by file: every layer whose digest differs is listed and each
  * path that differs in content, metadata or presence is named, with the step that produced it.
  */
-export async function compareImages(store: OciStore, image: string, first: Digest, second: Digest): Promise<VerifyReport> {
+export async function compareImages(
+  store: OciStore,
+  image: string,
+  first: Digest,
+  second: Digest,
+): Promise<VerifyReport> {
   const report: VerifyReport = { image, reproducible: first === second, first, second, files: [], config: [] }
   if (first === second) return report
   const [ma, mb] = [await store.readJson<Manifest>(first), await store.readJson<Manifest>(second)]
-  const [ca, cb] = [await store.readJson<ImageConfig>(ma.config.digest), await store.readJson<ImageConfig>(mb.config.digest)]
+  const [ca, cb] = [
+    await store.readJson<ImageConfig>(ma.config.digest),
+    await store.readJson<ImageConfig>(mb.config.digest),
+  ]
   const labels = layerLabels(ca)
   const count = Math.max(ma.layers.length, mb.layers.length)
   for (let i = 0; i < count; i++) {

@@ -47,7 +47,9 @@ export function buildProgress(opts: { verbose: boolean; enabled: boolean }): (e:
       }
       case 'step-done':
         stopTimers()
-        out(`  [${e.index + 1}/${e.total}] ${e.label}  ${e.cached ? style.dim('cached') : style.cyan(formatMs(e.ms))}`)
+        out(
+          `  [${e.index + 1}/${e.total}] ${e.label}  ${e.cached ? style.dim('cached') : style.cyan(formatMs(e.ms))}`,
+        )
         break
       case 'log':
         if (opts.verbose) {

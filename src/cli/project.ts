@@ -4,6 +4,7 @@ import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import { resolveHome } from '../home.js'
 
+/** Same names as the spec loader's; repeated here so `grail images` starts without loading the schema. */
 export const SPEC_FILES = ['grail.yaml', 'grail.yml', 'grail.config.ts']
 
 export interface GlobalOptions {
@@ -12,22 +13,29 @@ export interface GlobalOptions {
   json?: boolean
 }
 
-/** The spec file a command works on: `--file`, else the first spec file in the directory or its parents. */
+/**
+ * What a command loads: the `--file`, else the nearest directory (this one or a parent) that holds a spec
+ * file; the spec loader then picks the file in it (and refuses a directory with two).
+ */
 export function findSpecFile(opts: GlobalOptions): string {
   if (opts.file) return resolve(opts.chdir ?? '.', opts.file)
   let dir = resolve(opts.chdir ?? '.')
   for (;;) {
-    for (const name of SPEC_FILES) if (existsSync(join(dir, name))) return join(dir, name)
+    if (SPEC_FILES.some((name) => existsSync(join(dir, name)))) return dir
     const parent = dirname(dir)
     if (parent === dir) break
     dir = parent
   }
-  throw new GrailError('NO_SPEC', `no grail.yaml (or grail.config.ts) in ${resolve(opts.chdir ?? '.')} or its parents`, {
-    hint: 'run `grail init` to create one, or pass -C DIR / --file FILE',
-  })
+  throw new GrailError(
+    'NO_SPEC',
+    `no grail.yaml (or grail.config.ts) in ${resolve(opts.chdir ?? '.')} or its parents`,
+    {
+      hint: 'run `grail init` to create one, or pass -C DIR / --file FILE',
+    },
+  )
 }
 
 /** The home of the project whose spec `findSpecFile` finds. */
 export function projectHome(opts: GlobalOptions): GrailHome {
-  return resolveHome(dirname(findSpecFile(opts)))
+  return resolveHome(opts.file ? dirname(findSpecFile(opts)) : findSpecFile(opts))
 }

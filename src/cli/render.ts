@@ -32,10 +32,14 @@ export function table(rows: string[][]): string[] {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: strips ANSI colour codes to measure width
   const plain = (s: string) => s.replace(/\u001b\[\d+m/g, '')
   const widths: number[] = []
-  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, plain(cell).length)))
+  for (const row of rows) {
+    for (const [i, cell] of row.entries()) widths[i] = Math.max(widths[i] ?? 0, plain(cell).length)
+  }
   return rows.map((row) =>
     row
-      .map((cell, i) => (i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - plain(cell).length)))
+      .map((cell, i) =>
+        i === row.length - 1 ? cell : cell + ' '.repeat((widths[i] ?? 0) - plain(cell).length),
+      )
       .join('  ')
       .trimEnd(),
   )

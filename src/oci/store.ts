@@ -38,7 +38,10 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
     await writeFile(join(root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
   }
   if (!existsSync(join(root, 'index.json'))) {
-    await writeFile(join(root, 'index.json'), canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests: [] }))
+    await writeFile(
+      join(root, 'index.json'),
+      canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests: [] }),
+    )
   }
 
   const blobPath = (digest: Digest) => join(root, 'blobs', 'sha256', digestHex(digest))
@@ -48,9 +51,13 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
     const { digest, size } = await sha256File(tmp)
     if (expected && expected !== digest) {
       await rm(tmp, { force: true })
-      throw new GrailError('DIGEST_MISMATCH', `content was expected to be ${expected} but hashes to ${digest}`, {
-        hint: 'the source is corrupt or was changed while being read; retry, and check the source',
-      })
+      throw new GrailError(
+        'DIGEST_MISMATCH',
+        `content was expected to be ${expected} but hashes to ${digest}`,
+        {
+          hint: 'the source is corrupt or was changed while being read; retry, and check the source',
+        },
+      )
     }
     const dest = blobPath(digest)
     if (existsSync(dest)) {
@@ -85,7 +92,10 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
   async function putBytes(data: Buffer | string, expected?: Digest) {
     const digest = sha256(data)
     if (expected && expected !== digest) {
-      throw new GrailError('DIGEST_MISMATCH', `content was expected to be ${expected} but hashes to ${digest}`)
+      throw new GrailError(
+        'DIGEST_MISMATCH',
+        `content was expected to be ${expected} but hashes to ${digest}`,
+      )
     }
     if (existsSync(blobPath(digest))) {
       await verifyBlob(digest)

@@ -7,13 +7,17 @@ import type { z } from 'zod'
 import type { RawProblem } from './problems.js'
 import type { IssueParams } from './schema-common.js'
 import { allowedKeysAt, descriptionAt } from './schema-walk.js'
-import { didYouMean, listOr } from './suggest.js'
+import { closest, didYouMean, listOr } from './suggest.js'
 
 type Issue = z.core.$ZodIssue
+/** a problem, and for a missing key its path (dropped when an unknown key was a typo of it) */
+type Problem = RawProblem & { missing?: string }
 
 interface Context {
   schema: z.core.$ZodType
   raw: unknown
+  /** key paths some unknown key was taken for a typo of; no "missing key" problem for those */
+  suggested: Set<string>
 }
 
 /** The value at `path` in the raw document, or undefined. */
@@ -32,8 +36,8 @@ export function describeValue(v: unknown): string {
   if (v === null) return 'an empty value'
   if (typeof v === 'string') return JSON.stringify(v.length > 60 ? `${v.slice(0, 57)}...` : v)
   if (typeof v === 'number' || typeof v === 'boolean') return String(v)
-  if (Array.isArray(v)) return 'a list'
-  if (typeof v === 'object') return 'a mapping'
+  if (Array.isArray(v)) return v.length === 0 ? 'an empty list' : 'a list'
+  if (typeof v === 'object') return Object.keys(v).length === 0 ? 'an empty mapping' : 'a mapping'
   return typeof v
 }
 
@@ -55,10 +59,12 @@ function expectedPhrase(issue: Issue): string {
     const small = issue.code === 'too_small'
     const bound = small ? issue.minimum : issue.maximum
     if (issue.origin === 'string' && small && bound === 1) return 'expected a non-empty string'
-    if (issue.origin === 'array') return `expected ${small ? 'at least' : 'at most'} ${bound} item${bound === 1 ? '' : 's'}`
+    if (issue.origin === 'array')
+      return `expected ${small ? 'at least' : 'at most'} ${bound} item${bound === 1 ? '' : 's'}`
     return `expected a ${issue.origin} ${small ? '≥' : '≤'} ${bound}`
   }
-  if (issue.code === 'invalid_format') return `expected a string in the format ${issue.pattern ?? issue.format}`
+  if (issue.code === 'invalid_format')
+    return `expected a string in the format ${issue.pattern ?? issue.format}`
   return issue.message
 }
 
@@ -72,7 +78,8 @@ function isTypeMismatch(issue: Issue): boolean {
 /** Picks the union branch the user meant: right type, no missing keys, fewest unknown keys, fewest issues. */
 function bestBranch(branches: Issue[][], value: unknown): Issue[] | undefined {
   const score = (b: Issue[]) => [
-    b.filter((i) => i.code === 'invalid_type' && i.path.length > 0 && valueAt(value, i.path) === undefined).length,
+    b.filter((i) => i.code === 'invalid_type' && i.path.length > 0 && valueAt(value, i.path) === undefined)
+      .length,
     b.filter((i) => i.code === 'unrecognized_keys' && i.path.length === 0).length,
     b.length,
   ]
@@ -93,7 +100,7 @@ function bestBranch(branches: Issue[][], value: unknown): Issue[] | undefined {
   return best
 }
 
-function convert(issue: Issue, prefix: PropertyKey[], ctx: Context, out: RawProblem[]): void {
+function convert(issue: Issue, prefix: PropertyKey[], ctx: Context, out: Problem[]): void {
   const path = [...prefix, ...issue.path]
   const value = valueAt(ctx.raw, path)
   const params = (issue.code === 'custom' ? (issue.params ?? {}) : {}) as IssueParams
@@ -111,18 +118,32 @@ function convert(issue: Issue, prefix: PropertyKey[], ctx: Context, out: RawProb
       return
     }
     case 'unrecognized_keys': {
-      const allowed = allowedKeysAt(ctx.schema, path)
       const present = Object.keys((value ?? {}) as object)
+      const accepted = present.filter((k) => !issue.keys.includes(k))
+      const allowed = allowedKeysAt(ctx.schema, path, accepted)
       for (const key of issue.keys) {
-        const candidates = allowed.filter((k) => !present.includes(k))
-        const hint = didYouMean(key, candidates) ?? (allowed.length ? `allowed here: ${allowed.join(', ')}` : undefined)
-        out.push({ path: [...path, key], at: 'key', message: `unknown key "${key}"`, ...(hint ? { hint } : {}) })
+        const meant = closest(
+          key,
+          allowed.filter((k) => !present.includes(k)),
+        )
+        if (meant) ctx.suggested.add(JSON.stringify([...path, meant]))
+        const hint = meant
+          ? `did you mean "${meant}"?`
+          : allowed.length
+            ? `allowed here: ${allowed.join(', ')}`
+            : undefined
+        out.push({
+          path: [...path, key],
+          at: 'key',
+          message: `unknown key "${key}"`,
+          ...(hint ? { hint } : {}),
+        })
       }
       return
     }
     case 'invalid_key': {
       const inner: RawProblem[] = []
-      for (const i of issue.issues) convert(i as Issue, [], { schema: ctx.schema, raw: issue.input }, inner)
+      for (const i of issue.issues) convert(i as Issue, [], { ...ctx, raw: issue.input }, inner)
       for (const p of inner) out.push({ ...p, path, at: 'key' })
       return
     }
@@ -133,6 +154,7 @@ function convert(issue: Issue, prefix: PropertyKey[], ctx: Context, out: RawProb
         out.push({
           path: path.slice(0, -1),
           at: 'key',
+          missing: JSON.stringify(path),
           message: `missing required key "${key}"`,
           ...(about ? { hint: `${key}: ${about}` } : {}),
         })
@@ -165,8 +187,14 @@ function convert(issue: Issue, prefix: PropertyKey[], ctx: Context, out: RawProb
  * Converts the issues of a failed `safeParse` into problems. `raw` is the parsed input (to show what was
  * found); `schema` is what it was parsed with (to list allowed keys and describe missing ones).
  */
-export function problemsFromIssues(issues: readonly Issue[], schema: z.core.$ZodType, raw: unknown): RawProblem[] {
-  const out: RawProblem[] = []
-  for (const issue of issues) convert(issue, [], { schema, raw }, out)
-  return out
+export function problemsFromIssues(
+  issues: readonly Issue[],
+  schema: z.core.$ZodType,
+  raw: unknown,
+): RawProblem[] {
+  const out: Problem[] = []
+  const ctx: Context = { schema, raw, suggested: new Set() }
+  for (const issue of issues) convert(issue, [], ctx, out)
+  // `{prot: 80}` is one mistake (a typo of port), not also a missing port
+  return out.filter((p) => !(p.missing && ctx.suggested.has(p.missing))).map(({ missing: _, ...p }) => p)
 }

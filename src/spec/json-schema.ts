@@ -6,7 +6,10 @@ import { grailSchema } from './schema.js'
  * shorthands such as `publish: 8080` or `run: make` validate and editors complete every key.
  */
 export function grailJsonSchema(): Record<string, unknown> {
-  const schema = z.toJSONSchema(grailSchema, { io: 'input', target: 'draft-2020-12' }) as Record<string, unknown>
+  const schema = z.toJSONSchema(grailSchema, { io: 'input', target: 'draft-2020-12' }) as Record<
+    string,
+    unknown
+  >
   const { $schema, ...rest } = schema
   return { $schema, $id: 'grail.schema.json', title: 'grail.yaml', ...rest }
 }

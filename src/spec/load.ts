@@ -2,7 +2,6 @@ import { readFile, stat } from 'node:fs/promises'
 import { basename, extname, join, resolve } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import { problemsFromIssues } from './issues.js'
-import { importConfig } from './load-ts.js'
 import { normaliseProject } from './normalise.js'
 import type { RawProblem, SpecProblem } from './problems.js'
 import { SpecInvalidError, displayFile, formatPath, sortProblems } from './problems.js'
@@ -43,7 +42,9 @@ export async function findSpecFile(pathOrDir: string): Promise<string> {
   const kind = await kindOf(path)
   if (kind === 'file') return path
   if (kind === undefined) {
-    throw new GrailError('NO_SPEC', `${pathOrDir} does not exist`, { hint: 'pass a directory with a grail.yaml, or the file itself' })
+    throw new GrailError('NO_SPEC', `${pathOrDir} does not exist`, {
+      hint: 'pass a directory with a grail.yaml, or the file itself',
+    })
   }
   const found: string[] = []
   for (const name of SPEC_FILE_NAMES) if ((await kindOf(join(path, name))) === 'file') found.push(name)
@@ -65,9 +66,13 @@ export function sourceDateEpochFrom(env: NodeJS.ProcessEnv): number | undefined 
   const v = env.SOURCE_DATE_EPOCH
   if (v === undefined || v === '') return undefined
   if (!/^\d+$/.test(v)) {
-    throw new GrailError('SOURCE_DATE_EPOCH_INVALID', `SOURCE_DATE_EPOCH="${v}" is not a whole number of seconds`, {
-      hint: 'set it to a Unix timestamp, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), or unset it',
-    })
+    throw new GrailError(
+      'SOURCE_DATE_EPOCH_INVALID',
+      `SOURCE_DATE_EPOCH="${v}" is not a whole number of seconds`,
+      {
+        hint: 'set it to a Unix timestamp, e.g. SOURCE_DATE_EPOCH=$(git log -1 --format=%ct), or unset it',
+      },
+    )
   }
   return Number(v)
 }
@@ -87,14 +92,26 @@ function place(problems: RawProblem[], shown: string, source: YamlSource | undef
  * YAML source, problems carry line and column. Throws `SpecInvalidError` (code SPEC_INVALID) listing
  * every problem found.
  */
-export function projectFromRaw(raw: unknown, file: string, opts: LoadOptions & { source?: YamlSource } = {}): Project {
+export function projectFromRaw(
+  raw: unknown,
+  file: string,
+  opts: LoadOptions & { source?: YamlSource } = {},
+): Project {
   const shown = displayFile(file, opts.cwd)
-  const fail = (problems: RawProblem[]) => new SpecInvalidError(shown, sortProblems(place(problems, shown, opts.source)))
+  const fail = (problems: RawProblem[]) =>
+    new SpecInvalidError(shown, sortProblems(place(problems, shown, opts.source)))
   const parsed = grailSchema.safeParse(raw, { reportInput: true })
-  const problems = [...(parsed.success ? [] : problemsFromIssues(parsed.error.issues, grailSchema, raw)), ...checkReferences(raw)]
+  const problems = [
+    ...(parsed.success ? [] : problemsFromIssues(parsed.error.issues, grailSchema, raw)),
+    ...checkReferences(raw),
+  ]
   if (!parsed.success || problems.length > 0) throw fail(problems)
   const epoch = sourceDateEpochFrom(opts.env ?? process.env)
-  const result = normaliseProject(parsed.data, { file, raw, ...(epoch === undefined ? {} : { sourceDateEpoch: epoch }) })
+  const result = normaliseProject(parsed.data, {
+    file,
+    raw,
+    ...(epoch === undefined ? {} : { sourceDateEpoch: epoch }),
+  })
   if (result.problems.length > 0) throw fail(result.problems)
   return result.project
 }
@@ -104,7 +121,10 @@ export function parseYamlSpec(text: string, file: string, opts: LoadOptions = {}
   const source = readYaml(text)
   if (source.errors.length > 0) {
     const shown = displayFile(file, opts.cwd)
-    throw new SpecInvalidError(shown, sortProblems(source.errors.map((e) => ({ file: shown, path: '', ...e }))))
+    throw new SpecInvalidError(
+      shown,
+      sortProblems(source.errors.map((e) => ({ file: shown, path: '', ...e }))),
+    )
   }
   return projectFromRaw(source.raw, file, { ...opts, source })
 }
@@ -120,6 +140,8 @@ export async function loadProject(pathOrDir: string, opts: LoadOptions = {}): Pr
   const ext = extname(file)
   if (ext === '.yaml' || ext === '.yml') return parseYamlSpec(await readFile(file, 'utf8'), file, opts)
   if (TS_EXTENSIONS.includes(ext)) {
+    // jiti (and its transpiler) is loaded only for TypeScript configs; YAML users never pay for it
+    const { importConfig } = await import('./load-ts.js')
     return projectFromRaw(await importConfig(file, displayFile(file, opts.cwd)), file, opts)
   }
   throw new GrailError('SPEC_INVALID', `${basename(file)}: not a spec file (expected .yaml, .yml or .ts)`, {

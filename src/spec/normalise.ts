@@ -67,7 +67,10 @@ function mergedService(
 }
 
 /** Builds the `Project`; problems found while merging environment overrides are returned, not thrown. */
-export function normaliseProject(parsed: GrailConfigParsed, opts: NormaliseOptions): { project: Project; problems: RawProblem[] } {
+export function normaliseProject(
+  parsed: GrailConfigParsed,
+  opts: NormaliseOptions,
+): { project: Project; problems: RawProblem[] } {
   const dir = dirname(opts.file)
   const problems: RawProblem[] = []
   const images: Record<string, ImageSpec> = {}
@@ -86,7 +89,8 @@ export function normaliseProject(parsed: GrailConfigParsed, opts: NormaliseOptio
   const environments: Record<string, EnvironmentSpec> = {}
   for (const [name, env] of Object.entries(parsed.environments)) {
     const merged: Record<string, ServiceSpec> = {}
-    for (const [svc, spec] of Object.entries(services)) merged[svc] = mergedService(svc, name, spec, opts, problems)
+    for (const [svc, spec] of Object.entries(services))
+      merged[svc] = mergedService(svc, name, spec, opts, problems)
     environments[name] = {
       name,
       provider: env.provider,

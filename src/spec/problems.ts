@@ -76,7 +76,10 @@ export function displayFile(file: string, cwd = process.cwd()): string {
 export function sortProblems(problems: readonly SpecProblem[]): SpecProblem[] {
   const seen = new Set<string>()
   return [...problems]
-    .sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0) || a.path.localeCompare(b.path))
+    .sort(
+      (a, b) =>
+        (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0) || a.path.localeCompare(b.path),
+    )
     .filter((p) => {
       const key = formatProblem(p)
       if (seen.has(key)) return false

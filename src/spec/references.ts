@@ -11,7 +11,12 @@ function entries(v: unknown): Array<[string, Record<string, unknown>]> {
   return Object.entries(v).filter((e): e is [string, Record<string, unknown>] => isPlainObject(e[1]))
 }
 
-function unknownName(what: string, name: string, known: string[], section: string): Pick<RawProblem, 'message' | 'hint'> {
+function unknownName(
+  what: string,
+  name: string,
+  known: string[],
+  section: string,
+): Pick<RawProblem, 'message' | 'hint'> {
   return {
     message: `unknown ${what} "${name}"`,
     hint:
@@ -24,7 +29,8 @@ function unknownName(what: string, name: string, known: string[], section: strin
 function baseImage(image: Record<string, unknown>): { name: string; path: PropertyKey[] } | undefined {
   const base = image.base
   if (typeof base === 'string' && base.startsWith('image:')) return { name: base.slice(6), path: ['base'] }
-  if (isPlainObject(base) && typeof base.image === 'string') return { name: base.image, path: ['base', 'image'] }
+  if (isPlainObject(base) && typeof base.image === 'string')
+    return { name: base.image, path: ['base', 'image'] }
   return undefined
 }
 
@@ -36,7 +42,12 @@ function checkAncestry(images: Array<[string, Record<string, unknown>]>, out: Ra
     if (!ref || !NAME_PATTERN.test(ref.name)) continue
     const path = ['images', name, ...ref.path]
     if (ref.name === name) {
-      out.push({ path, at: 'value', message: `image "${name}" cannot be its own base`, hint: 'use another image, or scratch' })
+      out.push({
+        path,
+        at: 'value',
+        message: `image "${name}" cannot be its own base`,
+        hint: 'use another image, or scratch',
+      })
     } else if (!names.includes(ref.name)) {
       out.push({ path, at: 'value', ...unknownName('image', ref.name, names, 'images') })
     } else parent.set(name, ref.name)
@@ -77,7 +88,8 @@ export function checkReferences(raw: unknown): RawProblem[] {
   for (const [env, spec] of entries(raw.environments)) {
     for (const [name, override] of entries(spec.services)) {
       const path = ['environments', env, 'services', name]
-      if (!services.includes(name)) out.push({ path, at: 'key', ...unknownName('service', name, services, 'services') })
+      if (!services.includes(name))
+        out.push({ path, at: 'key', ...unknownName('service', name, services, 'services') })
       else checkImage(override, path)
     }
   }

@@ -20,12 +20,14 @@ const debianObject = z.strictObject({
     .enum(VARIANTS)
     .default('essential')
     .describe(
-      'mmdebstrap variant: how much of Debian to install. `essential` (default) is the smallest bootable set.',
+      'mmdebstrap variant: how much of Debian to install. Default `essential`, the smallest set that boots a shell.',
     ),
   include: z
     .array(token('a Debian package name', /^[a-z0-9][a-z0-9+.-]+$/))
     .default([])
-    .describe('Extra packages to install (`busybox`, `ca-certificates`). Versions are pinned in grail.lock.'),
+    .describe(
+      'Extra packages to install (`busybox`, `ca-certificates`); versions are pinned in grail.lock. Default: none.',
+    ),
   components: z
     .array(token('an archive component such as main', /^[a-z][a-z0-9-]*$/))
     .min(1)
@@ -35,7 +37,7 @@ const debianObject = z.strictObject({
     .string()
     .regex(/^(https?|file):\/\/\S+$/, { error: 'expected a mirror URL (http://, https:// or file://)' })
     .optional()
-    .describe('Debian mirror URL. Default: mmdebstrap\'s (deb.debian.org).'),
+    .describe("Debian mirror URL. Default: mmdebstrap's (deb.debian.org)."),
   architecture: token('a Debian architecture such as amd64 or arm64', /^[a-z0-9][a-z0-9-]*$/)
     .optional()
     .describe("Debian architecture (`amd64`, `arm64`). Default: the build host's."),
@@ -72,6 +74,12 @@ function parseShorthand(s: string, ctx: z.core.ParsePayload<unknown>): BaseSourc
   if (prefix === 'debian' && /^[a-z0-9][a-z0-9.-]*$/.test(rest)) {
     return { kind: 'debian', suite: rest, variant: 'essential', include: [], components: ['main'] }
   }
+  if (prefix === 'debian' && rest !== '') {
+    report(ctx, 'expected "debian:SUITE" with a suite such as bookworm', s, {
+      hint: `try "debian:${rest.toLowerCase()}"`,
+    })
+    return { kind: 'scratch' }
+  }
   if (prefix === 'image' && NAME_PATTERN.test(rest)) return { kind: 'image', image: rest }
   if (prefix === 'image' && rest !== '') {
     report(ctx, `expected "image:NAME" with a name of lowercase letters, digits and "-"`, s, {
@@ -88,7 +96,8 @@ function parseShorthand(s: string, ctx: z.core.ParsePayload<unknown>): BaseSourc
   return { kind: 'scratch' }
 }
 
-const SHORTHAND_PATTERN = '^(scratch|debian:[a-z0-9][a-z0-9.-]*|image:[a-z0-9][a-z0-9-]{0,62}|oci:.+|rootfs:.+)$'
+const SHORTHAND_PATTERN =
+  '^(scratch|debian:[a-z0-9][a-z0-9.-]*|image:[a-z0-9][a-z0-9-]{0,62}|oci:.+|rootfs:.+)$'
 const baseInput = z.union([z.string().meta({ pattern: SHORTHAND_PATTERN }), objectForms], {
   error: 'expected a base: "scratch", "debian:SUITE", "image:NAME", "oci:PATH", "rootfs:PATH" or a mapping',
 })
@@ -106,7 +115,8 @@ export const baseSchema = z
     if (typeof b === 'string') return parseShorthand(b, ctx)
     if ('debian' in b) {
       const d = b.debian
-      if (typeof d === 'string') return { kind: 'debian', suite: d, variant: 'essential', include: [], components: ['main'] }
+      if (typeof d === 'string')
+        return { kind: 'debian', suite: d, variant: 'essential', include: [], components: ['main'] }
       return { kind: 'debian', ...d }
     }
     if ('image' in b) return { kind: 'image', image: b.image, ...(b.version ? { version: b.version } : {}) }

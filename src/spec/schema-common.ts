@@ -18,12 +18,18 @@ export interface IssueParams {
 
 /** Names reach paths, labels and argv, so they are restricted to a safe alphabet. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/
-const NAME_EXPECTED = 'expected a name of lowercase letters, digits and "-" (starting with a letter or digit, at most 63)'
+const NAME_EXPECTED =
+  'expected a name of lowercase letters, digits and "-" (starting with a letter or digit, at most 63)'
 
 type Ctx = z.core.ParsePayload<unknown>
 
 /** Adds a custom issue with a complete message and optional hint / position to a zod context. */
-export function report(ctx: Ctx, message: string, input: unknown, params: IssueParams & { path?: PropertyKey[] } = {}) {
+export function report(
+  ctx: Ctx,
+  message: string,
+  input: unknown,
+  params: IssueParams & { path?: PropertyKey[] } = {},
+) {
   const { path, ...rest } = params
   ctx.issues.push({ code: 'custom', message, input, params: rest, ...(path ? { path } : {}) })
 }
@@ -77,25 +83,33 @@ export function absolutePath(what = 'an absolute path (starting with "/")') {
 export function durationSchema() {
   const error = 'expected a duration like 500ms, 2s, 10m, 1h30m or 7d (or a number of milliseconds)'
   return z
-    .union([z.number({ error }).int({ error }).min(0, { error }), z.string({ error }).regex(DURATION_PATTERN, { error })], {
-      error,
-    })
+    .union(
+      [
+        z.number({ error }).int({ error }).min(0, { error }),
+        z.string({ error }).regex(DURATION_PATTERN, { error }),
+      ],
+      {
+        error,
+      },
+    )
     .transform((v) => parseDuration(v) as number)
 }
 
 /** A scalar that becomes a string: env values and labels (`PORT: 8080`, `DEBUG: true`). */
 const SCALAR = 'expected a string, number or boolean'
 export const scalarString = z
-  .union([z.string({ error: SCALAR }), z.number({ error: SCALAR }), z.boolean({ error: SCALAR })], { error: SCALAR })
+  .union([z.string({ error: SCALAR }), z.number({ error: SCALAR }), z.boolean({ error: SCALAR })], {
+    error: SCALAR,
+  })
   .transform((v) => String(v))
 
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/
 
 /** Environment variables: NAME → string (numbers and booleans are turned into strings). */
 export function envMapSchema() {
-  const key = z
-    .string()
-    .regex(ENV_NAME, { error: 'expected an environment variable name (letters, digits, "_"; not starting with a digit)' })
+  const key = z.string().regex(ENV_NAME, {
+    error: 'expected an environment variable name (letters, digits, "_"; not starting with a digit)',
+  })
   return z.record(key, scalarString)
 }
 
@@ -103,7 +117,9 @@ export function envMapSchema() {
 export function commandSchema(what: string) {
   const error = `expected ${what}: a string (run with /bin/sh -c) or a non-empty list of arguments`
   return z
-    .union([z.string({ error }).min(1, { error }), z.array(z.string(), { error }).min(1, { error })], { error })
+    .union([z.string({ error }).min(1, { error }), z.array(z.string(), { error }).min(1, { error })], {
+      error,
+    })
     .transform((v): string[] => (typeof v === 'string' ? ['/bin/sh', '-c', v] : v))
 }
 
@@ -122,14 +138,24 @@ export function checkExactlyOne(ctx: Ctx, raw: unknown, kinds: readonly string[]
   if (present.length === 1) return
   if (present.length === 0) {
     const unknown = keys.find((k) => didYouMean(k, kinds))
-    report(ctx, `${noun} needs exactly one of ${listOr(kinds)}, found ${keys.length ? listOr(keys) : 'none'}`, raw, {
-      hint: unknown ? didYouMean(unknown, kinds) : `for example {${kinds[0]}: ...}`,
-    })
+    report(
+      ctx,
+      `${noun} needs exactly one of ${listOr(kinds)}, found ${keys.length ? listOr(keys) : 'none'}`,
+      raw,
+      {
+        hint: unknown ? didYouMean(unknown, kinds) : `for example {${kinds[0]}: ...}`,
+      },
+    )
     return
   }
-  report(ctx, `${noun} has exactly one of ${listOr(kinds)}, found ${present.length}: ${listAnd(present)}`, raw, {
-    hint: `keep one of ${listOr(present)}`,
-  })
+  report(
+    ctx,
+    `${noun} has exactly one of ${listOr(kinds)}, found ${present.length}: ${listAnd(present)}`,
+    raw,
+    {
+      hint: `keep one of ${listOr(present)}`,
+    },
+  )
 }
 
 export { isPlainObject }

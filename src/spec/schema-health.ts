@@ -1,5 +1,12 @@
 import { z } from 'zod'
-import { checkExactlyOne, commandSchema, durationSchema, integer, portSchema, report } from './schema-common.js'
+import {
+  checkExactlyOne,
+  commandSchema,
+  durationSchema,
+  integer,
+  portSchema,
+  report,
+} from './schema-common.js'
 import type { HealthCheck } from './types.js'
 
 const PROBES = ['http', 'tcp', 'exec'] as const
@@ -7,7 +14,9 @@ const PROBES = ['http', 'tcp', 'exec'] as const
 function probeTiming() {
   return {
     interval: durationSchema().prefault('2s').describe('Time between probes. Default `2s`.'),
-    timeout: durationSchema().prefault('1s').describe('Time after which one probe counts as failed. Default `1s`.'),
+    timeout: durationSchema()
+      .prefault('1s')
+      .describe('Time after which one probe counts as failed. Default `1s`.'),
     healthyThreshold: integer('a whole number ≥ 1', 1)
       .default(1)
       .describe('Consecutive passing probes before an instance takes traffic. Default `1`.'),
@@ -26,7 +35,9 @@ const httpPath = z.string({ error: 'expected an HTTP path starting with "/"' }).
 })
 
 const httpProbe = z.strictObject({
-  http: httpPath.meta({ pattern: '^/.*' }).describe('Probe with an HTTP GET of this path; healthy on `expectStatus`.'),
+  http: httpPath
+    .meta({ pattern: '^/.*' })
+    .describe('Probe with an HTTP GET of this path; healthy on `expectStatus`.'),
   port: portSchema.optional().describe("Port to probe. Default: the service's `port`."),
   expectStatus: integer('an HTTP status code (100-599)', 100, 599)
     .default(200)
@@ -63,7 +74,13 @@ export const healthcheckSchema = z
       startPeriod: h.startPeriod,
     }
     if ('http' in h) {
-      return { type: 'http', path: h.http, expectStatus: h.expectStatus, ...(h.port ? { port: h.port } : {}), ...timing }
+      return {
+        type: 'http',
+        path: h.http,
+        expectStatus: h.expectStatus,
+        ...(h.port ? { port: h.port } : {}),
+        ...timing,
+      }
     }
     if ('tcp' in h) return { type: 'tcp', port: h.tcp, ...timing }
     return { type: 'exec', command: h.exec, ...timing }

@@ -2,8 +2,6 @@ import { z } from 'zod'
 import {
   NAME_PATTERN,
   absolutePath,
-  checkExactlyOne,
-  durationSchema,
   envMapSchema,
   integer,
   nameSchema,
@@ -11,6 +9,7 @@ import {
   report,
 } from './schema-common.js'
 import { healthcheckSchema } from './schema-health.js'
+import { recycleSchema, rolloutSchema } from './schema-rollout.js'
 import type { ServiceSpec, VolumeSpec } from './types.js'
 
 const VOLUME_ERROR = 'expected a volume: "NAME:/path" or {name, path, exclusive}'
@@ -20,12 +19,16 @@ const volumeSchema = z
     [
       z.string({ error: VOLUME_ERROR }),
       z.strictObject({
-        name: nameSchema('a volume name').describe('Volume name; the data lives under the project state dir.'),
+        name: nameSchema('a volume name').describe(
+          'Volume name; the data lives under the project state dir.',
+        ),
         path: absolutePath().describe('Absolute mount path inside the instance.'),
         exclusive: z
           .boolean()
           .default(false)
-          .describe('Only one instance may hold it at a time (forces `rollout.order: stop-first`). Default `false`.'),
+          .describe(
+            'Only one instance may hold it at a time (forces `rollout.order: stop-first`). Default `false`.',
+          ),
       }),
     ],
     { error: VOLUME_ERROR },
@@ -48,89 +51,55 @@ const publishSchema = z
       portSchema,
       z.strictObject({
         port: portSchema.describe('Public port the proxy listens on.'),
-        host: z.string().min(1).default('127.0.0.1').describe('Address the proxy binds. Default `127.0.0.1`.'),
+        host: z
+          .string()
+          .min(1)
+          .default('127.0.0.1')
+          .describe('Address the proxy binds. Default `127.0.0.1`.'),
       }),
     ],
     { error: 'expected a port number (1-65535) or {port, host}' },
   )
   .transform((p) => (typeof p === 'number' ? { port: p, host: '127.0.0.1' } : p))
 
-const canarySchema = z.preprocess(
-  (raw: { instances?: number; percent?: number }, ctx) => {
-    checkExactlyOne(ctx, raw, ['instances', 'percent'], 'canary')
-    return raw
-  },
-  z.strictObject({
-    instances: integer('a whole number ≥ 1', 1).optional().describe('Number of canary instances.'),
-    percent: integer('a percentage (1-100)', 1, 100).optional().describe('Share of traffic for the canary.'),
-  }),
-)
-
-const rolloutSchema = z.strictObject({
-  strategy: z
-    .enum(['rolling', 'blue-green', 'canary'])
-    .default('rolling')
-    .describe('`rolling` (replace in batches), `blue-green` (full new set, then switch) or `canary`. Default `rolling`.'),
-  maxSurge: integer('a whole number ≥ 0', 0)
-    .default(1)
-    .describe('Rolling: instances started above `replicas` during a rollout. Default `1`.'),
-  maxUnavailable: integer('a whole number ≥ 0', 0)
-    .default(0)
-    .describe('Rolling: instances that may be missing below `replicas` during a rollout. Default `0`.'),
-  order: z
-    .enum(['start-first', 'stop-first'])
-    .optional()
-    .describe('Start the new instance before stopping the old one, or the reverse. Default `start-first`, or `stop-first` when the service has an exclusive volume.'),
-  bake: durationSchema().prefault('0s').describe('Blue-green/canary: how long the new set runs before the old one is destroyed. Default `0s`.'),
-  canary: canarySchema
-    .optional()
-    .describe('Canary size: `{instances: N}` or `{percent: P}`. Default `{instances: 1}` with `strategy: canary`.'),
-  healthTimeout: durationSchema()
-    .prefault('60s')
-    .describe('How long a new instance may take to become healthy before the rollout fails and rolls back. Default `60s`.'),
-  drain: durationSchema().prefault('2s').describe('How long an old instance drains connections before it stops. Default `2s`.'),
-})
-
-const WINDOW = /^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/
-const recycleSchema = z.strictObject({
-  maxAge: durationSchema()
-    .refine((ms) => ms > 0, { error: 'expected a duration above 0' })
-    .optional()
-    .describe('Replace instances older than this (`7d`). Default: never.'),
-  jitter: durationSchema().prefault('0s').describe('Random extra age per instance so replacements spread out. Default `0s`.'),
-  window: z
-    .string()
-    .regex(WINDOW, { error: 'expected a daily window "HH:MM-HH:MM" (UTC), such as "02:00-05:00"' })
-    .optional()
-    .describe('Daily UTC window in which recycling may happen, `"HH:MM-HH:MM"` (may wrap midnight). Default: any time.'),
-  order: z
-    .enum(['oldest', 'most-drifted'])
-    .default('oldest')
-    .describe('Which instances go first. Default `oldest`.'),
-})
-
 /** The keys of a service, shared by `services.*` and the per-environment overrides. */
 export const serviceShape = {
   image: nameSchema('an image name').describe('The image this service runs: a key of `images`.'),
   replicas: integer('a whole number ≥ 0', 0).default(1).describe('Number of instances. Default `1`.'),
-  port: portSchema.optional().describe('Port the process listens on inside the instance (given to it as `PORT`).'),
+  port: portSchema
+    .optional()
+    .describe('Port the process listens on inside the instance (given to it as `PORT`).'),
   publish: publishSchema
     .optional()
-    .describe('Public port of the proxy in front of the instances: a number, or `{port, host}` (host default `127.0.0.1`).'),
-  env: envMapSchema().default({}).describe('Environment variables (deploy-time config: a change makes a new release, not a new image).'),
-  files: z
-    .record(absolutePath('an absolute path in the instance'), z.string({ error: 'expected the file content (a string)' }))
+    .describe(
+      'Public port of the proxy in front of the instances: a number, or `{port, host}` (host default `127.0.0.1`).',
+    ),
+  env: envMapSchema()
     .default({})
-    .describe('Deploy-time files: absolute path in the instance → content.'),
+    .describe(
+      'Environment variables (deploy-time config: a change makes a new release, not a new image). Default: none.',
+    ),
+  files: z
+    .record(
+      absolutePath('an absolute path in the instance'),
+      z.string({ error: 'expected the file content (a string)' }),
+    )
+    .default({})
+    .describe('Deploy-time files: absolute path in the instance → content. Default: none.'),
   volumes: z
     .array(volumeSchema)
     .default([])
-    .describe('Mutable state that survives instance replacement: `"NAME:/path"` or `{name, path, exclusive}`.'),
+    .describe(
+      'Mutable state that survives instance replacement: `"NAME:/path"` or `{name, path, exclusive}`. Default: none.',
+    ),
   healthcheck: healthcheckSchema.optional().describe("Health check; overrides the image's."),
   rollout: rolloutSchema.prefault({}).describe('How a new release replaces the running instances.'),
   drift: z
     .strictObject({
-      ignore: z.array(z.string()).default([]).describe('Globs of in-instance paths whose changes are expected, not drift.'),
+      ignore: z
+        .array(z.string())
+        .default([])
+        .describe('Globs of in-instance paths whose changes are expected, not drift. Default: none.'),
     })
     .prefault({})
     .describe('Drift detection settings.'),
@@ -145,10 +114,15 @@ function checkService(ctx: Ctx): void {
   const s = ctx.value
   const r = s.rollout
   if (r.strategy === 'rolling' && r.maxSurge === 0 && r.maxUnavailable === 0) {
-    report(ctx, 'maxSurge and maxUnavailable are both 0: a rolling update could never replace an instance', r, {
-      path: ['rollout'],
-      hint: 'set maxSurge: 1 (start a new instance first) or maxUnavailable: 1',
-    })
+    report(
+      ctx,
+      'maxSurge and maxUnavailable are both 0: a rolling update could never replace an instance',
+      r,
+      {
+        path: ['rollout'],
+        hint: 'set maxSurge: 1 (start a new instance first) or maxUnavailable: 1',
+      },
+    )
   }
   if (r.canary && r.strategy !== 'canary') {
     report(ctx, `canary settings need strategy: canary, found strategy: ${r.strategy}`, r.canary, {
@@ -158,16 +132,26 @@ function checkService(ctx: Ctx): void {
   }
   const exclusive = s.volumes.find((v) => v.exclusive)
   if (exclusive && r.order === 'start-first') {
-    report(ctx, `order: start-first would run two instances on the exclusive volume "${exclusive.name}"`, r.order, {
-      path: ['rollout', 'order'],
-      hint: 'use order: stop-first (the default for services with an exclusive volume)',
-    })
+    report(
+      ctx,
+      `order: start-first would run two instances on the exclusive volume "${exclusive.name}"`,
+      r.order,
+      {
+        path: ['rollout', 'order'],
+        hint: 'use order: stop-first (the default for services with an exclusive volume)',
+      },
+    )
   }
   if (exclusive && r.strategy !== 'rolling') {
-    report(ctx, `strategy: ${r.strategy} runs two sets at once, but volume "${exclusive.name}" is exclusive`, r.strategy, {
-      path: ['rollout', 'strategy'],
-      hint: 'use strategy: rolling with order: stop-first for a service with exclusive state',
-    })
+    report(
+      ctx,
+      `strategy: ${r.strategy} runs two sets at once, but volume "${exclusive.name}" is exclusive`,
+      r.strategy,
+      {
+        path: ['rollout', 'strategy'],
+        hint: 'use strategy: rolling with order: stop-first for a service with exclusive state',
+      },
+    )
   }
   const seen = new Map<string, string>()
   s.volumes.forEach((v, i) => {
@@ -205,15 +189,23 @@ export const serviceSchema = z
       },
     }
   })
-  .describe('A service: `replicas` identical instances of one image, replaced (never patched) on every change.')
+  .describe(
+    'A service: `replicas` identical instances of one image, replaced (never patched) on every change.',
+  )
 
 /** Per-environment overrides of a service: the same keys, all optional and without defaults. */
-export const serviceOverrideSchema = z.strictObject(
-  Object.fromEntries(
-    Object.entries(serviceShape).map(([key, s]) => {
-      const inner = s instanceof z.ZodDefault || s instanceof z.ZodPrefault ? s.unwrap() : s
-      const bare = inner instanceof z.ZodOptional ? inner.unwrap() : inner
-      return [key, bare.optional().describe(`Overrides the service's \`${key}\`.`)]
-    }),
-  ) as unknown as { [K in keyof typeof serviceShape]: z.ZodOptional<z.ZodType<unknown, z.input<(typeof serviceShape)[K]>>> },
-).describe("Overrides for one service in this environment: any keys of `services.<name>`, merged into the service's.")
+export const serviceOverrideSchema = z
+  .strictObject(
+    Object.fromEntries(
+      Object.entries(serviceShape).map(([key, s]) => {
+        const inner = s instanceof z.ZodDefault || s instanceof z.ZodPrefault ? s.unwrap() : s
+        const bare = inner instanceof z.ZodOptional ? inner.unwrap() : inner
+        return [key, bare.optional().describe(`Overrides the service's \`${key}\`.`)]
+      }),
+    ) as unknown as {
+      [K in keyof typeof serviceShape]: z.ZodOptional<z.ZodType<unknown, z.input<(typeof serviceShape)[K]>>>
+    },
+  )
+  .describe(
+    "Overrides for one service in this environment: any keys of `services.<name>`, merged into the service's.",
+  )

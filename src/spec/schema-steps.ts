@@ -34,29 +34,45 @@ function checkSource(ctx: Ctx, src: string, path: PropertyKey[]): void {
 
 const OWNER_ERROR = 'expected a numeric owner "uid" or "uid:gid" (such as "1000:1000")'
 const owner = z
-  .union([integer('a uid ≥ 0', 0), z.string().regex(/^\d+(:\d+)?$/, { error: OWNER_ERROR })], { error: OWNER_ERROR })
+  .union([integer('a uid ≥ 0', 0), z.string().regex(/^\d+(:\d+)?$/, { error: OWNER_ERROR })], {
+    error: OWNER_ERROR,
+  })
   .transform(String)
 
 const MODE_ERROR = 'expected a file mode: an octal string such as "0644" or a number up to 0o7777'
 const mode = z
-  .union([integer('a file mode up to 0o7777', 0, 0o7777), z.string().regex(/^(0o|0)?[0-7]{1,4}$/, { error: MODE_ERROR })], {
-    error: MODE_ERROR,
-  })
+  .union(
+    [
+      integer('a file mode up to 0o7777', 0, 0o7777),
+      z.string().regex(/^(0o|0)?[0-7]{1,4}$/, { error: MODE_ERROR }),
+    ],
+    {
+      error: MODE_ERROR,
+    },
+  )
   .transform((m) => (typeof m === 'number' ? m : Number.parseInt(m.replace(/^0o/, ''), 8)))
 
 const copyObject = z.strictObject({
   from: z
     .union([z.string(), z.array(z.string()).min(1)], { error: 'expected a path or a list of paths' })
     .describe('Source path(s), relative to the build context; `..` is not allowed.'),
-  to: absolutePath().describe('Absolute destination in the image; a trailing `/` (or several sources) means "into".'),
+  to: absolutePath().describe(
+    'Absolute destination in the image; a trailing `/` (or several sources) means "into".',
+  ),
   owner: owner.optional().describe('Numeric `uid[:gid]` of the copied files. Default `0:0`.'),
   mode: mode
     .optional()
-    .describe('File mode, octal (`"0644"`, or 0644 in YAML). Default: 0644, or 0755 for executables and dirs.'),
-  exclude: z.array(z.string()).default([]).describe('Globs (relative to each source) left out.'),
+    .describe(
+      'File mode, octal (`"0644"`, or 0644 in YAML). Default: 0644, or 0755 for executables and dirs.',
+    ),
+  exclude: z
+    .array(z.string())
+    .default([])
+    .describe('Globs (relative to each source) left out. Default: none.'),
 })
 
-const copyStep = z.union([z.string(), copyObject], { error: 'expected "SRC... DEST" or a mapping with from and to' })
+const copyStep = z
+  .union([z.string(), copyObject], { error: 'expected "SRC... DEST" or a mapping with from and to' })
   .transform((c, ctx): Step => {
     if (typeof c === 'string') {
       const parts = c.trim().split(/\s+/)
@@ -72,7 +88,8 @@ const copyStep = z.union([z.string(), copyObject], { error: 'expected "SRC... DE
       return { kind: 'copy', from: parts, to, exclude: [] }
     }
     const from = typeof c.from === 'string' ? [c.from] : c.from
-    from.forEach((src, i) => checkSource(ctx, src, typeof c.from === 'string' ? ['from'] : ['from', i]))
+    for (const [i, src] of from.entries())
+      checkSource(ctx, src, typeof c.from === 'string' ? ['from'] : ['from', i])
     return { kind: 'copy', from, to: c.to, exclude: c.exclude, ...optional({ owner: c.owner, mode: c.mode }) }
   })
   .describe('Copy files from the build context: `"SRC... DEST"` or `{from, to, owner, mode, exclude}`.')
@@ -82,7 +99,9 @@ function optional<T extends Record<string, unknown>>(o: T): Partial<T> {
 }
 
 const runObject = z.strictObject({
-  command: commandSchema('a command').describe('The command: a string (run with `/bin/sh -c`) or an argument list.'),
+  command: commandSchema('a command').describe(
+    'The command: a string (run with `/bin/sh -c`) or an argument list.',
+  ),
   network: z.boolean().default(false).describe('Give the step network access. Default `false` (sandboxed).'),
   env: envMapSchema().default({}).describe('Extra environment for this step only.'),
 })
@@ -105,7 +124,9 @@ const argv = z
 
 const EXPOSE_ERROR = 'expected a port such as 8080 or "8080/udp"'
 const exposed = z
-  .union([portSchema, z.string().regex(/^\d{1,5}(\/(tcp|udp))?$/, { error: EXPOSE_ERROR })], { error: EXPOSE_ERROR })
+  .union([portSchema, z.string().regex(/^\d{1,5}(\/(tcp|udp))?$/, { error: EXPOSE_ERROR })], {
+    error: EXPOSE_ERROR,
+  })
   .transform((p, ctx): { port: number; protocol: 'tcp' | 'udp' } => {
     if (typeof p === 'number') return { port: p, protocol: 'tcp' }
     const [n, proto] = p.split('/')
@@ -113,6 +134,8 @@ const exposed = z
     if (port < 1 || port > 65535) report(ctx, `expected a port number (1-65535), found ${port}`, p)
     return { port, protocol: proto === 'udp' ? 'udp' : 'tcp' }
   })
+
+const USER_ERROR = 'expected a user such as "1000:1000" or "app"'
 
 /** The step kinds, each normalising its own input to a `Step`. */
 const STEP_SCHEMAS = {
@@ -122,9 +145,15 @@ const STEP_SCHEMAS = {
     .transform((env): Step => ({ kind: 'env', env }))
     .describe('Set environment variables in the image (`{KEY: value}`).'),
   user: z
-    .union([integer('a uid ≥ 0', 0), z.string().regex(/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/)], {
-      error: 'expected a user such as "1000:1000" or "app"',
-    })
+    .union(
+      [
+        integer('a uid ≥ 0', 0),
+        z.string().regex(/^[A-Za-z0-9_.-]+(:[A-Za-z0-9_.-]+)?$/, { error: USER_ERROR }),
+      ],
+      {
+        error: USER_ERROR,
+      },
+    )
     .transform((u): Step => ({ kind: 'user', user: String(u) }))
     .describe('User (and group) the process runs as: `"1000:1000"`, `"app"`.'),
   workdir: absolutePath()
@@ -141,7 +170,9 @@ const STEP_SCHEMAS = {
     .transform((p): Step => ({ kind: 'expose', ports: Array.isArray(p) ? p : [p] }))
     .describe('Ports the image listens on: `8080`, `"53/udp"`, or a list.'),
   volume: z
-    .union([absolutePath(), z.array(absolutePath()).min(1)], { error: 'expected an absolute path or a list of them' })
+    .union([absolutePath(), z.array(absolutePath()).min(1)], {
+      error: 'expected an absolute path or a list of them',
+    })
     .transform((v): Step => ({ kind: 'volume', paths: Array.isArray(v) ? v : [v] }))
     .describe('Paths that hold mutable state (mounted from volumes, never part of drift).'),
   label: z
@@ -159,7 +190,10 @@ export type StepInput = { [K in keyof Kinds]: { [P in K]: z.input<Kinds[K]> } }[
 
 export const STEP_KINDS = Object.keys(STEP_SCHEMAS) as Array<keyof Kinds>
 
-const OPTION_KEYS: Record<string, string[]> = { copy: Object.keys(copyObject.shape), run: Object.keys(runObject.shape) }
+const OPTION_KEYS: Record<string, string[]> = {
+  copy: Object.keys(copyObject.shape),
+  run: Object.keys(runObject.shape),
+}
 
 function checkStepShape(raw: unknown, ctx: Ctx): void {
   if (!isPlainObject(raw)) return

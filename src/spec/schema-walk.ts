@@ -57,14 +57,22 @@ function schemasAt(root: Schema, path: readonly PropertyKey[]): Schema[] {
   return current
 }
 
-/** Keys a mapping at `path` may have (empty when the spot is not a fixed-key mapping). */
-export function allowedKeysAt(root: Schema, path: readonly PropertyKey[]): string[] {
-  const keys = new Set<string>()
-  for (const s of schemasAt(root, path).flatMap((c) => expand(c))) {
-    const d = def(s)
-    if (d.type === 'object') for (const k of Object.keys(d.shape as object)) keys.add(k)
-  }
-  return [...keys]
+/**
+ * Keys a mapping at `path` may have (empty when the spot is not a fixed-key mapping). Where a union
+ * offers several mappings, only those that accept every key in `accepted` count: `{image, ref}` is
+ * an image base, whose keys are image and version.
+ */
+export function allowedKeysAt(
+  root: Schema,
+  path: readonly PropertyKey[],
+  accepted: readonly string[] = [],
+): string[] {
+  const shapes = schemasAt(root, path)
+    .flatMap((c) => expand(c))
+    .filter((s) => def(s).type === 'object')
+    .map((s) => Object.keys(def(s).shape as object))
+  const fitting = shapes.filter((keys) => accepted.every((k) => keys.includes(k)))
+  return [...new Set((fitting.length > 0 ? fitting : shapes).flat())]
 }
 
 /** The description of the key at `path`, from the outermost wrapper that has one. */

@@ -17,13 +17,18 @@ const imageSchema = z
       .string()
       .min(1)
       .default('.')
-      .describe('Build context directory, relative to the spec file; `copy` reads only from here. Default `.`.'),
+      .describe(
+        'Build context directory, relative to the spec file; `copy` reads only from here. Default `.`.',
+      ),
     sourceDateEpoch: integer('a whole number of seconds since 1970 (≥ 0)', 0)
       .optional()
       .describe(
         'Timestamp (seconds) every file mtime is clamped to. Default: `$SOURCE_DATE_EPOCH` if set, else 1 (1970-01-01T00:00:01Z).',
       ),
-    steps: z.array(stepSchema).default([]).describe('Build steps, in order; each becomes (at most) one layer.'),
+    steps: z
+      .array(stepSchema)
+      .default([])
+      .describe('Build steps, in order; each becomes (at most) one layer. Default: none.'),
   })
   .describe('An image: a base plus steps, built reproducibly into a versioned OCI image.')
 
@@ -32,12 +37,16 @@ const environmentSchema = z
     provider: z
       .enum(['local', 'docker', 'swarm'])
       .default('local')
-      .describe('Where instances run: `local` (runc, no daemon), `docker` (Docker/Podman API) or `swarm`. Default `local`.'),
+      .describe(
+        'Where instances run: `local` (runc, no daemon), `docker` (Docker/Podman API) or `swarm`. Default `local`.',
+      ),
     endpoint: z
       .string()
       .min(1)
       .optional()
-      .describe('Provider connection, e.g. `unix:///run/docker.sock` or `tcp://host:2376`. Default: the provider\'s usual socket.'),
+      .describe(
+        "Provider connection, e.g. `unix:///run/docker.sock` or `tcp://host:2376`. Default: the provider's usual socket.",
+      ),
     services: z
       .record(nameSchema('a service name'), serviceOverrideSchema)
       .default({})
@@ -58,11 +67,15 @@ const environmentSchema = z
 const policiesSchema = z.strictObject({
   gc: z
     .strictObject({
-      keepVersions: integer('a whole number ≥ 1', 1).default(5).describe('Versions of each image always kept. Default `5`.'),
+      keepVersions: integer('a whole number ≥ 1', 1)
+        .default(5)
+        .describe('Versions of each image always kept. Default `5`.'),
       keepDeployedWithin: durationSchema()
         .prefault('14d')
         .describe('Images deployed within this long are kept (rollback targets). Default `14d`.'),
-      keepReleases: integer('a whole number ≥ 1', 1).default(3).describe('Releases per service kept as rollback targets. Default `3`.'),
+      keepReleases: integer('a whole number ≥ 1', 1)
+        .default(3)
+        .describe('Releases per service kept as rollback targets. Default `3`.'),
     })
     .prefault({})
     .describe('Garbage collection of images. What runs, and its ancestors, are never collected.'),
@@ -92,7 +105,9 @@ const policiesSchema = z.strictObject({
 /** The whole grail.yaml. */
 export const grailSchema = z
   .strictObject({
-    project: nameSchema('a project name').describe('Project name (lowercase letters, digits, `-`). Labels every instance.'),
+    project: nameSchema('a project name').describe(
+      'Project name (lowercase letters, digits, `-`). Labels every instance.',
+    ),
     images: z
       .record(nameSchema('an image name'), imageSchema)
       .default({})
@@ -105,7 +120,9 @@ export const grailSchema = z
       .record(nameSchema('an environment name'), environmentSchema)
       .prefault({ local: { provider: 'local' } })
       .describe('Where the services run, by name. Default `{local: {provider: local}}`.'),
-    policies: policiesSchema.prefault({}).describe('Project-wide rules: garbage collection, disruption budget, hotfixes.'),
+    policies: policiesSchema
+      .prefault({})
+      .describe('Project-wide rules: garbage collection, disruption budget, hotfixes.'),
   })
   .describe('grail.yaml: the images, services, environments and policies of one Grail project.')
 

@@ -17,7 +17,8 @@ const SYNTAX_HINTS: Record<string, string> = {
   TAB_AS_INDENT: 'indent with spaces, not tabs',
   DUPLICATE_KEY: 'each key may appear only once in a mapping',
   BAD_INDENT: 'check the indentation: nested keys need more spaces than their parent',
-  BLOCK_AS_IMPLICIT_KEY: 'put a nested mapping on its own, indented lines (or quote the value if it contains ": ")',
+  BLOCK_AS_IMPLICIT_KEY:
+    'put a nested mapping on its own, indented lines (or quote the value if it contains ": ")',
   MULTIPLE_DOCS: 'a spec is one YAML document; remove the extra "---"',
 }
 
@@ -26,14 +27,20 @@ function readModesAsOctal(doc: Document): void {
   visit(doc, {
     Pair(_, pair) {
       const v = pair.value
-      if (!isScalar(pair.key) || pair.key.value !== 'mode' || !isScalar(v) || typeof v.value !== 'number') return
+      if (!isScalar(pair.key) || pair.key.value !== 'mode' || !isScalar(v) || typeof v.value !== 'number')
+        return
       const src = (v as { source?: string }).source ?? ''
       if (/^0?[0-7]{1,4}$/.test(src)) v.value = Number.parseInt(src, 8)
     },
   })
 }
 
-function findPair(doc: Document, node: unknown, seg: PropertyKey, depth = 0): Pair<unknown, unknown> | undefined {
+function findPair(
+  doc: Document,
+  node: unknown,
+  seg: PropertyKey,
+  depth = 0,
+): Pair<unknown, unknown> | undefined {
   if (!isMap(node) || depth > 10) return undefined
   const direct = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(seg))
   if (direct) return direct as Pair<unknown, unknown>

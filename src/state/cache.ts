@@ -32,7 +32,9 @@ export interface CachedBase {
 }
 
 export function getCachedBase(db: Db, key: string): CachedBase | undefined {
-  const row = db.prepare('SELECT layers, config, packages, parent_digest FROM base_cache WHERE key = ?').get(key) as
+  const row = db
+    .prepare('SELECT layers, config, packages, parent_digest FROM base_cache WHERE key = ?')
+    .get(key) as
     | { layers: string; config: string; packages: string; parent_digest: string | null }
     | undefined
   if (!row) return undefined

@@ -30,7 +30,9 @@ export function appendEvent(db: Db, kind: string, subject: string, data: Record<
 export function listEvents(db: Db, opts: { subject?: string; limit?: number } = {}): EventRecord[] {
   const rows = (
     opts.subject
-      ? db.prepare('SELECT * FROM events WHERE subject = ? ORDER BY id DESC LIMIT ?').all(opts.subject, opts.limit ?? 100)
+      ? db
+          .prepare('SELECT * FROM events WHERE subject = ? ORDER BY id DESC LIMIT ?')
+          .all(opts.subject, opts.limit ?? 100)
       : db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(opts.limit ?? 100)
   ) as Array<Omit<EventRecord, 'data'> & { data: string }>
   return rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> }))

@@ -79,7 +79,9 @@ export function latestImage(db: Db, name: string): ImageRecord | undefined {
 }
 
 export function getImage(db: Db, name: string, version: number): ImageRecord | undefined {
-  const row = db.prepare('SELECT * FROM images WHERE name = ? AND version = ?').get(name, version) as Row | undefined
+  const row = db.prepare('SELECT * FROM images WHERE name = ? AND version = ?').get(name, version) as
+    | Row
+    | undefined
   return row && fromRow(row)
 }
 
@@ -95,9 +97,14 @@ export function findImageByKey(db: Db, name: string, buildKey: string): ImageRec
  * Records a new version of an image: version = previous highest + 1 (monotonic per name, never reused even
  * after gc). Runs inside an immediate transaction so two concurrent builds cannot take the same number.
  */
-export function insertImage(db: Db, rec: Omit<ImageRecord, 'version' | 'status' | 'statusReason'>): ImageRecord {
+export function insertImage(
+  db: Db,
+  rec: Omit<ImageRecord, 'version' | 'status' | 'statusReason'>,
+): ImageRecord {
   const insert = db.transaction(() => {
-    const max = db.prepare('SELECT MAX(version) AS v FROM images WHERE name = ?').get(rec.name) as { v: number | null }
+    const max = db.prepare('SELECT MAX(version) AS v FROM images WHERE name = ?').get(rec.name) as {
+      v: number | null
+    }
     const version = (max.v ?? 0) + 1
     db.prepare(
       `INSERT INTO images (name, version, digest, config_digest, build_key, parent_digest, base, git_commit, created_at, size, packages)

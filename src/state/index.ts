@@ -10,4 +10,11 @@ export {
   type ImageStatus,
   type PackageInfo,
 } from './images.js'
-export { getCachedLayer, putCachedLayer, getCachedBase, putCachedBase, type CachedLayer, type CachedBase } from './cache.js'
+export {
+  getCachedLayer,
+  putCachedLayer,
+  getCachedBase,
+  putCachedBase,
+  type CachedLayer,
+  type CachedBase,
+} from './cache.js'

@@ -69,9 +69,13 @@ export function runCommand(cmd: Command, opts: RunOptions = {}): Promise<Command
       if (result.code !== 0 && !opts.allowFailure) {
         const tail = result.stderr.toString('utf8').trim().split('\n').slice(-8).join('\n')
         reject(
-          new GrailError('COMMAND_FAILED', `${cmd.file} ${cmd.args.slice(0, 3).join(' ')} exited with ${signal ?? code}`, {
-            details: tail ? [tail] : [],
-          }),
+          new GrailError(
+            'COMMAND_FAILED',
+            `${cmd.file} ${cmd.args.slice(0, 3).join(' ')} exited with ${signal ?? code}`,
+            {
+              details: tail ? [tail] : [],
+            },
+          ),
         )
         return
       }

@@ -7,7 +7,11 @@ export async function listMountPoints(): Promise<string[]> {
   return text
     .split('\n')
     .filter(Boolean)
-    .map((line) => (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8))))
+    .map((line) =>
+      (line.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) =>
+        String.fromCharCode(Number.parseInt(o, 8)),
+      ),
+    )
 }
 
 /** Mount points at or below `dir`, deepest first (the order to unmount them in). */

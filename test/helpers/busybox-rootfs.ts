@@ -10,11 +10,26 @@ import { join } from 'node:path'
 export function makeBusyboxRootfs(dest: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'grail-bbroot-'))
   try {
-    for (const d of ['bin', 'etc', 'tmp', 'srv', 'usr/bin', 'var']) mkdirSync(join(dir, d), { recursive: true })
+    for (const d of ['bin', 'etc', 'tmp', 'srv', 'usr/bin', 'var'])
+      mkdirSync(join(dir, d), { recursive: true })
     chmodSync(join(dir, 'tmp'), 0o1777)
     copyFileSync('/bin/busybox', join(dir, 'bin', 'busybox'))
     chmodSync(join(dir, 'bin', 'busybox'), 0o755)
-    for (const applet of ['sh', 'ls', 'cat', 'echo', 'date', 'mkdir', 'rm', 'touch', 'httpd', 'sleep', 'wget', 'env', 'id']) {
+    for (const applet of [
+      'sh',
+      'ls',
+      'cat',
+      'echo',
+      'date',
+      'mkdir',
+      'rm',
+      'touch',
+      'httpd',
+      'sleep',
+      'wget',
+      'env',
+      'id',
+    ]) {
       symlinkSync('busybox', join(dir, 'bin', applet))
     }
     writeFileSync(join(dir, 'etc', 'passwd'), 'root:x:0:0:root:/root:/bin/sh\nwww:x:33:33:www:/srv:/bin/sh\n')

@@ -32,7 +32,10 @@ export interface CliResult {
 }
 
 /** Runs the built `grail` CLI (dist/) as a user would, with no TTY. */
-export function grail(args: string[], opts: { cwd?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
+export function grail(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [GRAIL_BIN, ...args], {
       cwd: opts.cwd,

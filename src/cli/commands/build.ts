@@ -52,18 +52,25 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
 function renderOutcome(outcome: BuildOutcome): void {
   for (const img of outcome.images) {
     if (img.unchanged) {
-      out(`${style.bold(img.name)} v${img.version} unchanged ${style.dim('(nothing to build)')}  ${img.digest}`)
+      out(
+        `${style.bold(img.name)} v${img.version} unchanged ${style.dim('(nothing to build)')}  ${img.digest}`,
+      )
     } else {
-      out(`${style.green('built')} ${style.bold(img.name)} v${img.version}  ${img.digest}  ${formatBytes(img.size)}`)
+      out(
+        `${style.green('built')} ${style.bold(img.name)} v${img.version}  ${img.digest}  ${formatBytes(img.size)}`,
+      )
     }
   }
   for (const v of outcome.verify) {
     if (v.reproducible) {
-      out(`${style.green('verified')} ${v.image}: a second build from nothing gave the same digest ${shortDigest(v.first)}`)
+      out(
+        `${style.green('verified')} ${v.image}: a second build from nothing gave the same digest ${shortDigest(v.first)}`,
+      )
       continue
     }
     out(`${style.red('NOT reproducible')} ${v.image}: ${shortDigest(v.first)} ≠ ${shortDigest(v.second)}`)
-    for (const f of v.files) out(`  ${f.path}  ${style.yellow(f.what.join(', '))}  ${style.dim(`(layer ${f.layer}: ${f.step})`)}`)
+    for (const f of v.files)
+      out(`  ${f.path}  ${style.yellow(f.what.join(', '))}  ${style.dim(`(layer ${f.layer}: ${f.step})`)}`)
     if (v.config.length) out(`  image config differs in: ${v.config.join(', ')}`)
   }
 }

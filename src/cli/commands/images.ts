@@ -31,7 +31,9 @@ export function registerImages(program: Command, globals: () => GlobalOptions): 
           out('no images yet: run `grail build`')
           return
         }
-        const rows = [['IMAGE', 'VERSION', 'DIGEST', 'SIZE', 'PACKAGES', 'CREATED', 'COMMIT', 'STATUS'].map(style.bold)]
+        const rows = [
+          ['IMAGE', 'VERSION', 'DIGEST', 'SIZE', 'PACKAGES', 'CREATED', 'COMMIT', 'STATUS'].map(style.bold),
+        ]
         for (const i of images) {
           rows.push([
             i.name,

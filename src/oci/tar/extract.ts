@@ -4,8 +4,6 @@ import { open } from 'node:fs/promises'
 import { isErrno } from '../../errors.js'
 import { createEntry } from './create-entry.js'
 import { fromHeader } from './headers.js'
-import { createLimiter } from './limiter.js'
-import type { Limiter } from './limiter.js'
 import { baseOf, joinRel, parentOf, sortByPath, unsafeTar } from './paths.js'
 import { readTar } from './read.js'
 import { openSafeRoot } from './safe-root.js'
@@ -13,9 +11,6 @@ import type { SafeRoot } from './safe-root.js'
 import type { TarEntry } from './types.js'
 import { OPAQUE_WHITEOUT, WHITEOUT_META_PREFIX, WHITEOUT_PREFIX } from './types.js'
 import { applyOpaque, applyWhiteout } from './whiteouts.js'
-
-/** Files finishing in the background at once; each holds a descriptor until then. */
-const BACKGROUND_LIMIT = 64
 
 export interface ExtractOptions {
   /** 'apply': whiteouts delete from `root`; 'snapshot': they become overlayfs whiteouts (a lower dir). */
@@ -37,8 +32,6 @@ export interface ExtractState {
   written: Set<string>
   /** Directory metadata, applied once all children are in place. */
   dirs: Map<string, TarEntry>
-  /** Files' metadata and close, through their descriptors. */
-  background: Limiter
 }
 
 /**
@@ -61,10 +54,9 @@ export async function extractLayer(
     mode: opts.mode,
     written: new Set(),
     dirs: new Map(),
-    background: createLimiter(BACKGROUND_LIMIT),
   }
   let entries = 0
-  const reading = readTar(source, label, async (header, content) => {
+  await readTar(source, label, async (header, content) => {
     const entry = fromHeader(header, label)
     if (entry === undefined || (opts.filter && !opts.filter(entry))) return
     entries++
@@ -86,13 +78,6 @@ export async function extractLayer(
     await createEntry(state, header.name, entry, content)
     state.written.add(entry.path)
   })
-  try {
-    await reading
-  } catch (err) {
-    await state.background.drain().catch(() => undefined) // close every file, report the first error
-    throw err
-  }
-  await state.background.drain()
   await finishDirectories(state)
   return { entries }
 }

@@ -51,7 +51,7 @@ export async function readTar(
 ): Promise<void> {
   const raw = await openMaybeGzipped(source)
   const extract = tar.extract()
-  const stages: NodeJS.ReadWriteStream[] = raw.gzipped ? [createGunzip()] : []
+  const stages: NodeJS.ReadWriteStream[] = raw.gzipped ? [createGunzip({ chunkSize: 64 * 1024 })] : []
   const parsing = pipeline([raw.stream, ...stages, extract as unknown as NodeJS.WritableStream])
   let handlerFailed = false
   try {

@@ -1,5 +1,6 @@
 import type { BigIntStats } from 'node:fs'
-import { lstat, readdir, readlink } from 'node:fs/promises'
+import { lstatSync, readlinkSync } from 'node:fs'
+import { readdir } from 'node:fs/promises'
 import { isAbsolute, join, relative, resolve, sep } from 'node:path'
 import { runCommand } from '../../util/exec.js'
 import { findOpaqueCommand, parseOpaqueDirs } from './commands.js'
@@ -31,12 +32,14 @@ export async function scanDir(root: string, opts: ScanOptions = {}): Promise<Pac
       const rel = joinRel(dirRel, name)
       if (opts.exclude?.(rel)) continue
       const abs = join(dirAbs, name)
-      const st = await lstat(abs, { bigint: true })
+      // lstat without a thread-pool hop: scanning /usr/share (54k entries) took 1.0 s instead of 3.0 s;
+      // the event loop still gets a turn at every directory
+      const st = lstatSync(abs, { bigint: true })
       if (opts.overlayUpper && st.isCharacterDevice() && st.rdev === 0n) {
         found.push({ entry: whiteout(joinRel(dirRel, WHITEOUT_PREFIX + name), seconds(st)), nlink: 1n })
         continue
       }
-      const entry = await toEntry(abs, rel, st)
+      const entry = toEntry(abs, rel, st)
       if (entry === undefined) continue
       found.push({ entry, inode: `${st.dev}:${st.ino}`, nlink: st.nlink })
       if (entry.type === 'directory') await walk(abs, rel)
@@ -59,12 +62,12 @@ export async function scanDir(root: string, opts: ScanOptions = {}): Promise<Pac
   })
 }
 
-async function toEntry(abs: string, path: string, st: BigIntStats): Promise<PackEntry | undefined> {
+function toEntry(abs: string, path: string, st: BigIntStats): PackEntry | undefined {
   const base = { path, mode: Number(st.mode) & 0o7777, uid: Number(st.uid), gid: Number(st.gid), size: 0 }
   const mtime = seconds(st)
   if (st.isDirectory()) return { ...base, type: 'directory', mtime }
   if (st.isFile()) return { ...base, type: 'file', size: Number(st.size), mtime, source: abs }
-  if (st.isSymbolicLink()) return { ...base, type: 'symlink', mtime, linkname: await readlink(abs) }
+  if (st.isSymbolicLink()) return { ...base, type: 'symlink', mtime, linkname: readlinkSync(abs) }
   if (st.isFIFO()) return { ...base, type: 'fifo', mtime }
   if (st.isCharacterDevice() || st.isBlockDevice()) {
     return { ...base, type: st.isCharacterDevice() ? 'char' : 'block', mtime, ...deviceNumbers(st.rdev) }

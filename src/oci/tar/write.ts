@@ -1,15 +1,12 @@
-import { createHash } from 'node:crypto'
-import type { Hash } from 'node:crypto'
-import { constants, createWriteStream } from 'node:fs'
-import { open, rm } from 'node:fs/promises'
-import { Transform } from 'node:stream'
+import { createWriteStream } from 'node:fs'
+import { rm } from 'node:fs/promises'
 import { pipeline } from 'node:stream/promises'
 import { createGzip } from 'node:zlib'
 import tar from 'tar-stream'
 import type { Pack } from 'tar-stream'
-import { GrailError } from '../../errors.js'
 import type { Digest } from '../digest.js'
 import { toHeader } from './headers.js'
+import { hashingTap, packBuffer, packSource } from './pack-io.js'
 import { normaliseEntryPath, sortByPath } from './paths.js'
 import type { PackEntry } from './types.js'
 
@@ -100,64 +97,10 @@ async function feed(pack: Pack, entries: PackEntry[], epoch: number): Promise<vo
           `writeLayer: "${entry.path}" has size ${entry.size} but ${entry.data.length} bytes of data`,
         )
       }
-      await new Promise<void>((resolve, reject) =>
-        pack.entry(header, entry.data as Buffer, (err) => (err ? reject(err) : resolve())),
-      )
+      await packBuffer(pack, header, entry.data)
     } else {
-      await packFile(pack, header, entry)
+      await packSource(pack, header, entry)
     }
   }
   pack.finalize()
-}
-
-/** Streams a host file into the tar; its size must still be the scanned one (the header is already out). */
-async function packFile(pack: Pack, header: ReturnType<typeof toHeader>, entry: PackEntry): Promise<void> {
-  if (entry.source === undefined) {
-    throw new Error(`writeLayer: file "${entry.path}" has neither data nor source (this is a bug)`)
-  }
-  const fh = await open(entry.source, constants.O_RDONLY | constants.O_NOFOLLOW)
-  try {
-    const st = await fh.stat()
-    if (!st.isFile() || st.size !== entry.size) {
-      throw new GrailError('LAYER_SOURCE_CHANGED', `${entry.source} changed while the layer was written`, {
-        hint: `expected a ${entry.size}-byte file for /${entry.path}; do not modify the tree during a build`,
-      })
-    }
-    let sink: NodeJS.WritableStream | undefined
-    const added = new Promise<void>((resolve, reject) => {
-      sink = pack.entry(header, (err) => (err ? reject(err) : resolve())) as unknown as NodeJS.WritableStream
-    })
-    const content =
-      entry.size === 0 ? [] : fh.createReadStream({ start: 0, end: entry.size - 1, autoClose: false })
-    await Promise.all([pipeline(content, sink as NodeJS.WritableStream), added])
-  } finally {
-    await fh.close()
-  }
-}
-
-interface Tap {
-  stream: Transform
-  digest(): Digest
-  size(): number
-}
-
-function hashingTap(): Tap {
-  const hash: Hash = createHash('sha256')
-  let size = 0
-  let hex: string | undefined
-  const stream = new Transform({
-    transform(chunk: Buffer, _enc, cb) {
-      hash.update(chunk)
-      size += chunk.length
-      cb(null, chunk)
-    },
-  })
-  return {
-    stream,
-    digest: () => {
-      hex ??= hash.digest('hex')
-      return `sha256:${hex}`
-    },
-    size: () => size,
-  }
 }
