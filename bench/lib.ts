@@ -41,15 +41,16 @@ export async function measure(fn: (i: number) => unknown, opts: MeasureOptions =
   return summarize(samples)
 }
 
-/** Median, min, max and nearest-rank p90 of a non-empty list of samples. */
-export function summarize(samples: readonly number[]): Measurement {
-  if (samples.length === 0) throw new Error('summarize: no samples')
+/** Median, min, max and nearest-rank p90 of a non-empty list of samples, rounded to microseconds. */
+export function summarize(raw: readonly number[]): Measurement {
+  if (raw.length === 0) throw new Error('summarize: no samples')
+  const samples = raw.map((v) => Math.round(v * 1000) / 1000)
   const sorted = [...samples].sort((a, b) => a - b)
   const at = (i: number): number => sorted[Math.min(sorted.length - 1, Math.max(0, i))] as number
   const mid = sorted.length / 2
   const median = sorted.length % 2 === 1 ? at(Math.floor(mid)) : (at(mid - 1) + at(mid)) / 2
   return {
-    samples: [...samples],
+    samples,
     median,
     min: at(0),
     max: at(sorted.length - 1),
@@ -65,7 +66,7 @@ export function ms(value: number): string {
 
 /**
  * Prints rows as an aligned text table under a title. Columns are the union of the rows' keys in first-seen
- * order; numbers are right-aligned, text left-aligned, missing cells blank.
+ * order; columns holding only numbers are right-aligned, the rest left-aligned; missing cells are blank.
  */
 export function printTable(title: string, rows: readonly Record<string, string | number>[]): void {
   console.log(formatTable(title, rows))
@@ -75,23 +76,17 @@ export function formatTable(title: string, rows: readonly Record<string, string 
   const columns = [...new Set(rows.flatMap((r) => Object.keys(r)))]
   const cell = (v: string | number | undefined): string =>
     v === undefined ? '' : typeof v === 'number' ? String(Math.round(v * 100) / 100) : v
+  const numeric = columns.map((c) => rows.every((r) => r[c] === undefined || typeof r[c] === 'number'))
   const widths = columns.map((c) => Math.max(c.length, ...rows.map((r) => cell(r[c]).length)))
-  const line = (cells: string[], numeric: boolean[]): string =>
+  const line = (cells: string[]): string =>
     cells
       .map((s, i) => (numeric[i] ? s.padStart(widths[i] as number) : s.padEnd(widths[i] as number)))
       .join('  ')
       .trimEnd()
-  const header = line(
-    columns,
-    columns.map(() => false),
+  const rule = widths.map((w) => '-'.repeat(w)).join('  ')
+  return [`\n${title}`, line(columns), rule, ...rows.map((r) => line(columns.map((c) => cell(r[c]))))].join(
+    '\n',
   )
-  const body = rows.map((r) =>
-    line(
-      columns.map((c) => cell(r[c])),
-      columns.map((c) => typeof r[c] === 'number'),
-    ),
-  )
-  return [`\n${title}`, header, widths.map((w) => '-'.repeat(w)).join('  '), ...body].join('\n')
 }
 
 /** Where and on what a benchmark ran, stored next to its numbers so results stay comparable. */

@@ -4,21 +4,15 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { makeBusyboxRootfs } from '../../test/helpers/busybox-rootfs.js'
-import { type Dockerd, startDockerd } from '../../test/helpers/dockerd.js'
-import { type Measurement, measure, ms, printTable, writeResults } from '../lib.js'
+import { startDockerd } from '../../test/helpers/dockerd.js'
+import { type Measurement, measure, ms, printTable, summarize, writeResults } from '../lib.js'
 
 export async function run(): Promise<void> {
   const results: Record<string, Measurement> = {}
 
-  let pending: Dockerd | undefined
-  results['dockerd start (until docker version answers)'] = await measure(
-    async () => {
-      pending = await startDockerd({ name: 'bench' })
-    },
-    { runs: 5, warmup: 0 },
-  ).finally(() => pending?.stop())
-  // Each start is paired with an untimed stop above; time stops separately against fresh daemons.
-  results['dockerd stop (idle)'] = await measureStops(5)
+  const lifecycle = await measureLifecycle(5)
+  results['dockerd start (until docker version answers)'] = lifecycle.start
+  results['dockerd stop (idle)'] = lifecycle.stop
 
   const d = await startDockerd({ name: 'bench' })
   const work = await mkdtemp(join(tmpdir(), 'grail-bench-'))
@@ -26,7 +20,7 @@ export async function run(): Promise<void> {
     const tar = makeBusyboxRootfs(join(work, 'bb.tar'))
     await check(d.docker(['import', '-', 'bench/bb:1'], { input: await readFile(tar) }))
     results['docker run --rm busybox true'] = await measure(
-      () => check(d.docker(['run', '--rm', '--network=host', 'bench/bb:1', '/bin/true'])),
+      () => check(d.docker(['run', '--rm', '--network=host', 'bench/bb:1', '/bin/busybox', 'true'])),
       { runs: 10, warmup: 2 },
     )
   } finally {
@@ -48,15 +42,19 @@ export async function run(): Promise<void> {
   console.log(`\nwrote ${path}`)
 }
 
-async function measureStops(runs: number): Promise<Measurement> {
-  const daemons: Dockerd[] = []
-  try {
-    for (let i = 0; i < runs; i++) daemons.push(await startDockerd({ name: 'bench' }))
-    const queue = [...daemons]
-    return await measure(() => (queue.shift() as Dockerd).stop(), { runs, warmup: 0 })
-  } finally {
-    await Promise.all(daemons.map((d) => d.stop()))
+/** Start and stop are two halves of one cycle, so time both inside one loop rather than with measure(). */
+async function measureLifecycle(runs: number): Promise<{ start: Measurement; stop: Measurement }> {
+  const start: number[] = []
+  const stop: number[] = []
+  for (let i = 0; i < runs; i++) {
+    const t0 = performance.now()
+    const d = await startDockerd({ name: 'bench' })
+    const t1 = performance.now()
+    await d.stop()
+    start.push(t1 - t0)
+    stop.push(performance.now() - t1)
   }
+  return { start: summarize(start), stop: summarize(stop) }
 }
 
 async function check(res: Promise<{ code: number; stderr: string }>): Promise<void> {

@@ -27,6 +27,7 @@ export type BuildEvent =
       cached: boolean
       ms: number
     }
+  | { type: 'step-failed'; image: string; index: number; total: number; label: string; ms: number }
   | { type: 'log'; image: string; line: string }
 
 export interface StepReport {
@@ -126,7 +127,14 @@ export async function buildImage(
   const timed = async <T>(index: number, label: string, fn: () => Promise<{ value: T; cached: boolean }>) => {
     emit({ type: 'step-start', image: image.name, index, total, label })
     const t0 = performance.now()
-    const { value, cached } = await fn()
+    let result: { value: T; cached: boolean }
+    try {
+      result = await fn()
+    } catch (err) {
+      emit({ type: 'step-failed', image: image.name, index, total, label, ms: performance.now() - t0 })
+      throw err
+    }
+    const { value, cached } = result
     const ms = performance.now() - t0
     emit({ type: 'step-done', image: image.name, index, total, label, cached, ms })
     return { value, cached, ms }

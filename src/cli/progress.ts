@@ -35,16 +35,20 @@ export function buildProgress(opts: { verbose: boolean; enabled: boolean }): (e:
         if (tty) {
           timer = setTimeout(() => {
             spinner = ora({ text, stream: process.stderr, isEnabled: true }).start()
-          }, QUIET_MS)
+          }, QUIET_MS).unref()
         } else {
           const beat = () => {
             out(style.dim(`  ${text} … ${formatMs(Date.now() - started)}`))
-            timer = setTimeout(beat, HEARTBEAT_MS)
+            timer = setTimeout(beat, HEARTBEAT_MS).unref()
           }
-          timer = setTimeout(beat, HEARTBEAT_MS)
+          timer = setTimeout(beat, HEARTBEAT_MS).unref()
         }
         break
       }
+      case 'step-failed':
+        stopTimers()
+        out(`  [${e.index + 1}/${e.total}] ${e.label}  ${style.red(`failed after ${formatMs(e.ms)}`)}`)
+        break
       case 'step-done':
         stopTimers()
         out(

@@ -103,14 +103,12 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
   try {
     await waitReady(socket, docker, opts.readyTimeoutMs ?? 30_000, child)
   } catch (err) {
-    const tail = await logTail(logPath)
+    const tail = await logTail(logPath) // read before stop() removes the dir
     await stop()
-    throw new Error(
-      `dockerd (${dir}) did not become ready: ${(err as Error).message}\n--- dockerd.log tail ---\n${tail}`,
-      {
-        cause: err,
-      },
-    )
+    const reason = err instanceof Error ? err.message : String(err)
+    throw new Error(`dockerd (${dir}) did not become ready: ${reason}\n--- dockerd.log tail ---\n${tail}`, {
+      cause: err,
+    })
   }
   return { host, socket, dir, pid: child.pid as number, docker, stop }
 }
@@ -248,7 +246,7 @@ async function killContainers(docker: Dockerd['docker']): Promise<void> {
 
 /**
  * After a SIGKILL, the runc shims and the containers' processes outlive dockerd (its containerd dies with
- * it). Each is tied to our unique temp dir: containerd and the shims name it in their argv (`-address
+ * it). Each is tied to our unique temp dir: the shims (and containerd, should it linger) name it in their argv (`-address
  * <dir>/x/containerd/containerd.sock`), container processes sit in the cgroup `/docker/<id>` of a container
  * listed under `<dir>/data/containers`. (Their `/proc/<pid>/root` reads as `/`: the rootfs mount lives in
  * the container's mount namespace.) Match on exactly that, nothing broader. The empty cgroups stay behind.

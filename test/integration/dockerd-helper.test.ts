@@ -1,19 +1,17 @@
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { setTimeout as sleep } from 'node:timers/promises'
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { type Dockerd, startDockerd } from '../helpers/dockerd.js'
+import { fetchWithRetry, freePort } from '../helpers/net.js'
 import { writeFiles } from '../helpers/project.js'
 import { pidAlive } from '../../src/util/mounts.js'
 
 describe('startDockerd', () => {
   let d: Dockerd
   let work: string
-
   let startMs: number
 
   before(async () => {
@@ -58,10 +56,11 @@ describe('startDockerd', () => {
   test('runs an imported busybox image on the host network', async () => {
     const tar = join(work, 'busybox.tar')
     makeBusyboxRootfs(tar)
+    const input = await readFile(tar)
     const imported = await d.docker(
       ['import', '--change', 'ENTRYPOINT ["/bin/busybox"]', '-', 'grail-test/bb:1'],
       {
-        input: await readFile(tar),
+        input,
       },
     )
     assert.equal(imported.code, 0, imported.stderr)
@@ -83,9 +82,11 @@ describe('startDockerd', () => {
 
   test('stop() ends dockerd, removes its socket, dir and mounts', async (t) => {
     const { pid, socket, dir } = d
+    // The httpd container started above is still running (and ignores SIGTERM): stop() has to deal with it.
+    const running = await d.docker(['ps', '--quiet'])
+    assert.notEqual(running.stdout.trim(), '', 'expected a running container')
     const started = performance.now()
     await d.stop()
-    // The httpd container started above is still running: stop() has to deal with it.
     t.diagnostic(`dockerd stopped in ${Math.round(performance.now() - started)} ms`)
     assert.equal(pidAlive(pid), false)
     await assert.rejects(stat(socket), { code: 'ENOENT' })
@@ -95,28 +96,3 @@ describe('startDockerd', () => {
     await d.stop() // idempotent
   })
 })
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer()
-    srv.once('error', reject)
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address()
-      srv.close(() => (addr && typeof addr === 'object' ? resolve(addr.port) : reject(new Error('no port'))))
-    })
-  })
-}
-
-async function fetchWithRetry(url: string, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      const res = await fetch(url)
-      assert.equal(res.status, 200)
-      return await res.text()
-    } catch (err) {
-      if (Date.now() > deadline) throw err
-      await sleep(50)
-    }
-  }
-}

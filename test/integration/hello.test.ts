@@ -93,7 +93,7 @@ describe('examples/hello golden image', () => {
       await readFile(join(rootfs, 'srv/www/index.html'), 'utf8'),
       await readFile(join(REPO, 'examples/hello/site/index.html'), 'utf8'),
     )
-    assert.equal(await readlink(join(rootfs, 'usr/local/bin/wget')), '/bin/busybox')
+    assert.equal(await readlink(join(rootfs, 'usr/local/bin/wget')), '/usr/bin/busybox')
   })
 
   describe('in a real dockerd', () => {

@@ -32,6 +32,9 @@ export async function createEntry(
       state.dirs.set(e.path, e)
       return
     case 'file': {
+      // synchronous calls on purpose: each is one local syscall of some 10 µs, less than a trip through
+      // libuv's thread pool. Extracting /usr/share (54k files, 600 MB) on a busy 2-CPU VM took 19-22 s
+      // this way against 27-30 s with fs/promises (GNU tar: ~14 s in the same runs)
       const fd = await replacing(state, e.path, async () => openSync(abs, CREATE_FILE, 0o600))
       try {
         for await (const chunk of content) writeAll(fd, chunk as Buffer)
@@ -88,11 +91,6 @@ async function created(create: () => Promise<unknown>): Promise<boolean> {
   }
 }
 
-/**
- * Files are written with synchronous calls on purpose: each is one local syscall of some 10 µs, while a
- * trip through libuv's thread pool costs more than the call. Extracting 54k files (600 MB) from
- * /usr/share took ~20 s this way against ~28 s with fs/promises (GNU tar: ~14 s, 2-CPU VM).
- */
 function writeAll(fd: number, buf: Buffer): void {
   let offset = 0
   while (offset < buf.length) offset += writeSync(fd, buf, offset, buf.length - offset)

@@ -65,16 +65,18 @@ export async function extractLayer(
     if (base.startsWith(WHITEOUT_META_PREFIX)) return // aufs bookkeeping, meaningless in OCI
     if (base.startsWith(WHITEOUT_PREFIX)) {
       const target = base.slice(WHITEOUT_PREFIX.length)
-      if (target === '' || target === '.' || target === '..')
+      if (target === '' || target === '.' || target === '..') {
         throw unsafeTar(label, header.name, 'bad whiteout name')
+      }
       return applyWhiteout(state, header.name, joinRel(parentOf(entry.path), target))
     }
     if ((entry.type === 'char' || entry.type === 'block') && !opts.allowDevices) {
       throw unsafeTar(label, header.name, `${entry.type} device entries are not allowed`)
     }
     if (entry.type === 'link') await checkHardlink(state, header.name, entry)
-    if (entry.type === 'symlink' && !entry.linkname)
+    if (entry.type === 'symlink' && !entry.linkname) {
       throw unsafeTar(label, header.name, 'symlink without a target')
+    }
     await createEntry(state, header.name, entry, content)
     state.written.add(entry.path)
   })

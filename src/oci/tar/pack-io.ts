@@ -66,13 +66,16 @@ function sourceChanged(source: string, entry: PackEntry): GrailError {
   })
 }
 
-/** A pass-through that hashes and counts what flows by, handing it on in chunks of about 1 MiB. */
 export interface HashingTap {
   stream: Transform
   digest(): Digest
   size(): number
 }
 
+/**
+ * A pass-through that hashes and counts what flows by and hands it on in chunks of about 1 MiB (gzip
+ * output does not depend on how its input is chunked, so this changes no byte of a layer).
+ */
 export function hashingTap(): HashingTap {
   const hash = createHash('sha256')
   let size = 0

@@ -14,13 +14,15 @@ export type EntryHandler = (entry: TarEntry, content: NodeJS.ReadableStream) => 
 /**
  * Reads a tar or tar.gz (gzip is recognised by its magic bytes, not the name) entry by entry, calling
  * `onEntry` with the normalised entry and its content and waiting for it before the next header is
- * parsed, so memory stays flat whatever the layer size. Content the handler leaves unread is drained
- * afterwards. The root entry ('./') is skipped; names that could leave the root and unknown entry types
- * are refused with UNSAFE_TAR. If the handler throws, reading stops and the source is closed.
+ * parsed, so memory stays flat whatever the layer size. The content is tar-stream's readable (async
+ * iterable, pipeable); what the handler leaves unread is drained afterwards. The root entry ('./') is
+ * skipped; names that could leave the root and unknown entry types are refused with UNSAFE_TAR, an
+ * unreadable archive is BAD_TAR. If the handler throws, reading stops and the source is closed.
  */
 export function readLayer(source: string | NodeJS.ReadableStream, onEntry: EntryHandler): Promise<void> {
-  return readTar(source, typeof source === 'string' ? source : 'tar stream', async (header, content) => {
-    const entry = fromHeader(header, typeof source === 'string' ? source : 'tar stream')
+  const label = typeof source === 'string' ? source : 'tar stream'
+  return readTar(source, label, async (header, content) => {
+    const entry = fromHeader(header, label)
     if (entry !== undefined) await onEntry(entry, content)
   })
 }

@@ -50,6 +50,7 @@ export async function describeTree(
   return out
 }
 
+/** A short content hash for tree descriptions. */
 export function sha(data: Buffer | string): string {
   return createHash('sha256').update(data).digest('hex').slice(0, 16)
 }
