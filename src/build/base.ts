@@ -66,7 +66,7 @@ export async function resolveBase(
 ): Promise<{ state: ImageState; cached: boolean }> {
   if (!env.noCache) {
     const hit = getCachedBase(env.db, planned.key)
-    if (hit && hit.layers.every((l) => env.store.hasBlob(l.digest))) {
+    if (hit?.layers.every((l) => env.store.hasBlob(l.digest))) {
       return {
         state: {
           key: planned.key,

@@ -3,6 +3,7 @@ import type { GrailHome } from '../home.js'
 import { openStore } from '../oci/store.js'
 import type { Project } from '../spec/types.js'
 import { openDb } from '../state/index.js'
+import { GrailError } from '../errors.js'
 import { runCommand } from '../util/exec.js'
 import type { BuildEvent, BuiltImage } from './builder.js'
 import { DEFAULT_EPOCH, buildImage, buildOrder } from './builder.js'
@@ -28,11 +29,15 @@ export interface BuildOutcome {
 
 /** The commit of the spec's repository, with `-dirty` when the work tree has changes; null outside git. */
 async function gitCommit(dir: string): Promise<string | null> {
-  const head = await runCommand(
-    { file: 'git', args: ['-C', dir, 'rev-parse', 'HEAD'] },
-    { allowFailure: true },
-  ).catch(() => null)
-  if (!head || head.code !== 0) return null
+  let head: Awaited<ReturnType<typeof runCommand>>
+  try {
+    head = await runCommand({ file: 'git', args: ['-C', dir, 'rev-parse', 'HEAD'] }, { allowFailure: true })
+  } catch (err) {
+    // without git there is no commit to record; any other failure is real
+    if (err instanceof GrailError && err.code === 'TOOL_MISSING') return null
+    throw err
+  }
+  if (head.code !== 0) return null
   const status = await runCommand(
     { file: 'git', args: ['-C', dir, 'status', '--porcelain'] },
     { allowFailure: true },

@@ -1,5 +1,4 @@
 import type { Ora } from 'ora'
-import ora from 'ora'
 import type { BuildEvent } from '../build/index.js'
 import { formatMs, out, style } from './render.js'
 
@@ -33,8 +32,10 @@ export function buildProgress(opts: { verbose: boolean; enabled: boolean }): (e:
         const text = `[${e.index + 1}/${e.total}] ${e.label}`
         const started = Date.now()
         if (tty) {
-          timer = setTimeout(() => {
-            spinner = ora({ text, stream: process.stderr, isEnabled: true }).start()
+          timer = setTimeout(async () => {
+            // loaded only when a step is slow enough to need it: ora and its dependencies cost ~15 ms
+            const { default: ora } = await import('ora')
+            if (timer) spinner = ora({ text, stream: process.stderr, isEnabled: true }).start()
           }, QUIET_MS).unref()
         } else {
           const beat = () => {

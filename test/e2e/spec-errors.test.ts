@@ -7,7 +7,13 @@ import { grail, removeDir, tempProject } from '../helpers/project.js'
 const head = 'project: demo\nimages:\n  app:\n    base: scratch\n'
 
 const cases: Array<{ name: string; yaml: string; where: string; path: string; hint?: RegExp }> = [
-  { name: 'unknown top-level key', yaml: `${head}imagez: {}\n`, where: 'grail.yaml:5:1', path: 'imagez', hint: /images/ },
+  {
+    name: 'unknown top-level key',
+    yaml: `${head}imagez: {}\n`,
+    where: 'grail.yaml:5:1',
+    path: 'imagez',
+    hint: /images/,
+  },
   {
     name: 'typo in a step kind',
     yaml: `${head}    steps:\n      - entrypiont: [a]\n`,
@@ -15,8 +21,18 @@ const cases: Array<{ name: string; yaml: string; where: string; path: string; hi
     path: 'images.app.steps[0]',
     hint: /did you mean "entrypoint"/,
   },
-  { name: 'step with two kinds', yaml: `${head}    steps:\n      - { cmd: [a], user: root }\n`, where: 'grail.yaml:6:9', path: 'images.app.steps[0]' },
-  { name: 'empty step', yaml: `${head}    steps:\n      - {}\n`, where: 'grail.yaml:6:9', path: 'images.app.steps[0]' },
+  {
+    name: 'step with two kinds',
+    yaml: `${head}    steps:\n      - { cmd: [a], user: root }\n`,
+    where: 'grail.yaml:6:9',
+    path: 'images.app.steps[0]',
+  },
+  {
+    name: 'empty step',
+    yaml: `${head}    steps:\n      - {}\n`,
+    where: 'grail.yaml:6:9',
+    path: 'images.app.steps[0]',
+  },
   {
     name: 'replicas is not a number',
     yaml: `${head}services:\n  web:\n    image: app\n    replicas: three\n`,
@@ -43,7 +59,12 @@ const cases: Array<{ name: string; yaml: string; where: string; path: string; hi
     path: 'services.web.image',
     hint: /"app"/,
   },
-  { name: 'image name with a slash', yaml: 'project: demo\nimages:\n  my/app:\n    base: scratch\n', where: 'grail.yaml:3:3', path: 'images' },
+  {
+    name: 'image name with a slash',
+    yaml: 'project: demo\nimages:\n  my/app:\n    base: scratch\n',
+    where: 'grail.yaml:3:3',
+    path: 'images',
+  },
   {
     name: 'relative copy destination',
     yaml: `${head}    steps:\n      - copy: { from: site, to: srv/www }\n`,
@@ -78,7 +99,8 @@ describe('malformed specs through the CLI', () => {
       const res = await grail(['build'], { cwd: dir })
       assert.equal(res.code, 1, `${res.stdout}\n${res.stderr}`)
       assert.ok(res.stderr.includes(c.where), `expected ${c.where} in:\n${res.stderr}`)
-      if (c.path) assert.ok(res.stderr.includes(`${c.path}`), `expected key path ${c.path} in:\n${res.stderr}`)
+      if (c.path)
+        assert.ok(res.stderr.includes(`${c.path}`), `expected key path ${c.path} in:\n${res.stderr}`)
       if (c.hint) assert.match(res.stderr, c.hint)
       assert.doesNotMatch(res.stderr, /\n\s+at .+:\d+:\d+\)?\n/, 'no stack trace')
       assert.doesNotMatch(res.stderr, /internal error/)

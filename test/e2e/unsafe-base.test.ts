@@ -23,7 +23,11 @@ const spec = 'project: demo\nimages:\n  app:\n    base: { rootfs: ./base.tar }\n
 
 const cases: Array<{ name: string; entries: Array<{ header: Header; body?: string }>; entry: string }> = [
   { name: '../ path', entries: [{ header: { name: '../evil', type: 'file' }, body: 'x' }], entry: '../evil' },
-  { name: 'absolute path', entries: [{ header: { name: '/evil', type: 'file' }, body: 'x' }], entry: '/evil' },
+  {
+    name: 'absolute path',
+    entries: [{ header: { name: '/evil', type: 'file' }, body: 'x' }],
+    entry: '/evil',
+  },
   {
     name: 'write through a symlink',
     entries: [

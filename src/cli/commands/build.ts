@@ -21,12 +21,12 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
     .option('-v, --verbose', 'show the output of run steps')
     .action(async (images: string[], flags: BuildFlags) => {
       const g = globals()
-      const [{ loadProject }, { runBuild }, { resolveHome }] = await Promise.all([
-        import('../../spec/index.js'),
+      const [{ loadProjectCached }, { runBuild }, { resolveHome }] = await Promise.all([
+        import('../load-project.js'),
         import('../../build/index.js'),
         import('../../home.js'),
       ])
-      const project = await loadProject(findSpecFile(g))
+      const project = await loadProjectCached(findSpecFile(g))
       const outcome = await runBuild({
         project,
         home: resolveHome(project.dir),
