@@ -124,6 +124,13 @@ export async function run(): Promise<void> {
     const ratio = (g: Measurement, k: Measurement) => g.median / k.median
     const rows = [
       {
+        scenario: 'node -e "" (process start only)',
+        grail: ms(nodeStart.median),
+        docker: '-',
+        ratio: '-',
+        target: '-',
+      },
+      {
         scenario: 'cold build (from nothing)',
         grail: ms(gCold1.ms),
         docker: ms(dCold1.ms),

@@ -11,7 +11,9 @@ import { SPEC_FILES } from './project.js'
 const CACHE_FORMAT = 1
 
 function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
   return pkg.version
 }
 
@@ -19,7 +21,9 @@ function packageVersion(): string {
 function yamlSpecFile(target: string): string | undefined {
   if (/\.ya?ml$/.test(target)) return target
   const present = SPEC_FILES.filter((f) => existsSync(join(target, f)))
-  return present.length === 1 && /\.ya?ml$/.test(present[0] as string) ? join(target, present[0] as string) : undefined
+  return present.length === 1 && /\.ya?ml$/.test(present[0] as string)
+    ? join(target, present[0] as string)
+    : undefined
 }
 
 /**
@@ -40,7 +44,13 @@ export async function loadProjectCached(target: string): Promise<Project> {
     throw err
   }
   const key = sha256Hex(
-    JSON.stringify([CACHE_FORMAT, packageVersion(), file, process.env.SOURCE_DATE_EPOCH ?? '', sha256Hex(bytes)]),
+    JSON.stringify([
+      CACHE_FORMAT,
+      packageVersion(),
+      file,
+      process.env.SOURCE_DATE_EPOCH ?? '',
+      sha256Hex(bytes),
+    ]),
   )
   const cacheFile = join(resolveHome(dirname(file)).root, 'spec-cache.json')
   try {
