@@ -3,7 +3,7 @@ import type { PackEntry } from '../oci/tar/index.js'
 import type { CopyEntry } from './copy-step.js'
 import type { BuildEnv, ImageState, LayerDesc } from './env.js'
 import { layerFromEntries } from './layers.js'
-import { ensureSnapshot, lookupInLowers } from './snapshots.js'
+import { ensureLowers, lookupInLowers } from './snapshots.js'
 
 /**
  * Turns a copy step's files into a layer. Directories on the way to the destination are added only when
@@ -23,8 +23,7 @@ export async function buildCopyLayer(
   }
   const entries: PackEntry[] = files.map(({ sha256: _hash, ...e }) => ({ ...e, mtime: env.epoch }))
   if (parents.size > 0) {
-    const lowers: string[] = []
-    for (const layer of state.layers) lowers.unshift(await ensureSnapshot(env.home, env.store, layer))
+    const lowers = await ensureLowers(env.home, env.store, state.layers)
     for (const dir of parents) {
       if (!(await lookupInLowers(lowers, dir))) {
         entries.push({ path: dir, type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: env.epoch })

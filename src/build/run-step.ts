@@ -15,54 +15,55 @@ import {
   runtimeConfig,
   umountCommand,
 } from './sandbox.js'
-import { emptySnapshot, ensureSnapshot, lookupInLowers } from './snapshots.js'
+import { emptySnapshot, ensureLowers, lookupInLowers } from './snapshots.js'
 
 export type RunStep = Extract<Step, { kind: 'run' }>
 
 /** Paths that exist only as mount points of the sandbox; what the step leaves under them is not content. */
 const MOUNT_POINTS = ['proc', 'sys', 'dev']
 
-/** Resolves `user` (name or uid, optional :group) against the image's own passwd and group files. */
+async function readIdDb(rootfs: string, file: 'passwd' | 'group'): Promise<string[][]> {
+  try {
+    return (await readFile(join(rootfs, 'etc', file), 'utf8')).split('\n').map((l) => l.split(':'))
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return []
+    throw err
+  }
+}
+
+/** The row of /etc/passwd or /etc/group for a name, or a user error naming the file and the fix. */
+async function lookupName(rootfs: string, file: 'passwd' | 'group', name: string): Promise<string[]> {
+  const row = (await readIdDb(rootfs, file)).find((r) => r[0] === name)
+  if (!row) {
+    const what = file === 'passwd' ? 'user' : 'group'
+    throw new GrailError(
+      `UNKNOWN_${what.toUpperCase()}`,
+      `${what} "${name}" does not exist in the image's /etc/${file}`,
+      {
+        hint: `create the ${what} in an earlier run step, or use a numeric id`,
+      },
+    )
+  }
+  return row
+}
+
+/**
+ * Resolves `user` (name or uid, optional :group) against the image's own passwd and group files. As in
+ * Docker, a numeric uid with no group takes its primary group from /etc/passwd when listed there, else 0.
+ */
 export async function resolveUser(
   rootfs: string,
   user: string | undefined,
 ): Promise<{ uid: number; gid: number }> {
   if (!user) return { uid: 0, gid: 0 }
   const [u = '', g] = user.split(':')
-  const readDb = async (file: string) => {
-    try {
-      return (await readFile(join(rootfs, 'etc', file), 'utf8')).split('\n').map((l) => l.split(':'))
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) return []
-      throw err
-    }
-  }
-  let uid: number
-  let gid: number | undefined
-  if (/^\d+$/.test(u)) uid = Number(u)
-  else {
-    const row = (await readDb('passwd')).find((r) => r[0] === u)
-    if (!row) {
-      throw new GrailError('UNKNOWN_USER', `user "${u}" does not exist in the image's /etc/passwd`, {
-        hint: 'create the user in an earlier run step, or use a numeric uid:gid',
-      })
-    }
-    uid = Number(row[2])
-    gid = Number(row[3])
-  }
-  if (g !== undefined) {
-    if (/^\d+$/.test(g)) gid = Number(g)
-    else {
-      const row = (await readDb('group')).find((r) => r[0] === g)
-      if (!row) {
-        throw new GrailError('UNKNOWN_GROUP', `group "${g}" does not exist in the image's /etc/group`, {
-          hint: 'create the group in an earlier run step, or use a numeric gid',
-        })
-      }
-      gid = Number(row[2])
-    }
-  }
-  return { uid, gid: gid ?? uid }
+  const passwd = /^\d+$/.test(u)
+    ? (await readIdDb(rootfs, 'passwd')).find((r) => r[2] === u)
+    : await lookupName(rootfs, 'passwd', u)
+  const uid = /^\d+$/.test(u) ? Number(u) : Number(passwd?.[2])
+  let gid = passwd ? Number(passwd[3]) : 0
+  if (g !== undefined) gid = /^\d+$/.test(g) ? Number(g) : Number((await lookupName(rootfs, 'group', g))[2])
+  return { uid, gid }
 }
 
 /**
@@ -70,8 +71,7 @@ export async function resolveUser(
  * upper dir (exactly what the command changed) into the step's layer.
  */
 export async function runStepLayer(env: BuildEnv, state: ImageState, step: RunStep): Promise<LayerDesc> {
-  const lowers: string[] = []
-  for (const layer of state.layers) lowers.unshift(await ensureSnapshot(env.home, env.store, layer))
+  const lowers = await ensureLowers(env.home, env.store, state.layers)
   if (lowers.length === 0) lowers.push(await emptySnapshot(env.home))
   if (/[:,]/.test(env.home.snapshots) || /[:,]/.test(env.home.tmp)) {
     throw new GrailError('BAD_HOME_PATH', `Grail's state directory ${env.home.root} contains ':' or ','`, {

@@ -62,6 +62,17 @@ export async function ensureSnapshot(home: GrailHome, store: OciStore, layer: La
   return dest
 }
 
+/** Snapshot dirs of an image's layers, topmost first: the order overlayfs wants for lowerdir. */
+export async function ensureLowers(
+  home: GrailHome,
+  store: OciStore,
+  layers: readonly LayerRef[],
+): Promise<string[]> {
+  const lowers: string[] = []
+  for (const layer of layers) lowers.unshift(await ensureSnapshot(home, store, layer))
+  return lowers
+}
+
 /** An empty lower dir, for overlays over images with no layers (scratch). */
 export async function emptySnapshot(home: GrailHome): Promise<string> {
   const dir = join(home.snapshots, 'empty')
