@@ -1,4 +1,5 @@
-import { readdir, rm, mkdir } from 'node:fs/promises'
+import { chown, mkdir, readFile, readdir, rm } from 'node:fs/promises'
+import { isErrno } from '../errors.js'
 import { join } from 'node:path'
 import type { BaseSource } from '../spec/types.js'
 import type { Command } from '../util/exec.js'
@@ -24,17 +25,52 @@ export function mmdebstrapCommand(base: DebianBase, target: string, epoch: numbe
   if (base.include.length > 0) args.push(`--include=${base.include.join(',')}`)
   args.push(base.suite, target)
   if (base.mirror) args.push(base.mirror)
-  return {
-    file: 'mmdebstrap',
-    args,
-    env: { ...stripEnv(process.env), SOURCE_DATE_EPOCH: String(epoch), LC_ALL: 'C.UTF-8' },
-  }
+  return { file: 'mmdebstrap', args, env: bootstrapEnv(process.env, epoch) }
 }
 
-function stripEnv(env: NodeJS.ProcessEnv): Record<string, string> {
-  const out: Record<string, string> = {}
-  for (const [k, v] of Object.entries(env)) if (v !== undefined) out[k] = v
+/** Proxy settings are the only part of the caller's environment a bootstrap may see. */
+const PASSED_THROUGH = ['http_proxy', 'https_proxy', 'no_proxy', 'HTTP_PROXY', 'HTTPS_PROXY', 'NO_PROXY']
+
+/**
+ * A fixed environment for mmdebstrap: whatever else the caller's shell holds (locale, TMPDIR, tool
+ * paths) must not reach the root filesystem.
+ */
+export function bootstrapEnv(env: NodeJS.ProcessEnv, epoch: number): Record<string, string> {
+  const out: Record<string, string> = {
+    PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+    HOME: '/root',
+    LC_ALL: 'C.UTF-8',
+    SOURCE_DATE_EPOCH: String(epoch),
+  }
+  for (const k of PASSED_THROUGH) {
+    const v = env[k]
+    if (v !== undefined) out[k] = v
+  }
   return out
+}
+
+/**
+ * apt's download dirs are left behind by the bootstrap owned by whichever user the host's apt chose for
+ * its sandbox (root or _apt, depending on the caller's environment). They are given the owner the
+ * image's own apt would use: `_apt` when the image has that user, root otherwise.
+ */
+async function normaliseAptDirs(rootfs: string): Promise<void> {
+  let aptUid = 0
+  try {
+    const row = (await readFile(join(rootfs, 'etc/passwd'), 'utf8'))
+      .split('\n')
+      .find((l) => l.startsWith('_apt:'))
+    if (row) aptUid = Number(row.split(':')[2])
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
+  for (const dir of ['var/cache/apt/archives/partial', 'var/lib/apt/lists/partial']) {
+    try {
+      await chown(join(rootfs, dir), aptUid, 0)
+    } catch (err) {
+      if (!isErrno(err, 'ENOENT')) throw err
+    }
+  }
 }
 
 export function debianBaseKeyPart(base: DebianBase, epoch: number): unknown {
@@ -67,6 +103,7 @@ export async function produceDebianBase(base: DebianBase, env: BuildEnv, key: st
     // device nodes and /dev symlinks are the runtime's business, not the image's
     for (const name of await readdir(join(rootfs, 'dev')))
       await rm(join(rootfs, 'dev', name), { recursive: true })
+    await normaliseAptDirs(rootfs)
     const packages = await readPackages(rootfs)
     const layer = await layerFromDir(env, rootfs, {})
     const config = emptyConfig(base.architecture ?? hostArchitecture())

@@ -31,13 +31,17 @@ export interface CliResult {
   stderr: string
 }
 
-/** Runs the built `grail` CLI (dist/) as a user would, with no TTY. */
+/** Runs the built `grail` CLI (dist/) as a user would, with no TTY, optionally under another umask. */
 export function grail(
   args: string[],
-  opts: { cwd?: string; env?: Record<string, string> } = {},
+  opts: { cwd?: string; env?: Record<string, string>; umask?: string } = {},
 ): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [GRAIL_BIN, ...args], {
+    // with a umask, a shell sets it and then execs node, as a user's login shell would
+    const [file, argv] = opts.umask
+      ? ['/bin/sh', ['-c', `umask ${opts.umask} && exec "$0" "$@"`, process.execPath, GRAIL_BIN, ...args]]
+      : [process.execPath, [GRAIL_BIN, ...args]]
+    const child = spawn(file, argv, {
       cwd: opts.cwd,
       env: { ...process.env, NO_COLOR: '1', ...opts.env },
       stdio: ['ignore', 'pipe', 'pipe'],

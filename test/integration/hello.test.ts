@@ -35,12 +35,18 @@ describe('examples/hello golden image', () => {
     for (const d of dirs) await removeDir(d)
   })
 
-  test('two builds in two directories, with other file times, give the same manifest digest', async () => {
+  test('two builds in two directories, with other file times, umask and environment, give the same digest', async () => {
     const b = await copyHello()
     dirs.push(b)
     const later = new Date(Date.now() + 7_200_000)
     for (const f of ['site/index.html', 'site/healthz', 'grail.yaml']) await utimes(join(b, f), later, later)
-    const again = parseJson<BuildJson>(await grail(['build', '--json'], { cwd: b }))
+    const env = {
+      LANG: 'fr_FR.UTF-8',
+      TZ: 'Pacific/Auckland',
+      TMPDIR: '/var/tmp',
+      PATH: `${join(REPO, 'node_modules/.bin')}:${process.env.PATH}`,
+    }
+    const again = parseJson<BuildJson>(await grail(['build', '--json'], { cwd: b, env, umask: '077' }))
     assert.equal(again.images[0]?.digest, built.images[0]?.digest)
   })
 

@@ -1,0 +1,180 @@
+import {
+  type ClientRequest,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  request,
+  type ServerResponse,
+} from 'node:http'
+import { type Context, isConnectError, RETRY_PAUSE_MS } from './context.js'
+import type { Route } from './routes.js'
+
+/** Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'])
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
+
+/** One client request on its way to a backend; `tried` is only allocated on failover. */
+interface Exchange {
+  readonly req: IncomingMessage
+  readonly res: ServerResponse
+  readonly headers: OutgoingHttpHeaders
+  readonly hasBody: boolean
+  deadline: number
+  tried: Route[] | undefined
+  upstream: ClientRequest | undefined
+  bodyStarted: boolean
+  responded: boolean
+}
+
+/**
+ * Returns the request handler of an HTTP-mode proxy: each request goes to the next backend of the current
+ * set (per request, so a client keep-alive connection never pins a backend), through that backend's
+ * keep-alive pool. A request that fails before any byte of its body was sent (connect refused, or a reset
+ * of a reused idle socket for an idempotent method) is retried on another backend.
+ */
+export function createHttpHandler(ctx: Context): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    const ex: Exchange = {
+      req,
+      res,
+      headers: forwardHeaders(req),
+      hasBody:
+        req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0',
+      deadline: 0,
+      tried: undefined,
+      upstream: undefined,
+      bodyStarted: false,
+      responded: false,
+    }
+    res.on('close', () => {
+      if (!res.writableFinished) ex.upstream?.destroy()
+    })
+    route(ctx, ex)
+  }
+}
+
+function route(ctx: Context, ex: Exchange): void {
+  const r = ctx.table.pick(ex.tried)
+  if (r !== undefined) {
+    dispatch(ctx, ex, r)
+    return
+  }
+  if (ex.deadline === 0) ex.deadline = Date.now() + ctx.waitMs
+  const left = ex.deadline - Date.now()
+  const idle = ctx.table.size === 0
+  if (left <= 0 || ctx.table.closed) {
+    ctx.log?.('no-backend', { mode: 'http', url: ex.req.url })
+    fail(ctx, ex, idle ? 503 : 502)
+    return
+  }
+  // No backend at all: wait for one to be set. All of them refused: try them again a little later.
+  void ctx.table.waitForChange(idle ? left : Math.min(left, RETRY_PAUSE_MS)).then(() => {
+    if (ex.res.destroyed) return
+    ex.tried = undefined
+    route(ctx, ex)
+  })
+}
+
+function dispatch(ctx: Context, ex: Exchange, r: Route): void {
+  ctx.table.acquire(r)
+  const { backend } = r
+  const up = request({
+    agent: r.agent,
+    host: backend.host,
+    port: backend.port,
+    method: ex.req.method,
+    path: ex.req.url,
+    headers: ex.headers,
+  })
+  ex.upstream = up
+  let released = false
+  const release = (): void => {
+    if (released) return
+    released = true
+    ctx.table.release(r)
+  }
+  up.on('close', release)
+  up.on('response', (pres) => respond(ex, pres))
+  up.on('error', (err) => {
+    release()
+    onUpstreamError(ctx, ex, r, up, err)
+  })
+  if (!ex.hasBody) {
+    up.end()
+    return
+  }
+  // The body is streamed only once the socket is connected, so a refused connect leaves it unread and the
+  // request can still go to another backend.
+  up.once('socket', (socket) => {
+    const pump = (): void => {
+      if (ex.upstream !== up) return
+      ex.bodyStarted = true
+      ex.req.pipe(up)
+    }
+    if (socket.connecting) socket.once('connect', pump)
+    else pump()
+  })
+}
+
+function respond(ex: Exchange, pres: IncomingMessage): void {
+  ex.responded = true
+  const headers = pres.headers
+  delete headers.connection
+  delete headers['keep-alive']
+  delete headers['proxy-connection']
+  ex.res.writeHead(pres.statusCode ?? 502, pres.statusMessage, headers)
+  pres.on('error', () => ex.res.destroy())
+  pres.on('close', () => {
+    if (!pres.complete) ex.res.destroy()
+  })
+  pres.pipe(ex.res)
+}
+
+function onUpstreamError(ctx: Context, ex: Exchange, r: Route, up: ClientRequest, err: Error): void {
+  if (ex.upstream !== up || ex.res.destroyed) return
+  if (ex.responded) {
+    ex.res.destroy()
+    return
+  }
+  const code = (err as NodeJS.ErrnoException).code
+  const retry =
+    !ex.bodyStarted &&
+    !r.forced &&
+    (isConnectError(code) ||
+      (up.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(ex.req.method ?? '')))
+  if (!retry) {
+    ctx.log?.('upstream-error', { backend: r.backend.id, code, url: ex.req.url })
+    fail(ctx, ex, 502)
+    return
+  }
+  ctx.log?.('failover', { backend: r.backend.id, code })
+  if (ex.tried === undefined) ex.tried = []
+  ex.tried.push(r)
+  route(ctx, ex)
+}
+
+function fail(ctx: Context, ex: Exchange, status: number): void {
+  ctx.fail()
+  const { res } = ex
+  if (res.headersSent) {
+    res.destroy()
+    return
+  }
+  const body = status === 503 ? 'no backend available\n' : 'bad gateway\n'
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) })
+  res.end(body)
+}
+
+function forwardHeaders(req: IncomingMessage): OutgoingHttpHeaders {
+  const src = req.headers
+  const out: OutgoingHttpHeaders = {}
+  for (const name in src) if (!HOP_BY_HOP.has(name)) out[name] = src[name]
+  const conn = src.connection
+  // Headers named in Connection are hop-by-hop too (rare: only look when it is not the usual value).
+  if (conn !== undefined && conn !== 'keep-alive' && conn !== 'close') {
+    for (const token of conn.split(',')) delete out[token.trim().toLowerCase()]
+  }
+  const ip = req.socket.remoteAddress ?? ''
+  const prior = src['x-forwarded-for']
+  out['x-forwarded-for'] = prior === undefined ? ip : `${prior}, ${ip}`
+  return out
+}

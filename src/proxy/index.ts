@@ -1,0 +1,81 @@
+import { createServer as createHttpServer, type Server as HttpServer } from 'node:http'
+import { type AddressInfo, createServer as createTcpServer, type Server } from 'node:net'
+import { GrailError } from '../errors.js'
+import type { Context } from './context.js'
+import { createHttpHandler } from './http.js'
+import { RouteTable } from './routes.js'
+import { createTcpHandler } from './tcp.js'
+import type { TrafficProxy, ProxyOptions } from './types.js'
+
+export type { Backend, TrafficProxy, ProxyLog, ProxyOptions, ProxyStats, SwapResult } from './types.js'
+
+const DEFAULT_DRAIN_TIMEOUT_MS = 30_000
+const DEFAULT_WAIT_FOR_BACKEND_MS = 5_000
+
+/**
+ * Starts a traffic router on `listenHost:listenPort` with an empty backend set; call `setBackends` with the
+ * healthy instances. In `tcp` mode each connection is piped to one backend, in `http` mode each request is
+ * routed on its own; both go round robin over the current set, fail over when a backend refuses the
+ * connection, and drain removed backends on a swap. Health is the caller's decision: the proxy only fails
+ * over on connect errors. Rejects with PROXY_LISTEN when the address cannot be bound.
+ */
+export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
+  const table = new RouteTable({
+    mode: opts.mode,
+    drainTimeoutMs: opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    log: opts.log,
+  })
+  let failed = 0
+  const ctx: Context = {
+    table,
+    waitMs: opts.waitForBackendMs ?? DEFAULT_WAIT_FOR_BACKEND_MS,
+    log: opts.log,
+    fail: () => {
+      failed++
+    },
+  }
+  const server: Server | HttpServer =
+    opts.mode === 'http'
+      ? createHttpServer(createHttpHandler(ctx))
+      : createTcpServer({ allowHalfOpen: true, pauseOnConnect: true }, createTcpHandler(ctx))
+  await listen(server, opts.listenHost, opts.listenPort)
+  const bound = server.address() as AddressInfo
+  const address = { host: bound.address, port: bound.port }
+  opts.log?.('listen', { mode: opts.mode, ...address })
+
+  let closing: Promise<void> | undefined
+  const close = async (): Promise<void> => {
+    const stopped = new Promise<void>((resolve) => server.close(() => resolve()))
+    await table.close()
+    if ('closeAllConnections' in server) server.closeAllConnections()
+    await stopped
+  }
+  return {
+    address,
+    setBackends: (backends) => table.set(backends),
+    backends: () => table.backends(),
+    stats: () => table.stats(failed),
+    close: () => {
+      closing ??= close()
+      return closing
+    },
+  }
+}
+
+function listen(server: Server, host: string, port: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error): void => {
+      reject(
+        new GrailError('PROXY_LISTEN', `the proxy cannot listen on ${host}:${port}: ${err.message}`, {
+          hint: 'another process may hold the port; pick another public port or stop that process',
+          cause: err,
+        }),
+      )
+    }
+    server.once('error', onError)
+    server.listen(port, host, () => {
+      server.off('error', onError)
+      resolve()
+    })
+  })
+}

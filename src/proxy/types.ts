@@ -1,0 +1,58 @@
+/** One instance the proxy may send traffic to. The caller only lists healthy instances. */
+export interface Backend {
+  readonly id: string
+  readonly host: string
+  readonly port: number
+}
+
+/** Receives proxy events (`listen`, `backends`, `failover`, `drained`, `drain-timeout`, `no-backend`). */
+export type ProxyLog = (event: string, data: object) => void
+
+/** How a proxy listens and forwards. */
+export interface ProxyOptions {
+  /** Address to listen on; `127.0.0.1` keeps the service on loopback. */
+  readonly listenHost: string
+  /** Port to listen on; 0 picks a free port (see `TrafficProxy.address`). */
+  readonly listenPort: number
+  /** `tcp` pipes each connection to one backend; `http` routes each request. */
+  readonly mode: 'tcp' | 'http'
+  /** How long traffic in flight to a removed backend may take before it is closed. Default 30 000. */
+  readonly drainTimeoutMs?: number
+  /** How long a connection or request waits when no backend can take it. Default 5 000. */
+  readonly waitForBackendMs?: number
+  readonly log?: ProxyLog
+}
+
+/** What `setBackends` reports once every removed backend is drained. */
+export interface SwapResult {
+  /** Ids of the removed backends (each finished its traffic or was closed at the drain timeout). */
+  readonly drained: string[]
+  /** The subset of `drained` whose traffic was still in flight at the drain timeout and was closed. */
+  readonly forced: string[]
+}
+
+/** Counters per backend id; `failed` counts client-visible failures (no backend could take it). */
+export interface ProxyStats {
+  /** Connections (tcp) or requests (http) in flight now. */
+  readonly active: Record<string, number>
+  /** Connections or requests dispatched so far, including attempts that failed over. */
+  readonly total: Record<string, number>
+  readonly failed: number
+}
+
+/** A running proxy. */
+export interface TrafficProxy {
+  /** The address really bound (the actual port when `listenPort` was 0). */
+  readonly address: { host: string; port: number }
+  /**
+   * Atomically replaces the backend set: new connections and requests go only to `backends` from the moment
+   * this is called. Traffic in flight to removed backends finishes (up to `drainTimeoutMs`, then it is
+   * closed); the promise resolves when every removed backend is drained.
+   */
+  setBackends(backends: readonly Backend[]): Promise<SwapResult>
+  /** The current backend set. */
+  backends(): Backend[]
+  stats(): ProxyStats
+  /** Stops listening, drains in-flight traffic (up to `drainTimeoutMs`), then closes every connection. */
+  close(): Promise<void>
+}
