@@ -1,0 +1,31 @@
+import { canonicalJson } from '../oci/canonical-json.js'
+import type { Digest } from '../oci/digest.js'
+import { sha256 } from '../oci/digest.js'
+import type { ServiceSpec } from '../spec/types.js'
+
+/** A service's deploy-time configuration: what a config-only release changes. */
+export interface ConfigBundle {
+  env: Record<string, string>
+  files: Record<string, string>
+  /** what else shapes the running instance without being in the image */
+  port: number | null
+  volumes: Array<{ name: string; path: string }>
+}
+
+/** The bundle of a service as the spec declares it, with keys in a fixed order. */
+export function configBundleOf(service: ServiceSpec): ConfigBundle {
+  return {
+    env: service.env,
+    files: service.files,
+    port: service.port ?? null,
+    volumes: service.volumes.map((v) => ({ name: v.name, path: v.path })),
+  }
+}
+
+/**
+ * Content address of a bundle: canonical JSON, so the same env and files always give the same digest and
+ * an unchanged config never makes a new release.
+ */
+export function configDigest(bundle: ConfigBundle): Digest {
+  return sha256(canonicalJson(bundle))
+}

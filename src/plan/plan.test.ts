@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict'
+import { describe, test } from 'node:test'
+import type { ServiceSpec } from '../spec/types.js'
+import { configBundleOf, configDigest } from './config-bundle.js'
+import { plan } from './plan.js'
+import type { DesiredService, InstanceView, ReleaseView } from './types.js'
+
+const D1 = `sha256:${'1'.repeat(64)}` as const
+const D2 = `sha256:${'2'.repeat(64)}` as const
+const C1 = `sha256:${'a'.repeat(64)}` as const
+const C2 = `sha256:${'b'.repeat(64)}` as const
+
+const want = (over: Partial<DesiredService> = {}): DesiredService => ({
+  service: 'web',
+  replicas: 3,
+  image: { name: 'hello', version: 2, digest: D1 },
+  configDigest: C1,
+  ...over,
+})
+const release = (number: number, over: Partial<ReleaseView> = {}): ReleaseView => ({
+  number,
+  imageDigest: D1,
+  configDigest: C1,
+  status: 'active',
+  ...over,
+})
+const inst = (id: string, over: Partial<InstanceView> = {}): InstanceView => ({
+  id,
+  service: 'web',
+  release: 1,
+  known: true,
+  state: 'running',
+  health: 'healthy',
+  ...over,
+})
+const healthy3 = [inst('a'), inst('b'), inst('c')]
+
+describe('plan', () => {
+  test('a converged service plans nothing', () => {
+    assert.deepEqual(
+      plan({ environment: 'local', desired: [want()], releases: { web: [release(1)] }, instances: healthy3 })
+        .actions,
+      [],
+    )
+  })
+
+  test('the first deploy of a service is a new release', () => {
+    const p = plan({ environment: 'local', desired: [want()], releases: {}, instances: [] })
+    assert.deepEqual(p.actions, [
+      {
+        kind: 'deploy',
+        service: 'web',
+        from: null,
+        image: want().image,
+        configDigest: C1,
+        reason: 'new release: first deploy',
+      },
+    ])
+  })
+
+  test('a new image digest is a new release naming the image version', () => {
+    const p = plan({
+      environment: 'local',
+      desired: [want({ image: { name: 'hello', version: 3, digest: D2 } })],
+      releases: { web: [release(1)] },
+      instances: healthy3,
+    })
+    assert.equal(p.actions.length, 1)
+    assert.equal(p.actions[0]?.kind, 'deploy')
+    assert.match(
+      p.actions[0]?.reason ?? '',
+      /^new release: image hello v3 \(222222222222\) replaces 111111111111$/,
+    )
+  })
+
+  test('a config-only change is a new release with the same image', () => {
+    const p = plan({
+      environment: 'local',
+      desired: [want({ configDigest: C2 })],
+      releases: { web: [release(1)] },
+      instances: healthy3,
+    })
+    assert.deepEqual(
+      p.actions.map((a) => [a.kind, a.reason]),
+      [['deploy', 'new release: config changed']],
+    )
+  })
+
+  test('missing, crashed and unhealthy instances are replaced, each with its reason', () => {
+    const p = plan({
+      environment: 'local',
+      desired: [want()],
+      releases: { web: [release(1)] },
+      instances: [
+        inst('a', { state: 'missing' }),
+        inst('b', { state: 'stopped' }),
+        inst('c', { health: 'unhealthy' }),
+      ],
+    })
+    assert.deepEqual(
+      p.actions.map((a) => [a.kind, 'instance' in a ? a.instance : '', a.reason]),
+      [
+        ['replace', 'a', 'missing'],
+        ['replace', 'b', 'crashed: process exited'],
+        ['replace', 'c', 'unhealthy: health check failing'],
+      ],
+    )
+  })
+
+  test('too few or too many replicas scale', () => {
+    const up = plan({
+      environment: 'local',
+      desired: [want({ replicas: 5 })],
+      releases: { web: [release(1)] },
+      instances: healthy3,
+    })
+    assert.deepEqual(up.actions, [
+      { kind: 'scale-up', service: 'web', release: 1, count: 2, reason: '3 of 5 replicas' },
+    ])
+    const down = plan({
+      environment: 'local',
+      desired: [want({ replicas: 1 })],
+      releases: { web: [release(1)] },
+      instances: healthy3,
+    })
+    assert.deepEqual(down.actions, [
+      { kind: 'scale-down', service: 'web', instances: ['a', 'b'], reason: '3 of 1 replicas' },
+    ])
+  })
+
+  test('orphans, leftovers of older releases and removed services are destroyed', () => {
+    const p = plan({
+      environment: 'local',
+      desired: [want({ replicas: 1 })],
+      releases: { web: [release(1, { status: 'superseded' }), release(2)] },
+      instances: [
+        inst('new', { release: 2 }),
+        inst('old', { release: 1 }),
+        inst('stray', { known: false }),
+        inst('gone', { service: 'api' }),
+      ],
+    })
+    assert.deepEqual(
+      p.actions.map((a) => [a.kind, 'instance' in a ? a.instance : '', a.reason]),
+      [
+        ['destroy', 'old', 'superseded: release 1 < active 2'],
+        ['destroy', 'stray', 'orphan: not in Grail state'],
+        ['destroy', 'gone', 'removed: service api is no longer in the spec'],
+      ],
+    )
+  })
+})
+
+describe('config bundles', () => {
+  const svc = (env: Record<string, string>): ServiceSpec =>
+    ({
+      name: 'web',
+      image: 'hello',
+      replicas: 1,
+      env,
+      files: {},
+      volumes: [],
+      port: 8080,
+    }) as unknown as ServiceSpec
+
+  test('the same env in any key order has the same digest; a changed value does not', () => {
+    const a = configDigest(configBundleOf(svc({ A: '1', B: '2' })))
+    const b = configDigest(configBundleOf(svc({ B: '2', A: '1' })))
+    const c = configDigest(configBundleOf(svc({ A: '1', B: '3' })))
+    assert.equal(a, b)
+    assert.notEqual(a, c)
+  })
+})

@@ -1,0 +1,122 @@
+import type { Action, DesiredService, InstanceView, Plan, ReleaseView } from './types.js'
+
+export interface PlanInput {
+  environment: string
+  desired: DesiredService[]
+  /** releases per service, any order */
+  releases: Record<string, ReleaseView[]>
+  instances: InstanceView[]
+}
+
+function shortDigest(d: string): string {
+  return d.replace(/^sha256:/, '').slice(0, 12)
+}
+
+/** Why a service needs a new release, or null when its active release already matches the spec. */
+function deployReason(want: DesiredService, active: ReleaseView | undefined): string | null {
+  if (!active) return 'new release: first deploy'
+  if (active.imageDigest !== want.image.digest) {
+    return `new release: image ${want.image.name} v${want.image.version} (${shortDigest(want.image.digest)}) replaces ${shortDigest(active.imageDigest)}`
+  }
+  if (active.configDigest !== want.configDigest) return 'new release: config changed'
+  return null
+}
+
+/**
+ * Pure planning: from what the spec wants, what state recorded and what the provider reports, the list of
+ * actions that converges them, each with its reason. Touches nothing; `apply` executes exactly this.
+ */
+export function plan(input: PlanInput): Plan {
+  const actions: Action[] = []
+  const wanted = new Set(input.desired.map((d) => d.service))
+  for (const want of input.desired) {
+    const releases = input.releases[want.service] ?? []
+    const active = releases.filter((r) => r.status === 'active').sort((a, b) => b.number - a.number)[0]
+    const mine = input.instances.filter((i) => i.service === want.service)
+    const reason = deployReason(want, active)
+    if (reason) {
+      actions.push({
+        kind: 'deploy',
+        service: want.service,
+        from: active?.number ?? null,
+        image: want.image,
+        configDigest: want.configDigest,
+        reason,
+      })
+    } else if (active) {
+      const current = mine.filter((i) => i.known && i.release === active.number)
+      let serving = 0
+      for (const inst of current) {
+        const why =
+          inst.state === 'missing'
+            ? 'missing'
+            : inst.state === 'stopped'
+              ? 'crashed: process exited'
+              : inst.health === 'unhealthy'
+                ? 'unhealthy: health check failing'
+                : null
+        if (why)
+          actions.push({
+            kind: 'replace',
+            service: want.service,
+            instance: inst.id,
+            release: active.number,
+            reason: why,
+          })
+        else serving++
+      }
+      const replacing = current.length - serving
+      const total = serving + replacing
+      if (total < want.replicas) {
+        actions.push({
+          kind: 'scale-up',
+          service: want.service,
+          release: active.number,
+          count: want.replicas - total,
+          reason: `${total} of ${want.replicas} replicas`,
+        })
+      } else if (total > want.replicas) {
+        const surplus = current
+          .slice()
+          .sort((a, b) => (a.id < b.id ? -1 : 1))
+          .slice(0, total - want.replicas)
+          .map((i) => i.id)
+        actions.push({
+          kind: 'scale-down',
+          service: want.service,
+          instances: surplus,
+          reason: `${total} of ${want.replicas} replicas`,
+        })
+      }
+    }
+    // instances of older releases outlive a finished rollout only by accident (a killed apply)
+    if (!reason && active) {
+      for (const inst of mine.filter((i) => i.known && i.release !== active.number)) {
+        actions.push({
+          kind: 'destroy',
+          service: want.service,
+          instance: inst.id,
+          reason: `superseded: release ${inst.release} < active ${active.number}`,
+        })
+      }
+    }
+  }
+  for (const inst of input.instances) {
+    if (!inst.known)
+      actions.push({
+        kind: 'destroy',
+        service: inst.service,
+        instance: inst.id,
+        reason: 'orphan: not in Grail state',
+      })
+    else if (!wanted.has(inst.service)) {
+      actions.push({
+        kind: 'destroy',
+        service: inst.service,
+        instance: inst.id,
+        reason: `removed: service ${inst.service} is no longer in the spec`,
+      })
+    }
+  }
+  return { environment: input.environment, actions }
+}

@@ -1,0 +1,49 @@
+import type { Digest } from '../oci/digest.js'
+
+/** What a service should run in one environment, worked out from the spec and the image catalog. */
+export interface DesiredService {
+  service: string
+  replicas: number
+  image: { name: string; version: number; digest: Digest }
+  configDigest: Digest
+}
+
+/** A release as state records it. */
+export interface ReleaseView {
+  number: number
+  imageDigest: Digest
+  configDigest: Digest
+  status: 'pending' | 'active' | 'superseded' | 'failed' | 'rolled-back'
+}
+
+/** One instance as state and the provider see it together. */
+export interface InstanceView {
+  id: string
+  service: string
+  /** release number from the instance's labels */
+  release: number
+  /** state knows this instance (false: an orphan the provider found) */
+  known: boolean
+  /** what the provider reports */
+  state: 'created' | 'running' | 'stopped' | 'missing'
+  health: 'healthy' | 'unhealthy' | 'unknown'
+}
+
+export type Action =
+  | {
+      kind: 'deploy'
+      service: string
+      from: number | null
+      image: DesiredService['image']
+      configDigest: Digest
+      reason: string
+    }
+  | { kind: 'replace'; service: string; instance: string; release: number; reason: string }
+  | { kind: 'scale-up'; service: string; release: number; count: number; reason: string }
+  | { kind: 'scale-down'; service: string; instances: string[]; reason: string }
+  | { kind: 'destroy'; service: string; instance: string; reason: string }
+
+export interface Plan {
+  environment: string
+  actions: Action[]
+}

@@ -1,0 +1,105 @@
+/**
+ * The one interface every runtime provider implements (local runc, docker/podman, swarm). Providers know
+ * nothing of plans, releases as rows, or the database: they create, observe and destroy instances, and
+ * every instance carries labels that tie it back to its project, environment, service and release, so
+ * `list` finds what state does not know about.
+ */
+import type { Digest } from '../oci/digest.js'
+
+export interface InstanceLabels {
+  project: string
+  environment: string
+  service: string
+  /** release number within the service */
+  release: number
+}
+
+export interface ImageRef {
+  /** image name and version, for messages */
+  name: string
+  version: number
+  /** manifest digest: what the instance runs */
+  digest: Digest
+}
+
+export interface VolumeMount {
+  /** declared volume name; the provider keeps its data across instances */
+  name: string
+  /** absolute path inside the instance */
+  path: string
+}
+
+export interface InstanceSpec {
+  /** unique, validated before use: ^[a-z0-9][a-z0-9-]{0,62}$ */
+  id: string
+  labels: InstanceLabels
+  image: ImageRef
+  /** merged env: image env, then release env, then PORT */
+  env: Record<string, string>
+  /** deploy-time files (absolute path in the instance → content), mounted read-only */
+  files: Record<string, string>
+  volumes: VolumeMount[]
+  /** the port the process listens on inside the instance; the provider decides the host side */
+  port?: number
+}
+
+export interface InstanceHandle {
+  id: string
+  provider: string
+}
+
+export type InstanceState = 'created' | 'running' | 'stopped' | 'missing'
+
+export interface InstanceObservation {
+  id: string
+  labels: InstanceLabels
+  state: InstanceState
+  imageDigest: Digest
+  env: Record<string, string>
+  mounts: Array<{ source: string; destination: string }>
+  pid?: number
+  /** ISO time the process started */
+  startedAt?: string
+  exitCode?: number
+}
+
+export interface FileChange {
+  kind: 'A' | 'C' | 'D'
+  /** absolute path inside the instance */
+  path: string
+}
+
+export interface ExecResult {
+  code: number
+  stdout: string
+  stderr: string
+}
+
+export interface Scope {
+  project: string
+  environment?: string
+  service?: string
+}
+
+export interface RuntimeProvider {
+  readonly name: string
+  /** unpack / load / pull the image so create is fast; idempotent */
+  prepareImage(image: ImageRef): Promise<void>
+  /** always a fresh instance; state of it is recorded by the provider before anything is started */
+  create(spec: InstanceSpec): Promise<InstanceHandle>
+  start(h: InstanceHandle): Promise<void>
+  /** SIGTERM, then SIGKILL after graceMs */
+  stop(h: InstanceHandle, opts: { graceMs: number }): Promise<void>
+  /** removes the instance and everything of it but its volumes; idempotent */
+  destroy(h: InstanceHandle): Promise<void>
+  /** what really exists in this scope, including instances state does not know about */
+  list(scope: Scope): Promise<InstanceObservation[]>
+  inspect(h: InstanceHandle): Promise<InstanceObservation>
+  /** added, changed and deleted paths against the image, volumes and deploy files excluded */
+  diff(h: InstanceHandle): Promise<FileChange[]>
+  exec(h: InstanceHandle, argv: string[]): Promise<ExecResult>
+  /** where to reach `port` of the instance from this machine */
+  endpoint(h: InstanceHandle, port: number): Promise<{ host: string; port: number }>
+  /** the instance's captured stdout and stderr, oldest first */
+  logs(h: InstanceHandle, opts?: { tailLines?: number }): Promise<string>
+}
