@@ -18,3 +18,18 @@ export {
   type CachedLayer,
   type CachedBase,
 } from './cache.js'
+export { acquireLock, releaseLock, type LockHolder } from './locks.js'
+export {
+  insertRelease,
+  setReleaseStatus,
+  listReleases,
+  type ReleaseRecord,
+  type ReleaseStatus,
+} from './releases.js'
+export {
+  recordInstance,
+  setInstancePhase,
+  liveInstances,
+  type InstanceRecord,
+  type InstancePhase,
+} from './instances.js'

@@ -54,4 +54,46 @@ export const MIGRATIONS: readonly string[] = [
   CREATE TRIGGER events_append_only_delete BEFORE DELETE ON events
     BEGIN SELECT RAISE(ABORT, 'events are append-only'); END;
   `,
+  `
+  CREATE TABLE releases (
+    id            INTEGER PRIMARY KEY,
+    service       TEXT    NOT NULL,
+    environment   TEXT    NOT NULL,
+    number        INTEGER NOT NULL,
+    image_name    TEXT    NOT NULL,
+    image_version INTEGER NOT NULL,
+    image_digest  TEXT    NOT NULL,
+    config_digest TEXT    NOT NULL,
+    config        TEXT    NOT NULL,
+    status        TEXT    NOT NULL DEFAULT 'pending'
+                  CHECK (status IN ('pending', 'active', 'superseded', 'failed', 'rolled-back')),
+    reason        TEXT,
+    created_at    TEXT    NOT NULL,
+    UNIQUE (service, number)
+  );
+  CREATE INDEX releases_by_env ON releases (environment, service, number);
+
+  CREATE TABLE instances (
+    id             TEXT PRIMARY KEY,
+    service        TEXT    NOT NULL,
+    environment    TEXT    NOT NULL,
+    release_number INTEGER NOT NULL,
+    provider       TEXT    NOT NULL,
+    phase          TEXT    NOT NULL
+                   CHECK (phase IN ('creating', 'starting', 'healthy', 'draining', 'stopping', 'destroyed', 'failed')),
+    host_port      INTEGER,
+    reason         TEXT,
+    created_at     TEXT    NOT NULL,
+    updated_at     TEXT    NOT NULL
+  );
+  CREATE INDEX instances_by_service ON instances (environment, service, phase);
+
+  CREATE TABLE locks (
+    name        TEXT PRIMARY KEY,
+    holder      TEXT    NOT NULL,
+    pid         INTEGER NOT NULL,
+    host        TEXT    NOT NULL,
+    acquired_at TEXT    NOT NULL
+  );
+  `,
 ]
