@@ -8,6 +8,10 @@ export interface GrailHome {
   snapshots: string
   tmp: string
   runcRoot: string
+  /** one OCI runtime bundle per deployed instance (local provider) */
+  instances: string
+  /** volume data, `<project>/<environment>/<name>`; outlives instances */
+  volumes: string
 }
 
 export function resolveHome(projectDir: string, env: NodeJS.ProcessEnv = process.env): GrailHome {
@@ -24,5 +28,7 @@ export function homeAt(root: string): GrailHome {
     snapshots: join(root, 'snapshots'),
     tmp: join(root, 'tmp'),
     runcRoot: join(root, 'runc'),
+    instances: join(root, 'instances'),
+    volumes: join(root, 'volumes'),
   }
 }

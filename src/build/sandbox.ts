@@ -28,12 +28,25 @@ const CAPS = [
   'CAP_AUDIT_WRITE',
 ]
 
+/** What a long-running instance adds to a sandbox config; a build step passes none of it. */
+export interface SandboxExtras {
+  /** bind mounts (volumes, deploy files), after the standard /proc, /dev and /sys mounts */
+  binds?: Array<{ source: string; destination: string; readonly: boolean }>
+  /** OCI annotations, e.g. the labels that make a container attributable (`dev.grail.project`) */
+  annotations?: Record<string, string>
+}
+
 /**
- * The OCI runtime config (config.json) for one build step. The rootfs is an overlay prepared by the caller;
- * network is off (a fresh network namespace with only loopback) unless the step asks for it; the process
- * gets the capabilities a package manager needs and nothing from the host but /proc, /dev and /sys.
+ * The OCI runtime config (config.json) for one build step or instance. The rootfs is an overlay prepared
+ * by the caller; network is off (a fresh network namespace with only loopback) unless the step asks for it
+ * (instances use the host's, so they listen on loopback); the process gets the capabilities a package
+ * manager needs and nothing from the host but /proc, /dev, /sys and the `extras` bind mounts.
  */
-export function runtimeConfig(rootfs: string, proc: SandboxProcess): Record<string, unknown> {
+export function runtimeConfig(
+  rootfs: string,
+  proc: SandboxProcess,
+  extras: SandboxExtras = {},
+): Record<string, unknown> {
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }]
   if (!proc.network) namespaces.push({ type: 'network' })
   const mounts: Array<Record<string, unknown>> = [
@@ -67,8 +80,17 @@ export function runtimeConfig(rootfs: string, proc: SandboxProcess): Record<stri
       options: ['rbind', 'ro'],
     })
   }
+  for (const b of extras.binds ?? []) {
+    mounts.push({
+      destination: b.destination,
+      type: 'bind',
+      source: b.source,
+      options: ['rbind', b.readonly ? 'ro' : 'rw'],
+    })
+  }
   return {
     ociVersion: '1.0.2',
+    ...(extras.annotations ? { annotations: extras.annotations } : {}),
     process: {
       terminal: false,
       user: { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids ?? [] },

@@ -1,0 +1,196 @@
+/**
+ * The contract every RuntimeProvider passes against its real engine (runc, dockerd, podman, swarm): one
+ * `describe` per provider, the same cases, in order, on one set of instances. The image under test must
+ * be the contract image described by `CONTRACT_IMAGE`.
+ */
+import assert from 'node:assert/strict'
+import { randomBytes } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, test } from 'node:test'
+import type { ImageRef, InstanceHandle, InstanceSpec, RuntimeProvider } from './types.js'
+
+/**
+ * What the image a provider is tested with must hold: busybox (`sh`, `cat`, `rm`, `mkdir`, `httpd`), a
+ * command that prints `LOG_LINE` followed by `$PORT` on stdout and then runs `httpd -f -p $PORT -h /srv/www`,
+ * `/srv/www/index.html` with `PAGE` as content, and the files `/srv/data/change-me` and
+ * `/srv/data/delete-me`. `/etc/grail` and `/var/lib` must not exist in it.
+ */
+export const CONTRACT_IMAGE = {
+  PAGE: 'grail contract page\n',
+  LOG_LINE: 'contract-app listening on ',
+  /** a `run` step that makes the image's data files */
+  RUN: 'mkdir -p /srv/www /srv/data && echo a > /srv/data/change-me && echo b > /srv/data/delete-me',
+  CMD: ['/bin/sh', '-c', 'echo "contract-app listening on $PORT"; exec httpd -f -v -p "$PORT" -h /srv/www'],
+} as const
+
+export interface ContractSetup {
+  provider: RuntimeProvider
+  image: ImageRef
+  /**
+   * Leaves `spec` as a create killed halfway would: recorded but never started (and, for 'mount', with
+   * its filesystem prepared). Providers whose create is atomic leave it out and skip those cases.
+   */
+  crash?: (spec: InstanceSpec, point: 'record' | 'mount') => Promise<void>
+  cleanup(): Promise<void>
+}
+
+/** GET http://host:port/path until it answers (an instance needs a moment to listen) or `ms` pass. */
+async function fetchText(url: string, ms = 5000): Promise<string> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      const res = await fetch(url)
+      return await res.text()
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await sleep(50)
+    }
+  }
+}
+
+/** Registers the contract cases for one provider. */
+export function runProviderContract(name: string, setup: () => Promise<ContractSetup>): void {
+  describe(`RuntimeProvider contract: ${name}`, () => {
+    const run = randomBytes(3).toString('hex')
+    const project = `contract-${run}`
+    let s: ContractSetup
+    let p: RuntimeProvider
+    const spec = (n: number, release = 1): InstanceSpec => ({
+      id: `ct-${run}-${n}`,
+      labels: { project, environment: 'test', service: 'web', release },
+      image: s.image,
+      env: { GREETING: 'hello world', RELEASE: String(release) },
+      files: { '/etc/grail/app.conf': 'mode=contract\n' },
+      volumes: [{ name: 'data', path: '/var/lib/data' }],
+      port: 8080,
+    })
+    const handle = async (n: number, release = 1): Promise<InstanceHandle> => {
+      const h = await p.create(spec(n, release))
+      assert.equal(h.id, spec(n).id)
+      return h
+    }
+    let first: InstanceHandle
+
+    before(async () => {
+      s = await setup()
+      p = s.provider
+      await p.prepareImage(s.image)
+    })
+    after(async () => {
+      if (!s) return
+      for (const o of await p.list({ project })) await p.destroy({ id: o.id, provider: p.name })
+      await s.cleanup()
+    })
+
+    test('create + start: inspect reports it running with the image digest and env', async () => {
+      first = await handle(1)
+      assert.equal((await p.inspect(first)).state, 'created')
+      await p.start(first)
+      const o = await p.inspect(first)
+      assert.equal(o.state, 'running')
+      assert.equal(o.imageDigest, s.image.digest)
+      assert.equal(o.env.GREETING, 'hello world')
+      assert.match(o.env.PORT ?? '', /^\d+$/)
+      assert.ok(o.mounts.some((m) => m.destination === '/var/lib/data'))
+    })
+
+    test('the endpoint serves HTTP from the image', async () => {
+      const ep = await p.endpoint(first, 8080)
+      assert.equal(await fetchText(`http://${ep.host}:${ep.port}/index.html`), CONTRACT_IMAGE.PAGE)
+    })
+
+    test('list(scope) finds it with its labels, and only in its scope', async () => {
+      const found = (await p.list({ project })).find((o) => o.id === first.id)
+      assert.deepEqual(found?.labels, spec(1).labels)
+      assert.equal(found?.state, 'running')
+      assert.ok(
+        (await p.list({ project, environment: 'test', service: 'web' })).some((o) => o.id === first.id),
+      )
+      assert.ok(!(await p.list({ project, service: 'other' })).some((o) => o.id === first.id))
+      assert.ok(!(await p.list({ project: `${project}-other` })).some((o) => o.id === first.id))
+    })
+
+    test('exec runs a command and returns its output and exit code; deploy files are read-only', async () => {
+      assert.deepEqual(await p.exec(first, ['cat', '/etc/grail/app.conf']), {
+        code: 0,
+        stdout: 'mode=contract\n',
+        stderr: '',
+      })
+      assert.equal((await p.exec(first, ['sh', '-c', 'echo out; echo err >&2; exit 3'])).code, 3)
+      const write = await p.exec(first, ['sh', '-c', 'echo changed > /etc/grail/app.conf'])
+      assert.notEqual(write.code, 0)
+    })
+
+    test('diff reports exactly the changed, added and deleted paths; volumes and deploy files excluded', async () => {
+      const script = [
+        'echo more >> /srv/data/change-me',
+        'rm /srv/data/delete-me',
+        'echo new > /srv/data/added',
+        'mkdir /srv/newdir && echo x > /srv/newdir/file',
+        'echo kept > /var/lib/data/kept',
+      ].join(' && ')
+      assert.equal((await p.exec(first, ['sh', '-c', script])).code, 0)
+      assert.deepEqual(await p.diff(first), [
+        { kind: 'A', path: '/srv/data/added' },
+        { kind: 'C', path: '/srv/data/change-me' },
+        { kind: 'D', path: '/srv/data/delete-me' },
+        { kind: 'A', path: '/srv/newdir' },
+        { kind: 'A', path: '/srv/newdir/file' },
+      ])
+    })
+
+    test('logs hold what the process printed', async () => {
+      const port = (await p.inspect(first)).env.PORT
+      const deadline = Date.now() + 5000
+      let logs = await p.logs(first)
+      while (!logs.includes(CONTRACT_IMAGE.LOG_LINE) && Date.now() < deadline) {
+        await sleep(50)
+        logs = await p.logs(first)
+      }
+      assert.ok(logs.includes(`${CONTRACT_IMAGE.LOG_LINE}${port}\n`), logs)
+      assert.equal((await p.logs(first, { tailLines: 1 })).split('\n').length, 2)
+    })
+
+    test('a second instance of the service listens on its own port and sees the volume', async () => {
+      const second = await handle(2, 2)
+      await p.start(second)
+      const [a, b] = [await p.endpoint(first, 8080), await p.endpoint(second, 8080)]
+      assert.notEqual(a.port, b.port)
+      assert.equal(await fetchText(`http://${b.host}:${b.port}/index.html`), CONTRACT_IMAGE.PAGE)
+      assert.equal((await p.exec(second, ['cat', '/var/lib/data/kept'])).stdout, 'kept\n')
+      assert.deepEqual(await p.diff(second), [])
+      await p.destroy(second)
+    })
+
+    test('stop: the instance is reported stopped', async () => {
+      await p.stop(first, { graceMs: 1000 })
+      assert.equal((await p.inspect(first)).state, 'stopped')
+    })
+
+    test('destroy: gone from list, a second destroy is a no-op, the volume data survives', async () => {
+      await p.destroy(first)
+      assert.ok(!(await p.list({ project })).some((o) => o.id === first.id))
+      await p.destroy(first)
+      const third = await handle(3, 3)
+      await p.start(third)
+      assert.equal((await p.exec(third, ['cat', '/var/lib/data/kept'])).stdout, 'kept\n')
+      await p.destroy(third)
+      assert.deepEqual(await p.list({ project }), [])
+    })
+
+    for (const point of ['record', 'mount'] as const) {
+      test(`a create killed after ${point} is reported missing and destroy cleans it`, async (t) => {
+        if (!s.crash) return t.skip('provider creates atomically')
+        const sp = spec(point === 'record' ? 4 : 5)
+        await s.crash(sp, point)
+        const h = { id: sp.id, provider: p.name }
+        const o = (await p.list({ project })).find((x) => x.id === sp.id)
+        assert.equal(o?.state, 'missing')
+        assert.equal((await p.inspect(h)).state, 'missing')
+        await p.destroy(h)
+        assert.ok(!(await p.list({ project })).some((x) => x.id === sp.id))
+        await p.destroy(h)
+      })
+    }
+  })
+}

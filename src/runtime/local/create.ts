@@ -1,0 +1,184 @@
+import { chown, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { basename, dirname, join } from 'node:path'
+import { DEFAULT_PATH_ENV } from '../../build/env.js'
+import { resolveUser } from '../../build/run-step.js'
+import { overlayMountCommand, runtimeConfig } from '../../build/sandbox.js'
+import { GrailError, isErrno } from '../../errors.js'
+import type { GrailHome } from '../../home.js'
+import type { OciStore } from '../../oci/store.js'
+import { runCommand } from '../../util/exec.js'
+import type { InstanceSpec } from '../types.js'
+import type { UnpackedImage } from './image.js'
+import { unpackImage } from './image.js'
+import { destroyInstance } from './lifecycle.js'
+import { checkSpec, instancePaths, instanceRelPath, isInstanceId, volumePath } from './layout.js'
+import type { InstanceRecord } from './record.js'
+import { readRecord, recordAnnotations, writeRecord } from './record.js'
+import { runDetached, runcCreateCommand } from './runc.js'
+
+/** A port nothing listens on right now on loopback, and no other instance of this home was given. */
+async function freePort(taken: Set<number>): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const srv = createServer()
+      srv.once('error', reject)
+      srv.listen(0, '127.0.0.1', () => {
+        const addr = srv.address()
+        srv.close(() => resolve(typeof addr === 'object' && addr ? addr.port : 0))
+      })
+    })
+    if (port > 0 && !taken.has(port)) return port
+  }
+  throw new Error('no free loopback port found in 20 attempts')
+}
+
+/** Host ports recorded by the instances of this home, so two instances never get the same one. */
+async function recordedPorts(home: GrailHome): Promise<Set<number>> {
+  const ports = new Set<number>()
+  let names: string[] = []
+  try {
+    names = await readdir(home.instances)
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
+  for (const name of names.filter(isInstanceId)) {
+    const rec = await readRecord(join(home.instances, name))
+    if (rec?.hostPort !== undefined) ports.add(rec.hostPort)
+  }
+  return ports
+}
+
+/**
+ * Records a new instance: its bundle dir appears (by rename of a staging dir) already holding
+ * `instance.json`, so there is never an instance dir without a record. A dir of that id is refused:
+ * instances are always fresh.
+ */
+async function recordInstance(home: GrailHome, rec: InstanceRecord): Promise<void> {
+  await mkdir(home.instances, { recursive: true })
+  const staging = join(home.instances, `.new-${rec.id}-${process.pid}`)
+  await rm(staging, { recursive: true, force: true })
+  // 0700: deploy files may hold secrets; the container reaches its files through its own mounts
+  await mkdir(staging, { mode: 0o700 })
+  await writeRecord(staging, rec)
+  try {
+    await rename(staging, instancePaths(home, rec.id).dir)
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true })
+    if (!isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EEXIST')) throw err
+    throw new GrailError('INSTANCE_EXISTS', `instance ${rec.id} already exists`, {
+      hint: 'instances are never reused: destroy it first or choose a new id',
+    })
+  }
+}
+
+export interface CreateOptions {
+  /** tests only: stop as a killed process would, after writing the record or after mounting the rootfs */
+  crashAfter?: 'record' | 'mount'
+}
+
+/**
+ * Creates an instance: record first, then the overlay rootfs (image snapshots + its own upper dir), the
+ * deploy files and volume dirs, the runtime config, and `runc create` with its output going to the log
+ * files. The process waits for `start`. If a step fails it is destroyed again before the error is thrown.
+ */
+export async function createInstance(
+  home: GrailHome,
+  store: OciStore,
+  spec: InstanceSpec,
+  opts: CreateOptions = {},
+): Promise<void> {
+  checkSpec(spec)
+  const image = await unpackImage(home, store, spec.image.digest)
+  const hostPort = spec.port === undefined ? undefined : await freePort(await recordedPorts(home))
+  const env: Record<string, string> = { ...spec.env }
+  if (env.PATH === undefined) env.PATH = DEFAULT_PATH_ENV.slice('PATH='.length)
+  if (hostPort !== undefined) env.PORT = String(hostPort)
+  const volumes = spec.volumes.map((v) => ({
+    ...v,
+    source: volumePath(home, spec.labels.project, spec.labels.environment, v.name),
+  }))
+  const rec: InstanceRecord = {
+    id: spec.id,
+    labels: spec.labels,
+    image: spec.image,
+    env,
+    files: Object.keys(spec.files),
+    volumes,
+    ...(spec.port === undefined ? {} : { port: spec.port, hostPort }),
+    createdAt: new Date().toISOString(),
+  }
+  await recordInstance(home, rec)
+  if (opts.crashAfter === 'record') return
+  try {
+    await bundleInstance(home, spec, rec, image, opts)
+  } catch (err) {
+    // a failed create leaves nothing behind; a crash instead leaves a record that destroy cleans up
+    await destroyInstance(home, spec.id)
+    throw err
+  }
+}
+
+/** Everything after the record: deploy files, overlay, volumes, runtime config, `runc create`. */
+async function bundleInstance(
+  home: GrailHome,
+  spec: InstanceSpec,
+  rec: InstanceRecord,
+  image: UnpackedImage,
+  opts: CreateOptions,
+): Promise<void> {
+  const p = instancePaths(home, spec.id)
+  if (/[:,]/.test(p.dir) || /[:,]/.test(home.snapshots)) {
+    throw new GrailError('BAD_HOME_PATH', `Grail's state directory ${home.root} contains ':' or ','`, {
+      hint: 'overlayfs cannot take such paths; set GRAIL_HOME to a directory without them',
+    })
+  }
+  for (const d of [p.upper, p.work, p.rootfs, p.files]) await mkdir(d)
+  const binds: Array<{ source: string; destination: string; readonly: boolean }> = []
+  for (const [path, content] of Object.entries(spec.files)) {
+    const source = join(p.files, instanceRelPath(path, 'deploy file'))
+    await mkdir(dirname(source), { recursive: true })
+    await writeFile(source, content, { mode: 0o644 })
+    binds.push({ source, destination: path, readonly: true })
+  }
+
+  // lower dirs by name relative to the snapshots dir keep the mount options short (one page at most)
+  const mount = overlayMountCommand({
+    lowers: image.lowers.map((l) => basename(l)),
+    upper: p.upper,
+    work: p.work,
+    target: p.rootfs,
+  })
+  await runCommand({ ...mount, cwd: home.snapshots })
+  if (opts.crashAfter === 'mount') return
+
+  const cfg = image.config.config
+  const argv = [...(cfg.Entrypoint ?? []), ...(cfg.Cmd ?? [])]
+  if (argv.length === 0) {
+    throw new GrailError('NO_COMMAND', `image ${spec.image.name} v${spec.image.version} has no command`, {
+      hint: 'add a `cmd` or `entrypoint` step to the image',
+    })
+  }
+  const { uid, gid } = await resolveUser(p.rootfs, cfg.User)
+  for (const v of rec.volumes) {
+    // a new volume belongs to the instance's user, so a non-root process can write its data
+    if ((await mkdir(v.source, { recursive: true })) !== undefined) await chown(v.source, uid, gid)
+    binds.push({ source: v.source, destination: v.path, readonly: false })
+  }
+  const config = runtimeConfig(
+    p.rootfs,
+    {
+      argv,
+      env: Object.entries(rec.env).map(([k, v]) => `${k}=${v}`),
+      cwd: cfg.WorkingDir || '/',
+      uid,
+      gid,
+      network: true,
+      hostname: spec.id,
+    },
+    { binds, annotations: recordAnnotations(rec) },
+  )
+  await writeFile(p.config, JSON.stringify(config, null, 2))
+  await mkdir(home.runcRoot, { recursive: true })
+  await runDetached(runcCreateCommand({ runcRoot: home.runcRoot, bundle: p.dir, id: spec.id }), p)
+}

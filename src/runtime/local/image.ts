@@ -1,0 +1,36 @@
+import type { GrailHome } from '../../home.js'
+import type { LayerRef } from '../../build/snapshots.js'
+import { emptySnapshot, ensureLowers } from '../../build/snapshots.js'
+import { GrailError } from '../../errors.js'
+import type { Digest } from '../../oci/digest.js'
+import type { OciStore } from '../../oci/store.js'
+import type { ImageConfig, Manifest } from '../../oci/types.js'
+
+/** An image as an instance needs it: its config and its unpacked layers, topmost first. */
+export interface UnpackedImage {
+  config: ImageConfig
+  lowers: string[]
+}
+
+/**
+ * Reads an image's manifest and config from the store and makes sure every layer is unpacked as a
+ * snapshot (once per diff id, shared with builds and other instances). An image with no layers gets the
+ * empty snapshot, because overlayfs needs at least one lower dir.
+ */
+export async function unpackImage(home: GrailHome, store: OciStore, digest: Digest): Promise<UnpackedImage> {
+  if (!store.hasBlob(digest)) {
+    throw new GrailError('IMAGE_MISSING', `image ${digest} is not in the image store ${store.root}`, {
+      hint: 'build the image again (`grail build`) or pull it',
+    })
+  }
+  const manifest = await store.readJson<Manifest>(digest)
+  const config = await store.readJson<ImageConfig>(manifest.config.digest)
+  const layers: LayerRef[] = manifest.layers.map((l, i) => {
+    const diffId = config.rootfs.diff_ids[i]
+    if (!diffId) throw new Error(`image ${digest} has more layers than diff ids; this is a bug in its writer`)
+    return { digest: l.digest, diffId }
+  })
+  const lowers = await ensureLowers(home, store, layers)
+  if (lowers.length === 0) lowers.push(await emptySnapshot(home))
+  return { config, lowers }
+}

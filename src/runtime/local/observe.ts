@@ -1,0 +1,128 @@
+import { readFile, readdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { GrailError, isErrno } from '../../errors.js'
+import type { GrailHome } from '../../home.js'
+import type { Digest } from '../../oci/digest.js'
+import type { InstanceLabels, InstanceObservation, InstanceState, Scope } from '../types.js'
+import { instancePaths, instanceRelPath, isInstanceId } from './layout.js'
+import type { InstanceRecord } from './record.js'
+import { ANNOTATIONS, readRecord } from './record.js'
+import type { RuncContainer } from './runc.js'
+import { listContainers } from './runc.js'
+
+function stateOf(c: RuncContainer | undefined): InstanceState {
+  if (c === undefined) return 'missing'
+  if (c.status === 'created' || c.status === 'stopped') return c.status
+  return 'running' // 'running', or 'paused': the process exists
+}
+
+function fromRecord(rec: InstanceRecord, c: RuncContainer | undefined, home: GrailHome): InstanceObservation {
+  const files = instancePaths(home, rec.id).files
+  const state = stateOf(c)
+  return {
+    id: rec.id,
+    labels: rec.labels,
+    state,
+    imageDigest: rec.image.digest,
+    env: rec.env,
+    mounts: [
+      ...rec.volumes.map((v) => ({ source: v.source, destination: v.path })),
+      ...rec.files.map((f) => ({ source: join(files, instanceRelPath(f, 'deploy file')), destination: f })),
+    ],
+    ...(c && c.pid > 0 && state !== 'stopped' ? { pid: c.pid } : {}),
+    ...(rec.startedAt ? { startedAt: rec.startedAt } : {}),
+  }
+}
+
+/** Labels of a container from its annotations, or undefined when it is not a Grail instance's. */
+function labelsOf(c: RuncContainer): InstanceLabels | undefined {
+  const a = c.annotations ?? {}
+  const project = a[ANNOTATIONS.project]
+  if (a[ANNOTATIONS.id] !== c.id || project === undefined) return undefined
+  return {
+    project,
+    environment: a[ANNOTATIONS.environment] ?? '',
+    service: a[ANNOTATIONS.service] ?? '',
+    release: Number(a[ANNOTATIONS.release] ?? 0),
+  }
+}
+
+/** A container with no record: what its annotations and bundle config still tell. */
+async function fromContainer(c: RuncContainer, labels: InstanceLabels): Promise<InstanceObservation> {
+  let env: Record<string, string> = {}
+  let mounts: Array<{ source: string; destination: string }> = []
+  try {
+    const cfg = JSON.parse(await readFile(join(c.bundle, 'config.json'), 'utf8')) as {
+      process?: { env?: string[] }
+      mounts?: Array<{ type?: string; source: string; destination: string }>
+    }
+    env = Object.fromEntries(
+      (cfg.process?.env ?? []).map((e) => [e.split('=')[0], e.slice(e.indexOf('=') + 1)]),
+    )
+    mounts = (cfg.mounts ?? [])
+      .filter((m) => m.type === 'bind')
+      .map((m) => ({ source: m.source, destination: m.destination }))
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
+  const state = stateOf(c)
+  return {
+    id: c.id,
+    labels,
+    state,
+    imageDigest: (c.annotations?.[ANNOTATIONS.image] ?? 'sha256:') as Digest,
+    env,
+    mounts,
+    ...(c.pid > 0 && state !== 'stopped' ? { pid: c.pid } : {}),
+    startedAt: c.created,
+  }
+}
+
+function inScope(l: InstanceLabels, s: Scope): boolean {
+  return (
+    l.project === s.project &&
+    (s.environment === undefined || l.environment === s.environment) &&
+    (s.service === undefined || l.service === s.service)
+  )
+}
+
+/**
+ * What exists in a scope: every recorded instance (state from runc, or 'missing' when its container was
+ * never created or is gone) and every Grail-annotated container in Grail's runc root that has no record.
+ */
+export async function listInstances(home: GrailHome, scope: Scope): Promise<InstanceObservation[]> {
+  const containers = await listContainers(home.runcRoot)
+  const found: InstanceObservation[] = []
+  const recorded = new Set<string>()
+  let names: string[] = []
+  try {
+    names = await readdir(home.instances)
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
+  for (const name of names.filter(isInstanceId).sort()) {
+    const rec = await readRecord(join(home.instances, name))
+    if (rec === undefined) continue
+    recorded.add(name)
+    if (inScope(rec.labels, scope)) found.push(fromRecord(rec, containers.get(name), home))
+  }
+  for (const c of containers.values()) {
+    const labels = labelsOf(c)
+    if (recorded.has(c.id) || labels === undefined || !inScope(labels, scope)) continue
+    found.push(await fromContainer(c, labels))
+  }
+  return found
+}
+
+/** One instance, recorded or stray; a user error naming the id when neither exists. */
+export async function inspectInstance(home: GrailHome, id: string): Promise<InstanceObservation> {
+  const p = instancePaths(home, id)
+  const c = (await listContainers(home.runcRoot)).get(id)
+  const rec = await readRecord(p.dir)
+  if (rec) return fromRecord(rec, c, home)
+  const labels = c && labelsOf(c)
+  if (c && labels) return fromContainer(c, labels)
+  throw new GrailError('INSTANCE_NOT_FOUND', `instance ${id} does not exist`, {
+    hint: 'list the instances of the project with `grail status`',
+  })
+}

@@ -1,0 +1,91 @@
+import { readFile } from 'node:fs/promises'
+import { GrailError, isErrno } from '../../errors.js'
+import type { GrailHome } from '../../home.js'
+import type { OciStore } from '../../oci/store.js'
+import { runCommand } from '../../util/exec.js'
+import type { InstanceHandle, RuntimeProvider } from '../types.js'
+import { createInstance } from './create.js'
+import { diffInstance } from './diff.js'
+import { unpackImage } from './image.js'
+import { instancePaths } from './layout.js'
+import { destroyInstance, startInstance, stopInstance } from './lifecycle.js'
+import { inspectInstance, listInstances } from './observe.js'
+import { readRecord } from './record.js'
+import { runcExecCommand } from './runc.js'
+
+export interface LocalProviderOptions {
+  home: GrailHome
+  store: OciStore
+}
+
+async function readLog(path: string): Promise<string> {
+  try {
+    return await readFile(path, 'utf8')
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return ''
+    throw err
+  }
+}
+
+/** The handle's id, checked, for a handle this provider made. */
+function idOf(h: InstanceHandle): string {
+  if (h.provider !== 'local') {
+    throw new Error(`handle of instance ${h.id} belongs to provider ${h.provider}, not local; this is a bug`)
+  }
+  return h.id
+}
+
+/**
+ * The embedded provider: instances are runc containers over overlay mounts of the image's snapshots, with
+ * no daemon. Everything about an instance lives in `<home>/instances/<id>/` (record, runtime bundle, upper
+ * dir, logs) and in Grail's own runc root, so any later process finds, stops or removes what an earlier
+ * one created. Instances share the host's network: each gets a free loopback port as `PORT`.
+ */
+export function createLocalProvider(opts: LocalProviderOptions): RuntimeProvider {
+  const { home, store } = opts
+  return {
+    name: 'local',
+    async prepareImage(image) {
+      await unpackImage(home, store, image.digest)
+    },
+    async create(spec) {
+      await createInstance(home, store, spec)
+      return { id: spec.id, provider: 'local' }
+    },
+    start: (h) => startInstance(home, idOf(h)),
+    stop: (h, o) => stopInstance(home, idOf(h), o.graceMs),
+    destroy: (h) => destroyInstance(home, idOf(h)),
+    list: (scope) => listInstances(home, scope),
+    inspect: (h) => inspectInstance(home, idOf(h)),
+    diff: (h) => diffInstance(home, store, idOf(h)),
+    async exec(h, argv) {
+      if (argv.length === 0) throw new Error('exec needs a command; this is a bug in the caller')
+      const res = await runCommand(runcExecCommand({ runcRoot: home.runcRoot, id: idOf(h), argv }), {
+        allowFailure: true,
+      })
+      return { code: res.code, stdout: res.stdout.toString('utf8'), stderr: res.stderr.toString('utf8') }
+    },
+    async endpoint(h, port) {
+      const rec = await readRecord(instancePaths(home, idOf(h)).dir)
+      if (rec === undefined) {
+        throw new GrailError('INSTANCE_NOT_FOUND', `instance ${h.id} has no record`, {
+          hint: 'it was destroyed, or created by an older Grail; replace it',
+        })
+      }
+      // the process listens on the host port it was given as PORT; any other port it opens is the host's
+      return { host: '127.0.0.1', port: port === rec.port && rec.hostPort ? rec.hostPort : port }
+    },
+    async logs(h, o = {}) {
+      const p = instancePaths(home, idOf(h))
+      // two files, no timestamps: stdout first, then stderr
+      const text = (await readLog(p.stdout)) + (await readLog(p.stderr))
+      if (o.tailLines === undefined) return text
+      const lines = text.split('\n')
+      if (lines.at(-1) === '') lines.pop()
+      return lines
+        .slice(-o.tailLines)
+        .map((l) => `${l}\n`)
+        .join('')
+    },
+  }
+}
