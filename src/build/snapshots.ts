@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { lstat, mkdir, rename, rm } from 'node:fs/promises'
@@ -26,12 +26,28 @@ export function snapshotPath(home: GrailHome, layer: LayerRef): string {
  * returns its path. The blob is hashed while it streams; the unpacked dir appears (by rename) only if the
  * blob matched its digest, so a half-done or corrupt unpack is never used.
  */
-export async function ensureSnapshot(home: GrailHome, store: OciStore, layer: LayerRef): Promise<string> {
+export function ensureSnapshot(home: GrailHome, store: OciStore, layer: LayerRef): Promise<string> {
   const dest = snapshotPath(home, layer)
-  if (existsSync(dest)) return dest
+  if (existsSync(dest)) return Promise.resolve(dest)
+  // instances started side by side share one unpack of each layer
+  let pending = unpacking.get(dest)
+  if (!pending) {
+    pending = unpackSnapshot(home, store, layer, dest).finally(() => unpacking.delete(dest))
+    unpacking.set(dest, pending)
+  }
+  return pending
+}
+
+const unpacking = new Map<string, Promise<string>>()
+
+async function unpackSnapshot(
+  home: GrailHome,
+  store: OciStore,
+  layer: LayerRef,
+  dest: string,
+): Promise<string> {
   await mkdir(home.snapshots, { recursive: true })
-  const tmp = join(home.snapshots, `.tmp-${process.pid}-${digestHex(layer.diffId).slice(0, 12)}`)
-  await rm(tmp, { recursive: true, force: true })
+  const tmp = join(home.snapshots, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
   await mkdir(tmp)
   const hash = createHash('sha256')
   const tee = new PassThrough()
