@@ -1,0 +1,61 @@
+// Entry of the proxy daemon: `node dist/proxy/daemon-main.js --control <sock> --listen <host>:<port>
+// --mode http|tcp --state <json> [--log <file>] [--drain-timeout <ms>]`. Started detached by
+// `ensureProxy` so the service's proxy outlives the CLI; see supervisor.ts.
+import { once } from 'node:events'
+import { pino } from 'pino'
+import { GrailError } from '../errors.js'
+import { runDaemon } from './daemon.js'
+import { DaemonExit, parseDaemonArgs } from './daemon-protocol.js'
+
+// Async destination: a log line is a buffered write, never a sync syscall on the proxy's event loop.
+const destination = pino.destination({ dest: logFileArg() ?? 2, sync: false, mkdir: true })
+const logger = pino({ base: { pid: process.pid } }, destination)
+
+function logFileArg(): string | undefined {
+  const i = process.argv.indexOf('--log')
+  return i >= 0 ? process.argv[i + 1] : undefined
+}
+
+function exit(code: number): never {
+  try {
+    destination.flushSync()
+  } catch {
+    // The destination may not be open yet (a failure right at startup); stderr still has the message.
+  }
+  process.exit(code)
+}
+
+function fail(err: unknown, fallback: number): never {
+  const exitCode = (err as { exitCode?: number }).exitCode ?? fallback
+  const body =
+    err instanceof GrailError
+      ? { code: err.code, hint: err.hint, cause: (err.cause as Error | undefined)?.message }
+      : { stack: err instanceof Error ? err.stack : String(err) }
+  const message = err instanceof Error ? err.message : String(err)
+  logger.fatal({ event: 'fatal', exitCode, ...body }, message)
+  process.stderr.write(`grail proxy daemon: ${message}\n`)
+  exit(exitCode)
+}
+
+async function main(): Promise<void> {
+  // Registered in the tick the destination was created in, so its 'ready' cannot be missed.
+  await once(destination, 'ready')
+  let args: ReturnType<typeof parseDaemonArgs>
+  try {
+    args = parseDaemonArgs(process.argv.slice(2))
+  } catch (err) {
+    fail(err, DaemonExit.usage)
+  }
+  const daemon = await runDaemon(args, (event, data) => logger.info({ event, ...data }))
+  const onSignal = (signal: string): void => {
+    void daemon.shutdown(signal)
+  }
+  process.on('SIGTERM', onSignal)
+  process.on('SIGINT', onSignal)
+  // Detached from any terminal: a hangup is not a reason to drop the service's traffic.
+  process.on('SIGHUP', () => logger.info({ event: 'sighup' }))
+  exit(await daemon.done)
+}
+
+process.on('uncaughtException', (err) => fail(err, DaemonExit.internal))
+main().catch((err: unknown) => fail(err, DaemonExit.internal))

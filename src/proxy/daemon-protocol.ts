@@ -1,0 +1,123 @@
+import { GrailError } from '../errors.js'
+import type { Backend, ProxyStats } from './types.js'
+
+/** What `GET /status` on a proxy daemon's control socket answers. */
+export interface ProxyStatus {
+  readonly pid: number
+  /** The address the daemon was asked to listen on (`--listen`). */
+  readonly listen: { readonly host: string; readonly port: number }
+  readonly mode: 'http' | 'tcp'
+  readonly backends: Backend[]
+  readonly stats: ProxyStats
+}
+
+/** The daemon's command line, parsed. */
+export interface DaemonArgs {
+  readonly control: string
+  readonly listenHost: string
+  readonly listenPort: number
+  readonly mode: 'http' | 'tcp'
+  readonly state: string
+  readonly log: string | undefined
+  readonly drainTimeoutMs: number | undefined
+}
+
+/** Exit codes of the daemon, read by the supervisor when it dies before its control socket answers. */
+export const DaemonExit = {
+  ok: 0,
+  internal: 1,
+  usage: 2,
+  portInUse: 3,
+  listenFailed: 4,
+  controlInUse: 5,
+  badState: 6,
+} as const
+
+/** Builds the daemon argv (without the node executable and entry) from its options: the inverse of `parseDaemonArgs`. */
+export function daemonArgv(args: DaemonArgs): string[] {
+  const argv = [
+    '--control',
+    args.control,
+    '--listen',
+    formatListen(args.listenHost, args.listenPort),
+    '--mode',
+    args.mode,
+    '--state',
+    args.state,
+  ]
+  if (args.log !== undefined) argv.push('--log', args.log)
+  if (args.drainTimeoutMs !== undefined) argv.push('--drain-timeout', String(args.drainTimeoutMs))
+  return argv
+}
+
+/** `host:port`, with brackets around an IPv6 host. */
+export function formatListen(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/** Parses `--control S --listen H:P --mode http|tcp --state F [--log F] [--drain-timeout MS]`. */
+export function parseDaemonArgs(argv: readonly string[]): DaemonArgs {
+  const values = new Map<string, string>()
+  for (let i = 0; i < argv.length; i += 2) {
+    const flag = argv[i] ?? ''
+    const value = argv[i + 1]
+    if (!flag.startsWith('--') || value === undefined) usage(`expected --flag value, got "${flag}"`)
+    values.set(flag.slice(2), value)
+  }
+  const known = new Set(['control', 'listen', 'mode', 'state', 'log', 'drain-timeout'])
+  for (const k of values.keys()) if (!known.has(k)) usage(`unknown flag --${k}`)
+  const need = (k: string): string => values.get(k) ?? usage(`--${k} is required`)
+  const mode = need('mode')
+  if (mode !== 'http' && mode !== 'tcp') usage(`--mode must be http or tcp, got "${mode}"`)
+  const { host, port } = parseListen(need('listen'))
+  const drain = values.get('drain-timeout')
+  const drainTimeoutMs = drain === undefined ? undefined : Number(drain)
+  if (drainTimeoutMs !== undefined && !(Number.isInteger(drainTimeoutMs) && drainTimeoutMs >= 0)) {
+    usage(`--drain-timeout must be a whole number of ms, got "${drain}"`)
+  }
+  return {
+    control: need('control'),
+    listenHost: host,
+    listenPort: port,
+    mode,
+    state: need('state'),
+    log: values.get('log'),
+    drainTimeoutMs,
+  }
+}
+
+/** Parses `host:port` or `[v6host]:port`; the port must be 1..65535. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(text)
+  const port = Number(m?.[3])
+  if (m === null || !(port >= 1 && port <= 65535)) usage(`--listen must be host:port, got "${text}"`)
+  return { host: m[1] ?? m[2] ?? '', port }
+}
+
+/**
+ * Validates a backend list received over the control socket or read from the state file: an array of
+ * `{id, host, port}` with unique ids.
+ */
+export function parseBackends(value: unknown, where: string): Backend[] {
+  if (!Array.isArray(value)) throw new GrailError('PROXY_BAD_BACKENDS', `${where}: backends must be an array`)
+  const ids = new Set<string>()
+  return value.map((b: unknown, i) => {
+    const o = (typeof b === 'object' && b !== null ? b : {}) as Record<string, unknown>
+    const { id, host, port } = o
+    if (typeof id !== 'string' || id === '' || typeof host !== 'string' || host === '') {
+      throw new GrailError('PROXY_BAD_BACKENDS', `${where}: backends[${i}] needs a non-empty id and host`)
+    }
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) {
+      throw new GrailError('PROXY_BAD_BACKENDS', `${where}: backends[${i}].port must be 1..65535`)
+    }
+    if (ids.has(id)) throw new GrailError('PROXY_BAD_BACKENDS', `${where}: backend id "${id}" appears twice`)
+    ids.add(id)
+    return { id, host, port }
+  })
+}
+
+function usage(message: string): never {
+  throw new GrailError('PROXY_DAEMON_USAGE', message, {
+    hint: 'the proxy daemon is started by Grail (ensureProxy); this is a bug if Grail started it',
+  })
+}

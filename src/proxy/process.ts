@@ -1,0 +1,64 @@
+import { existsSync } from 'node:fs'
+import { readFile } from 'node:fs/promises'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { isErrno } from '../errors.js'
+
+/** True while `pid` is a running process (a zombie awaiting its parent counts as gone). */
+export async function isAlive(pid: number): Promise<boolean> {
+  try {
+    process.kill(pid, 0)
+  } catch (err) {
+    if (isErrno(err, 'ESRCH')) return false
+    // EPERM: it exists but belongs to someone else.
+    if (isErrno(err, 'EPERM')) return true
+    throw err
+  }
+  try {
+    // /proc/<pid>/stat: "pid (comm) S ..."; comm may hold spaces and parens, so read after the last ')'.
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+  } catch (err) {
+    // Gone since the kill(0), or no /proc on this system (then kill(0) is all there is to go by).
+    if (isErrno(err, 'ENOENT')) return !existsSync('/proc/self')
+    throw err
+  }
+}
+
+/**
+ * True when `pid` is a proxy daemon serving `socketPath`, judged by its command line. Guards every signal
+ * we send: after a reboot or pid wrap-around a pid file can name an unrelated process. Without /proc
+ * (not Linux) the pid is trusted.
+ */
+export async function isProxyDaemon(pid: number, socketPath: string): Promise<boolean> {
+  let cmdline: string
+  try {
+    cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8')
+  } catch (err) {
+    // Gone, or no /proc on this system (then the pid is all there is to go by).
+    if (isErrno(err, 'ENOENT')) return !existsSync('/proc/self') && (await isAlive(pid))
+    throw err
+  }
+  const argv = cmdline.split('\0')
+  return argv.some((a) => a.includes('daemon-main')) && argv.includes(socketPath)
+}
+
+/** Polls until `pid` exited; false when it still runs after `timeoutMs`. */
+export async function waitForExit(pid: number, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs
+  while (await isAlive(pid)) {
+    if (Date.now() >= deadline) return false
+    await sleep(25)
+  }
+  return true
+}
+
+/** Sends `signal` to `pid`; false when the process was already gone. */
+export function signal(pid: number, sig: NodeJS.Signals): boolean {
+  try {
+    process.kill(pid, sig)
+    return true
+  } catch (err) {
+    if (isErrno(err, 'ESRCH')) return false
+    throw err
+  }
+}
