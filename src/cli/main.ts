@@ -1,7 +1,9 @@
 import { Command, CommanderError } from 'commander'
 import { registerBuild } from './commands/build.js'
+import { registerDeploy } from './commands/deploy.js'
 import { registerImages } from './commands/images.js'
 import { registerInit } from './commands/init.js'
+import { registerOperate } from './commands/operate.js'
 import type { GlobalOptions } from './project.js'
 import { EXIT, reportError } from './render.js'
 
@@ -22,6 +24,8 @@ export async function main(argv: string[]): Promise<number> {
   registerInit(program, globals)
   registerBuild(program, globals)
   registerImages(program, globals)
+  registerDeploy(program, globals)
+  registerOperate(program, globals)
   try {
     await program.parseAsync(argv)
     return EXIT.ok

@@ -49,7 +49,7 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
     })
 }
 
-function renderOutcome(outcome: BuildOutcome): void {
+export function renderOutcome(outcome: BuildOutcome): void {
   for (const img of outcome.images) {
     if (img.unchanged) {
       out(

@@ -1,0 +1,128 @@
+import type { Command } from 'commander'
+import { GrailError } from '../../errors.js'
+import type { Plan } from '../../plan/index.js'
+import type { RolloutEvent } from '../../rollout/types.js'
+import type { Project } from '../../spec/types.js'
+import { buildProgress } from '../progress.js'
+import { renderOutcome } from './build.js'
+import type { GlobalOptions } from '../project.js'
+import { findSpecFile } from '../project.js'
+import { withEnvironment } from './with-environment.js'
+import { EXIT, out, printJson, style } from '../render.js'
+
+function renderPlan(p: Plan): void {
+  if (p.actions.length === 0) {
+    out(`${p.environment}: up to date, nothing to do`)
+    return
+  }
+  out(style.bold(`${p.environment}: ${p.actions.length} action${p.actions.length === 1 ? '' : 's'}`))
+  for (const a of p.actions) {
+    const what = 'instance' in a ? a.instance : 'instances' in a ? a.instances.join(', ') : ''
+    out(`  ${style.cyan(a.kind.padEnd(10))} ${a.service}${what ? ` ${what}` : ''}  ${style.dim(a.reason)}`)
+  }
+}
+
+function rolloutPrinter(json: boolean): (service: string, e: RolloutEvent) => void {
+  if (json) return () => {}
+  return (service, e) => {
+    switch (e.type) {
+      case 'instance-healthy':
+        out(`  ${service}: ${e.instance} healthy`)
+        break
+      case 'instance-unhealthy':
+        out(`  ${service}: ${style.red(`${e.instance} unhealthy`)}: ${e.reason}`)
+        break
+      case 'instance-destroyed':
+        out(`  ${service}: ${e.instance} destroyed ${style.dim(`(${e.reason})`)}`)
+        break
+      case 'rolled-back':
+        out(`  ${service}: ${style.red(`release ${e.release} rolled back`)}: ${e.reason}`)
+        break
+      case 'release-active':
+        out(`  ${service}: ${style.green(`release ${e.release} active`)}`)
+        break
+    }
+  }
+}
+
+/** `grail plan`, `grail apply` and `grail up`. */
+export function registerDeploy(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('plan')
+    .description('show what apply would do, and why (no changes)')
+    .argument('[env]', 'environment')
+    .option('--detailed-exitcode', 'exit 2 when there are changes to apply')
+    .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
+      const g = globals()
+      const p = await withEnvironment(g, env, { lock: false }, async (a) =>
+        (await import('../../rollout/apply.js')).planEnvironment(a),
+      )
+      if (g.json) printJson(p)
+      else renderPlan(p)
+      if (flags.detailedExitcode && p.actions.length > 0) process.exitCode = EXIT.pending
+    })
+
+  const apply = async (g: GlobalOptions, env: string | undefined) => {
+    const { applyEnvironment } = await import('../../rollout/apply.js')
+    const res = await withEnvironment(g, env, { lock: true }, async (a, project) => {
+      const r = await applyEnvironment({ ...a, onEvent: rolloutPrinter(g.json === true) })
+      return { ...r, urls: urlsOf(project, a.environment) }
+    })
+    if (g.json) printJson(res)
+    else {
+      for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))
+      renderPlan(res.plan)
+      for (const u of res.urls) out(`${style.bold(u.service)}: ${style.cyan(u.url)}`)
+    }
+    const failed = res.results.filter((r) => !r.ok)
+    if (failed.length > 0) {
+      throw new GrailError(
+        'ROLLED_BACK',
+        `${failed.map((f) => `${f.release.service} release ${f.release.number}`).join(', ')} rolled back: ${failed[0]?.reason}`,
+        {
+          hint: 'the previous release is still serving; see `grail status` and `grail logs INSTANCE`',
+        },
+      )
+    }
+  }
+
+  program
+    .command('apply')
+    .description(
+      'converge an environment: deploy new releases by replacement, replace missing or unhealthy instances',
+    )
+    .argument('[env]', 'environment')
+    .action(async (env: string | undefined) => apply(globals(), env))
+
+  program
+    .command('up')
+    .description('build the images, then apply: the whole loop in one command')
+    .argument('[env]', 'environment')
+    .action(async (env: string | undefined) => {
+      const g = globals()
+      const [{ loadProjectCached }, { runBuild }, { resolveHome }] = await Promise.all([
+        import('../load-project.js'),
+        import('../../build/index.js'),
+        import('../../home.js'),
+      ])
+      const project = await loadProjectCached(findSpecFile(g))
+      const environment = env ?? Object.keys(project.environments)[0] ?? 'local'
+      const images = [
+        ...new Set(Object.values(project.environments[environment]?.services ?? {}).map((s) => s.image)),
+      ]
+      const built = await runBuild({
+        project,
+        home: resolveHome(project.dir),
+        images,
+        onEvent: buildProgress({ verbose: false, enabled: !g.json }),
+      })
+      if (!g.json) renderOutcome(built)
+      await apply(g, environment)
+    })
+}
+
+function urlsOf(project: Project, environment: string): Array<{ service: string; url: string }> {
+  return Object.values(project.environments[environment]?.services ?? {}).flatMap((s) =>
+    s.publish ? [{ service: s.name, url: `http://${s.publish.host}:${s.publish.port}/` }] : [],
+  )
+}

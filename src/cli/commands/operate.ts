@@ -1,0 +1,162 @@
+import type { Command } from 'commander'
+import { GrailError } from '../../errors.js'
+import type { GlobalOptions } from '../project.js'
+import { findSpecFile } from '../project.js'
+import { out, printJson, shortDigest, style, table } from '../render.js'
+import { withEnvironment } from './with-environment.js'
+
+function age(iso: string): string {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000)
+  if (s < 60) return `${Math.floor(s)}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m`
+  if (s < 86400) return `${Math.floor(s / 3600)}h`
+  return `${Math.floor(s / 86400)}d`
+}
+
+/** `grail status`, `grail logs`, `grail down`, `grail rollback`. */
+export function registerOperate(program: Command, globals: () => GlobalOptions): void {
+  program
+    .command('status')
+    .description('instances of an environment: release, image version, age, health, pid')
+    .argument('[env]', 'environment')
+    .action(async (env: string | undefined) => {
+      const g = globals()
+      const rows = await withEnvironment(g, env, { lock: false }, async (a) => {
+        const { liveInstances, listReleases } = await import('../../state/index.js')
+        const releases = listReleases(a.db, a.environment)
+        const out: Array<Record<string, unknown>> = []
+        for (const rec of liveInstances(a.db, a.environment)) {
+          const obs = await a.provider.inspect({ id: rec.id, provider: a.provider.name })
+          const rel = releases.find((r) => r.service === rec.service && r.number === rec.releaseNumber)
+          out.push({
+            id: rec.id,
+            service: rec.service,
+            release: rec.releaseNumber,
+            image: rel ? `${rel.imageName} v${rel.imageVersion}` : '?',
+            digest: rel?.imageDigest,
+            createdAt: rec.createdAt,
+            health: obs.state === 'running' ? rec.phase : obs.state,
+            pid: obs.pid ?? null,
+            port: rec.hostPort,
+          })
+        }
+        return { environment: a.environment, instances: out, releases }
+      })
+      if (g.json) {
+        printJson(rows)
+        return
+      }
+      if (rows.instances.length === 0) out(`${rows.environment}: no instances`)
+      else {
+        const lines = [
+          ['INSTANCE', 'SERVICE', 'RELEASE', 'IMAGE', 'AGE', 'HEALTH', 'PID', 'PORT'].map(style.bold),
+        ]
+        for (const i of rows.instances) {
+          const health = String(i.health)
+          lines.push([
+            String(i.id),
+            String(i.service),
+            `#${i.release}`,
+            String(i.image),
+            age(String(i.createdAt)),
+            health === 'healthy' ? style.green(health) : style.yellow(health),
+            String(i.pid ?? '-'),
+            String(i.port ?? '-'),
+          ])
+        }
+        for (const l of table(lines)) out(l)
+      }
+      for (const r of rows.releases
+        .filter((r) => r.status === 'rolled-back' || r.status === 'failed')
+        .slice(0, 3)) {
+        out(
+          style.yellow(
+            `release ${r.service}#${r.number} (${shortDigest(r.imageDigest)}) ${r.status}: ${r.reason}`,
+          ),
+        )
+      }
+    })
+
+  program
+    .command('logs')
+    .description("an instance's output")
+    .argument('<instance>', 'instance id (see grail status)')
+    .option('-n, --tail <lines>', 'only the last lines', (v) => Number.parseInt(v, 10))
+    .action(async (id: string, flags: { tail?: number }) => {
+      const g = globals()
+      const text = await withEnvironment(g, undefined, { lock: false }, (a) =>
+        a.provider.logs({ id, provider: a.provider.name }, { tailLines: flags.tail }),
+      )
+      process.stdout.write(text)
+    })
+
+  program
+    .command('down')
+    .description('destroy every instance and the proxy of an environment (volumes are kept)')
+    .argument('[env]', 'environment')
+    .option('--volumes', 'also delete the volumes of this environment')
+    .action(async (env: string | undefined, flags: { volumes?: boolean }) => {
+      const g = globals()
+      const done = await withEnvironment(g, env, { lock: true }, async (a, project) => {
+        const { downEnvironment } = await import('../../rollout/down.js')
+        return downEnvironment(a, {
+          volumes: flags.volumes === true,
+          services: Object.keys(project.services),
+        })
+      })
+      if (g.json) printJson(done)
+      else
+        out(
+          `${done.environment}: destroyed ${done.instances.length} instance(s)${done.volumes ? ' and the volumes' : ''}`,
+        )
+    })
+
+  program
+    .command('rollback')
+    .description('re-deploy an earlier release of a service (default: the one before the active one)')
+    .argument('<service>', 'service name')
+    .argument('[release]', 'release number', (v) => Number.parseInt(v, 10))
+    .option('-e, --env <env>', 'environment')
+    .action(async (service: string, releaseNo: number | undefined, flags: { env?: string }) => {
+      const g = globals()
+      findSpecFile(g)
+      const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
+        const { listReleases } = await import('../../state/index.js')
+        const { deploy } = await import('../../rollout/apply.js')
+        const svc = a.project.environments[a.environment]?.services[service]
+        if (!svc)
+          throw new GrailError('UNKNOWN_SERVICE', `no service "${service}" in ${a.environment}`, {
+            hint: 'see `grail status`',
+          })
+        const releases = listReleases(a.db, a.environment, service)
+        const active = releases.find((r) => r.status === 'active')
+        const target =
+          releaseNo === undefined
+            ? releases.find((r) => r.status === 'superseded' && r.number !== active?.number)
+            : releases.find((r) => r.number === releaseNo)
+        if (!target) {
+          throw new GrailError(
+            'NO_SUCH_RELEASE',
+            `${service}: no ${releaseNo === undefined ? 'earlier' : `#${releaseNo}`} release to roll back to`,
+            {
+              hint: `releases: ${releases.map((r) => `#${r.number} ${r.status}`).join(', ') || 'none'}`,
+            },
+          )
+        }
+        return deploy(a, svc, target)
+      })
+      if (g.json) printJson(res)
+      else
+        out(
+          res.ok
+            ? `${service}: release #${res.release.number} active again`
+            : `${service}: rollback failed: ${res.reason}`,
+        )
+      if (!res.ok)
+        throw new GrailError(
+          'ROLLBACK_FAILED',
+          `${service}: release #${res.release.number} did not become healthy`,
+          { hint: 'see `grail status`' },
+        )
+    })
+}

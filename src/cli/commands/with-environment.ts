@@ -1,0 +1,37 @@
+import type { Project } from '../../spec/types.js'
+import type { GlobalOptions } from '../project.js'
+import { findSpecFile } from '../project.js'
+
+type Env = Awaited<ReturnType<typeof import('../environment.js')['openEnvironment']>>
+
+/** Loads the project and opens an environment's state, provider and proxies; closes the database after. */
+export async function withEnvironment<T>(
+  g: GlobalOptions,
+  envArg: string | undefined,
+  opts: { lock: boolean },
+  fn: (
+    a: Awaited<ReturnType<typeof import('../environment.js')['openEnvironment']>>,
+    project: Project,
+  ) => Promise<T>,
+): Promise<T> {
+  const [{ loadProjectCached }, { resolveHome }, state, { openEnvironment }] = await Promise.all([
+    import('../load-project.js'),
+    import('../../home.js'),
+    import('../../state/index.js'),
+    import('../environment.js'),
+  ])
+  const project = await loadProjectCached(findSpecFile(g))
+  const environment = envArg ?? Object.keys(project.environments)[0] ?? 'local'
+  const home = resolveHome(project.dir)
+  const db = state.openDb(home.db)
+  try {
+    if (opts.lock) state.acquireLock(db, 'apply')
+    try {
+      return await fn(await openEnvironment({ project, environment, home, db }), project)
+    } finally {
+      if (opts.lock) state.releaseLock(db, 'apply')
+    }
+  } finally {
+    db.close()
+  }
+}

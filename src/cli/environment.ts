@@ -1,0 +1,61 @@
+import { mkdir } from 'node:fs/promises'
+import type { GrailHome } from '../home.js'
+import type { Digest } from '../oci/digest.js'
+import type { OciStore } from '../oci/store.js'
+import { openStore } from '../oci/store.js'
+import type { ImageConfig, Manifest } from '../oci/types.js'
+import type { ApplyEnv } from '../rollout/apply.js'
+import { proxyDir } from '../rollout/apply.js'
+import type { Router } from '../rollout/types.js'
+import { createLocalProvider } from '../runtime/index.js'
+import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
+import type { Db } from '../state/index.js'
+import { HEALTHCHECK_LABEL } from '../build/config-steps.js'
+
+/** The image's own health check, from the label the builder wrote. */
+async function imageHealthcheck(store: OciStore, digest: string): Promise<HealthCheck | undefined> {
+  const manifest = await store.readJson<Manifest>(digest as Digest)
+  const config = await store.readJson<ImageConfig>(manifest.config.digest)
+  const label = config.config.Labels?.[HEALTHCHECK_LABEL]
+  return label ? (JSON.parse(label) as HealthCheck) : undefined
+}
+
+/**
+ * Everything apply, plan, status and rollback need for one environment: the provider it names, the
+ * supervised proxy of each published service, the store and the database.
+ */
+export async function openEnvironment(opts: {
+  project: Project
+  environment: string
+  home: GrailHome
+  db: Db
+}): Promise<ApplyEnv & { store: OciStore }> {
+  await mkdir(opts.home.root, { recursive: true })
+  const store = await openStore(opts.home.oci, opts.home.tmp)
+  const provider = createLocalProvider({ home: opts.home, store })
+  const routers = new Map<string, Router>()
+  const routerFor = async (svc: ServiceSpec): Promise<Router | null> => {
+    if (!svc.publish) return null
+    const cached = routers.get(svc.name)
+    if (cached) return cached
+    const { ensureProxy } = await import('../proxy/supervisor.js')
+    const client = await ensureProxy({
+      dir: proxyDir(opts.home, opts.environment, svc.name),
+      listenHost: svc.publish.host,
+      listenPort: svc.publish.port,
+      mode: 'http',
+    })
+    routers.set(svc.name, client)
+    return client
+  }
+  return {
+    project: opts.project,
+    environment: opts.environment,
+    home: opts.home,
+    db: opts.db,
+    provider,
+    store,
+    routerFor,
+    imageHealthcheck: (digest) => imageHealthcheck(store, digest),
+  }
+}

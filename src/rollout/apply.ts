@@ -1,0 +1,217 @@
+import { join } from 'node:path'
+import { GrailError } from '../errors.js'
+import type { GrailHome } from '../home.js'
+import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js'
+import { configBundleOf, configDigest, plan } from '../plan/index.js'
+import type { RuntimeProvider } from '../runtime/types.js'
+import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
+import type { Db, ReleaseRecord } from '../state/index.js'
+import {
+  appendEvent,
+  insertRelease,
+  latestImage,
+  listReleases,
+  liveInstances,
+  setInstancePhase,
+  setReleaseStatus,
+} from '../state/index.js'
+import { rollOut } from './deploy.js'
+import { type Serving, destroyInstance, launch, route } from './instances.js'
+import { observe } from './observe.js'
+import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
+
+export interface ApplyEnv {
+  project: Project
+  environment: string
+  home: GrailHome
+  db: Db
+  provider: RuntimeProvider
+  /** the router of a published service (the supervised proxy); null when it is not published */
+  routerFor: (service: ServiceSpec) => Promise<Router | null>
+  /** the image's own health check (from its label), when the service declares none */
+  imageHealthcheck: (digest: string) => Promise<HealthCheck | undefined>
+  onEvent?: (service: string, e: RolloutEvent) => void
+}
+
+/** What the spec and the catalog want for every service of the environment. */
+export function desiredServices(project: Project, environment: string, db: Db): DesiredService[] {
+  const env = project.environments[environment]
+  if (!env) {
+    throw new GrailError('UNKNOWN_ENVIRONMENT', `${project.file}: no environment named "${environment}"`, {
+      hint: `environments in this project: ${Object.keys(project.environments).join(', ')}`,
+    })
+  }
+  return Object.values(env.services).map((svc) => {
+    const image = latestImage(db, svc.image)
+    if (!image) {
+      throw new GrailError(
+        'IMAGE_NOT_BUILT',
+        `service ${svc.name} needs image ${svc.image}, which has not been built`,
+        {
+          hint: `run \`grail build ${svc.image}\` (or \`grail up\`, which builds first)`,
+        },
+      )
+    }
+    return {
+      service: svc.name,
+      replicas: svc.replicas,
+      image: { name: image.name, version: image.version, digest: image.digest },
+      configDigest: configDigest(configBundleOf(svc)),
+    }
+  })
+}
+
+/**
+ * Finishes or undoes what a killed apply left half-done: instances that never became healthy are
+ * destroyed (undo), instances being drained or stopped are destroyed (finish), a pending release is
+ * marked failed. Runs before planning, under the apply lock.
+ */
+export async function recoverInterrupted(a: ApplyEnv): Promise<string[]> {
+  const done: string[] = []
+  for (const rec of liveInstances(a.db, a.environment)) {
+    if (rec.phase === 'healthy') continue
+    await a.provider.destroy({ id: rec.id, provider: a.provider.name })
+    setInstancePhase(a.db, rec.id, 'destroyed', { reason: `interrupted while ${rec.phase}` })
+    done.push(`instance ${rec.id} (${rec.phase})`)
+  }
+  for (const r of listReleases(a.db, a.environment)) {
+    if (r.status !== 'pending') continue
+    setReleaseStatus(a.db, r.service, r.number, 'failed', 'interrupted: apply did not finish')
+    done.push(`release ${r.service}#${r.number}`)
+  }
+  if (done.length) appendEvent(a.db, 'apply.recovered', a.environment, { done })
+  return done
+}
+
+/** The plan for an environment: pure, from spec, state and what the provider reports. */
+export async function planEnvironment(a: ApplyEnv): Promise<Plan> {
+  const desired = desiredServices(a.project, a.environment, a.db)
+  const releases: Record<string, ReleaseView[]> = {}
+  for (const r of listReleases(a.db, a.environment)) {
+    releases[r.service] = [...(releases[r.service] ?? []), r]
+  }
+  const { views } = await observe(a.db, a.provider, { project: a.project.name, environment: a.environment })
+  return plan({ environment: a.environment, desired, releases, instances: views })
+}
+
+async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): Promise<RolloutContext> {
+  return {
+    db: a.db,
+    provider: a.provider,
+    router: await a.routerFor(svc),
+    project: a.project.name,
+    environment: a.environment,
+    service: svc.name,
+    replicas: svc.replicas,
+    port: svc.port,
+    volumes: svc.volumes.map((v) => ({ name: v.name, path: v.path })),
+    healthcheck: svc.healthcheck ?? (await a.imageHealthcheck(imageDigest)),
+    rollout: svc.rollout,
+    onEvent: (e) => a.onEvent?.(svc.name, e),
+  }
+}
+
+/** Healthy instances of a release, with where to reach them. */
+async function servingOf(a: ApplyEnv, svc: ServiceSpec, release: number): Promise<Serving[]> {
+  const out: Serving[] = []
+  for (const rec of liveInstances(a.db, a.environment, svc.name)) {
+    if (rec.phase !== 'healthy' || rec.releaseNumber !== release) continue
+    const backend =
+      svc.port === undefined
+        ? null
+        : { id: rec.id, ...(await a.provider.endpoint({ id: rec.id, provider: a.provider.name }, svc.port)) }
+    out.push({ id: rec.id, release, backend })
+  }
+  return out
+}
+
+function activeRelease(a: ApplyEnv, service: string): ReleaseRecord | null {
+  return listReleases(a.db, a.environment, service).find((r) => r.status === 'active') ?? null
+}
+
+/** Deploys one release of a service by replacement (used by apply and by rollback). */
+export async function deploy(a: ApplyEnv, svc: ServiceSpec, release: ReleaseRecord): Promise<RolloutResult> {
+  const ctx = await contextFor(a, svc, release.imageDigest)
+  const previous = activeRelease(a, svc.name)
+  const serving = previous ? await servingOf(a, svc, previous.number) : []
+  return rollOut(ctx, release, { previous, serving })
+}
+
+async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | null> {
+  const svc = a.project.environments[a.environment]?.services[action.service]
+  if (action.kind === 'destroy' || !svc) {
+    if ('instance' in action) {
+      await a.provider.stop({ id: action.instance, provider: a.provider.name }, { graceMs: 2000 })
+      await a.provider.destroy({ id: action.instance, provider: a.provider.name })
+      setInstancePhase(a.db, action.instance, 'destroyed', { reason: action.reason })
+    }
+    return null
+  }
+  if (action.kind === 'deploy') {
+    const release = insertRelease(a.db, {
+      service: svc.name,
+      environment: a.environment,
+      imageName: action.image.name,
+      imageVersion: action.image.version,
+      imageDigest: action.image.digest,
+      configDigest: action.configDigest,
+      config: configBundleOf(svc),
+    })
+    appendEvent(a.db, 'release.created', `${svc.name}#${release.number}`, {
+      environment: a.environment,
+      reason: action.reason,
+    })
+    return deploy(a, svc, release)
+  }
+  const active = activeRelease(a, svc.name)
+  if (!active) return null
+  const ctx = await contextFor(a, svc, active.imageDigest)
+  let serving = await servingOf(a, svc, active.number)
+  if (action.kind === 'scale-up' || action.kind === 'replace') {
+    const fresh = await launch(ctx, active)
+    serving = [...serving.filter((s) => s.id !== ('instance' in action ? action.instance : '')), fresh]
+    await route(ctx, serving)
+    if (action.kind === 'replace') await destroyInstance(ctx, action.instance, action.reason)
+    for (let i = 1; action.kind === 'scale-up' && i < action.count; i++) {
+      serving = [...serving, await launch(ctx, active)]
+      await route(ctx, serving)
+    }
+  } else if (action.kind === 'scale-down') {
+    await route(
+      ctx,
+      serving.filter((s) => !action.instances.includes(s.id)),
+    )
+    for (const id of action.instances) await destroyInstance(ctx, id, action.reason)
+  }
+  return null
+}
+
+/**
+ * `grail apply`: recover what a killed run left, plan, and execute the plan action by action. Every
+ * published service's router is first pointed at its healthy instances, so a restarted proxy serves.
+ */
+export async function applyEnvironment(
+  a: ApplyEnv,
+): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[] }> {
+  const recovered = await recoverInterrupted(a)
+  const thePlan = await planEnvironment(a)
+  const results: RolloutResult[] = []
+  for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
+    const active = activeRelease(a, svc.name)
+    const router = await a.routerFor(svc)
+    if (active && router)
+      await router.setBackends(
+        (await servingOf(a, svc, active.number)).flatMap((s) => (s.backend ? [s.backend] : [])),
+      )
+  }
+  for (const action of thePlan.actions) {
+    const r = await execute(a, action)
+    if (r) results.push(r)
+  }
+  return { plan: thePlan, results, recovered }
+}
+
+/** Where a service's proxy keeps its pid, control socket and routes. */
+export function proxyDir(home: GrailHome, environment: string, service: string): string {
+  return join(home.root, 'proxy', `${environment}-${service}`)
+}

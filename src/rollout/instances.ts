@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto'
+import type { Backend } from '../proxy/types.js'
+import type { InstanceHandle } from '../runtime/types.js'
+import type { ConfigBundle } from '../plan/config-bundle.js'
+import type { HealthCheck } from '../spec/types.js'
+import type { ReleaseRecord } from '../state/index.js'
+import { recordInstance, setInstancePhase } from '../state/index.js'
+import { waitHealthy } from './health.js'
+import type { RolloutContext } from './types.js'
+
+/** A healthy instance taking (or ready to take) traffic. */
+export interface Serving {
+  id: string
+  release: number
+  backend: Backend | null
+}
+
+export class GateFailed extends Error {
+  constructor(
+    readonly instance: string,
+    readonly reason: string,
+  ) {
+    super(`${instance}: ${reason}`)
+  }
+}
+
+const handle = (ctx: RolloutContext, id: string): InstanceHandle => ({ id, provider: ctx.provider.name })
+
+/** Without a declared check, a listening service must at least accept connections on its port. */
+function effectiveCheck(ctx: RolloutContext): HealthCheck | undefined {
+  if (ctx.healthcheck) return ctx.healthcheck
+  if (ctx.port === undefined) return undefined
+  return {
+    type: 'tcp',
+    interval: 200,
+    timeout: 1000,
+    healthyThreshold: 1,
+    unhealthyThreshold: 3,
+    startPeriod: 0,
+  }
+}
+
+/**
+ * Creates, starts and health-gates one instance of a release. State is written before each side effect
+ * (`creating` before create, `starting` before start), so a killed apply leaves a record the next run can
+ * finish or undo. A failed gate destroys the instance and throws `GateFailed` with the reason.
+ */
+export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promise<Serving> {
+  const id =
+    ctx.newId?.(release.number) ?? `${ctx.service}-r${release.number}-${randomBytes(3).toString('hex')}`
+  const config = release.config as ConfigBundle
+  recordInstance(ctx.db, {
+    id,
+    service: ctx.service,
+    environment: ctx.environment,
+    releaseNumber: release.number,
+    provider: ctx.provider.name,
+  })
+  const h = await ctx.provider.create({
+    id,
+    labels: {
+      project: ctx.project,
+      environment: ctx.environment,
+      service: ctx.service,
+      release: release.number,
+    },
+    image: { name: release.imageName, version: release.imageVersion, digest: release.imageDigest },
+    env: config.env,
+    files: config.files,
+    volumes: ctx.volumes,
+    port: ctx.port,
+  })
+  setInstancePhase(ctx.db, id, 'starting')
+  ctx.onEvent?.({ type: 'instance-created', instance: id, release: release.number })
+  await ctx.provider.start(h)
+  const endpoint = ctx.port === undefined ? null : await ctx.provider.endpoint(h, ctx.port)
+  const check = effectiveCheck(ctx)
+  if (check) {
+    const gate = await waitHealthy(
+      check,
+      {
+        host: endpoint?.host ?? '127.0.0.1',
+        port: endpoint?.port ?? 0,
+        exec: (argv) => ctx.provider.exec(h, argv),
+      },
+      {
+        timeoutMs: ctx.rollout.healthTimeout,
+        alive: async () => (await ctx.provider.inspect(h)).state === 'running',
+      },
+    )
+    if (!gate.healthy) {
+      setInstancePhase(ctx.db, id, 'failed', { reason: gate.reason })
+      ctx.onEvent?.({ type: 'instance-unhealthy', instance: id, reason: gate.reason })
+      await destroyInstance(ctx, id, `health gate failed: ${gate.reason}`)
+      throw new GateFailed(id, gate.reason)
+    }
+    ctx.onEvent?.({ type: 'instance-healthy', instance: id, probes: gate.probes })
+  }
+  setInstancePhase(ctx.db, id, 'healthy', endpoint ? { hostPort: endpoint.port } : {})
+  return {
+    id,
+    release: release.number,
+    backend: endpoint ? { id, host: endpoint.host, port: endpoint.port } : null,
+  }
+}
+
+/** Stops (SIGTERM, then SIGKILL after the drain time) and destroys an instance; volumes stay. */
+export async function destroyInstance(ctx: RolloutContext, id: string, reason: string): Promise<void> {
+  setInstancePhase(ctx.db, id, 'stopping', { reason })
+  const h = handle(ctx, id)
+  await ctx.provider.stop(h, { graceMs: Math.max(ctx.rollout.drain, 1000) })
+  await ctx.provider.destroy(h)
+  setInstancePhase(ctx.db, id, 'destroyed', { reason })
+  ctx.onEvent?.({ type: 'instance-destroyed', instance: id, reason })
+}
+
+/** Points the router at exactly these instances (atomic; resolves after removed ones drained). */
+export async function route(ctx: RolloutContext, serving: readonly Serving[]): Promise<void> {
+  if (!ctx.router) return
+  const backends = serving.flatMap((s) => (s.backend ? [s.backend] : []))
+  await ctx.router.setBackends(backends)
+  ctx.onEvent?.({ type: 'traffic', backends: backends.map((b) => b.id) })
+}

@@ -1,0 +1,173 @@
+// Deploy by replacement with the local provider (runc) behind the supervised proxy: rolling, blue-green
+// and config-only releases under steady load with 0 failed requests, automatic rollback on a failed
+// health gate, volumes that survive replacement, the apply lock, and `grail down`.
+import assert from 'node:assert/strict'
+import { readFile, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { openDb } from '../../src/state/index.js'
+import { mountsUnder } from '../../src/util/mounts.js'
+import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
+import { startLoad } from '../helpers/load.js'
+import { freePort } from '../helpers/net.js'
+import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+
+interface Status {
+  instances: Array<{
+    id: string
+    service: string
+    release: number
+    image: string
+    health: string
+    pid: number | null
+  }>
+  releases: Array<{ number: number; status: string; reason: string | null }>
+}
+
+const spec = (o: { port: number; strategy?: string; health?: string; env?: string }) => `project: demo
+images:
+  web:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      - copy: site/ /srv/www
+      - cmd: [/bin/sh, -c, "echo boot >> /data/boots.txt; exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+services:
+  web:
+    image: web
+    replicas: 3
+    port: 8080
+    publish: ${o.port}
+    env: { GREETING: "${o.env ?? 'hello'}" }
+    volumes: ["data:/data"]
+    healthcheck: { http: ${o.health ?? '/index.html'}, interval: 100ms, timeout: 500ms }
+    rollout: { strategy: ${o.strategy ?? 'rolling'}, healthTimeout: 3s, drain: 500ms }
+`
+
+describe('grail up / apply / rollback / down (local provider)', () => {
+  let dir: string
+  let port: number
+  let url: string
+  const set = async (o: Omit<Parameters<typeof spec>[0], 'port'>, page?: string) => {
+    await writeFile(join(dir, 'grail.yaml'), spec({ port, ...o }))
+    if (page) await writeFile(join(dir, 'site/index.html'), `${page}\n`)
+  }
+  const status = async () => parseJson<Status>(await grail(['--json', 'status'], { cwd: dir }))
+
+  before(async () => {
+    port = await freePort()
+    url = `http://127.0.0.1:${port}/index.html`
+    dir = await tempProject({ 'grail.yaml': spec({ port }), 'site/index.html': 'v1\n' })
+    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+  })
+  after(async () => {
+    await grail(['down'], { cwd: dir })
+    assert.deepEqual(await mountsUnder(dir), [])
+    await removeDir(dir)
+  })
+
+  test('grail up builds, deploys 3 healthy instances behind the proxy and prints the URL', async () => {
+    const res = await grail(['up'], { cwd: dir })
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    assert.ok(res.stdout.includes(`http://127.0.0.1:${port}/`))
+    assert.equal((await (await fetch(url)).text()).trim(), 'v1')
+    const s = await status()
+    assert.equal(s.instances.length, 3)
+    assert.ok(
+      s.instances.every((i) => i.health === 'healthy' && i.release === 1 && i.image === 'web v1' && i.pid),
+    )
+  })
+
+  for (const [strategy, page] of [
+    ['rolling', 'v2'],
+    ['blue-green', 'v3'],
+  ] as const) {
+    test(`a ${strategy} update under load fails no request, and then only the new version answers`, async () => {
+      await set({ strategy }, page)
+      const load = startLoad(url)
+      const res = await grail(['up'], { cwd: dir })
+      const report = await load.stop()
+      assert.equal(res.code, 0, res.stderr + res.stdout)
+      assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
+      assert.ok(report.rate >= 200, `load was ${report.rate.toFixed(0)} req/s`)
+      const after = startLoad(url, { workers: 4 })
+      const tail = await after.stop()
+      assert.ok(tail.bodies.length > 0 && tail.bodies.every((b) => b === page))
+    })
+  }
+
+  test('a config-only change is a new release of the same image, rolled out with no failed request', async () => {
+    const before = await status()
+    await set({ strategy: 'rolling', env: 'bonjour' })
+    const load = startLoad(url)
+    const res = await grail(['up'], { cwd: dir })
+    const report = await load.stop()
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    assert.match(res.stdout, /new release: config changed/)
+    assert.match(res.stdout, /web v3 unchanged/, 'nothing was rebuilt')
+    assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
+    const s = await status()
+    assert.ok(
+      s.instances.every(
+        (i) =>
+          i.image === before.instances[0]?.image && i.release === (before.instances[0]?.release ?? 0) + 1,
+      ),
+    )
+  })
+
+  test('a release whose health check fails rolls back and the old release keeps serving', async () => {
+    const before = await status()
+    await set({ strategy: 'rolling', health: '/missing.html', env: 'broken' })
+    const load = startLoad(url)
+    const res = await grail(['up'], { cwd: dir })
+    const report = await load.stop()
+    assert.equal(res.code, 1)
+    assert.match(
+      res.stderr,
+      /rolled back: health check failed on web-r\d+-\w+: not healthy within 3000 ms \(last probe: HTTP 404\)/,
+    )
+    assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
+    const s = await status()
+    assert.deepEqual(
+      s.instances.map((i) => i.id).sort(),
+      before.instances.map((i) => i.id).sort(),
+      'the old instances are untouched',
+    )
+    const rolled = s.releases.find((r) => r.status === 'rolled-back')
+    assert.match(rolled?.reason ?? '', /health check failed/)
+  })
+
+  test('data in a declared volume survives every replacement', async () => {
+    // every instance start appends one line: 3 for the first deploy, 3 per completed rollout after it
+    const boots = await readFile(join(dir, '.grail/volumes/demo/local/data/boots.txt'), 'utf8')
+    assert.ok(boots.split('\n').filter(Boolean).length >= 12, boots)
+  })
+
+  test('a second apply while one runs fails at once, naming the holder', async () => {
+    await set({ strategy: 'rolling', env: 'slow' })
+    const first = grail(['apply'], { cwd: dir })
+    const db = openDb(join(dir, '.grail/state.db'))
+    let held = false
+    try {
+      for (let i = 0; i < 200 && !held; i++) {
+        held = db.prepare('SELECT 1 FROM locks').get() !== undefined
+        if (!held) await sleep(25)
+      }
+    } finally {
+      db.close()
+    }
+    if (!held) assert.fail(`the first apply never held the lock: ${JSON.stringify(await first)}`)
+    const second = await grail(['apply'], { cwd: dir })
+    assert.equal(second.code, 1)
+    assert.match(second.stderr, /another apply is running: held by \S+ \(pid \d+ on /)
+    assert.equal((await first).code, 0)
+  })
+
+  test('grail down destroys the instances and the proxy, and keeps the volume', async () => {
+    const res = await grail(['down'], { cwd: dir })
+    assert.equal(res.code, 0, res.stderr)
+    assert.equal((await status()).instances.length, 0)
+    await assert.rejects(fetch(url, { signal: AbortSignal.timeout(1000) }))
+    assert.ok((await readFile(join(dir, '.grail/volumes/demo/local/data/boots.txt'), 'utf8')).length > 0)
+  })
+})
