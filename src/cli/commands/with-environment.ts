@@ -2,6 +2,7 @@ import type { Project } from '../../spec/types.js'
 import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
 
+/** An opened environment; the type only, so this module loads nothing until a command runs. */
 type Env = Awaited<ReturnType<typeof import('../environment.js')['openEnvironment']>>
 
 /** Loads the project and opens an environment's state, provider and proxies; closes the database after. */
@@ -9,10 +10,7 @@ export async function withEnvironment<T>(
   g: GlobalOptions,
   envArg: string | undefined,
   opts: { lock: boolean },
-  fn: (
-    a: Awaited<ReturnType<typeof import('../environment.js')['openEnvironment']>>,
-    project: Project,
-  ) => Promise<T>,
+  fn: (a: Env, project: Project) => Promise<T>,
 ): Promise<T> {
   const [{ loadProjectCached }, { resolveHome }, state, { openEnvironment }] = await Promise.all([
     import('../load-project.js'),
