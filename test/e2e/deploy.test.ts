@@ -6,7 +6,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { openDb } from '../../src/state/index.js'
+import { listEvents, openDb } from '../../src/state/index.js'
 import { mountsUnder } from '../../src/util/mounts.js'
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { startLoad } from '../helpers/load.js'
@@ -76,6 +76,8 @@ describe('grail up / apply / rollback / down (local provider)', () => {
     assert.ok(
       s.instances.every((i) => i.health === 'healthy' && i.release === 1 && i.image === 'web v1' && i.pid),
     )
+    const logs = await grail(['logs', s.instances[0]?.id ?? ''], { cwd: dir })
+    assert.equal(logs.code, 0, logs.stderr)
   })
 
   for (const [strategy, page] of [
@@ -135,6 +137,18 @@ describe('grail up / apply / rollback / down (local provider)', () => {
     )
     const rolled = s.releases.find((r) => r.status === 'rolled-back')
     assert.match(rolled?.reason ?? '', /health check failed/)
+    const human = await grail(['status'], { cwd: dir })
+    assert.match(human.stdout, /release web#\d+ \(\w+\) rolled-back: health check failed/)
+    const db = openDb(join(dir, '.grail/state.db'))
+    try {
+      const events = listEvents(db).map((e) => `${e.kind} ${String(e.data.reason ?? '')}`)
+      assert.ok(
+        events.some((e) => /^release\.rolled-back health check failed on web-r\d+-\w+/.test(e)),
+        events.join('\n'),
+      )
+    } finally {
+      db.close()
+    }
   })
 
   test('data in a declared volume survives every replacement', async () => {
