@@ -7,7 +7,7 @@ import type { ImageConfig, Manifest } from '../oci/types.js'
 import type { ApplyEnv } from '../rollout/apply.js'
 import { proxyDir } from '../rollout/apply.js'
 import type { Router } from '../rollout/types.js'
-import { createLocalProvider } from '../runtime/index.js'
+import { createLocalProvider, reconcileLocal } from '../runtime/index.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
 import type { Db } from '../state/index.js'
 import { HEALTHCHECK_LABEL } from '../build/config-steps.js'
@@ -57,5 +57,6 @@ export async function openEnvironment(opts: {
     store,
     routerFor,
     imageHealthcheck: (digest) => imageHealthcheck(store, digest),
+    reconcile: () => reconcileLocal(opts.home),
   }
 }

@@ -15,6 +15,7 @@ import {
   setInstancePhase,
   setReleaseStatus,
 } from '../state/index.js'
+import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
 import { type Serving, destroyInstance, launch, route } from './instances.js'
 import { observe } from './observe.js'
@@ -30,6 +31,8 @@ export interface ApplyEnv {
   routerFor: (service: ServiceSpec) => Promise<Router | null>
   /** the image's own health check (from its label), when the service declares none */
   imageHealthcheck: (digest: string) => Promise<HealthCheck | undefined>
+  /** provider-level cleanup of what a killed run left (half-created instance dirs); names what it removed */
+  reconcile?: () => Promise<string[]>
   onEvent?: (service: string, e: RolloutEvent) => void
 }
 
@@ -68,16 +71,33 @@ export function desiredServices(project: Project, environment: string, db: Db): 
  */
 export async function recoverInterrupted(a: ApplyEnv): Promise<string[]> {
   const done: string[] = []
+  const undo = new Set<string>()
+  for (const r of listReleases(a.db, a.environment).filter((r) => r.status === 'pending')) {
+    const healthy = liveInstances(a.db, a.environment, r.service).filter(
+      (i) => i.phase === 'healthy' && i.releaseNumber === r.number,
+    )
+    const replicas =
+      a.project.environments[a.environment]?.services[r.service]?.replicas ?? Number.POSITIVE_INFINITY
+    if (healthy.length >= replicas) {
+      // every new instance was up: finish the rollout; the old release's leftovers are planned away
+      const previous = activeRelease(a, r.service)
+      if (previous) setReleaseStatus(a.db, r.service, previous.number, 'superseded')
+      setReleaseStatus(a.db, r.service, r.number, 'active', 'finished after an interrupted apply')
+      done.push(`release ${r.service}#${r.number} finished`)
+    } else {
+      // otherwise undo it as a whole: its instances go and the plan deploys it again
+      setReleaseStatus(a.db, r.service, r.number, 'failed', 'interrupted: apply did not finish')
+      undo.add(`${r.service}#${r.number}`)
+      done.push(`release ${r.service}#${r.number} undone`)
+    }
+  }
   for (const rec of liveInstances(a.db, a.environment)) {
-    if (rec.phase === 'healthy') continue
-    await a.provider.destroy({ id: rec.id, provider: a.provider.name })
+    if (rec.phase === 'healthy' && !undo.has(`${rec.service}#${rec.releaseNumber}`)) continue
+    const h = { id: rec.id, provider: a.provider.name }
+    await a.provider.stop(h, { graceMs: 1000 })
+    await a.provider.destroy(h)
     setInstancePhase(a.db, rec.id, 'destroyed', { reason: `interrupted while ${rec.phase}` })
     done.push(`instance ${rec.id} (${rec.phase})`)
-  }
-  for (const r of listReleases(a.db, a.environment)) {
-    if (r.status !== 'pending') continue
-    setReleaseStatus(a.db, r.service, r.number, 'failed', 'interrupted: apply did not finish')
-    done.push(`release ${r.service}#${r.number}`)
   }
   if (done.length) appendEvent(a.db, 'apply.recovered', a.environment, { done })
   return done
@@ -157,6 +177,7 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
       configDigest: action.configDigest,
       config: configBundleOf(svc),
     })
+    crashPoint('release-recorded')
     appendEvent(a.db, 'release.created', `${svc.name}#${release.number}`, {
       environment: a.environment,
       reason: action.reason,
@@ -193,7 +214,7 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
 export async function applyEnvironment(
   a: ApplyEnv,
 ): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[] }> {
-  const recovered = await recoverInterrupted(a)
+  const recovered = [...((await a.reconcile?.()) ?? []), ...(await recoverInterrupted(a))]
   const thePlan = await planEnvironment(a)
   const results: RolloutResult[] = []
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {

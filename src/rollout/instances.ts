@@ -5,6 +5,7 @@ import type { ConfigBundle } from '../plan/config-bundle.js'
 import type { HealthCheck } from '../spec/types.js'
 import type { ReleaseRecord } from '../state/index.js'
 import { recordInstance, setInstancePhase } from '../state/index.js'
+import { crashPoint } from './crash-points.js'
 import { waitHealthy } from './health.js'
 import type { RolloutContext } from './types.js'
 
@@ -56,6 +57,7 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
     releaseNumber: release.number,
     provider: ctx.provider.name,
   })
+  crashPoint('instance-recorded')
   const h = await ctx.provider.create({
     id,
     labels: {
@@ -70,9 +72,11 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
     volumes: ctx.volumes,
     port: ctx.port,
   })
+  crashPoint('instance-created')
   setInstancePhase(ctx.db, id, 'starting')
   ctx.onEvent?.({ type: 'instance-created', instance: id, release: release.number })
   await ctx.provider.start(h)
+  crashPoint('instance-started')
   const endpoint = ctx.port === undefined ? null : await ctx.provider.endpoint(h, ctx.port)
   const check = effectiveCheck(ctx)
   if (check) {
@@ -97,6 +101,7 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
     ctx.onEvent?.({ type: 'instance-healthy', instance: id, probes: gate.probes })
   }
   setInstancePhase(ctx.db, id, 'healthy', endpoint ? { hostPort: endpoint.port } : {})
+  crashPoint('instance-healthy')
   return {
     id,
     release: release.number,
@@ -107,6 +112,7 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
 /** Stops (SIGTERM, then SIGKILL after the drain time) and destroys an instance; volumes stay. */
 export async function destroyInstance(ctx: RolloutContext, id: string, reason: string): Promise<void> {
   setInstancePhase(ctx.db, id, 'stopping', { reason })
+  crashPoint('old-stopping')
   const h = handle(ctx, id)
   await ctx.provider.stop(h, { graceMs: Math.max(ctx.rollout.drain, 1000) })
   await ctx.provider.destroy(h)
@@ -119,5 +125,6 @@ export async function route(ctx: RolloutContext, serving: readonly Serving[]): P
   if (!ctx.router) return
   const backends = serving.flatMap((s) => (s.backend ? [s.backend] : []))
   await ctx.router.setBackends(backends)
+  crashPoint('traffic-switched')
   ctx.onEvent?.({ type: 'traffic', backends: backends.map((b) => b.id) })
 }
