@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { ReleaseRecord } from '../state/index.js'
 import { appendEvent, setReleaseStatus } from '../state/index.js'
-import { GateFailed, type Serving, destroyInstance, launch, route } from './instances.js'
+import { probeOnce } from './health.js'
+import { GateFailed, type Serving, destroyInstance, effectiveCheck, launch, route } from './instances.js'
 import type { RolloutContext, RolloutResult } from './types.js'
 
 interface Run {
@@ -81,6 +82,49 @@ async function blueGreen(run: Run): Promise<void> {
   if (run.ctx.rollout.bake > 0) await sleep(run.ctx.rollout.bake)
 }
 
+/** How many canaries: `canary.instances`, else `canary.percent` of the replicas (at least one). */
+export function canarySize(ctx: RolloutContext): number {
+  const c = ctx.rollout.canary
+  const n = c?.instances ?? (c?.percent !== undefined ? Math.ceil((ctx.replicas * c.percent) / 100) : 1)
+  return Math.max(1, Math.min(ctx.replicas, n))
+}
+
+/**
+ * Watches the canaries through the bake time; `unhealthyThreshold` failed probes in a row on one of them
+ * aborts the release.
+ */
+async function bakeWatch(run: Run): Promise<void> {
+  const { ctx } = run
+  const check = effectiveCheck(ctx)
+  const until = Date.now() + ctx.rollout.bake
+  const failures = new Map<string, number>()
+  while (Date.now() < until) {
+    await sleep(Math.min(check?.interval ?? 500, Math.max(0, until - Date.now())))
+    if (!check) continue
+    for (const c of run.fresh) {
+      const r = await probeOnce(check, {
+        host: c.backend?.host ?? '127.0.0.1',
+        port: c.backend?.port ?? 0,
+        exec: (argv) => ctx.provider.exec({ id: c.id, provider: ctx.provider.name }, argv),
+      })
+      const n = r.ok ? 0 : (failures.get(c.id) ?? 0) + 1
+      failures.set(c.id, n)
+      if (n >= check.unhealthyThreshold)
+        throw new GateFailed(c.id, `failed during the canary bake (last probe: ${r.detail})`)
+    }
+  }
+}
+
+/** A few new instances share the traffic with the old set for the bake time; then the rest rolls. */
+async function canary(run: Run): Promise<void> {
+  const n = canarySize(run.ctx)
+  await launchBatch(run, n)
+  await route(run.ctx, [...run.old, ...run.fresh])
+  await bakeWatch(run)
+  await retire(run, run.old.slice(0, n), `replaced by release ${run.release.number}`)
+  await rolling(run)
+}
+
 /**
  * Rolls a release out by replacement with the service's strategy; a failed health gate rolls back and
  * the previous release keeps serving. The release becomes `active` (and the previous one `superseded`)
@@ -103,6 +147,7 @@ export async function rollOut(
   }
   try {
     if (ctx.rollout.strategy === 'blue-green') await blueGreen(run)
+    else if (ctx.rollout.strategy === 'canary') await canary(run)
     else await rolling(run)
     await retire(run, [...run.old], `replaced by release ${release.number}`)
   } catch (err) {

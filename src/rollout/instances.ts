@@ -28,7 +28,7 @@ export class GateFailed extends Error {
 const handle = (ctx: RolloutContext, id: string): InstanceHandle => ({ id, provider: ctx.provider.name })
 
 /** Without a declared check, a listening service must at least accept connections on its port. */
-function effectiveCheck(ctx: RolloutContext): HealthCheck | undefined {
+export function effectiveCheck(ctx: RolloutContext): HealthCheck | undefined {
   if (ctx.healthcheck) return ctx.healthcheck
   if (ctx.port === undefined) return undefined
   return {

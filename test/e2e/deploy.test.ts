@@ -25,13 +25,19 @@ interface Status {
   releases: Array<{ number: number; status: string; reason: string | null }>
 }
 
-const spec = (o: { port: number; strategy?: string; health?: string; env?: string }) => `project: demo
+const spec = (o: {
+  port: number
+  strategy?: string
+  health?: string
+  env?: string
+  breakAfter?: boolean
+}) => `project: demo
 images:
   web:
     base: { rootfs: ./rootfs.tar }
     steps:
       - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "echo boot >> /data/boots.txt; exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+      - cmd: [/bin/sh, -c, "echo boot >> /data/boots.txt; ${o.breakAfter ? '(sleep 1; rm /srv/www/index.html) & ' : ''}exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
 services:
   web:
     image: web
@@ -41,7 +47,7 @@ services:
     env: { GREETING: "${o.env ?? 'hello'}" }
     volumes: ["data:/data"]
     healthcheck: { http: ${o.health ?? '/index.html'}, interval: 100ms, timeout: 500ms }
-    rollout: { strategy: ${o.strategy ?? 'rolling'}, healthTimeout: 3s, drain: 500ms }
+    rollout: { strategy: ${o.strategy ?? 'rolling'}, healthTimeout: 3s, drain: 500ms${o.strategy === 'canary' ? ', canary: { instances: 1 }, bake: 2s' : ''} }
 `
 
 describe('grail up / apply / rollback / down (local provider)', () => {
@@ -175,6 +181,51 @@ describe('grail up / apply / rollback / down (local provider)', () => {
     assert.equal(second.code, 1)
     assert.match(second.stderr, /another apply is running: held by \S+ \(pid \d+ on /)
     assert.equal((await first).code, 0)
+  })
+
+  test('a canary shares traffic for its bake time, then the rest rolls; no request fails', async () => {
+    await set({ strategy: 'canary' }, 'v4')
+    const load = startLoad(url)
+    const res = await grail(['up'], { cwd: dir })
+    const report = await load.stop()
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
+    const firstNew = report.bodies.indexOf('v4')
+    const lastOld = report.bodies.lastIndexOf('v3')
+    assert.ok(firstNew >= 0 && lastOld > firstNew, 'old and canary answered side by side during the bake')
+    const tail = await startLoad(url, { workers: 4 }).stop()
+    assert.ok(tail.bodies.every((b) => b === 'v4'))
+  })
+
+  test('a canary that turns unhealthy during its bake is aborted and the old release keeps serving', async () => {
+    const before = await status()
+    await set({ strategy: 'canary', breakAfter: true }, 'v5')
+    const load = startLoad(url)
+    const res = await grail(['up'], { cwd: dir })
+    const report = await load.stop()
+    assert.equal(res.code, 1)
+    assert.match(res.stderr, /failed during the canary bake/)
+    assert.deepEqual(
+      (await status()).instances.map((i) => i.id).sort(),
+      before.instances.map((i) => i.id).sort(),
+    )
+    const tail = await startLoad(url, { workers: 4 }).stop()
+    assert.ok(tail.bodies.every((b) => b === 'v4'))
+    // requests that reached the canary after its page was removed are the only failures allowed
+    assert.ok(
+      report.errors.every((e) => e === 'HTTP 404'),
+      report.errors.slice(0, 5).join('\n'),
+    )
+  })
+
+  test('grail rollback re-deploys the previous release', async () => {
+    const res = await grail(['rollback', 'web'], { cwd: dir })
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    const tail = await startLoad(url, { workers: 4 }).stop()
+    assert.ok(
+      tail.bodies.length > 0 && tail.bodies.every((b) => b === 'v3'),
+      tail.bodies.slice(0, 3).join(','),
+    )
   })
 
   test('grail down destroys the instances and the proxy, and keeps the volume', async () => {
