@@ -84,6 +84,9 @@ function dispatch(ctx: Context, ex: Exchange, r: Route): void {
     method: ex.req.method,
     path: ex.req.url,
     headers: ex.headers,
+    // responses come from the service's own instances; small servers (busybox httpd CGI) end header lines
+    // with a bare LF, which a browser accepts, so the proxy does too. Client requests stay strictly parsed.
+    insecureHTTPParser: true,
   })
   ex.upstream = up
   let released = false
