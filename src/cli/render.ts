@@ -61,6 +61,15 @@ export function formatMs(ms: number): string {
   return ms < 1000 ? `${Math.round(ms)}ms` : `${(ms / 1000).toFixed(1)}s`
 }
 
+/** How long ago an ISO time was, coarsely: `42s`, `5m`, `3h`, `2d`. */
+export function formatAge(iso: string): string {
+  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000)
+  if (s < 60) return `${Math.floor(s)}s`
+  if (s < 3600) return `${Math.floor(s / 60)}m`
+  if (s < 86400) return `${Math.floor(s / 3600)}h`
+  return `${Math.floor(s / 86400)}d`
+}
+
 export function shortDigest(d: string): string {
   return d.replace(/^sha256:/, '').slice(0, 12)
 }

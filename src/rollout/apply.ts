@@ -12,12 +12,11 @@ import {
   latestImage,
   listReleases,
   liveInstances,
-  setInstancePhase,
   setReleaseStatus,
 } from '../state/index.js'
 import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
-import { type Serving, destroyInstance, launch, route } from './instances.js'
+import { type Serving, destroyInstance, launch, removeInstance, route } from './instances.js'
 import { observe } from './observe.js'
 import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
 
@@ -93,10 +92,10 @@ export async function recoverInterrupted(a: ApplyEnv): Promise<string[]> {
   }
   for (const rec of liveInstances(a.db, a.environment)) {
     if (rec.phase === 'healthy' && !undo.has(`${rec.service}#${rec.releaseNumber}`)) continue
-    const h = { id: rec.id, provider: a.provider.name }
-    await a.provider.stop(h, { graceMs: 1000 })
-    await a.provider.destroy(h)
-    setInstancePhase(a.db, rec.id, 'destroyed', { reason: `interrupted while ${rec.phase}` })
+    await removeInstance(a.db, a.provider, rec.id, {
+      reason: `interrupted while ${rec.phase}`,
+      graceMs: 1000,
+    })
     done.push(`instance ${rec.id} (${rec.phase})`)
   }
   if (done.length) appendEvent(a.db, 'apply.recovered', a.environment, { done })
@@ -161,9 +160,7 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
   const svc = a.project.environments[a.environment]?.services[action.service]
   if (action.kind === 'destroy' || !svc) {
     if ('instance' in action) {
-      await a.provider.stop({ id: action.instance, provider: a.provider.name }, { graceMs: 2000 })
-      await a.provider.destroy({ id: action.instance, provider: a.provider.name })
-      setInstancePhase(a.db, action.instance, 'destroyed', { reason: action.reason })
+      await removeInstance(a.db, a.provider, action.instance, { reason: action.reason, graceMs: 2000 })
     }
     return null
   }

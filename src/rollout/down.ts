@@ -1,8 +1,9 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { appendEvent, liveInstances, setInstancePhase } from '../state/index.js'
+import { appendEvent, liveInstances } from '../state/index.js'
 import type { ApplyEnv } from './apply.js'
 import { proxyDir } from './apply.js'
+import { removeInstance } from './instances.js'
 
 /**
  * `grail down`: every instance of the environment (known to state or only found by the provider) is
@@ -16,10 +17,7 @@ export async function downEnvironment(
   for (const o of await a.provider.list({ project: a.project.name, environment: a.environment }))
     ids.add(o.id)
   for (const id of ids) {
-    const h = { id, provider: a.provider.name }
-    await a.provider.stop(h, { graceMs: 2000 })
-    await a.provider.destroy(h)
-    setInstancePhase(a.db, id, 'destroyed', { reason: 'grail down' })
+    await removeInstance(a.db, a.provider, id, { reason: 'grail down', graceMs: 2000 })
   }
   const { stopProxy } = await import('../proxy/supervisor.js')
   for (const service of opts.services) await stopProxy(proxyDir(a.home, a.environment, service))

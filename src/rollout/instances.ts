@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import type { Backend } from '../proxy/types.js'
-import type { InstanceHandle } from '../runtime/types.js'
+import type { InstanceHandle, RuntimeProvider } from '../runtime/types.js'
 import type { ConfigBundle } from '../plan/config-bundle.js'
 import type { HealthCheck } from '../spec/types.js'
-import type { ReleaseRecord } from '../state/index.js'
+import type { Db, ReleaseRecord } from '../state/index.js'
 import { recordInstance, setInstancePhase } from '../state/index.js'
 import { crashPoint } from './crash-points.js'
 import { waitHealthy } from './health.js'
@@ -24,8 +24,6 @@ export class GateFailed extends Error {
     super(`${instance}: ${reason}`)
   }
 }
-
-const handle = (ctx: RolloutContext, id: string): InstanceHandle => ({ id, provider: ctx.provider.name })
 
 /** Without a declared check, a listening service must at least accept connections on its port. */
 export function effectiveCheck(ctx: RolloutContext): HealthCheck | undefined {
@@ -109,14 +107,27 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
   }
 }
 
-/** Stops (SIGTERM, then SIGKILL after the drain time) and destroys an instance; volumes stay. */
-export async function destroyInstance(ctx: RolloutContext, id: string, reason: string): Promise<void> {
-  setInstancePhase(ctx.db, id, 'stopping', { reason })
+/**
+ * Stops (SIGTERM, then SIGKILL after `graceMs`) and destroys an instance, recording why; volumes stay.
+ * `stopping` is written first, so a kill in between leaves a record the next apply finishes.
+ */
+export async function removeInstance(
+  db: Db,
+  provider: RuntimeProvider,
+  id: string,
+  opts: { reason: string; graceMs: number },
+): Promise<void> {
+  setInstancePhase(db, id, 'stopping', { reason: opts.reason })
   crashPoint('old-stopping')
-  const h = handle(ctx, id)
-  await ctx.provider.stop(h, { graceMs: Math.max(ctx.rollout.drain, 1000) })
-  await ctx.provider.destroy(h)
-  setInstancePhase(ctx.db, id, 'destroyed', { reason })
+  const h: InstanceHandle = { id, provider: provider.name }
+  await provider.stop(h, { graceMs: opts.graceMs })
+  await provider.destroy(h)
+  setInstancePhase(db, id, 'destroyed', { reason: opts.reason })
+}
+
+/** Removes an instance of a rollout, after its drain time. */
+export async function destroyInstance(ctx: RolloutContext, id: string, reason: string): Promise<void> {
+  await removeInstance(ctx.db, ctx.provider, id, { reason, graceMs: Math.max(ctx.rollout.drain, 1000) })
   ctx.onEvent?.({ type: 'instance-destroyed', instance: id, reason })
 }
 

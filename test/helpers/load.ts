@@ -39,7 +39,7 @@ export function startLoad(
       }
     }
   }
-  const workers = Array.from({ length: opts.workers ?? 8 }, worker)
+  const workers = Array.from({ length: opts.workers ?? 16 }, worker)
   return {
     stop: async () => {
       await sleep(200)

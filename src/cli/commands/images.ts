@@ -1,15 +1,7 @@
 import type { Command } from 'commander'
 import type { GlobalOptions } from '../project.js'
 import { projectHome } from '../project.js'
-import { formatBytes, out, printJson, shortDigest, style, table } from '../render.js'
-
-function age(iso: string): string {
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000)
-  if (s < 60) return `${Math.floor(s)}s ago`
-  if (s < 3600) return `${Math.floor(s / 60)}m ago`
-  if (s < 86400) return `${Math.floor(s / 3600)}h ago`
-  return `${Math.floor(s / 86400)}d ago`
-}
+import { formatAge, formatBytes, out, printJson, shortDigest, style, table } from '../render.js'
 
 /** `grail images`: the image catalog, newest version first per name. */
 export function registerImages(program: Command, globals: () => GlobalOptions): void {
@@ -41,7 +33,7 @@ export function registerImages(program: Command, globals: () => GlobalOptions): 
             shortDigest(i.digest),
             formatBytes(i.size),
             String(i.packages.length),
-            age(i.createdAt),
+            `${formatAge(i.createdAt)} ago`,
             i.gitCommit ? i.gitCommit.slice(0, 8) + (i.gitCommit.endsWith('-dirty') ? '+' : '') : '-',
             i.status === 'active' ? i.status : style.yellow(i.status),
           ])

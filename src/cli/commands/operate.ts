@@ -2,16 +2,8 @@ import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
-import { out, printJson, shortDigest, style, table } from '../render.js'
+import { formatAge, out, printJson, shortDigest, style, table } from '../render.js'
 import { withEnvironment } from './with-environment.js'
-
-function age(iso: string): string {
-  const s = Math.max(0, (Date.now() - Date.parse(iso)) / 1000)
-  if (s < 60) return `${Math.floor(s)}s`
-  if (s < 3600) return `${Math.floor(s / 60)}m`
-  if (s < 86400) return `${Math.floor(s / 3600)}h`
-  return `${Math.floor(s / 86400)}d`
-}
 
 /** `grail status`, `grail logs`, `grail down`, `grail rollback`. */
 export function registerOperate(program: Command, globals: () => GlobalOptions): void {
@@ -58,7 +50,7 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
             String(i.service),
             `#${i.release}`,
             String(i.image),
-            age(String(i.createdAt)),
+            formatAge(String(i.createdAt)),
             health === 'healthy' ? style.green(health) : style.yellow(health),
             String(i.pid ?? '-'),
             String(i.port ?? '-'),
