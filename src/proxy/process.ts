@@ -18,7 +18,9 @@ export async function isAlive(pid: number): Promise<boolean> {
     const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
   } catch (err) {
-    // Gone since the kill(0), or no /proc on this system (then kill(0) is all there is to go by).
+    // Gone since the kill(0) (the read of a vanishing /proc entry fails with ESRCH), or no /proc on this
+    // system (then kill(0) is all there is to go by).
+    if (isErrno(err, 'ESRCH')) return false
     if (isErrno(err, 'ENOENT')) return !existsSync('/proc/self')
     throw err
   }
@@ -35,6 +37,7 @@ export async function isProxyDaemon(pid: number, socketPath: string): Promise<bo
     cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8')
   } catch (err) {
     // Gone, or no /proc on this system (then the pid is all there is to go by).
+    if (isErrno(err, 'ESRCH')) return false
     if (isErrno(err, 'ENOENT')) return !existsSync('/proc/self') && (await isAlive(pid))
     throw err
   }
