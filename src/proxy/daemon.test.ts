@@ -53,14 +53,18 @@ before(async () => {
 })
 
 after(async () => {
-  for (const pid of pids) {
-    if (await isAlive(pid)) {
-      process.kill(pid, 'SIGKILL')
-      await waitForExit(pid, 5_000)
+  try {
+    for (const pid of pids) {
+      if (await isAlive(pid)) {
+        process.kill(pid, 'SIGKILL')
+        await waitForExit(pid, 5_000)
+      }
     }
+  } finally {
+    // backends keep the test process alive: they are stopped even when a check above throws
+    await Promise.all(backends.map((b) => b.stop()))
+    await rm(root, { recursive: true, force: true })
   }
-  await Promise.all(backends.map((b) => b.stop()))
-  await rm(root, { recursive: true, force: true })
 })
 
 test('the daemon started by one CLI process outlives it and is reused by the next', async () => {
