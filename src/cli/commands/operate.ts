@@ -111,7 +111,6 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .option('-e, --env <env>', 'environment')
     .action(async (service: string, releaseNo: number | undefined, flags: { env?: string }) => {
       const g = globals()
-      findSpecFile(g)
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
         const { listReleases } = await import('../../state/index.js')
         const { deploy } = await import('../../rollout/apply.js')
