@@ -1,7 +1,6 @@
 import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
-import { findSpecFile } from '../project.js'
 import { formatAge, out, printJson, shortDigest, style, table } from '../render.js'
 import { withEnvironment } from './with-environment.js'
 
