@@ -5,7 +5,7 @@ import {
   request,
   type ServerResponse,
 } from 'node:http'
-import { type Context, isConnectError, RETRY_PAUSE_MS } from './context.js'
+import { type Context, isConnectError, type RouteHooks, routeOrWait } from './context.js'
 import type { Route } from './routes.js'
 
 /** Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded. */
@@ -52,26 +52,17 @@ export function createHttpHandler(ctx: Context): (req: IncomingMessage, res: Ser
   }
 }
 
-function route(ctx: Context, ex: Exchange): void {
-  const r = ctx.table.pick(ex.tried)
-  if (r !== undefined) {
-    dispatch(ctx, ex, r)
-    return
-  }
-  if (ex.deadline === 0) ex.deadline = Date.now() + ctx.waitMs
-  const left = ex.deadline - Date.now()
-  const idle = ctx.table.size === 0
-  if (left <= 0 || ctx.table.closed) {
+const HTTP_HOOKS: RouteHooks<Exchange> = {
+  dispatch,
+  giveUp(ctx, ex, idle) {
     ctx.log?.('no-backend', { mode: 'http', url: ex.req.url })
     fail(ctx, ex, idle ? 503 : 502)
-    return
-  }
-  // No backend at all: wait for one to be set. All of them refused: try them again a little later.
-  void ctx.table.waitForChange(idle ? left : Math.min(left, RETRY_PAUSE_MS)).then(() => {
-    if (ex.res.destroyed) return
-    ex.tried = undefined
-    route(ctx, ex)
-  })
+  },
+  gone: (ex) => ex.res.destroyed,
+}
+
+function route(ctx: Context, ex: Exchange): void {
+  routeOrWait(ctx, ex, HTTP_HOOKS)
 }
 
 function dispatch(ctx: Context, ex: Exchange, r: Route): void {

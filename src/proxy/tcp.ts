@@ -1,5 +1,5 @@
 import { connect, type Socket } from 'node:net'
-import { type Context, isConnectError, RETRY_PAUSE_MS } from './context.js'
+import { type Context, isConnectError, type RouteHooks, routeOrWait } from './context.js'
 import type { Route } from './routes.js'
 
 /** One client connection; `tried` is only allocated on failover. */
@@ -26,26 +26,18 @@ export function createTcpHandler(ctx: Context): (client: Socket) => void {
   }
 }
 
-function route(ctx: Context, link: Link): void {
-  const r = ctx.table.pick(link.tried)
-  if (r !== undefined) {
-    dispatch(ctx, link, r)
-    return
-  }
-  if (link.deadline === 0) link.deadline = Date.now() + ctx.waitMs
-  const left = link.deadline - Date.now()
-  const idle = ctx.table.size === 0
-  if (left <= 0 || ctx.table.closed) {
+const TCP_HOOKS: RouteHooks<Link> = {
+  dispatch,
+  giveUp(ctx, link) {
     ctx.log?.('no-backend', { mode: 'tcp', client: link.client.remoteAddress })
     ctx.fail()
     link.client.destroy()
-    return
-  }
-  void ctx.table.waitForChange(idle ? left : Math.min(left, RETRY_PAUSE_MS)).then(() => {
-    if (link.client.destroyed) return
-    link.tried = undefined
-    route(ctx, link)
-  })
+  },
+  gone: (link) => link.client.destroyed,
+}
+
+function route(ctx: Context, link: Link): void {
+  routeOrWait(ctx, link, TCP_HOOKS)
 }
 
 function dispatch(ctx: Context, link: Link, r: Route): void {
