@@ -15,10 +15,11 @@ import { type Measurement, measure, ms, printTable, summarize, writeResults } fr
 import { timeApp } from './app.js'
 import { prepareSwarm } from './docker.js'
 import { type GrailProject, grailProject, HEALTH_INTERVAL_MS, REPLICAS } from './grail.js'
-import { type LatencyRun, measureLatency } from './latency.js'
+import { type LatencyRun, measureInterleaved } from './latency.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
-const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 4000)
+const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 8000)
+const LATENCY_ROUNDS = 8
 const SURGES = [1, 5]
 const OVERHEAD_TARGET_MS = 100
 const PROXY_P99_TARGET_MS = 1
@@ -66,12 +67,18 @@ export async function run(): Promise<void> {
     const direct = `http://127.0.0.1:${await project.instancePort()}/index.html`
     const latency: LatencyRun[] = []
     for (const concurrency of [1, 10]) {
-      for (const [target, url] of [
-        ['direct', direct],
-        ['proxy', project.url],
-      ] as const) {
-        latency.push(await measureLatency({ target, url, requests: REQUESTS, concurrency, warmup: 300 }))
-      }
+      latency.push(
+        ...(await measureInterleaved({
+          targets: [
+            ['direct', direct],
+            ['proxy', project.url],
+          ],
+          requests: REQUESTS,
+          rounds: LATENCY_ROUNDS,
+          concurrency,
+          warmup: 300,
+        })),
+      )
     }
 
     // --- docker swarm: same rootfs, one tag per rollout, 10 replicas on host networking, start-first ---
@@ -216,7 +223,7 @@ export async function run(): Promise<void> {
         'the app is wrapped in `sh -c "trap \'exit 0\' TERM; httpd … & wait"` for both tools, so old instances stop on SIGTERM instead of waiting out the stop grace period (a bare httpd as PID 1 ignores SIGTERM)',
         'docker has no proxy in this setup: swarm publishing needs the ingress overlay network, and the harness dockerd runs with --bridge=none --iptables=false, so the service uses --network host and each task listens on BASE + {{.Task.Slot}} (BASE differs per image tag, one tag per rollout, so a new task never collides with an old one still shutting down)',
         "latency: a separate Node process (bench/rollout/latency-client.ts) with a keep-alive agent; busybox httpd closes every connection, so direct requests open a new connection each time, while through the proxy the client's connection is kept alive",
-        `latency: ${REQUESTS} timed requests after 300 warm-up ones, per target and concurrency, direct first then proxy; overhead = proxy percentile − direct percentile`,
+        `latency: ${REQUESTS} timed requests per target and concurrency, in ${LATENCY_ROUNDS} alternating rounds (direct then proxy, proxy then direct, ...; 300 warm-up requests before the first round, 30 before the others), samples pooled per target; overhead = proxy percentile − direct percentile`,
       ],
     })
     console.log(`results: ${path}`)

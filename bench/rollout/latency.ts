@@ -47,3 +47,45 @@ export async function measureLatency(o: {
     p99: percentile(out.samples, 99),
   }
 }
+
+/**
+ * Measures several targets in alternating rounds (A B, B A, A B, ...) and pools each target's samples, so
+ * a burst of noise on the machine falls on both sides instead of on whichever target ran at that moment.
+ */
+export async function measureInterleaved(o: {
+  targets: ReadonlyArray<readonly [target: string, url: string]>
+  requests: number
+  rounds: number
+  concurrency: number
+  warmup: number
+}): Promise<LatencyRun[]> {
+  const pooled = new Map<string, { samples: number[]; errors: number; wallMs: number }>()
+  for (const [target] of o.targets) pooled.set(target, { samples: [], errors: 0, wallMs: 0 })
+  const perRound = Math.ceil(o.requests / o.rounds)
+  for (let round = 0; round < o.rounds; round++) {
+    const order = round % 2 === 0 ? o.targets : [...o.targets].reverse()
+    for (const [target, url] of order) {
+      const run = await measureLatency({
+        target,
+        url,
+        requests: perRound,
+        concurrency: o.concurrency,
+        warmup: round === 0 ? o.warmup : Math.ceil(o.warmup / 10),
+      })
+      const acc = pooled.get(target) as { samples: number[]; errors: number; wallMs: number }
+      acc.samples.push(...run.samples)
+      acc.errors += run.errors
+      acc.wallMs += run.wallMs
+    }
+  }
+  return o.targets.map(([target]) => {
+    const acc = pooled.get(target) as { samples: number[]; errors: number; wallMs: number }
+    return {
+      target,
+      concurrency: o.concurrency,
+      ...acc,
+      p50: percentile(acc.samples, 50),
+      p99: percentile(acc.samples, 99),
+    }
+  })
+}

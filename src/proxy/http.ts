@@ -87,7 +87,7 @@ function dispatch(ctx: Context, ex: Exchange, r: Route): void {
     ctx.table.release(r)
   }
   up.on('close', release)
-  up.on('response', (pres) => respond(ex, pres))
+  up.on('response', (pres) => respond(ex, r, pres))
   up.on('error', (err) => {
     release()
     onUpstreamError(ctx, ex, r, up, err)
@@ -109,9 +109,13 @@ function dispatch(ctx: Context, ex: Exchange, r: Route): void {
   })
 }
 
-function respond(ex: Exchange, pres: IncomingMessage): void {
+function respond(ex: Exchange, r: Route, pres: IncomingMessage): void {
   ex.responded = true
   const headers = pres.headers
+  // A backend that ends each connection after its response: keep a connection open ahead of the next request.
+  const conn = headers.connection
+  if (conn !== undefined ? conn.toLowerCase() === 'close' : pres.httpVersionMinor === 0)
+    r.agent?.noteConnectionClose()
   delete headers.connection
   delete headers['keep-alive']
   delete headers['proxy-connection']
@@ -134,7 +138,9 @@ function onUpstreamError(ctx: Context, ex: Exchange, r: Route, up: ClientRequest
     !ex.bodyStarted &&
     !r.forced &&
     (isConnectError(code) ||
-      (up.reusedSocket && (code === 'ECONNRESET' || code === 'EPIPE') && IDEMPOTENT.has(ex.req.method ?? '')))
+      ((up.reusedSocket || r.agent?.wasSpare(up.socket) === true) &&
+        (code === 'ECONNRESET' || code === 'EPIPE') &&
+        IDEMPOTENT.has(ex.req.method ?? '')))
   if (!retry) {
     ctx.log?.('upstream-error', { backend: r.backend.id, code, url: ex.req.url })
     fail(ctx, ex, 502)

@@ -1,5 +1,5 @@
-import { Agent } from 'node:http'
 import type { Socket } from 'node:net'
+import { BackendAgent } from './agent.js'
 import type { Backend, ProxyLog, ProxyStats, SwapResult } from './types.js'
 
 /** One backend as the proxy tracks it: in-flight count, connection pool (http) or open links (tcp). */
@@ -13,7 +13,7 @@ export interface Route {
   /** Closed at the drain timeout: errors caused by that close are never retried. */
   forced: boolean
   /** Keep-alive pool to this backend (http mode). */
-  readonly agent: Agent | undefined
+  readonly agent: BackendAgent | undefined
   /** Client sockets piped to this backend (tcp mode), closed at the drain timeout. */
   readonly links: Set<Socket> | undefined
   onIdle: (() => void) | undefined
@@ -156,7 +156,7 @@ export class RouteTable {
       forced: false,
       // lifo keeps few sockets warm; the 4 s idle timeout stays under Node's default 5 s keepAliveTimeout
       // so the backend never closes a socket the pool is about to reuse (Node also honours Keep-Alive hints).
-      agent: http ? new Agent({ keepAlive: true, scheduling: 'lifo', timeout: 4_000 }) : undefined,
+      agent: http ? new BackendAgent({ keepAlive: true, scheduling: 'lifo', timeout: 4_000 }) : undefined,
       links: http ? undefined : new Set(),
       onIdle: undefined,
     }
