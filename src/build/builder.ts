@@ -1,17 +1,18 @@
 import { GrailError } from '../errors.js'
 import type { Digest } from '../oci/digest.js'
+import { imageFileManifest } from '../oci/file-manifest.js'
 import { MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { ImageSpec, Project } from '../spec/types.js'
 import type { ImageRecord } from '../state/index.js'
 import { appendEvent, findImageByKey, getCachedLayer, insertImage, putCachedLayer } from '../state/index.js'
 import { planBase, resolveBase } from './base.js'
 import { applyConfigStep, describeStep, isConfigStep } from './config-steps.js'
-import { collectCopy, copyInputsDigest } from './copy-step.js'
+import { buildCopyLayer } from './copy-layer.js'
 import type { CopyEntry } from './copy-step.js'
+import { collectCopy, copyInputsDigest } from './copy-step.js'
 import type { BuildEnv, ImageState, LayerDesc } from './env.js'
 import { syncIndex, writeImage } from './image-writer.js'
 import { deriveKey } from './keys.js'
-import { buildCopyLayer } from './copy-layer.js'
 import { runStepLayer } from './run-step.js'
 
 /** Progress of a build, reported as it happens; the CLI renders these, the engine never prints. */
@@ -178,6 +179,8 @@ export async function buildImage(
   }
 
   const written = await writeImage(env.store, state, env.epoch)
+  // the file manifest drift compares instances with: recorded now, while the layers are at hand
+  await imageFileManifest(env.home, env.store, written.manifest.digest)
   const fields = {
     name: image.name,
     digest: written.manifest.digest,

@@ -1,6 +1,7 @@
 import { Command, CommanderError } from 'commander'
 import { registerBuild } from './commands/build.js'
 import { registerDeploy } from './commands/deploy.js'
+import { registerDrift } from './commands/drift.js'
 import { registerImages } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
@@ -26,9 +27,11 @@ export async function main(argv: string[]): Promise<number> {
   registerImages(program, globals)
   registerDeploy(program, globals)
   registerOperate(program, globals)
+  registerDrift(program, globals)
   try {
     await program.parseAsync(argv)
-    return EXIT.ok
+    // a command may ask for another status without failing (plan/drift --detailed-exitcode: 2)
+    return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok
   } catch (err) {
     if (err instanceof CommanderError) {
       return err.exitCode === 0 ? EXIT.ok : EXIT.user

@@ -54,7 +54,9 @@ export function plan(input: PlanInput): Plan {
               ? 'crashed: process exited'
               : inst.health === 'unhealthy'
                 ? 'unhealthy: health check failing'
-                : null
+                : inst.drift
+                  ? `drift: ${inst.drift}`
+                  : null
         if (why)
           actions.push({
             kind: 'replace',

@@ -27,6 +27,8 @@ export interface InstanceView {
   /** what the provider reports */
   state: 'created' | 'running' | 'stopped' | 'missing'
   health: 'healthy' | 'unhealthy' | 'unknown'
+  /** unexplained drift (or an expired hotfix), summarised: the instance is replaced */
+  drift?: string
 }
 
 export type Action =

@@ -1,6 +1,9 @@
 import { join } from 'node:path'
+import { driftSummary, scanDrift } from '../drift/scan.js'
+import type { InstanceDrift } from '../drift/types.js'
 import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
+import type { OciStore } from '../oci/store.js'
 import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js'
 import { configBundleOf, configDigest, plan } from '../plan/index.js'
 import type { RuntimeProvider } from '../runtime/types.js'
@@ -16,7 +19,7 @@ import {
 } from '../state/index.js'
 import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
-import { type Serving, destroyInstance, launch, removeInstance, route } from './instances.js'
+import { destroyInstance, launch, removeInstance, route, type Serving } from './instances.js'
 import { observe } from './observe.js'
 import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
 
@@ -25,6 +28,7 @@ export interface ApplyEnv {
   environment: string
   home: GrailHome
   db: Db
+  store: OciStore
   provider: RuntimeProvider
   /** the router of a published service (the supervised proxy); null when it is not published */
   routerFor: (service: ServiceSpec) => Promise<Router | null>
@@ -104,13 +108,30 @@ export async function recoverInterrupted(a: ApplyEnv): Promise<string[]> {
 
 /** The plan for an environment: pure, from spec, state and what the provider reports. */
 export async function planEnvironment(a: ApplyEnv): Promise<Plan> {
+  return (await planWithDrift(a)).plan
+}
+
+/** The plan, and the drift scan of every instance it was made from (drift is a reason to replace). */
+export async function planWithDrift(
+  a: ApplyEnv,
+  opts: { withDiffs?: boolean } = {},
+): Promise<{ plan: Plan; drift: InstanceDrift[] }> {
   const desired = desiredServices(a.project, a.environment, a.db)
   const releases: Record<string, ReleaseView[]> = {}
   for (const r of listReleases(a.db, a.environment)) {
     releases[r.service] = [...(releases[r.service] ?? []), r]
   }
   const { views } = await observe(a.db, a.provider, { project: a.project.name, environment: a.environment })
-  return plan({ environment: a.environment, desired, releases, instances: views })
+  const drift = await scanDrift(a, { withDiffs: opts.withDiffs ?? false })
+  const byId = new Map(drift.map((d) => [d.instance, d]))
+  for (const v of views) {
+    const d = byId.get(v.id)
+    if (d !== undefined && v.known && d.unexplained > 0) {
+      const summary = driftSummary(d)
+      if (summary) v.drift = summary
+    }
+  }
+  return { plan: plan({ environment: a.environment, desired, releases, instances: views }), drift }
 }
 
 async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): Promise<RolloutContext> {
@@ -210,9 +231,11 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
  */
 export async function applyEnvironment(
   a: ApplyEnv,
+  opts: { only?: (action: Action) => boolean } = {},
 ): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[] }> {
   const recovered = [...((await a.reconcile?.()) ?? []), ...(await recoverInterrupted(a))]
-  const thePlan = await planEnvironment(a)
+  const full = await planEnvironment(a)
+  const thePlan = opts.only ? { ...full, actions: full.actions.filter(opts.only) } : full
   const results: RolloutResult[] = []
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
     const active = activeRelease(a, svc.name)

@@ -67,6 +67,20 @@ export interface FileChange {
   kind: 'A' | 'C' | 'D'
   /** absolute path inside the instance */
   path: string
+  /** what is there now (A and C), with the sha256 of a regular file's content */
+  current?: CurrentFile
+}
+
+export interface CurrentFile {
+  type: 'file' | 'directory' | 'symlink' | 'link' | 'char' | 'block' | 'fifo'
+  mode: number
+  uid: number
+  gid: number
+  size: number
+  sha256?: string
+  linkname?: string
+  /** where this machine can read the content (local provider), for text diffs and capture */
+  source?: string
 }
 
 export interface ExecResult {

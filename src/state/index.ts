@@ -1,35 +1,44 @@
-export { openDb, nowIso, type Db } from './db.js'
-export { appendEvent, listEvents, currentActor, type EventRecord } from './events.js'
 export {
-  listImages,
-  latestImage,
-  getImage,
+  type CachedBase,
+  type CachedLayer,
+  getCachedBase,
+  getCachedLayer,
+  putCachedBase,
+  putCachedLayer,
+} from './cache.js'
+export { type Db, nowIso, openDb } from './db.js'
+export { appendEvent, currentActor, type EventRecord, listEvents } from './events.js'
+export {
+  finishHotfix,
+  type HotfixChange,
+  type HotfixRecord,
+  type HotfixStatus,
+  insertHotfix,
+  listHotfixes,
+  markInterruptedHotfixes,
+} from './hotfixes.js'
+export {
   findImageByKey,
-  insertImage,
+  getImage,
   type ImageRecord,
   type ImageStatus,
+  insertImage,
+  latestImage,
+  listImages,
   type PackageInfo,
 } from './images.js'
 export {
-  getCachedLayer,
-  putCachedLayer,
-  getCachedBase,
-  putCachedBase,
-  type CachedLayer,
-  type CachedBase,
-} from './cache.js'
-export { acquireLock, releaseLock, type LockHolder } from './locks.js'
+  type InstancePhase,
+  type InstanceRecord,
+  liveInstances,
+  recordInstance,
+  setInstancePhase,
+} from './instances.js'
+export { acquireLock, type LockHolder, releaseLock } from './locks.js'
 export {
   insertRelease,
-  setReleaseStatus,
   listReleases,
   type ReleaseRecord,
   type ReleaseStatus,
+  setReleaseStatus,
 } from './releases.js'
-export {
-  recordInstance,
-  setInstancePhase,
-  liveInstances,
-  type InstanceRecord,
-  type InstancePhase,
-} from './instances.js'

@@ -96,4 +96,21 @@ export const MIGRATIONS: readonly string[] = [
     acquired_at TEXT    NOT NULL
   );
   `,
+  `
+  CREATE TABLE hotfixes (
+    id          INTEGER PRIMARY KEY,
+    instance    TEXT    NOT NULL,
+    environment TEXT    NOT NULL,
+    service     TEXT    NOT NULL,
+    actor       TEXT    NOT NULL,
+    reason      TEXT    NOT NULL,
+    command     TEXT    NOT NULL,
+    status      TEXT    NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'recorded', 'interrupted')),
+    exit_code   INTEGER,
+    changes     TEXT    NOT NULL DEFAULT '[]',
+    created_at  TEXT    NOT NULL,
+    expires_at  TEXT    NOT NULL
+  );
+  CREATE INDEX hotfixes_by_instance ON hotfixes (instance);
+  `,
 ]

@@ -2,9 +2,11 @@ import { readFile } from 'node:fs/promises'
 import { lookupInLowers } from '../../build/snapshots.js'
 import { GrailError } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
+import { sha256File } from '../../oci/digest.js'
 import type { OciStore } from '../../oci/store.js'
-import { OPAQUE_WHITEOUT, WHITEOUT_PREFIX, scanDir } from '../../oci/tar/index.js'
-import type { FileChange } from '../types.js'
+import type { PackEntry } from '../../oci/tar/index.js'
+import { OPAQUE_WHITEOUT, scanDir, WHITEOUT_PREFIX } from '../../oci/tar/index.js'
+import type { CurrentFile, FileChange } from '../types.js'
 import { unpackImage } from './image.js'
 import { instancePaths, instanceRelPath } from './layout.js'
 import { readRecord } from './record.js'
@@ -63,10 +65,27 @@ export async function diffInstance(home: GrailHome, store: OciStore, id: string)
     if (e.type === 'directory') {
       if (inImage) continue // copied up because something below it changed
       if (mounts.some((m) => within(m, e.path))) continue // made by runc as a mount point's parent
-      changes.push({ kind: 'A', path: `/${e.path}` })
+      changes.push({ kind: 'A', path: `/${e.path}`, current: await currentOf(e) })
       continue
     }
-    changes.push({ kind: inImage ? 'C' : 'A', path: `/${e.path}` })
+    changes.push({ kind: inImage ? 'C' : 'A', path: `/${e.path}`, current: await currentOf(e) })
   }
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+}
+
+/** The entry as the instance has it now; regular files are hashed (only changed files are ever read). */
+async function currentOf(e: PackEntry): Promise<CurrentFile> {
+  const out: CurrentFile = {
+    type: e.type,
+    mode: e.mode,
+    uid: e.uid,
+    gid: e.gid,
+    size: e.type === 'file' ? e.size : 0,
+  }
+  if (e.linkname !== undefined) out.linkname = e.linkname
+  if (e.source !== undefined) {
+    out.source = e.source
+    if (e.type === 'file') out.sha256 = (await sha256File(e.source)).digest.slice('sha256:'.length)
+  }
+  return out
 }

@@ -1,0 +1,263 @@
+import { chmod, copyFile, mkdir, rm, symlink } from 'node:fs/promises'
+import { dirname, join, posix, relative } from 'node:path'
+import { produceGrailBase } from '../build/base-local.js'
+import type { BuildEnv } from '../build/env.js'
+import { syncIndex, writeImage } from '../build/image-writer.js'
+import { layerFromEntries } from '../build/layers.js'
+import { GrailError } from '../errors.js'
+import { imageFileManifest } from '../oci/file-manifest.js'
+import type { PackEntry } from '../oci/tar/index.js'
+import { WHITEOUT_PREFIX } from '../oci/tar/index.js'
+import type { FileChange } from '../runtime/types.js'
+import { appendImageSteps } from '../spec/edit.js'
+import { appendEvent, type ImageRecord, insertImage, listHotfixes, listImages } from '../state/index.js'
+import { fileDrift } from './files.js'
+import { liveInstance } from './hotfix.js'
+import type { DriftEnv } from './scan.js'
+
+export interface CaptureResult {
+  instance: string
+  /** the image the instance ran and the new version made from it */
+  parent: { name: string; version: number; digest: string }
+  image: { name: string; version: number; digest: string }
+  hotfixes: number[]
+  changes: Array<{ kind: 'A' | 'C' | 'D'; path: string }>
+  /** project-relative directory the changed files were written to, and the steps added to the spec */
+  dir: string | null
+  steps: Array<Record<string, unknown>>
+  /** paths the spec steps cannot reproduce exactly (say, an empty new directory) */
+  warnings: string[]
+}
+
+const octal = (mode: number): string => `0${(mode & 0o7777).toString(8)}`
+const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`
+
+/** The copy step's default mode for a file (0644, or 0755 when executable). */
+const defaultMode = (mode: number): number => (mode & 0o111 ? 0o755 : 0o644)
+
+/**
+ * `grail capture`: turns what changed in a live instance (its drift, minus ignored paths) into a new
+ * version of its image: the parent image plus one layer with the changed files and whiteouts for the
+ * deleted ones, its provenance (instance, hotfixes) in the catalog and the event log. It also writes the
+ * changed files under `captured/<image>/` and appends matching steps to grail.yaml (comments and layout
+ * kept), so that the next ordinary build reproduces the same files.
+ */
+export async function captureInstance(
+  a: DriftEnv,
+  opts: { instance: string; writeSpec: boolean; epoch?: number },
+): Promise<CaptureResult> {
+  const rec = liveInstance(a, opts.instance)
+  const handle = { id: rec.id, provider: a.provider.name }
+  const observed = await a.provider.inspect(handle)
+  const parent = listImages(a.db).find((i) => i.digest === observed.imageDigest)
+  if (parent === undefined) {
+    throw new GrailError(
+      'IMAGE_NOT_FOUND',
+      `instance ${rec.id} runs ${observed.imageDigest}, which is not in the catalog`,
+      {
+        hint: 'only instances of images Grail built can be captured',
+      },
+    )
+  }
+  const svc = a.project.environments[a.environment]?.services[rec.service]
+  const drift = await fileDrift({
+    home: a.home,
+    store: a.store,
+    provider: a.provider,
+    instance: rec.id,
+    image: parent.digest,
+    ignore: svc?.drift.ignore ?? [],
+    hotfixes: [],
+    now: Date.now(),
+    withDiffs: false,
+  })
+  const wanted = new Set(drift.files.filter((f) => f.class !== 'expected').map((f) => f.path))
+  const changes = drift.changes.filter((c) => wanted.has(c.path))
+  if (changes.length === 0) {
+    throw new GrailError(
+      'NOTHING_TO_CAPTURE',
+      `instance ${rec.id} has no changes against ${parent.name} v${parent.version}`,
+      {
+        hint: 'see `grail drift`; ignored paths (drift.ignore) are never captured',
+      },
+    )
+  }
+  for (const c of changes) {
+    if (c.kind !== 'D' && c.current?.type === 'file' && c.current.source === undefined) {
+      throw new GrailError(
+        'CAPTURE_UNSUPPORTED',
+        `provider ${a.provider.name} cannot read ${c.path} of ${rec.id}`,
+        {
+          hint: 'capture needs a provider that exposes changed files (the local provider does)',
+        },
+      )
+    }
+  }
+  const hotfixes = listHotfixes(a.db, { instance: rec.id }).map((h) => h.id)
+  const epoch = opts.epoch ?? a.project.images[parent.name]?.sourceDateEpoch ?? 1
+  const env: BuildEnv = { home: a.home, store: a.store, db: a.db, epoch, noCache: false, log: () => {} }
+
+  // the new layer: changed entries as they are in the instance, deletions as whiteouts
+  const entries: PackEntry[] = []
+  for (const c of changes) {
+    const rel = c.path.replace(/^\/+/, '')
+    if (c.kind === 'D') {
+      const dir = posix.dirname(rel)
+      const name = `${WHITEOUT_PREFIX}${posix.basename(rel)}`
+      entries.push({
+        path: dir === '.' ? name : `${dir}/${name}`,
+        type: 'file',
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+        size: 0,
+        mtime: epoch,
+        data: Buffer.alloc(0),
+      })
+      continue
+    }
+    const cur = c.current as NonNullable<FileChange['current']>
+    const type = cur.type
+    if (type === 'link') {
+      throw new GrailError(
+        'CAPTURE_UNSUPPORTED',
+        `${c.path} in ${rec.id} is a hard link to ${cur.linkname}`,
+        {
+          hint: 'replace the hard link with a copy or a symlink inside the instance, then capture again',
+        },
+      )
+    }
+    entries.push({
+      path: rel,
+      type,
+      mode: cur.mode,
+      uid: cur.uid,
+      gid: cur.gid,
+      size: type === 'file' ? cur.size : 0,
+      mtime: epoch,
+      ...(cur.linkname !== undefined && type === 'symlink' ? { linkname: cur.linkname } : {}),
+      ...(cur.source !== undefined && type === 'file' ? { source: cur.source } : {}),
+    })
+  }
+  const base = await produceGrailBase(parent, env, `capture:${parent.digest}`)
+  const layer = await layerFromEntries(env, entries)
+  const label = `capture ${rec.id}${hotfixes.length ? ` (hotfix ${hotfixes.map((h) => `#${h}`).join(', ')})` : ''}`
+  const state = {
+    ...base,
+    layers: [...base.layers, layer],
+    config: { ...base.config, history: [...(base.config.history ?? []), { created_by: `grail: ${label}` }] },
+  }
+  const written = await writeImage(a.store, state, epoch)
+  await imageFileManifest(a.home, a.store, written.manifest.digest)
+  const provenance = {
+    kind: 'capture',
+    image: `${parent.name}@${parent.version}`,
+    from: parent.digest,
+    instance: rec.id,
+    hotfixes,
+  }
+  const image: ImageRecord = insertImage(a.db, {
+    name: parent.name,
+    digest: written.manifest.digest,
+    configDigest: written.config.digest,
+    buildKey: `capture:${written.manifest.digest}`,
+    parentDigest: parent.digest,
+    base: provenance,
+    gitCommit: null,
+    createdAt: new Date().toISOString(),
+    size: written.size,
+    packages: parent.packages,
+  })
+  await syncIndex(a.db, a.store)
+
+  let dir: string | null = null
+  let steps: Array<Record<string, unknown>> = []
+  const warnings: string[] = []
+  if (opts.writeSpec) {
+    const out = await writeCapturedFiles(a, parent, changes, warnings)
+    dir = out.dir
+    steps = out.steps
+    if (steps.length > 0) {
+      await appendImageSteps(a.project.file, parent.name, steps, {
+        comment: `captured from instance ${rec.id}${hotfixes.length ? ` (hotfix ${hotfixes.map((h) => `#${h}`).join(', ')})` : ''}, ${new Date().toISOString().slice(0, 10)}`,
+      })
+    }
+  }
+  const result: CaptureResult = {
+    instance: rec.id,
+    parent: { name: parent.name, version: parent.version, digest: parent.digest },
+    image: { name: image.name, version: image.version, digest: image.digest },
+    hotfixes,
+    changes: changes.map((c) => ({ kind: c.kind, path: c.path })),
+    dir,
+    steps,
+    warnings,
+  }
+  appendEvent(a.db, 'image.captured', `${image.name}@${image.version}`, { ...result })
+  return result
+}
+
+/**
+ * Writes the changed files under `captured/<image>/` (their paths in the image kept) and returns the spec
+ * steps that put them back: one copy per destination directory, mode and owner (so the copy step's mode
+ * normalisation never alters them), then one `rm` for the deletions.
+ */
+async function writeCapturedFiles(
+  a: DriftEnv,
+  parent: ImageRecord,
+  changes: FileChange[],
+  warnings: string[],
+): Promise<{ dir: string; steps: Array<Record<string, unknown>> }> {
+  const context = a.project.images[parent.name]?.context ?? a.project.dir
+  const root = join(context, 'captured', parent.name)
+  const groups = new Map<string, { to: string; from: string[]; mode?: string; owner?: string }>()
+  const deletions: string[] = []
+  for (const c of changes) {
+    if (c.kind === 'D') {
+      deletions.push(c.path)
+      continue
+    }
+    const cur = c.current as NonNullable<FileChange['current']>
+    if (cur.type === 'directory') {
+      warnings.push(
+        `${c.path}: a new directory is created by the copies of its files, with mode 0755 and owner 0:0`,
+      )
+      continue
+    }
+    if (cur.type !== 'file' && cur.type !== 'symlink') {
+      warnings.push(
+        `${c.path}: ${cur.type} entries cannot be copied from the build context; left out of the spec`,
+      )
+      continue
+    }
+    const target = join(root, c.path)
+    await mkdir(dirname(target), { recursive: true })
+    await rm(target, { force: true })
+    if (cur.type === 'symlink') await symlink(cur.linkname ?? '', target)
+    else {
+      await copyFile(cur.source as string, target)
+      await chmod(target, cur.mode & 0o7777)
+    }
+    const mode =
+      cur.type === 'symlink' || defaultMode(cur.mode) === (cur.mode & 0o7777) ? undefined : octal(cur.mode)
+    const owner = cur.uid === 0 && cur.gid === 0 ? undefined : `${cur.uid}:${cur.gid}`
+    const to = `${posix.dirname(c.path)}/`.replace(/^\/\/$/, '/')
+    const key = `${to}\0${mode ?? ''}\0${owner ?? ''}`
+    const g = groups.get(key) ?? { to, from: [], ...(mode ? { mode } : {}), ...(owner ? { owner } : {}) }
+    g.from.push(relative(context, target))
+    groups.set(key, g)
+  }
+  const steps: Array<Record<string, unknown>> = []
+  for (const g of groups.values()) {
+    steps.push({
+      copy: {
+        from: g.from.length === 1 ? g.from[0] : g.from,
+        to: g.to,
+        ...(g.mode ? { mode: g.mode } : {}),
+        ...(g.owner ? { owner: g.owner } : {}),
+      },
+    })
+  }
+  if (deletions.length > 0) steps.push({ run: `rm -rf -- ${deletions.map(shellQuote).join(' ')}` })
+  return { dir: relative(a.project.dir, root), steps }
+}
