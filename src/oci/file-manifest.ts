@@ -104,6 +104,20 @@ export function mergeLayers(layers: readonly LayerList[]): FileManifest {
   return files
 }
 
+/** Manifests used last in this process: a scan of many instances of one image parses its manifest once. */
+const recent = new Map<string, FileManifest>()
+const RECENT_MAX = 4
+
+function remember(key: string, files: FileManifest): FileManifest {
+  recent.delete(key)
+  recent.set(key, files)
+  for (const k of recent.keys()) {
+    if (recent.size <= RECENT_MAX) break
+    recent.delete(k)
+  }
+  return files
+}
+
 /**
  * The file manifest of an image (path, type, mode, owner, size, sha256), computed from its layers on first
  * use, recorded under the home and reused: `grail build` records it for every image it writes.
@@ -114,12 +128,14 @@ export async function imageFileManifest(
   image: Digest,
 ): Promise<FileManifest> {
   const path = join(manifestDir(home), 'images', `${digestHex(image)}.json`)
+  const hot = recent.get(path)
+  if (hot) return hot
   const cached = await readCached<FileEntry[]>(path)
-  if (cached) return new Map(cached.map((e) => [e.path, e]))
+  if (cached) return remember(path, new Map(cached.map((e) => [e.path, e])))
   const manifest = await store.readJson<Manifest>(image)
   const lists: LayerList[] = []
   for (const layer of manifest.layers) lists.push(await layerList(home, store, layer.digest))
-  const files = mergeLayers(lists)
+  const files = remember(path, mergeLayers(lists))
   await writeCached(
     path,
     [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
