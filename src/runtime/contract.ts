@@ -4,7 +4,7 @@
  * be the contract image described by `CONTRACT_IMAGE`.
  */
 import assert from 'node:assert/strict'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
 import type { ImageRef, InstanceHandle, InstanceSpec, RuntimeProvider } from './types.js'
@@ -130,13 +130,24 @@ export function runProviderContract(name: string, setup: () => Promise<ContractS
         'echo kept > /var/lib/data/kept',
       ].join(' && ')
       assert.equal((await p.exec(first, ['sh', '-c', script])).code, 0)
-      assert.deepEqual(await p.diff(first), [
-        { kind: 'A', path: '/srv/data/added' },
-        { kind: 'C', path: '/srv/data/change-me' },
-        { kind: 'D', path: '/srv/data/delete-me' },
-        { kind: 'A', path: '/srv/newdir' },
-        { kind: 'A', path: '/srv/newdir/file' },
-      ])
+      const changes = await p.diff(first)
+      // what is there now comes with each A and C: type, mode, owner, size and the content's sha256
+      const added = changes.find((c) => c.path === '/srv/data/added')?.current
+      assert.equal(added?.type, 'file')
+      assert.equal(added?.size, 4)
+      assert.equal(added?.sha256, createHash('sha256').update('new\n').digest('hex'))
+      assert.equal(changes.find((c) => c.path === '/srv/newdir')?.current?.type, 'directory')
+      assert.equal(changes.find((c) => c.kind === 'D')?.current, undefined)
+      assert.deepEqual(
+        changes.map((c) => ({ kind: c.kind, path: c.path })),
+        [
+          { kind: 'A', path: '/srv/data/added' },
+          { kind: 'C', path: '/srv/data/change-me' },
+          { kind: 'D', path: '/srv/data/delete-me' },
+          { kind: 'A', path: '/srv/newdir' },
+          { kind: 'A', path: '/srv/newdir/file' },
+        ],
+      )
     })
 
     test('logs hold what the process printed', async () => {

@@ -36,6 +36,7 @@ services:
     replicas: 2
     port: 8080
     publish: ${port}
+    env: { GREETING: hello }
     volumes: ["data:/data"]
     drift: { ignore: ["/tmp/**"] }
     healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
@@ -309,7 +310,7 @@ describe('grail drift / hotfix / capture (local provider)', () => {
     assert.equal((await (await fetch(url)).text()).trim().split('\n').at(-1), 'line three, captured')
   })
 
-  test('a labelled container started by hand is an orphan; an instance killed by hand is missing; apply fixes both', async () => {
+  test('a labelled container started by hand is an orphan, an instance killed by hand is crashed, one restarted with another env has runtime drift, one removed is missing; apply fixes them', async () => {
     // an orphan: a runc container with Grail's labels that state does not know
     const bundle = orphanBundle()
     await mkdir(join(bundle, 'rootfs'), { recursive: true })
@@ -339,8 +340,34 @@ describe('grail drift / hotfix / capture (local provider)', () => {
     const victim = s.instances[0]
     assert.ok(victim?.pid)
     process.kill(victim.pid, 'SIGKILL')
+    // restarted by hand with another environment: runtime drift, seen in the live process
+    const tampered = s.instances[1]
+    assert.ok(tampered)
+    const bundleDir = join(dir, '.grail', 'instances', tampered.id)
+    runc('delete', '--force', tampered.id)
+    const conf = JSON.parse(await readFile(join(bundleDir, 'config.json'), 'utf8'))
+    conf.process.env = conf.process.env.map((e: string) =>
+      e.startsWith('GREETING=') ? 'GREETING=tampered' : e,
+    )
+    await writeFile(join(bundleDir, 'config.json'), JSON.stringify(conf))
+    execFileSync(
+      'runc',
+      ['--root', join(dir, '.grail', 'runc'), 'run', '--detach', '--bundle', bundleDir, tampered.id],
+      {
+        stdio: 'ignore',
+      },
+    )
     await sleep(300)
     const r = await drift()
+    const env = r.instances.find((i) => i.instance === tampered.id)?.runtime
+    assert.deepEqual(
+      env?.map((f) => [f.kind, f.detail]),
+      [['env', 'env: GREETING changed']],
+    )
+    assert.match(
+      (await plan()).actions.find((x) => 'instance' in x && x.instance === tampered.id)?.reason ?? '',
+      /^drift: env: GREETING changed/,
+    )
     const orphan = r.instances.find((i) => i.instance === 'drifty-orphan-1')
     assert.deepEqual(
       orphan?.runtime.map((f) => f.kind),
@@ -354,9 +381,25 @@ describe('grail drift / hotfix / capture (local provider)', () => {
     assert.match(res.stdout, /orphan/)
     const now = await status()
     assert.equal(now.instances.length, 2)
-    assert.ok(!now.instances.some((i) => i.id === victim.id))
+    assert.ok(!now.instances.some((i) => i.id === victim.id || i.id === tampered.id))
     assert.ok(now.instances.every((i) => i.health === 'healthy'))
     assert.deepEqual((await drift()).drifted, [])
     assert.ok(!(await readdir(join(dir, '.grail', 'runc'))).includes('drifty-orphan-1'))
+    // an instance whose container was removed by hand is missing, and replaced too
+    const gone = now.instances[0]
+    assert.ok(gone)
+    runc('delete', '--force', gone.id)
+    const missing = (await drift()).instances.find((i) => i.instance === gone.id)
+    assert.deepEqual(
+      missing?.runtime.map((f) => f.kind),
+      ['missing'],
+    )
+    const again = await grail(['apply'], { cwd: dir })
+    assert.equal(again.code, 0, again.stderr + again.stdout)
+    const final = await status()
+    assert.equal(final.instances.length, 2)
+    assert.ok(
+      !final.instances.some((i) => i.id === gone.id) && final.instances.every((i) => i.health === 'healthy'),
+    )
   })
 })

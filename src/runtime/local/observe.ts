@@ -16,21 +16,56 @@ function stateOf(c: RuncContainer | undefined): InstanceState {
   return 'running' // 'running', or 'paused': the process exists
 }
 
-function fromRecord(rec: InstanceRecord, c: RuncContainer | undefined, home: GrailHome): InstanceObservation {
+async function fromRecord(
+  rec: InstanceRecord,
+  c: RuncContainer | undefined,
+  home: GrailHome,
+): Promise<InstanceObservation> {
   const files = instancePaths(home, rec.id).files
   const state = stateOf(c)
+  const pid = c && c.pid > 0 && state !== 'stopped' ? c.pid : undefined
+  const recorded = [
+    ...rec.volumes.map((v) => ({ source: v.source, destination: v.path })),
+    ...rec.files.map((f) => ({ source: join(files, instanceRelPath(f, 'deploy file')), destination: f })),
+  ]
+  // a live process is observed as it is (its environment and mount table), not as it was recorded
+  const live = pid === undefined ? undefined : await liveProcess(pid)
   return {
     id: rec.id,
     labels: rec.labels,
     state,
     imageDigest: rec.image.digest,
-    env: rec.env,
-    mounts: [
-      ...rec.volumes.map((v) => ({ source: v.source, destination: v.path })),
-      ...rec.files.map((f) => ({ source: join(files, instanceRelPath(f, 'deploy file')), destination: f })),
-    ],
-    ...(c && c.pid > 0 && state !== 'stopped' ? { pid: c.pid } : {}),
+    env: live?.env ?? rec.env,
+    mounts: live ? recorded.filter((m) => live.mountPoints.has(m.destination)) : recorded,
+    ...(pid !== undefined ? { pid } : {}),
     ...(rec.startedAt ? { startedAt: rec.startedAt } : {}),
+  }
+}
+
+/** The environment and mount points of a running container's init process, from /proc; undefined if it is gone. */
+async function liveProcess(
+  pid: number,
+): Promise<{ env: Record<string, string>; mountPoints: Set<string> } | undefined> {
+  try {
+    const environ = await readFile(`/proc/${pid}/environ`, 'utf8')
+    const env: Record<string, string> = {}
+    for (const entry of environ.split('\0')) {
+      const eq = entry.indexOf('=')
+      if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1)
+    }
+    const mountinfo = await readFile(`/proc/${pid}/mountinfo`, 'utf8')
+    // field 5 is the mount point, relative to the process's root, with octal escapes for spaces and such
+    const mountPoints = new Set(
+      mountinfo
+        .split('\n')
+        .map((line) => line.split(' ')[4])
+        .filter((m): m is string => m !== undefined)
+        .map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)))),
+    )
+    return { env, mountPoints }
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || isErrno(err, 'ESRCH') || isErrno(err, 'EACCES')) return undefined
+    throw err
   }
 }
 
@@ -104,7 +139,7 @@ export async function listInstances(home: GrailHome, scope: Scope): Promise<Inst
     const rec = await readRecord(join(home.instances, name))
     if (rec === undefined) continue
     recorded.add(name)
-    if (inScope(rec.labels, scope)) found.push(fromRecord(rec, containers.get(name), home))
+    if (inScope(rec.labels, scope)) found.push(await fromRecord(rec, containers.get(name), home))
   }
   for (const c of containers.values()) {
     const labels = labelsOf(c)
@@ -119,7 +154,7 @@ export async function inspectInstance(home: GrailHome, id: string): Promise<Inst
   const p = instancePaths(home, id)
   const c = (await listContainers(home.runcRoot)).get(id)
   const rec = await readRecord(p.dir)
-  if (rec) return fromRecord(rec, c, home)
+  if (rec) return await fromRecord(rec, c, home)
   const labels = c && labelsOf(c)
   if (c && labels) return fromContainer(c, labels)
   throw new GrailError('INSTANCE_NOT_FOUND', `instance ${id} does not exist`, {
