@@ -178,9 +178,17 @@ export async function captureInstance(
     dir = out.dir
     steps = out.steps
     if (steps.length > 0) {
-      await appendImageSteps(a.project.file, parent.name, steps, {
-        comment: `captured from instance ${rec.id}${hotfixes.length ? ` (hotfix ${hotfixes.map((h) => `#${h}`).join(', ')})` : ''}, ${new Date().toISOString().slice(0, 10)}`,
-      })
+      try {
+        await appendImageSteps(a.project.file, parent.name, steps, {
+          comment: `captured from instance ${rec.id}${hotfixes.length ? ` (hotfix ${hotfixes.map((h) => `#${h}`).join(', ')})` : ''}, ${new Date().toISOString().slice(0, 10)}`,
+        })
+      } catch (err) {
+        // the image exists either way; a spec Grail cannot edit (grail.config.ts) gets the steps by hand
+        if (!(err instanceof GrailError) || err.code !== 'SPEC_NOT_EDITABLE') throw err
+        warnings.push(
+          `${err.message}; add these steps to image ${parent.name} by hand: ${JSON.stringify(steps)}`,
+        )
+      }
     }
   }
   const result: CaptureResult = {
