@@ -2,7 +2,7 @@ import { Command, CommanderError } from 'commander'
 import { registerBuild } from './commands/build.js'
 import { registerDeploy } from './commands/deploy.js'
 import { registerDrift } from './commands/drift.js'
-import { registerImages } from './commands/images.js'
+import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
 import type { GlobalOptions } from './project.js'
@@ -25,6 +25,7 @@ export async function main(argv: string[]): Promise<number> {
   registerInit(program, globals)
   registerBuild(program, globals)
   registerImages(program, globals)
+  registerRevoke(program, globals)
   registerDeploy(program, globals)
   registerOperate(program, globals)
   registerDrift(program, globals)

@@ -6,6 +6,8 @@ export interface PlanInput {
   /** releases per service, any order */
   releases: Record<string, ReleaseView[]>
   instances: InstanceView[]
+  /** revoked image digests with the reason: a release running one is replaced */
+  revoked?: Record<string, string>
 }
 
 function shortDigest(d: string): string {
@@ -13,8 +15,16 @@ function shortDigest(d: string): string {
 }
 
 /** Why a service needs a new release, or null when its active release already matches the spec. */
-function deployReason(want: DesiredService, active: ReleaseView | undefined): string | null {
+function deployReason(
+  want: DesiredService,
+  active: ReleaseView | undefined,
+  revoked: Record<string, string>,
+): string | null {
   if (!active) return 'new release: first deploy'
+  const why = revoked[active.imageDigest]
+  if (why !== undefined && active.imageDigest !== want.image.digest) {
+    return `new release: the running image ${shortDigest(active.imageDigest)} is revoked (${why}); image ${want.image.name} v${want.image.version} (${shortDigest(want.image.digest)}) replaces it`
+  }
   if (active.imageDigest !== want.image.digest) {
     return `new release: image ${want.image.name} v${want.image.version} (${shortDigest(want.image.digest)}) replaces ${shortDigest(active.imageDigest)}`
   }
@@ -33,7 +43,7 @@ export function plan(input: PlanInput): Plan {
     const releases = input.releases[want.service] ?? []
     const active = releases.filter((r) => r.status === 'active').sort((a, b) => b.number - a.number)[0]
     const mine = input.instances.filter((i) => i.service === want.service)
-    const reason = deployReason(want, active)
+    const reason = deployReason(want, active, input.revoked ?? {})
     if (reason) {
       actions.push({
         kind: 'deploy',

@@ -13,6 +13,7 @@ import {
   appendEvent,
   insertRelease,
   latestImage,
+  listImages,
   listReleases,
   liveInstances,
   setReleaseStatus,
@@ -49,6 +50,15 @@ export function desiredServices(project: Project, environment: string, db: Db): 
   }
   return Object.values(env.services).map((svc) => {
     const image = latestImage(db, svc.image)
+    if (!image && listImages(db, svc.image).length > 0) {
+      throw new GrailError(
+        'IMAGE_REVOKED',
+        `service ${svc.name}: every version of image ${svc.image} is revoked`,
+        {
+          hint: `build a new version (\`grail build ${svc.image}\`) or unrevoke one (\`grail unrevoke ${svc.image}@N\`)`,
+        },
+      )
+    }
     if (!image) {
       throw new GrailError(
         'IMAGE_NOT_BUILT',
@@ -131,7 +141,10 @@ export async function planWithDrift(
       if (summary) v.drift = summary
     }
   }
-  return { plan: plan({ environment: a.environment, desired, releases, instances: views }), drift }
+  const revoked: Record<string, string> = {}
+  for (const i of listImages(a.db))
+    if (i.status === 'revoked') revoked[i.digest] = i.statusReason ?? 'revoked'
+  return { plan: plan({ environment: a.environment, desired, releases, instances: views, revoked }), drift }
 }
 
 async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): Promise<RolloutContext> {

@@ -127,3 +127,26 @@ export function insertImage(
   const version = insert.immediate()
   return { ...rec, version, status: 'active', statusReason: null }
 }
+
+/** Sets an image version's status (revoke, unrevoke, deprecate) with its reason. */
+export function setImageStatus(
+  db: Db,
+  name: string,
+  version: number,
+  status: ImageStatus,
+  reason: string | null,
+): void {
+  db.prepare('UPDATE images SET status = ?, status_reason = ? WHERE name = ? AND version = ?').run(
+    status,
+    reason,
+    name,
+    version,
+  )
+}
+
+/** Image versions built directly on the image with this manifest digest (any name). */
+export function childrenOf(db: Db, digest: string): ImageRecord[] {
+  return (
+    db.prepare('SELECT * FROM images WHERE parent_digest = ? ORDER BY name, version').all(digest) as Row[]
+  ).map(fromRow)
+}

@@ -23,6 +23,8 @@ export {
   type ImageRecord,
   type ImageStatus,
   insertImage,
+  setImageStatus,
+  childrenOf,
   latestImage,
   listImages,
   type PackageInfo,
