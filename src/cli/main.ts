@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander'
 import { registerBuild } from './commands/build.js'
 import { registerDeploy } from './commands/deploy.js'
 import { registerDrift } from './commands/drift.js'
+import { registerLifecycle } from './commands/lifecycle.js'
 import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
@@ -29,6 +30,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDeploy(program, globals)
   registerOperate(program, globals)
   registerDrift(program, globals)
+  registerLifecycle(program, globals)
   try {
     await program.parseAsync(argv)
     // a command may ask for another status without failing (plan/drift --detailed-exitcode: 2)

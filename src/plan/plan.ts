@@ -56,6 +56,7 @@ export function plan(input: PlanInput): Plan {
     } else if (active) {
       const current = mine.filter((i) => i.known && i.release === active.number)
       let serving = 0
+      const recycle: InstanceView[] = []
       for (const inst of current) {
         const why =
           inst.state === 'missing'
@@ -75,7 +76,20 @@ export function plan(input: PlanInput): Plan {
             release: active.number,
             reason: why,
           })
-        else serving++
+        else {
+          serving++
+          if (inst.recycle) recycle.push(inst)
+        }
+      }
+      // routine replacement last, in the order the recycle policy asks for (oldest or most drifted first)
+      for (const inst of recycle.sort((a, b) => (a.recycle?.rank ?? 0) - (b.recycle?.rank ?? 0))) {
+        actions.push({
+          kind: 'replace',
+          service: want.service,
+          instance: inst.id,
+          release: active.number,
+          reason: inst.recycle?.reason ?? 'recycle',
+        })
       }
       const replacing = current.length - serving
       const total = serving + replacing

@@ -29,6 +29,8 @@ export interface InstanceView {
   health: 'healthy' | 'unhealthy' | 'unknown'
   /** unexplained drift (or an expired hotfix), summarised: the instance is replaced */
   drift?: string
+  /** due for routine replacement (recycle.maxAge): why, and its place in the recycle order */
+  recycle?: { reason: string; rank: number }
 }
 
 export type Action =

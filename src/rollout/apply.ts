@@ -1,5 +1,6 @@
 import { join } from 'node:path'
 import { driftSummary, scanDrift } from '../drift/scan.js'
+import { dueForRecycle } from '../lifecycle/recycle.js'
 import type { InstanceDrift } from '../drift/types.js'
 import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
@@ -8,7 +9,7 @@ import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js
 import { configBundleOf, configDigest, plan } from '../plan/index.js'
 import type { RuntimeProvider } from '../runtime/types.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
-import type { Db, ReleaseRecord } from '../state/index.js'
+import type { Db, InstanceRecord, ReleaseRecord } from '../state/index.js'
 import {
   appendEvent,
   insertRelease,
@@ -141,6 +142,21 @@ export async function planWithDrift(
       if (summary) v.drift = summary
     }
   }
+  const now = Date.now()
+  const records = new Map(liveInstances(a.db, a.environment).map((r) => [r.id, r]))
+  for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
+    const candidates = views
+      .filter((v) => v.service === svc.name && v.known && v.state === 'running' && records.has(v.id))
+      .map((v) => ({
+        id: v.id,
+        createdAt: (records.get(v.id) as InstanceRecord).createdAt,
+        drift: (byId.get(v.id)?.unexplained ?? 0) + (byId.get(v.id)?.excused ?? 0),
+      }))
+    dueForRecycle(svc.recycle, candidates, now).forEach((due, rank) => {
+      const v = views.find((x) => x.id === due.id)
+      if (v) v.recycle = { reason: due.reason, rank }
+    })
+  }
   const revoked: Record<string, string> = {}
   for (const i of listImages(a.db))
     if (i.status === 'revoked') revoked[i.digest] = i.statusReason ?? 'revoked'
@@ -238,6 +254,34 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
   return null
 }
 
+/** Replacements of instances that still serve: they count against the disruption budget. */
+function isVoluntary(reason: string): boolean {
+  return reason.startsWith('age ') || reason.startsWith('drift: ')
+}
+
+/**
+ * Replaces several healthy instances of one service at once, start-first: the new ones are launched and
+ * pass their health gates together, the router then swaps them in, and only then are the old ones
+ * drained and destroyed, so the service never has fewer healthy instances than before.
+ */
+async function replaceBatch(a: ApplyEnv, batch: Array<Extract<Action, { kind: 'replace' }>>): Promise<void> {
+  const first = batch[0] as Extract<Action, { kind: 'replace' }>
+  const svc = a.project.environments[a.environment]?.services[first.service]
+  const active = svc ? activeRelease(a, svc.name) : null
+  if (!svc || !active) return
+  const ctx = await contextFor(a, svc, active.imageDigest)
+  const old = new Set(batch.map((b) => b.instance))
+  const fresh = await Promise.all(batch.map(() => launch(ctx, active)))
+  const serving = [
+    ...(await servingOf(a, svc, active.number)).filter(
+      (s) => !old.has(s.id) && !fresh.some((f) => f.id === s.id),
+    ),
+    ...fresh,
+  ]
+  await route(ctx, serving)
+  await Promise.all(batch.map((b) => destroyInstance(ctx, b.instance, b.reason)))
+}
+
 /**
  * `grail apply`: recover what a killed run left, plan, and execute the plan action by action. Every
  * published service's router is first pointed at its healthy instances, so a restarted proxy serves.
@@ -258,7 +302,22 @@ export async function applyEnvironment(
         (await servingOf(a, svc, active.number)).flatMap((s) => (s.backend ? [s.backend] : [])),
       )
   }
-  for (const action of thePlan.actions) {
+  const budget = Math.max(1, a.project.policies.disruptionBudget.maxUnavailable)
+  const actions = thePlan.actions
+  for (let i = 0; i < actions.length; i++) {
+    const action = actions[i] as Action
+    // replacements of healthy instances (recycle, drift, an expired hotfix) go a disruption budget at a time
+    if (action.kind === 'replace' && isVoluntary(action.reason) && budget > 1) {
+      const batch = [action]
+      while (batch.length < budget) {
+        const next = actions[i + 1]
+        if (next?.kind !== 'replace' || next.service !== action.service || !isVoluntary(next.reason)) break
+        batch.push(next)
+        i++
+      }
+      await replaceBatch(a, batch)
+      continue
+    }
     const r = await execute(a, action)
     if (r) results.push(r)
   }

@@ -1,0 +1,126 @@
+// Routine recycling with the local provider: instances older than recycle.maxAge are replaced oldest
+// first, one disruption budget at a time, through the normal health-gated rollout, with no failed request
+// under load and never fewer healthy instances than the service's replicas.
+import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { after, before, describe, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { Plan } from '../../src/plan/index.js'
+import { openDb } from '../../src/state/index.js'
+import { mountsUnder } from '../../src/util/mounts.js'
+import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
+import { startLoad } from '../helpers/load.js'
+import { freePort } from '../helpers/net.js'
+import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+
+const spec = (port: number) => `project: recycling
+images:
+  web:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      - copy: site/ /srv/www
+      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+services:
+  web:
+    image: web
+    replicas: 3
+    port: 8080
+    publish: ${port}
+    healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
+    rollout: { healthTimeout: 5s, drain: 300ms }
+    recycle: { maxAge: 3s }
+policies:
+  disruptionBudget: { maxUnavailable: 1, minHealthy: 3 }
+`
+
+interface Status {
+  instances: Array<{ id: string; health: string; createdAt: string }>
+}
+
+describe('grail recycle (local provider)', () => {
+  let dir: string
+  let url: string
+  const status = async () => parseJson<Status>(await grail(['--json', 'status'], { cwd: dir }))
+
+  before(async () => {
+    const port = await freePort()
+    url = `http://127.0.0.1:${port}/index.html`
+    dir = await tempProject({ 'grail.yaml': spec(port), 'site/index.html': 'hello\n' })
+    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    const res = await grail(['up'], { cwd: dir })
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+  })
+  after(async () => {
+    await grail(['down'], { cwd: dir })
+    assert.deepEqual(await mountsUnder(dir), [])
+    await removeDir(dir)
+  })
+
+  test('young instances are not due', async () => {
+    const dry = await grail(['recycle', '--dry-run'], { cwd: dir })
+    assert.equal(dry.code, 0, dry.stderr)
+    assert.match(dry.stdout, /no instance is due/)
+  })
+
+  test('past maxAge, plan names the age and recycle replaces them oldest first, one at a time, under load with no failure', async () => {
+    await sleep(3500)
+    const before = (await status()).instances.sort((a, b) => a.createdAt.localeCompare(b.createdAt))
+    const oldest = before.map((i) => i.id)
+    const plan = parseJson<Plan>(await grail(['--json', 'plan'], { cwd: dir }))
+    assert.deepEqual(
+      plan.actions.map((a) => ('instance' in a ? a.instance : '')),
+      oldest,
+      'oldest first',
+    )
+    for (const a of plan.actions) assert.match(a.reason, /^age \d+s > maxAge 3s$/)
+    const dry = await grail(['recycle', '--dry-run'], { cwd: dir })
+    assert.match(dry.stdout, new RegExp(`due web ${oldest[0]}`))
+
+    // watch healthy instances while recycling: never fewer than the 3 replicas (minHealthy 3)
+    let watching = true
+    let fewest = Number.POSITIVE_INFINITY
+    let most = 0
+    const watcher = (async () => {
+      const db = openDb(join(dir, '.grail', 'state.db'))
+      try {
+        while (watching) {
+          const rows = db
+            .prepare("SELECT phase FROM instances WHERE phase IN ('healthy', 'starting', 'creating')")
+            .all() as Array<{ phase: string }>
+          const healthy = rows.filter((r) => r.phase === 'healthy').length
+          fewest = Math.min(fewest, healthy)
+          most = Math.max(most, rows.length)
+          await sleep(10)
+        }
+      } finally {
+        db.close()
+      }
+    })()
+    const load = startLoad(url)
+    const res = await grail(['recycle'], { cwd: dir })
+    const report = await load.stop()
+    watching = false
+    await watcher
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
+    assert.ok(report.rate >= 200, `load was ${report.rate.toFixed(0)} req/s`)
+    assert.ok(fewest >= 3, `healthy instances dropped to ${fewest}`)
+    assert.ok(most <= 4, `at most one replacement at a time (saw ${most} instances)`)
+
+    // replaced in order: the oldest instance was destroyed first
+    const db = openDb(join(dir, '.grail', 'state.db'))
+    try {
+      const destroyed = (
+        db.prepare("SELECT id FROM instances WHERE phase = 'destroyed' ORDER BY updated_at").all() as Array<{
+          id: string
+        }>
+      ).map((r) => r.id)
+      assert.deepEqual(destroyed, oldest)
+    } finally {
+      db.close()
+    }
+    const after = await status()
+    assert.equal(after.instances.length, 3)
+    assert.ok(after.instances.every((i) => i.health === 'healthy' && !oldest.includes(i.id)))
+  })
+})
