@@ -91,9 +91,8 @@ function tree(images: Listed[]): string[] {
       `${prefix}${branch}${style.bold(`${i.name} v${i.version}`)} ${style.dim(shortDigest(i.digest))} ${statusText(i)}`,
     )
     const kids = byParent.get(i.digest) ?? []
-    kids.forEach((k, n) =>
-      walk(k, depth === 0 ? '' : `${prefix}${last ? '   ' : '│  '}`, n === kids.length - 1, depth + 1),
-    )
+    for (const [n, k] of kids.entries())
+      walk(k, depth === 0 ? '' : `${prefix}${last ? '   ' : '│  '}`, n === kids.length - 1, depth + 1)
   }
   for (const r of roots) walk(r, '', true, 0)
   return lines
