@@ -49,7 +49,21 @@ export function desiredServices(project: Project, environment: string, db: Db): 
       hint: `environments in this project: ${Object.keys(project.environments).join(', ')}`,
     })
   }
+  const releases = listReleases(db, environment)
   return Object.values(env.services).map((svc) => {
+    // an environment that receives promotions runs what was promoted to it, not the newest build
+    const promoted = releases
+      .filter((r) => r.service === svc.name && r.promotedFrom !== null)
+      .filter((r) => r.status !== 'failed' && r.status !== 'rolled-back')
+      .sort((x, y) => y.number - x.number)[0]
+    if (promoted) {
+      return {
+        service: svc.name,
+        replicas: svc.replicas,
+        image: { name: promoted.imageName, version: promoted.imageVersion, digest: promoted.imageDigest },
+        configDigest: configDigest(configBundleOf(svc)),
+      }
+    }
     const image = latestImage(db, svc.image)
     if (!image && listImages(db, svc.image).length > 0) {
       throw new GrailError(

@@ -113,4 +113,14 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX hotfixes_by_instance ON hotfixes (instance);
   `,
+  `
+  ALTER TABLE releases ADD COLUMN promoted_from TEXT;
+  CREATE TABLE pins (
+    digest     TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    version    INTEGER NOT NULL,
+    reason     TEXT NOT NULL,
+    created_at TEXT NOT NULL
+  );
+  `,
 ]

@@ -17,6 +17,8 @@ export interface ReleaseRecord {
   status: ReleaseStatus
   reason: string | null
   createdAt: string
+  /** `ENV#NUMBER` of the release this one was promoted from (same image and config), or null */
+  promotedFrom: string | null
 }
 
 interface Row {
@@ -31,6 +33,7 @@ interface Row {
   status: ReleaseStatus
   reason: string | null
   created_at: string
+  promoted_from: string | null
 }
 
 const fromRow = (r: Row): ReleaseRecord => ({
@@ -45,12 +48,15 @@ const fromRow = (r: Row): ReleaseRecord => ({
   status: r.status,
   reason: r.reason,
   createdAt: r.created_at,
+  promotedFrom: r.promoted_from,
 })
 
 /** Records a new pending release with the next number of its service (monotonic, never reused). */
 export function insertRelease(
   db: Db,
-  rec: Omit<ReleaseRecord, 'number' | 'status' | 'reason' | 'createdAt'>,
+  rec: Omit<ReleaseRecord, 'number' | 'status' | 'reason' | 'createdAt' | 'promotedFrom'> & {
+    promotedFrom?: string
+  },
 ): ReleaseRecord {
   const insert = db.transaction(() => {
     const max = db.prepare('SELECT MAX(number) AS n FROM releases WHERE service = ?').get(rec.service) as {
@@ -59,8 +65,8 @@ export function insertRelease(
     const number = (max.n ?? 0) + 1
     const createdAt = nowIso()
     db.prepare(
-      `INSERT INTO releases (service, environment, number, image_name, image_version, image_digest, config_digest, config, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO releases (service, environment, number, image_name, image_version, image_digest, config_digest, config, created_at, promoted_from)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
       rec.service,
       rec.environment,
@@ -71,8 +77,16 @@ export function insertRelease(
       rec.configDigest,
       JSON.stringify(rec.config),
       createdAt,
+      rec.promotedFrom ?? null,
     )
-    return { ...rec, number, status: 'pending' as const, reason: null, createdAt }
+    return {
+      ...rec,
+      number,
+      status: 'pending' as const,
+      reason: null,
+      createdAt,
+      promotedFrom: rec.promotedFrom ?? null,
+    }
   })
   return insert.immediate()
 }

@@ -1,0 +1,77 @@
+import { GrailError } from '../errors.js'
+import type { ApplyEnv } from '../rollout/apply.js'
+import { deploy } from '../rollout/apply.js'
+import type { RolloutResult } from '../rollout/types.js'
+import { appendEvent, insertRelease, listReleases } from '../state/index.js'
+
+export interface PromoteResult {
+  service: string
+  from: { environment: string; release: number }
+  to: { environment: string; release: number | null }
+  imageDigest: string
+  configDigest: string
+  /** false when the target already ran exactly this image and config */
+  deployed: boolean
+  rollout: RolloutResult | null
+}
+
+/**
+ * `grail promote SERVICE --from A --to B`: deploys in B the exact release active in A (same image digest,
+ * same config bundle and digest) through B's normal rollout. Nothing is built. From then on B runs what
+ * is promoted to it rather than the newest build of the image.
+ */
+export async function promote(target: ApplyEnv, service: string, fromEnv: string): Promise<PromoteResult> {
+  const toEnv = target.environment
+  if (fromEnv === toEnv) {
+    throw new GrailError('PROMOTE_SAME_ENV', `cannot promote ${service} from ${fromEnv} to itself`, {
+      hint: 'name two environments: grail promote SERVICE --from staging --to prod',
+    })
+  }
+  for (const env of [fromEnv, toEnv]) {
+    if (!target.project.environments[env]) {
+      throw new GrailError('UNKNOWN_ENVIRONMENT', `${target.project.file}: no environment named "${env}"`, {
+        hint: `environments in this project: ${Object.keys(target.project.environments).join(', ')}`,
+      })
+    }
+  }
+  const svc = target.project.environments[toEnv]?.services[service]
+  if (!svc || !target.project.environments[fromEnv]?.services[service]) {
+    throw new GrailError('UNKNOWN_SERVICE', `service ${service} is not in both ${fromEnv} and ${toEnv}`, {
+      hint: `services: ${Object.keys(target.project.services).join(', ')}`,
+    })
+  }
+  const source = listReleases(target.db, fromEnv, service).find((r) => r.status === 'active')
+  if (!source) {
+    throw new GrailError('NOTHING_TO_PROMOTE', `${service} has no active release in ${fromEnv}`, {
+      hint: `deploy it there first: grail apply ${fromEnv}`,
+    })
+  }
+  const base = {
+    service,
+    from: { environment: fromEnv, release: source.number },
+    imageDigest: source.imageDigest,
+    configDigest: source.configDigest,
+  }
+  const active = listReleases(target.db, toEnv, service).find((r) => r.status === 'active')
+  if (active && active.imageDigest === source.imageDigest && active.configDigest === source.configDigest) {
+    return { ...base, to: { environment: toEnv, release: active.number }, deployed: false, rollout: null }
+  }
+  const release = insertRelease(target.db, {
+    service,
+    environment: toEnv,
+    imageName: source.imageName,
+    imageVersion: source.imageVersion,
+    imageDigest: source.imageDigest,
+    configDigest: source.configDigest,
+    config: source.config,
+    promotedFrom: `${fromEnv}#${source.number}`,
+  })
+  appendEvent(target.db, 'release.promoted', `${service}#${release.number}`, {
+    from: `${fromEnv}#${source.number}`,
+    to: toEnv,
+    imageDigest: source.imageDigest,
+    configDigest: source.configDigest,
+  })
+  const rollout = await deploy(target, svc, release)
+  return { ...base, to: { environment: toEnv, release: release.number }, deployed: true, rollout }
+}
