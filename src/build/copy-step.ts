@@ -14,8 +14,8 @@ export interface CopyEntry extends PackEntry {
   sha256?: string
 }
 
-/** Names never copied from a context root: Grail's own state and the repository's. */
-const ALWAYS_EXCLUDED = ['.grail', '.git']
+/** Names never copied from a context root: Grail's own state and lock, and the repository's. */
+const ALWAYS_EXCLUDED = ['.grail', '.git', 'grail.lock']
 
 async function hashFile(path: string): Promise<string> {
   const h = createHash('sha256')

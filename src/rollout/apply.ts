@@ -1,3 +1,4 @@
+import type { Digest } from '../oci/digest.js'
 import { join } from 'node:path'
 import { driftSummary, scanDrift } from '../drift/scan.js'
 import { dueForRecycle } from '../lifecycle/recycle.js'
@@ -32,6 +33,8 @@ export interface ApplyEnv {
   db: Db
   store: OciStore
   provider: RuntimeProvider
+  /** `apply --locked`: the image digests of grail.lock, by image name, instead of the newest builds */
+  locked?: Record<string, { name: string; version: number; digest: string }>
   /** the router of a published service (the supervised proxy); null when it is not published */
   routerFor: (service: ServiceSpec) => Promise<Router | null>
   /** the image's own health check (from its label), when the service declares none */
@@ -42,7 +45,12 @@ export interface ApplyEnv {
 }
 
 /** What the spec and the catalog want for every service of the environment. */
-export function desiredServices(project: Project, environment: string, db: Db): DesiredService[] {
+export function desiredServices(
+  project: Project,
+  environment: string,
+  db: Db,
+  locked?: Record<string, { name: string; version: number; digest: string }>,
+): DesiredService[] {
   const env = project.environments[environment]
   if (!env) {
     throw new GrailError('UNKNOWN_ENVIRONMENT', `${project.file}: no environment named "${environment}"`, {
@@ -51,6 +59,15 @@ export function desiredServices(project: Project, environment: string, db: Db): 
   }
   const releases = listReleases(db, environment)
   return Object.values(env.services).map((svc) => {
+    const pinned = locked?.[svc.image]
+    if (pinned) {
+      return {
+        service: svc.name,
+        replicas: svc.replicas,
+        image: { name: pinned.name, version: pinned.version, digest: pinned.digest as Digest },
+        configDigest: configDigest(configBundleOf(svc)),
+      }
+    }
     // an environment that receives promotions runs what was promoted to it, not the newest build
     const promoted = releases
       .filter((r) => r.service === svc.name && r.promotedFrom !== null)
@@ -141,7 +158,7 @@ export async function planWithDrift(
   a: ApplyEnv,
   opts: { withDiffs?: boolean } = {},
 ): Promise<{ plan: Plan; drift: InstanceDrift[] }> {
-  const desired = desiredServices(a.project, a.environment, a.db)
+  const desired = desiredServices(a.project, a.environment, a.db, a.locked)
   const releases: Record<string, ReleaseView[]> = {}
   for (const r of listReleases(a.db, a.environment)) {
     releases[r.service] = [...(releases[r.service] ?? []), r]

@@ -1,3 +1,4 @@
+import type { Project } from '../../spec/types.js'
 import type { Command } from 'commander'
 import type { BuildOutcome } from '../../build/index.js'
 import { GrailError } from '../../errors.js'
@@ -34,8 +35,12 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
         verify: flags.verify === true,
         onEvent: buildProgress({ verbose: flags.verbose === true, enabled: !g.json }),
       })
-      if (g.json) printJson(outcome)
-      else renderOutcome(outcome)
+      const lock = await writeLockAfter(project, outcome)
+      if (g.json) printJson({ ...outcome, lock })
+      else {
+        renderOutcome(outcome)
+        if (lock.changed.length > 0) out(style.dim(`grail.lock: ${lock.changed.join(', ')} updated`))
+      }
       const failed = outcome.verify.filter((v) => !v.reproducible)
       if (failed.length > 0) {
         throw new GrailError(
@@ -73,4 +78,18 @@ export function renderOutcome(outcome: BuildOutcome): void {
       out(`  ${f.path}  ${style.yellow(f.what.join(', '))}  ${style.dim(`(layer ${f.layer}: ${f.step})`)}`)
     if (v.config.length) out(`  image config differs in: ${v.config.join(', ')}`)
   }
+}
+
+/** Records what was built in grail.lock (meant for git; `apply --locked` deploys exactly it). */
+export async function writeLockAfter(
+  project: Project,
+  outcome: BuildOutcome,
+): Promise<{ changed: string[] }> {
+  const [{ writeLock }, { openStore }, { resolveHome }] = await Promise.all([
+    import('../../lifecycle/lock.js'),
+    import('../../oci/store.js'),
+    import('../../home.js'),
+  ])
+  const home = resolveHome(project.dir)
+  return writeLock(project, await openStore(home.oci, home.tmp), outcome.images)
 }

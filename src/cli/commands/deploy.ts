@@ -4,7 +4,7 @@ import type { Plan } from '../../plan/index.js'
 import type { RolloutEvent } from '../../rollout/types.js'
 import type { Project } from '../../spec/types.js'
 import { buildProgress } from '../progress.js'
-import { renderOutcome } from './build.js'
+import { renderOutcome, writeLockAfter } from './build.js'
 import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
 import { withEnvironment } from './with-environment.js'
@@ -62,10 +62,18 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       if (flags.detailedExitcode && p.actions.length > 0) process.exitCode = EXIT.pending
     })
 
-  const apply = async (g: GlobalOptions, env: string | undefined) => {
+  const apply = async (g: GlobalOptions, env: string | undefined, opts: { locked?: boolean } = {}) => {
     const { applyEnvironment } = await import('../../rollout/apply.js')
     const res = await withEnvironment(g, env, { lock: true }, async (a, project) => {
-      const r = await applyEnvironment({ ...a, onEvent: rolloutPrinter(g.json === true) })
+      let locked: Record<string, { name: string; version: number; digest: string }> | undefined
+      if (opts.locked) {
+        const { readLock, lockedImages } = await import('../../lifecycle/lock.js')
+        const names = [
+          ...new Set(Object.values(project.environments[a.environment]?.services ?? {}).map((s) => s.image)),
+        ]
+        locked = lockedImages(project, await readLock(project), a.db, names)
+      }
+      const r = await applyEnvironment({ ...a, locked, onEvent: rolloutPrinter(g.json === true) })
       return { ...r, urls: urlsOf(project, a.environment) }
     })
     if (g.json) printJson(res)
@@ -92,7 +100,13 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       'converge an environment: deploy new releases by replacement, replace missing or unhealthy instances',
     )
     .argument('[env]', 'environment')
-    .action(async (env: string | undefined) => apply(globals(), env))
+    .option(
+      '--locked',
+      'deploy exactly the image digests of grail.lock (fails when the lock does not match the spec)',
+    )
+    .action(async (env: string | undefined, flags: { locked?: boolean }) =>
+      apply(globals(), env, { locked: flags.locked === true }),
+    )
 
   program
     .command('up')
@@ -116,6 +130,7 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
         images,
         onEvent: buildProgress({ verbose: false, enabled: !g.json }),
       })
+      await writeLockAfter(project, built)
       if (!g.json) renderOutcome(built)
       await apply(g, environment)
     })

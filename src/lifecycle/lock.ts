@@ -1,0 +1,192 @@
+import { readFile, rename, writeFile } from 'node:fs/promises'
+import { dirname, join, relative } from 'node:path'
+import type { BuiltImage } from '../build/builder.js'
+import { GrailError, isErrno } from '../errors.js'
+import { canonicalJson } from '../oci/canonical-json.js'
+import { sha256 } from '../oci/digest.js'
+import type { OciStore } from '../oci/store.js'
+import type { Manifest } from '../oci/types.js'
+import type { ImageSpec, Project } from '../spec/types.js'
+import type { Db, ImageRecord } from '../state/index.js'
+import { listImages } from '../state/index.js'
+
+export const LOCK_FILE = 'grail.lock'
+const LOCK_VERSION = 1
+
+/** What one image of the spec resolved to when it was last built: meant for git, read by `apply --locked`. */
+export interface LockedImage {
+  version: number
+  digest: string
+  /** digest of the image's definition in the spec (base and steps, paths relative to the project) */
+  spec: string
+  /** the parent image of a `base: {image}` */
+  parent: string | null
+  /** layer digests, base layers first */
+  layers: string[]
+  /** Debian packages as resolved (name=version:architecture) */
+  packages: string[]
+}
+
+export interface Lock {
+  lockVersion: number
+  project: string
+  images: Record<string, LockedImage>
+}
+
+export const lockPath = (project: Project): string => join(project.dir, LOCK_FILE)
+
+/** The digest of an image's definition, independent of where the project is checked out. */
+export function imageSpecDigest(project: Project, image: ImageSpec): string {
+  const rel = (p: string): string => relative(project.dir, p) || '.'
+  const base =
+    image.base.kind === 'rootfs' || image.base.kind === 'oci'
+      ? { ...image.base, path: rel(image.base.path) }
+      : image.base
+  return sha256(canonicalJson({ ...image, context: rel(image.context), base }))
+}
+
+export async function readLock(project: Project): Promise<Lock | undefined> {
+  let text: string
+  try {
+    text = await readFile(lockPath(project), 'utf8')
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return undefined
+    throw err
+  }
+  let lock: Lock
+  try {
+    lock = JSON.parse(text) as Lock
+  } catch (err) {
+    throw new GrailError(
+      'LOCK_INVALID',
+      `${lockPath(project)} is not valid JSON: ${(err as Error).message}`,
+      {
+        hint: 'restore it from git, or delete it and run `grail build` to write a new one',
+      },
+    )
+  }
+  if (lock.lockVersion !== LOCK_VERSION || typeof lock.images !== 'object' || lock.images === null) {
+    throw new GrailError(
+      'LOCK_INVALID',
+      `${lockPath(project)}: unknown lock format (lockVersion ${lock.lockVersion})`,
+      {
+        hint: 'it was written by another Grail version; run `grail build` to write it again',
+      },
+    )
+  }
+  return lock
+}
+
+async function lockedEntry(project: Project, store: OciStore, rec: ImageRecord): Promise<LockedImage> {
+  const manifest = await store.readJson<Manifest>(rec.digest)
+  const spec = project.images[rec.name] as ImageSpec
+  return {
+    version: rec.version,
+    digest: rec.digest,
+    spec: imageSpecDigest(project, spec),
+    parent: rec.parentDigest,
+    layers: manifest.layers.map((l) => l.digest),
+    packages: rec.packages.map((p) => `${p.name}=${p.version}:${p.architecture}`).sort(),
+  }
+}
+
+/**
+ * Writes grail.lock after a build: the images just built replace their entries, entries of images the
+ * spec no longer has are dropped, the rest are kept. Written atomically, in a stable order (diffable).
+ */
+export async function writeLock(
+  project: Project,
+  store: OciStore,
+  built: BuiltImage[],
+): Promise<{ changed: string[] }> {
+  const previous = await readLock(project).catch(() => undefined)
+  const images: Record<string, LockedImage> = {}
+  for (const [name, entry] of Object.entries(previous?.images ?? {}))
+    if (project.images[name]) images[name] = entry
+  const changed: string[] = []
+  for (const b of built) {
+    const entry = await lockedEntry(project, store, b.record)
+    if (images[b.name]?.digest !== entry.digest) changed.push(b.name)
+    images[b.name] = entry
+  }
+  const lock: Lock = {
+    lockVersion: LOCK_VERSION,
+    project: project.name,
+    images: Object.fromEntries(
+      Object.keys(images)
+        .sort()
+        .map((k) => [k, images[k] as LockedImage]),
+    ),
+  }
+  const file = lockPath(project)
+  const tmp = join(dirname(file), `.${LOCK_FILE}.${process.pid}.tmp`)
+  await writeFile(tmp, `${JSON.stringify(lock, null, 2)}\n`)
+  await rename(tmp, file)
+  return { changed }
+}
+
+/**
+ * The images `apply --locked` deploys: for each image the environment's services use, the lock's digest,
+ * after checking that the lock was written for this spec and that the image is in the local catalog.
+ */
+export function lockedImages(
+  project: Project,
+  lock: Lock | undefined,
+  db: Db,
+  names: string[],
+): Record<string, { name: string; version: number; digest: string }> {
+  if (!lock) {
+    throw new GrailError(
+      'LOCK_MISSING',
+      `${lockPath(project)} does not exist; --locked deploys exactly the lock`,
+      {
+        hint: 'run `grail build` to write grail.lock, commit it, and deploy with `grail apply --locked`',
+      },
+    )
+  }
+  const out: Record<string, { name: string; version: number; digest: string }> = {}
+  const catalog = listImages(db)
+  for (const name of names) {
+    const entry = lock.images[name]
+    const spec = project.images[name]
+    if (!entry || !spec) {
+      throw new GrailError(
+        'LOCK_MISMATCH',
+        `${LOCK_FILE} has no entry for image ${name}, which the spec deploys`,
+        {
+          hint: 'the lock was written for another version of grail.yaml: run `grail build` and commit grail.lock',
+        },
+      )
+    }
+    if (entry.spec !== imageSpecDigest(project, spec)) {
+      throw new GrailError(
+        'LOCK_MISMATCH',
+        `${LOCK_FILE} does not match ${relative(project.dir, project.file)}: image ${name} is defined differently than when the lock was written`,
+        {
+          hint: 'run `grail build` to update grail.lock (and commit it), or check out the spec that goes with the lock',
+        },
+      )
+    }
+    const rec = catalog.find((i) => i.digest === entry.digest)
+    if (!rec) {
+      throw new GrailError(
+        'LOCK_IMAGE_MISSING',
+        `image ${name} ${entry.digest} of ${LOCK_FILE} is not in this machine's catalog`,
+        {
+          hint: 'run `grail build`: builds are reproducible, so the same spec and context give this digest again',
+        },
+      )
+    }
+    if (rec.status === 'revoked') {
+      throw new GrailError(
+        'LOCK_IMAGE_REVOKED',
+        `image ${name} v${rec.version} of ${LOCK_FILE} is revoked: ${rec.statusReason}`,
+        {
+          hint: 'build a new version, commit the new grail.lock and deploy that',
+        },
+      )
+    }
+    out[name] = { name, version: rec.version, digest: entry.digest }
+  }
+  return out
+}
