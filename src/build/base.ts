@@ -9,6 +9,7 @@ import {
   resolveGrailBase,
   rootfsKeyPart,
 } from './base-local.js'
+import { touchBlob } from '../oci/store.js'
 import type { BuildEnv, ImageState } from './env.js'
 import { emptyConfig } from './env.js'
 import { deriveKey } from './keys.js'
@@ -67,6 +68,7 @@ export async function resolveBase(
   if (!env.noCache) {
     const hit = getCachedBase(env.db, planned.key)
     if (hit?.layers.every((l) => env.store.hasBlob(l.digest))) {
+      for (const l of hit.layers) await touchBlob(env.store, l.digest)
       return {
         state: {
           key: planned.key,

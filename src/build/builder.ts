@@ -1,6 +1,7 @@
 import { GrailError } from '../errors.js'
 import type { Digest } from '../oci/digest.js'
 import { imageFileManifest } from '../oci/file-manifest.js'
+import { touchBlob } from '../oci/store.js'
 import { MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { ImageSpec, Project } from '../spec/types.js'
 import type { ImageRecord } from '../state/index.js'
@@ -157,6 +158,7 @@ export async function buildImage(
     const res = await timed(i + 1, ks.label, async () => {
       const hit = env.noCache ? undefined : getCachedLayer(env.db, ks.key)
       if (hit && env.store.hasBlob(hit.digest)) {
+        await touchBlob(env.store, hit.digest)
         return { value: { mediaType: MEDIA_LAYER_GZIP, ...hit } as LayerDesc, cached: true }
       }
       const layer =

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
 import type { Stats } from 'node:fs'
-import { lstat, mkdir, rename, rm } from 'node:fs/promises'
+import { lstat, mkdir, rename, rm, utimes } from 'node:fs/promises'
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { GrailError, isErrno } from '../errors.js'
@@ -28,7 +28,14 @@ export function snapshotPath(home: GrailHome, layer: LayerRef): string {
  */
 export function ensureSnapshot(home: GrailHome, store: OciStore, layer: LayerRef): Promise<string> {
   const dest = snapshotPath(home, layer)
-  if (existsSync(dest)) return Promise.resolve(dest)
+  if (existsSync(dest)) {
+    // marks it in use: gc leaves snapshots touched within its grace period alone
+    const now = new Date()
+    return utimes(dest, now, now).then(
+      () => dest,
+      () => dest,
+    )
+  }
   // instances started side by side share one unpack of each layer
   let pending = unpacking.get(dest)
   if (!pending) {

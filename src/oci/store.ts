@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
-import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import { canonicalJson } from './canonical-json.js'
@@ -153,4 +153,10 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
 /** Size in bytes of a stored blob. */
 export async function blobSize(store: OciStore, digest: Digest): Promise<number> {
   return (await stat(store.blobPath(digest))).size
+}
+
+/** Marks a reused blob as in use: gc leaves blobs touched within its grace period alone. */
+export async function touchBlob(store: OciStore, digest: Digest): Promise<void> {
+  const now = new Date()
+  await utimes(store.blobPath(digest), now, now).catch(() => undefined)
 }

@@ -64,8 +64,10 @@ function fromRow(r: Row): ImageRecord {
 export function listImages(db: Db, name?: string): ImageRecord[] {
   const rows = (
     name === undefined
-      ? db.prepare('SELECT * FROM images ORDER BY name, version DESC').all()
-      : db.prepare('SELECT * FROM images WHERE name = ? ORDER BY version DESC').all(name)
+      ? db.prepare('SELECT * FROM images WHERE collected_at IS NULL ORDER BY name, version DESC').all()
+      : db
+          .prepare('SELECT * FROM images WHERE name = ? AND collected_at IS NULL ORDER BY version DESC')
+          .all(name)
   ) as Row[]
   return rows.map(fromRow)
 }
@@ -73,22 +75,26 @@ export function listImages(db: Db, name?: string): ImageRecord[] {
 /** The newest active version of an image, if any. */
 export function latestImage(db: Db, name: string): ImageRecord | undefined {
   const row = db
-    .prepare("SELECT * FROM images WHERE name = ? AND status = 'active' ORDER BY version DESC LIMIT 1")
+    .prepare(
+      "SELECT * FROM images WHERE name = ? AND status = 'active' AND collected_at IS NULL ORDER BY version DESC LIMIT 1",
+    )
     .get(name) as Row | undefined
   return row && fromRow(row)
 }
 
 export function getImage(db: Db, name: string, version: number): ImageRecord | undefined {
-  const row = db.prepare('SELECT * FROM images WHERE name = ? AND version = ?').get(name, version) as
-    | Row
-    | undefined
+  const row = db
+    .prepare('SELECT * FROM images WHERE name = ? AND version = ? AND collected_at IS NULL')
+    .get(name, version) as Row | undefined
   return row && fromRow(row)
 }
 
 /** The newest version of `name` that was built from exactly this build key. */
 export function findImageByKey(db: Db, name: string, buildKey: string): ImageRecord | undefined {
   const row = db
-    .prepare('SELECT * FROM images WHERE name = ? AND build_key = ? ORDER BY version DESC LIMIT 1')
+    .prepare(
+      'SELECT * FROM images WHERE name = ? AND build_key = ? AND collected_at IS NULL ORDER BY version DESC LIMIT 1',
+    )
     .get(name, buildKey) as Row | undefined
   return row && fromRow(row)
 }
@@ -147,6 +153,34 @@ export function setImageStatus(
 /** Image versions built directly on the image with this manifest digest (any name). */
 export function childrenOf(db: Db, digest: string): ImageRecord[] {
   return (
-    db.prepare('SELECT * FROM images WHERE parent_digest = ? ORDER BY name, version').all(digest) as Row[]
+    db
+      .prepare('SELECT * FROM images WHERE parent_digest = ? AND collected_at IS NULL ORDER BY name, version')
+      .all(digest) as Row[]
   ).map(fromRow)
+}
+
+/** Marks image versions as garbage collected: their blobs are gone; the row stays so versions are never reused. */
+export function markCollected(db: Db, refs: ReadonlyArray<{ name: string; version: number }>): void {
+  const at = new Date().toISOString()
+  const mark = db.prepare('UPDATE images SET collected_at = ? WHERE name = ? AND version = ?')
+  db.transaction(() => {
+    for (const r of refs) mark.run(at, r.name, r.version)
+  }).immediate()
+}
+
+/** Pinned image digests (never collected). */
+export function pinnedDigests(db: Db): Set<string> {
+  return new Set(
+    (db.prepare('SELECT digest FROM pins').all() as Array<{ digest: string }>).map((r) => r.digest),
+  )
+}
+
+export function pinImage(db: Db, rec: ImageRecord, reason: string): void {
+  db.prepare(
+    'INSERT INTO pins (digest, name, version, reason, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (digest) DO UPDATE SET reason = excluded.reason',
+  ).run(rec.digest, rec.name, rec.version, reason, new Date().toISOString())
+}
+
+export function unpinImage(db: Db, digest: string): boolean {
+  return db.prepare('DELETE FROM pins WHERE digest = ?').run(digest).changes > 0
 }

@@ -25,6 +25,10 @@ export {
   insertImage,
   setImageStatus,
   childrenOf,
+  markCollected,
+  pinnedDigests,
+  pinImage,
+  unpinImage,
   latestImage,
   listImages,
   type PackageInfo,
@@ -40,6 +44,7 @@ export { acquireLock, type LockHolder, releaseLock } from './locks.js'
 export {
   insertRelease,
   listReleases,
+  allReleases,
   type ReleaseRecord,
   type ReleaseStatus,
   setReleaseStatus,

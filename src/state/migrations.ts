@@ -123,4 +123,7 @@ export const MIGRATIONS: readonly string[] = [
     created_at TEXT NOT NULL
   );
   `,
+  `
+  ALTER TABLE images ADD COLUMN collected_at TEXT;
+  `,
 ]

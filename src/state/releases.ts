@@ -119,3 +119,10 @@ export function listReleases(db: Db, environment: string, service?: string): Rel
   ) as Row[]
   return rows.map(fromRow)
 }
+
+/** Every release of every environment (for garbage collection). */
+export function allReleases(db: Db): ReleaseRecord[] {
+  return (db.prepare('SELECT * FROM releases ORDER BY environment, service, number DESC').all() as Row[]).map(
+    fromRow,
+  )
+}
