@@ -45,6 +45,24 @@ export function registerImages(program: Command, globals: () => GlobalOptions): 
           ])
         }
         for (const line of table(rows)) out(line)
+        // sprawl at a glance: versions and bytes by status, and how many are in use
+        const { allReleases } = await import('../../state/index.js')
+        const inUse = new Set(
+          allReleases(db)
+            .filter((r) => r.status === 'active')
+            .map((r) => r.imageDigest),
+        )
+        const byStatus = new Map<string, { n: number; bytes: number }>()
+        for (const i of images) {
+          const k = inUse.has(i.digest) ? 'in use' : i.status
+          const acc = byStatus.get(k) ?? { n: 0, bytes: 0 }
+          byStatus.set(k, { n: acc.n + 1, bytes: acc.bytes + i.size })
+        }
+        out(
+          style.dim(
+            `${images.length} version(s): ${[...byStatus].map(([k, v]) => `${v.n} ${k} (${formatBytes(v.bytes)})`).join(', ')}; \`grail gc --dry-run\` shows what gc would free`,
+          ),
+        )
       } finally {
         db.close()
       }

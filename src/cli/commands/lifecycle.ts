@@ -72,4 +72,66 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
         )
       }
     })
+
+  program
+    .command('gc')
+    .description('delete image versions, layers and snapshots that nothing needs (see policies.gc)')
+    .option('--dry-run', 'only list what would go and the bytes it would free')
+    .option('--grace <duration>', 'keep blobs and snapshots touched within this long (default 10m)')
+    .action(async (flags: { dryRun?: boolean; grace?: string }) => {
+      const g = globals()
+      const { parseDuration } = await import('../../spec/duration.js')
+      const graceMs = flags.grace === undefined ? undefined : parseDuration(flags.grace)
+      if (flags.grace !== undefined && graceMs === undefined) {
+        throw new GrailError('BAD_DURATION', `--grace ${flags.grace} is not a duration`, {
+          hint: 'for example 10m or 0s',
+        })
+      }
+      const res = await withEnvironment(g, undefined, { lock: flags.dryRun !== true }, async (a) => {
+        const { collectGarbage } = await import('../../lifecycle/gc.js')
+        return collectGarbage(a, {
+          dryRun: flags.dryRun === true,
+          ...(graceMs !== undefined ? { graceMs } : {}),
+        })
+      })
+      if (g.json) {
+        printJson(res)
+        return
+      }
+      const { formatBytes } = await import('../render.js')
+      const verb = res.dryRun ? 'would delete' : 'deleted'
+      for (const i of res.images.collected)
+        out(`${style.yellow(verb)} ${i.name}@${i.version} ${style.dim(i.digest)}`)
+      out(
+        `${res.dryRun ? 'dry run: ' : ''}${res.images.collected.length} image version(s) ${verb}, ${res.images.kept} kept; ${res.blobs.deleted} blob(s) (${formatBytes(res.blobs.bytes)}) and ${res.snapshots.deleted} snapshot(s) (${formatBytes(res.snapshots.bytes)}) ${res.dryRun ? 'would be freed' : 'freed'}${res.blobs.young ? `; ${res.blobs.young} recent blob(s) kept for the grace period` : ''}`,
+      )
+    })
+
+  for (const [name, pin] of [
+    ['pin', true],
+    ['unpin', false],
+  ] as const) {
+    program
+      .command(name)
+      .description(
+        pin ? 'keep an image version through every gc' : 'let gc collect a pinned image version again',
+      )
+      .argument('<image>', 'IMAGE@VERSION')
+      .option('--reason <text>', 'why it is kept', 'pinned by hand')
+      .action(async (ref: string, flags: { reason: string }) => {
+        const g = globals()
+        const { openDb, pinImage, unpinImage } = await import('../../state/index.js')
+        const { findImage, parseImageRef } = await import('../../lifecycle/revoke.js')
+        const { projectHome } = await import('../project.js')
+        const db = openDb(projectHome(g).db)
+        try {
+          const rec = findImage(db, parseImageRef(ref))
+          if (pin) pinImage(db, rec, flags.reason)
+          else unpinImage(db, rec.digest)
+          out(`${rec.name}@${rec.version} ${pin ? 'pinned' : 'unpinned'}`)
+        } finally {
+          db.close()
+        }
+      })
+  }
 }
