@@ -65,7 +65,7 @@ export async function resolveBase(
   planned: PlannedBase,
   env: BuildEnv,
 ): Promise<{ state: ImageState; cached: boolean }> {
-  if (!env.noCache) {
+  if (!env.noCache && !env.refresh) {
     const hit = getCachedBase(env.db, planned.key)
     if (hit?.layers.every((l) => env.store.hasBlob(l.digest))) {
       for (const l of hit.layers) await touchBlob(env.store, l.digest)

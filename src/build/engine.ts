@@ -19,6 +19,8 @@ export interface BuildRequest {
   images?: string[]
   /** build each image a second time from nothing and compare file by file */
   verify?: boolean
+  /** run every step again (re-resolve Debian packages) and record what changed */
+  refresh?: boolean
   onEvent?: (e: BuildEvent) => void
 }
 
@@ -65,6 +67,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
         db,
         epoch: image.sourceDateEpoch ?? DEFAULT_EPOCH,
         noCache: false,
+        refresh: req.refresh === true,
         log: () => {},
       }
       const built = await buildImage(env, image, {

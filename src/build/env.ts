@@ -13,6 +13,8 @@ export interface BuildEnv {
   epoch: number
   /** reuse nothing: every step runs (used by `--verify`) */
   noCache: boolean
+  /** `build --refresh`: every step runs again (Debian packages re-resolved), and the caches take the result */
+  refresh?: boolean
   log: (line: string) => void
 }
 

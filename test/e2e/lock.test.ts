@@ -91,3 +91,41 @@ describe('grail.lock and apply --locked (local provider)', () => {
     )
   })
 })
+
+describe('grail build --refresh', () => {
+  let dir: string
+  before(async () => {
+    dir = await tempProject({
+      // the run step stands for what a refresh re-resolves (apt against a moving mirror): its result changes
+      'grail.yaml': `project: refreshing
+images:
+  stamped:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      - run: cat /proc/sys/kernel/random/uuid > /etc/stamp
+  fixed:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      - copy: site/ /srv/www
+`,
+      'site/index.html': 'same\n',
+    })
+    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+  })
+  after(() => removeDir(dir))
+
+  test('runs every step again, reports which images changed, and the next plain build reuses the result', async () => {
+    assert.equal((await grail(['build'], { cwd: dir })).code, 0)
+    const before = await readFile(join(dir, 'grail.lock'), 'utf8')
+    const plain = await grail(['build'], { cwd: dir })
+    assert.match(plain.stdout, /stamped v1 unchanged/, 'a plain build reuses the cached step')
+    const res = await grail(['build', '--refresh'], { cwd: dir })
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    assert.match(res.stdout, /refreshed: 1 image\(s\) changed: stamped v2/)
+    assert.match(res.stdout, /fixed v1 unchanged/)
+    assert.match(res.stdout, /grail\.lock: stamped updated/)
+    assert.notEqual(await readFile(join(dir, 'grail.lock'), 'utf8'), before)
+    const after = await grail(['build'], { cwd: dir })
+    assert.match(after.stdout, /stamped v2 unchanged/, 'the refreshed layers are what the cache holds now')
+  })
+})

@@ -10,6 +10,7 @@ import { formatBytes, out, printJson, shortDigest, style } from '../render.js'
 interface BuildFlags {
   verify?: boolean
   verbose?: boolean
+  refresh?: boolean
 }
 
 /** `grail build [IMAGE...]`: build images; `--verify` rebuilds from nothing and names differing files. */
@@ -19,6 +20,7 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
     .description('build images from grail.yaml (all, or the ones named)')
     .argument('[images...]', 'image names')
     .option('--verify', 'build a second time without any cache and name every file that differs')
+    .option('--refresh', 'run every step again (re-resolve Debian packages) and report which images changed')
     .option('-v, --verbose', 'show the output of run steps')
     .action(async (images: string[], flags: BuildFlags) => {
       const g = globals()
@@ -33,6 +35,7 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
         home: resolveHome(project.dir),
         images,
         verify: flags.verify === true,
+        refresh: flags.refresh === true,
         onEvent: buildProgress({ verbose: flags.verbose === true, enabled: !g.json }),
       })
       const lock = await writeLockAfter(project, outcome)
@@ -40,6 +43,14 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
       else {
         renderOutcome(outcome)
         if (lock.changed.length > 0) out(style.dim(`grail.lock: ${lock.changed.join(', ')} updated`))
+        if (flags.refresh) {
+          const changed = outcome.images.filter((i) => !i.unchanged).map((i) => `${i.name} v${i.version}`)
+          out(
+            changed.length > 0
+              ? `refreshed: ${changed.length} image(s) changed: ${changed.join(', ')}`
+              : 'refreshed: no image changed',
+          )
+        }
       }
       const failed = outcome.verify.filter((v) => !v.reproducible)
       if (failed.length > 0) {
