@@ -1,5 +1,5 @@
-import { chmod, copyFile, mkdir, rm, symlink } from 'node:fs/promises'
-import { dirname, join, posix, relative } from 'node:path'
+import { chmod, copyFile, lstat, mkdir, rm, symlink } from 'node:fs/promises'
+import { join, posix, relative } from 'node:path'
 import { produceGrailBase } from '../build/base-local.js'
 import type { BuildEnv } from '../build/env.js'
 import { syncIndex, writeImage } from '../build/image-writer.js'
@@ -169,6 +169,12 @@ export async function captureInstance(
     packages: parent.packages,
   })
   await syncIndex(a.db, a.store)
+  // recorded before anything is written into the project: the image exists whatever happens next
+  appendEvent(a.db, 'image.captured', `${image.name}@${image.version}`, {
+    digest: image.digest,
+    ...provenance,
+    changes: changes.map((c) => ({ kind: c.kind, path: c.path })),
+  })
 
   let dir: string | null = null
   let steps: Array<Record<string, unknown>> = []
@@ -201,7 +207,8 @@ export async function captureInstance(
     steps,
     warnings,
   }
-  appendEvent(a.db, 'image.captured', `${image.name}@${image.version}`, { ...result })
+  if (steps.length > 0)
+    appendEvent(a.db, 'capture.spec', `${image.name}@${image.version}`, { dir, steps, warnings })
   return result
 }
 
@@ -238,8 +245,7 @@ async function writeCapturedFiles(
       )
       continue
     }
-    const target = join(root, c.path)
-    await mkdir(dirname(target), { recursive: true })
+    const target = await safeTarget(context, root, c.path)
     await rm(target, { force: true })
     if (cur.type === 'symlink') await symlink(cur.linkname ?? '', target)
     else {
@@ -268,4 +274,37 @@ async function writeCapturedFiles(
   }
   if (deletions.length > 0) steps.push({ run: `rm -rf -- ${deletions.map(shellQuote).join(' ')}` })
   return { dir: relative(a.project.dir, root), steps }
+}
+
+/**
+ * The host path for a captured file under `root`, with its directories created. Instance content decides
+ * the names and symlink targets written here, so no directory on the way may be a symlink (an earlier
+ * capture could have left one pointing out of the project): that is refused, never followed.
+ */
+async function safeTarget(context: string, root: string, path: string): Promise<string> {
+  const parts = path.split('/').filter((p) => p !== '')
+  let dir = context
+  for (const part of [...relative(context, root).split('/'), ...parts.slice(0, -1)]) {
+    if (part === '' || part === '.' || part === '..') throw unsafe(path)
+    dir = join(dir, part)
+    const st = await lstat(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined
+      throw err
+    })
+    if (st === undefined) await mkdir(dir)
+    else if (!st.isDirectory()) throw unsafe(path)
+  }
+  const name = parts.at(-1)
+  if (name === undefined || name === '..' || name === '.') throw unsafe(path)
+  return join(dir, name)
+}
+
+function unsafe(path: string): GrailError {
+  return new GrailError(
+    'CAPTURE_UNSAFE',
+    `cannot write captured file ${path}: a directory on its way is a symlink or not a directory`,
+    {
+      hint: 'remove the captured/ directory (or the file in the way) and capture again',
+    },
+  )
 }

@@ -94,13 +94,13 @@ export async function runHotfix(a: DriftEnv, req: HotfixRequest): Promise<Hotfix
   })
   const exec = await a.provider.exec(handle, req.command)
   const svc = a.project.environments[a.environment]?.services[rec.service]
-  const release = (await a.provider.inspect(handle)).imageDigest
+  const image = (await a.provider.inspect(handle)).imageDigest
   const after = await fileDrift({
     home: a.home,
     store: a.store,
     provider: a.provider,
     instance: rec.id,
-    image: release,
+    image,
     ignore: svc?.drift.ignore ?? [],
     hotfixes: [],
     now,

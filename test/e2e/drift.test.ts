@@ -5,7 +5,7 @@
 // instances.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, readdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -266,6 +266,19 @@ describe('grail drift / hotfix / capture (local provider)', () => {
         'rm /srv/www/old.html',
       ].join(' && '),
     )
+    // a symlink left in captured/ is never followed out of the project
+    const outside = await tempProject({})
+    await mkdir(join(dir, 'captured', 'web'), { recursive: true })
+    await symlink(outside, join(dir, 'captured', 'web', 'srv'))
+    const refused = await grail(['capture', target], { cwd: dir })
+    assert.equal(refused.code, 1)
+    assert.match(
+      refused.stderr,
+      /cannot write captured file \/srv\/www\/.* a directory on its way is a symlink/,
+    )
+    assert.deepEqual(await readdir(outside), [])
+    await rm(join(dir, 'captured'), { recursive: true })
+    await removeDir(outside)
     const res = await grail(['--json', 'capture', target], { cwd: dir })
     const cap = parseJson<{
       image: { name: string; version: number; digest: string }
