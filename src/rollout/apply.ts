@@ -17,6 +17,7 @@ import {
   latestImage,
   listImages,
   listReleases,
+  markInterruptedHotfixes,
   liveInstances,
   setReleaseStatus,
 } from '../state/index.js'
@@ -144,6 +145,9 @@ export async function recoverInterrupted(a: ApplyEnv): Promise<string[]> {
     })
     done.push(`instance ${rec.id} (${rec.phase})`)
   }
+  const hotfixes = markInterruptedHotfixes(a.db, a.environment)
+  if (hotfixes > 0)
+    done.push(`${hotfixes} hotfix(es) interrupted while running: their changes are not excused`)
   if (done.length) appendEvent(a.db, 'apply.recovered', a.environment, { done })
   return done
 }

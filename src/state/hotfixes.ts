@@ -96,11 +96,11 @@ export function finishHotfix(db: Db, id: number, exitCode: number, changes: Hotf
   )
 }
 
-/** Marks hotfixes a killed run left `running` as interrupted: what they changed is not excused. */
-export function markInterruptedHotfixes(db: Db, instance: string): void {
-  db.prepare("UPDATE hotfixes SET status = 'interrupted' WHERE instance = ? AND status = 'running'").run(
-    instance,
-  )
+/** Marks hotfixes a killed run left `running` as interrupted (called under the apply lock, so none is running). */
+export function markInterruptedHotfixes(db: Db, environment: string): number {
+  return db
+    .prepare("UPDATE hotfixes SET status = 'interrupted' WHERE environment = ? AND status = 'running'")
+    .run(environment).changes
 }
 
 /** Hotfixes of an environment (or of one instance), oldest first. */
