@@ -77,7 +77,7 @@ class World {
   /** an image can be deployed when it and all its blobs are still there */
   deployable(digest: string): boolean {
     const img = this.images.find((i) => i.digest === digest)
-    return img !== undefined && img.blobs.every((b) => this.store.has(b))
+    return img?.blobs.every((b) => this.store.has(b)) === true
   }
 
   private active(service: string, env: string): GcRelease | undefined {

@@ -10,6 +10,7 @@ import type { RuntimeProvider } from '../runtime/types.js'
 import type { PolicySpec } from '../spec/types.js'
 import type { Db } from '../state/index.js'
 import { allReleases, appendEvent, listImages, markCollected, pinnedDigests } from '../state/index.js'
+import { mapLimit } from '../util/pool.js'
 import { type GcImage, type GcPlan, planGc } from './gc-plan.js'
 
 /** Blobs and snapshots younger than this are never deleted: a build running now may be writing or using them. */
@@ -45,16 +46,21 @@ async function catalog(env: GcEnv): Promise<{ images: GcImage[]; diffIds: Map<st
   const pins = pinnedDigests(env.db)
   const images: GcImage[] = []
   const diffIds = new Map<string, string[]>()
-  for (const rec of listImages(env.db)) {
+  const records = listImages(env.db)
+  const described = await mapLimit(records, 16, async (rec) => {
     const blobs: string[] = [rec.digest]
+    let layerDiffIds: string[] | undefined
     if (env.store.hasBlob(rec.digest)) {
       const manifest = await env.store.readJson<Manifest>(rec.digest)
       blobs.push(manifest.config.digest, ...manifest.layers.map((l) => l.digest))
       if (env.store.hasBlob(manifest.config.digest)) {
-        const config = await env.store.readJson<ImageConfig>(manifest.config.digest)
-        diffIds.set(rec.digest, config.rootfs.diff_ids)
+        layerDiffIds = (await env.store.readJson<ImageConfig>(manifest.config.digest)).rootfs.diff_ids
       }
     }
+    return { rec, blobs, layerDiffIds }
+  })
+  for (const { rec, blobs, layerDiffIds } of described) {
+    if (layerDiffIds) diffIds.set(rec.digest, layerDiffIds)
     images.push({
       name: rec.name,
       version: rec.version,
@@ -115,27 +121,31 @@ export async function collectGarbage(
   if (!opts.dryRun && plan.collected.length > 0) markCollected(env.db, plan.collected)
 
   const blobDir = join(env.store.root, 'blobs', 'sha256')
-  for (const hex of await readdir(blobDir)) {
-    const digest = `sha256:${hex}`
-    if (plan.liveBlobs.has(digest)) continue
-    const path = join(blobDir, hex)
-    let st: Awaited<ReturnType<typeof stat>>
-    try {
-      st = await stat(path)
-    } catch (err) {
-      if (isErrno(err, 'ENOENT')) continue
+  const candidates = (await readdir(blobDir)).filter((hex) => !plan.liveBlobs.has(`sha256:${hex}`))
+  const stats = await mapLimit(candidates, 64, (hex) =>
+    stat(join(blobDir, hex)).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return undefined
       throw err
-    }
+    }),
+  )
+  const doomed: string[] = []
+  for (const [i, hex] of candidates.entries()) {
+    const st = stats[i]
+    if (st === undefined) continue
     if (now - st.mtimeMs < grace) {
       report.blobs.young++
       continue
     }
     report.blobs.deleted++
     report.blobs.bytes += st.size
-    if (opts.dryRun) continue
-    // checked again right before it goes: a build that just reused it has touched it
-    const again = await stat(path).catch(() => undefined)
-    if (again && Date.now() - again.mtimeMs >= grace) await unlink(path).catch(() => undefined)
+    doomed.push(join(blobDir, hex))
+  }
+  if (!opts.dryRun) {
+    await mapLimit(doomed, 64, async (path) => {
+      // checked again right before it goes: a build that just reused it has touched it
+      const again = await stat(path).catch(() => undefined)
+      if (again && Date.now() - again.mtimeMs >= grace) await unlink(path).catch(() => undefined)
+    })
   }
 
   let snapshots: string[] = []

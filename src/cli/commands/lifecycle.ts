@@ -67,7 +67,7 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
           'ROLLED_BACK',
           `${service} in ${flags.to}: the promoted release was rolled back: ${res.rollout.reason}`,
           {
-            hint: 'the previous release is still serving; see `grail status ' + flags.to + '`',
+            hint: `the previous release is still serving; see \`grail status ${flags.to}\``,
           },
         )
       }
