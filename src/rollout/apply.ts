@@ -270,7 +270,13 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
   if (!active) return null
   const ctx = await contextFor(a, svc, active.imageDigest)
   let serving = await servingOf(a, svc, active.number)
-  if (action.kind === 'scale-up' || action.kind === 'replace') {
+  if (action.kind === 'replace' && svc.rollout.order === 'stop-first') {
+    // an exclusive volume (or the service's own choice): the old instance is gone before the new one starts
+    serving = serving.filter((s) => s.id !== action.instance)
+    await route(ctx, serving)
+    await destroyInstance(ctx, action.instance, action.reason)
+    await route(ctx, [...serving, await launch(ctx, active)])
+  } else if (action.kind === 'scale-up' || action.kind === 'replace') {
     const fresh = await launch(ctx, active)
     serving = [...serving.filter((s) => s.id !== ('instance' in action ? action.instance : '')), fresh]
     await route(ctx, serving)
@@ -287,6 +293,10 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
     for (const id of action.instances) await destroyInstance(ctx, id, action.reason)
   }
   return null
+}
+
+function startFirst(a: ApplyEnv, service: string): boolean {
+  return a.project.environments[a.environment]?.services[service]?.rollout.order !== 'stop-first'
 }
 
 /** Replacements of instances that still serve: they count against the disruption budget. */
@@ -342,7 +352,12 @@ export async function applyEnvironment(
   for (let i = 0; i < actions.length; i++) {
     const action = actions[i] as Action
     // replacements of healthy instances (recycle, drift, an expired hotfix) go a disruption budget at a time
-    if (action.kind === 'replace' && isVoluntary(action.reason) && budget > 1) {
+    if (
+      action.kind === 'replace' &&
+      isVoluntary(action.reason) &&
+      budget > 1 &&
+      startFirst(a, action.service)
+    ) {
       const batch = [action]
       while (batch.length < budget) {
         const next = actions[i + 1]

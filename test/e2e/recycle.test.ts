@@ -2,6 +2,7 @@
 // first, one disruption budget at a time, through the normal health-gated rollout, with no failed request
 // under load and never fewer healthy instances than the service's replicas.
 import assert from 'node:assert/strict'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -122,5 +123,68 @@ describe('grail recycle (local provider)', () => {
     const after = await status()
     assert.equal(after.instances.length, 3)
     assert.ok(after.instances.every((i) => i.health === 'healthy' && !oldest.includes(i.id)))
+  })
+})
+
+describe('grail recycle with an exclusive volume', () => {
+  let dir: string
+  before(async () => {
+    dir = await tempProject({
+      'grail.yaml': `project: exclusive
+images:
+  db:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      - copy: site/ /srv/www
+      - cmd: [/bin/sh, -c, "echo boot >> /data/boots; exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+services:
+  db:
+    image: db
+    port: 8080
+    volumes: [{ name: data, path: /data, exclusive: true }]
+    healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
+    recycle: { maxAge: 2s }
+`,
+      'site/index.html': 'db\n',
+    })
+    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    const res = await grail(['up'], { cwd: dir })
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+  })
+  after(async () => {
+    await grail(['down'], { cwd: dir })
+    assert.deepEqual(await mountsUnder(dir), [])
+    await removeDir(dir)
+  })
+
+  test('the old instance is gone before the new one starts, and the data stays', async () => {
+    await sleep(2500)
+    let watching = true
+    let most = 0
+    const watcher = (async () => {
+      const db = openDb(join(dir, '.grail', 'state.db'))
+      try {
+        while (watching) {
+          const row = db
+            .prepare("SELECT COUNT(*) AS n FROM instances WHERE phase IN ('creating', 'starting', 'healthy')")
+            .get() as { n: number }
+          most = Math.max(most, row.n)
+          await sleep(5)
+        }
+      } finally {
+        db.close()
+      }
+    })()
+    const res = await grail(['recycle'], { cwd: dir })
+    watching = false
+    await watcher
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    assert.match(res.stdout, /recycled db /)
+    assert.equal(most, 1, 'never two instances on the exclusive volume')
+    const boots = await readFile(
+      join(dir, '.grail', 'volumes', 'exclusive', 'local', 'data', 'boots'),
+      'utf8',
+    )
+    assert.equal(boots, 'boot\nboot\n')
   })
 })
