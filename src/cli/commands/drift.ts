@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import type { DriftReport, FileFinding, InstanceDrift } from '../../drift/types.js'
+import type { Plan } from '../../plan/index.js'
 import { GrailError } from '../../errors.js'
 import { isInstanceId } from '../../runtime/local/layout.js'
 import type { GlobalOptions } from '../project.js'
@@ -75,7 +76,18 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
         if (flags.instance !== undefined) checkInstanceId(flags.instance)
         const result = await withEnvironment(g, env, { lock: flags.fix === true }, async (a) => {
           const { planWithDrift, applyEnvironment } = await import('../../rollout/apply.js')
-          const { plan, drift } = await planWithDrift(a, { withDiffs: true })
+          const { scanDrift } = await import('../../drift/scan.js')
+          let plan: Plan = { environment: a.environment, actions: [] }
+          let drift: InstanceDrift[]
+          const unplannable: Array<{ service: string; reason: string }> = []
+          try {
+            ;({ plan, drift } = await planWithDrift(a, { withDiffs: true }))
+          } catch (err) {
+            // the spec cannot be planned (an image never built, all versions revoked): drift is still reported
+            if (!(err instanceof GrailError) || flags.fix) throw err
+            drift = await scanDrift(a, { withDiffs: true })
+            unplannable.push({ service: '*', reason: err.message })
+          }
           const instances = drift
             .filter((d) => flags.instance === undefined || d.instance === flags.instance)
             .map((d) => (flags.all ? d : { ...d, files: d.files.filter((f) => f.class !== 'expected') }))
@@ -83,9 +95,12 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
             environment: a.environment,
             at: new Date().toISOString(),
             instances,
-            desired: plan.actions.flatMap((x) =>
-              x.kind === 'deploy' ? [{ service: x.service, reason: x.reason }] : [],
-            ),
+            desired: [
+              ...unplannable,
+              ...plan.actions.flatMap((x) =>
+                x.kind === 'deploy' ? [{ service: x.service, reason: x.reason }] : [],
+              ),
+            ],
             drifted: drift.filter((d) => d.unexplained > 0).map((d) => d.instance),
           }
           if (!flags.fix) return { report, fixed: null }
