@@ -15,7 +15,7 @@ import { type Measurement, measure, ms, printTable, summarize, writeResults } fr
 import { timeApp } from './app.js'
 import { prepareSwarm } from './docker.js'
 import { type GrailProject, grailProject, HEALTH_INTERVAL_MS, REPLICAS } from './grail.js'
-import { type LatencyRun, measureInterleaved } from './latency.js'
+import { type LatencyRun, measureInterleaved, percentile } from './latency.js'
 
 const RUNS = Number(process.env.BENCH_RUNS ?? 3)
 const REQUESTS = Number(process.env.BENCH_REQUESTS ?? 8000)
@@ -174,7 +174,12 @@ export async function run(): Promise<void> {
       const pro = latency.find((l) => l.target === 'proxy' && l.concurrency === concurrency) as LatencyRun
       const o50 = pro.p50 - dir.p50
       const o99 = pro.p99 - dir.p99
-      latencyRows[`c${concurrency}`] = { direct: dir, proxy: pro, overheadP50: o50, overheadP99: o99 }
+      latencyRows[`c${concurrency}`] = {
+        direct: latencySummary(dir),
+        proxy: latencySummary(pro),
+        overheadP50: o50,
+        overheadP99: o99,
+      }
       rows.push(
         {
           measurement: `GET c=${concurrency}: direct p50 / p99`,
@@ -234,5 +239,17 @@ export async function run(): Promise<void> {
     }
     await d?.stop()
     await rm(work, { recursive: true, force: true })
+  }
+}
+
+/** A latency run without its raw samples (thousands per run): the count and the percentiles that matter. */
+function latencySummary(r: LatencyRun): Record<string, unknown> {
+  const { samples, ...rest } = r
+  return {
+    ...rest,
+    requests: samples.length,
+    p90: percentile(samples, 90),
+    p999: percentile(samples, 99.9),
+    max: Math.max(...samples),
   }
 }
