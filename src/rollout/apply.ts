@@ -1,14 +1,12 @@
 import type { Digest } from '../oci/digest.js'
 import { join } from 'node:path'
-import { driftSummary, scanDrift } from '../drift/scan.js'
+import { type DriftEnv, driftSummary, scanDrift } from '../drift/scan.js'
 import { dueForRecycle } from '../lifecycle/recycle.js'
 import type { InstanceDrift } from '../drift/types.js'
 import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
-import type { OciStore } from '../oci/store.js'
 import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js'
 import { configBundleOf, configDigest, plan } from '../plan/index.js'
-import type { RuntimeProvider } from '../runtime/types.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
 import type { Db, InstanceRecord, ReleaseRecord } from '../state/index.js'
 import {
@@ -27,13 +25,8 @@ import { destroyInstance, launch, removeInstance, route, type Serving } from './
 import { observe } from './observe.js'
 import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
 
-export interface ApplyEnv {
-  project: Project
-  environment: string
-  home: GrailHome
-  db: Db
-  store: OciStore
-  provider: RuntimeProvider
+/** An environment opened for planning and applying: what a drift scan needs, plus routers and hooks. */
+export interface ApplyEnv extends DriftEnv {
   /** `apply --locked`: the image digests of grail.lock, by image name, instead of the newest builds */
   locked?: Record<string, { name: string; version: number; digest: string }>
   /** the router of a published service (the supervised proxy); null when it is not published */

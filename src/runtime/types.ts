@@ -5,6 +5,7 @@
  * `list` finds what state does not know about.
  */
 import type { Digest } from '../oci/digest.js'
+import type { FileEntry } from '../oci/file-manifest.js'
 
 export interface InstanceLabels {
   project: string
@@ -71,14 +72,8 @@ export interface FileChange {
   current?: CurrentFile
 }
 
-export interface CurrentFile {
-  type: 'file' | 'directory' | 'symlink' | 'link' | 'char' | 'block' | 'fifo'
-  mode: number
-  uid: number
-  gid: number
-  size: number
-  sha256?: string
-  linkname?: string
+/** A path as it is in the instance now: the fields of an image's file manifest entry, and where to read it. */
+export interface CurrentFile extends Omit<FileEntry, 'path'> {
   /** where this machine can read the content (local provider), for text diffs and capture */
   source?: string
 }

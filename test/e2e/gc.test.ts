@@ -7,15 +7,10 @@ import { after, before, describe, test } from 'node:test'
 import { mountsUnder } from '../../src/util/mounts.js'
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import { HTTPD_IMAGES } from '../helpers/specs.js'
 
 const spec = `project: collecting
-images:
-  web:
-    base: { rootfs: ./rootfs.tar }
-    steps:
-      - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
-services:
+${HTTPD_IMAGES}services:
   web:
     image: web
     replicas: 1

@@ -11,15 +11,10 @@ import { mountsUnder } from '../../src/util/mounts.js'
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { freePort } from '../helpers/net.js'
 import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import { HTTPD_IMAGES } from '../helpers/specs.js'
 
 const spec = (staging: number, prod: number) => `project: promoting
-images:
-  web:
-    base: { rootfs: ./rootfs.tar }
-    steps:
-      - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
-services:
+${HTTPD_IMAGES}services:
   web:
     image: web
     replicas: 2

@@ -13,15 +13,10 @@ import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { startLoad } from '../helpers/load.js'
 import { freePort } from '../helpers/net.js'
 import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import { HTTPD_IMAGES } from '../helpers/specs.js'
 
 const spec = (port: number) => `project: recycling
-images:
-  web:
-    base: { rootfs: ./rootfs.tar }
-    steps:
-      - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
-services:
+${HTTPD_IMAGES}services:
   web:
     image: web
     replicas: 3
@@ -36,6 +31,38 @@ policies:
 
 interface Status {
   instances: Array<{ id: string; health: string; createdAt: string }>
+}
+
+/**
+ * Polls the state database while a command runs: the fewest healthy instances and the most instances that
+ * existed at once (creating, starting or healthy).
+ */
+function watchInstances(dir: string): { stop: () => Promise<{ fewest: number; most: number }> } {
+  let watching = true
+  let fewest = Number.POSITIVE_INFINITY
+  let most = 0
+  const done = (async () => {
+    const db = openDb(join(dir, '.grail', 'state.db'))
+    try {
+      while (watching) {
+        const rows = db
+          .prepare("SELECT phase FROM instances WHERE phase IN ('healthy', 'starting', 'creating')")
+          .all() as Array<{ phase: string }>
+        fewest = Math.min(fewest, rows.filter((r) => r.phase === 'healthy').length)
+        most = Math.max(most, rows.length)
+        await sleep(5)
+      }
+    } finally {
+      db.close()
+    }
+  })()
+  return {
+    stop: async () => {
+      watching = false
+      await done
+      return { fewest, most }
+    },
+  }
 }
 
 describe('grail recycle (local provider)', () => {
@@ -78,30 +105,11 @@ describe('grail recycle (local provider)', () => {
     assert.match(dry.stdout, new RegExp(`due web ${oldest[0]}`))
 
     // watch healthy instances while recycling: never fewer than the 3 replicas (minHealthy 3)
-    let watching = true
-    let fewest = Number.POSITIVE_INFINITY
-    let most = 0
-    const watcher = (async () => {
-      const db = openDb(join(dir, '.grail', 'state.db'))
-      try {
-        while (watching) {
-          const rows = db
-            .prepare("SELECT phase FROM instances WHERE phase IN ('healthy', 'starting', 'creating')")
-            .all() as Array<{ phase: string }>
-          const healthy = rows.filter((r) => r.phase === 'healthy').length
-          fewest = Math.min(fewest, healthy)
-          most = Math.max(most, rows.length)
-          await sleep(10)
-        }
-      } finally {
-        db.close()
-      }
-    })()
+    const watch = watchInstances(dir)
     const load = startLoad(url)
     const res = await grail(['recycle'], { cwd: dir })
     const report = await load.stop()
-    watching = false
-    await watcher
+    const { fewest, most } = await watch.stop()
     assert.equal(res.code, 0, res.stderr + res.stdout)
     assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
     assert.ok(report.rate >= 200, `load was ${report.rate.toFixed(0)} req/s`)
@@ -159,25 +167,9 @@ services:
 
   test('the old instance is gone before the new one starts, and the data stays', async () => {
     await sleep(2500)
-    let watching = true
-    let most = 0
-    const watcher = (async () => {
-      const db = openDb(join(dir, '.grail', 'state.db'))
-      try {
-        while (watching) {
-          const row = db
-            .prepare("SELECT COUNT(*) AS n FROM instances WHERE phase IN ('creating', 'starting', 'healthy')")
-            .get() as { n: number }
-          most = Math.max(most, row.n)
-          await sleep(5)
-        }
-      } finally {
-        db.close()
-      }
-    })()
+    const watch = watchInstances(dir)
     const res = await grail(['recycle'], { cwd: dir })
-    watching = false
-    await watcher
+    const { most } = await watch.stop()
     assert.equal(res.code, 0, res.stderr + res.stdout)
     assert.match(res.stdout, /recycled db /)
     assert.equal(most, 1, 'never two instances on the exclusive volume')
