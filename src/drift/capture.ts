@@ -83,6 +83,16 @@ export async function captureInstance(
     )
   }
   for (const c of changes) {
+    if (c.kind !== 'D' && c.current === undefined) {
+      // overlay reports a directory deleted and made again as opaque: copy steps cannot say "empty it first"
+      throw new GrailError(
+        'CAPTURE_UNSUPPORTED',
+        `${c.path} in ${rec.id} was deleted and created again as a whole; capture cannot express that`,
+        {
+          hint: 'make the change in grail.yaml instead (a run step that empties and refills it), then rebuild',
+        },
+      )
+    }
     if (c.kind !== 'D' && c.current?.type === 'file' && c.current.source === undefined) {
       throw new GrailError(
         'CAPTURE_UNSUPPORTED',

@@ -266,6 +266,13 @@ describe('grail drift / hotfix / capture (local provider)', () => {
         'rm /srv/www/old.html',
       ].join(' && '),
     )
+    // a directory deleted and made again (overlay: opaque) cannot become copy steps: refused, clearly
+    const [, other] = await ids()
+    assert.ok(other && other !== target)
+    inside(other, 'busybox rm -rf /srv/www && mkdir /srv/www && echo new > /srv/www/index.html')
+    const opaque = await grail(['capture', other], { cwd: dir })
+    assert.equal(opaque.code, 1)
+    assert.match(opaque.stderr, /\/srv\/www in .* was deleted and created again as a whole/)
     // a symlink left in captured/ is never followed out of the project
     const outside = await tempProject({})
     await mkdir(join(dir, 'captured', 'web'), { recursive: true })
