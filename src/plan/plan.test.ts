@@ -170,4 +170,34 @@ describe('config bundles', () => {
     assert.equal(a, b)
     assert.notEqual(a, c)
   })
+
+  test('replacements and removals carry their cause; routine recycling comes last, in its order', () => {
+    const p = plan({
+      environment: 'local',
+      desired: [want({ replicas: 4 })],
+      releases: { web: [release(1)] },
+      instances: [
+        inst('a', { recycle: { reason: 'age 8d > maxAge 7d', rank: 1 } }),
+        inst('b', { recycle: { reason: 'age 9d > maxAge 7d', rank: 0 } }),
+        inst('c', { drift: '1 file (C /etc/x)' }),
+        inst('d', { state: 'stopped' }),
+        inst('x', { known: false }),
+      ],
+    })
+    assert.deepEqual(
+      p.actions.map((a) => [
+        a.kind,
+        'instance' in a ? a.instance : '',
+        'cause' in a ? a.cause : '',
+        a.reason,
+      ]),
+      [
+        ['replace', 'c', 'drift', 'drift: 1 file (C /etc/x)'],
+        ['replace', 'd', 'crashed', 'crashed: process exited'],
+        ['replace', 'b', 'recycle', 'age 9d > maxAge 7d'],
+        ['replace', 'a', 'recycle', 'age 8d > maxAge 7d'],
+        ['destroy', 'x', 'orphan', 'orphan: not in Grail state'],
+      ],
+    )
+  })
 })

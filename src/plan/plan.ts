@@ -1,4 +1,4 @@
-import type { Action, DesiredService, InstanceView, Plan, ReleaseView } from './types.js'
+import type { Action, DesiredService, InstanceView, Plan, ReleaseView, ReplaceCause } from './types.js'
 
 export interface PlanInput {
   environment: string
@@ -32,6 +32,15 @@ function deployReason(
   return null
 }
 
+/** Why a current instance must be replaced now (not counting routine recycling), or null. */
+function replaceReason(inst: InstanceView): { cause: ReplaceCause; reason: string } | null {
+  if (inst.state === 'missing') return { cause: 'missing', reason: 'missing' }
+  if (inst.state === 'stopped') return { cause: 'crashed', reason: 'crashed: process exited' }
+  if (inst.health === 'unhealthy') return { cause: 'unhealthy', reason: 'unhealthy: health check failing' }
+  if (inst.drift) return { cause: 'drift', reason: `drift: ${inst.drift}` }
+  return null
+}
+
 /**
  * Pure planning: from what the spec wants, what state recorded and what the provider reports, the list of
  * actions that converges them, each with its reason. Touches nothing; `apply` executes exactly this.
@@ -55,31 +64,18 @@ export function plan(input: PlanInput): Plan {
       })
     } else if (active) {
       const current = mine.filter((i) => i.known && i.release === active.number)
-      let serving = 0
       const recycle: InstanceView[] = []
       for (const inst of current) {
-        const why =
-          inst.state === 'missing'
-            ? 'missing'
-            : inst.state === 'stopped'
-              ? 'crashed: process exited'
-              : inst.health === 'unhealthy'
-                ? 'unhealthy: health check failing'
-                : inst.drift
-                  ? `drift: ${inst.drift}`
-                  : null
+        const why = replaceReason(inst)
         if (why)
           actions.push({
             kind: 'replace',
             service: want.service,
             instance: inst.id,
             release: active.number,
-            reason: why,
+            ...why,
           })
-        else {
-          serving++
-          if (inst.recycle) recycle.push(inst)
-        }
+        else if (inst.recycle) recycle.push(inst)
       }
       // routine replacement last, in the order the recycle policy asks for (oldest or most drifted first)
       for (const inst of recycle.sort((a, b) => (a.recycle?.rank ?? 0) - (b.recycle?.rank ?? 0))) {
@@ -88,11 +84,12 @@ export function plan(input: PlanInput): Plan {
           service: want.service,
           instance: inst.id,
           release: active.number,
+          cause: 'recycle',
           reason: inst.recycle?.reason ?? 'recycle',
         })
       }
-      const replacing = current.length - serving
-      const total = serving + replacing
+      // replacements are one for one: the count only changes by scaling
+      const total = current.length
       if (total < want.replicas) {
         actions.push({
           kind: 'scale-up',
@@ -122,6 +119,7 @@ export function plan(input: PlanInput): Plan {
           kind: 'destroy',
           service: want.service,
           instance: inst.id,
+          cause: 'superseded',
           reason: `superseded: release ${inst.release} < active ${active.number}`,
         })
       }
@@ -133,6 +131,7 @@ export function plan(input: PlanInput): Plan {
         kind: 'destroy',
         service: inst.service,
         instance: inst.id,
+        cause: 'orphan',
         reason: 'orphan: not in Grail state',
       })
     else if (!wanted.has(inst.service)) {
@@ -140,6 +139,7 @@ export function plan(input: PlanInput): Plan {
         kind: 'destroy',
         service: inst.service,
         instance: inst.id,
+        cause: 'removed',
         reason: `removed: service ${inst.service} is no longer in the spec`,
       })
     }

@@ -42,10 +42,21 @@ export type Action =
       configDigest: Digest
       reason: string
     }
-  | { kind: 'replace'; service: string; instance: string; release: number; reason: string }
+  | {
+      kind: 'replace'
+      service: string
+      instance: string
+      release: number
+      /** why, as data: drift and recycle replace instances that still serve (voluntary disruptions) */
+      cause: ReplaceCause
+      reason: string
+    }
   | { kind: 'scale-up'; service: string; release: number; count: number; reason: string }
   | { kind: 'scale-down'; service: string; instances: string[]; reason: string }
-  | { kind: 'destroy'; service: string; instance: string; reason: string }
+  | { kind: 'destroy'; service: string; instance: string; cause: DestroyCause; reason: string }
+
+export type ReplaceCause = 'missing' | 'crashed' | 'unhealthy' | 'drift' | 'recycle'
+export type DestroyCause = 'superseded' | 'orphan' | 'removed'
 
 export interface Plan {
   environment: string

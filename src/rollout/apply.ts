@@ -293,8 +293,8 @@ function startFirst(a: ApplyEnv, service: string): boolean {
 }
 
 /** Replacements of instances that still serve: they count against the disruption budget. */
-function isVoluntary(reason: string): boolean {
-  return reason.startsWith('age ') || reason.startsWith('drift: ')
+function isVoluntary(action: Action): action is Extract<Action, { kind: 'replace' }> {
+  return action.kind === 'replace' && (action.cause === 'recycle' || action.cause === 'drift')
 }
 
 /**
@@ -345,16 +345,11 @@ export async function applyEnvironment(
   for (let i = 0; i < actions.length; i++) {
     const action = actions[i] as Action
     // replacements of healthy instances (recycle, drift, an expired hotfix) go a disruption budget at a time
-    if (
-      action.kind === 'replace' &&
-      isVoluntary(action.reason) &&
-      budget > 1 &&
-      startFirst(a, action.service)
-    ) {
+    if (isVoluntary(action) && budget > 1 && startFirst(a, action.service)) {
       const batch = [action]
       while (batch.length < budget) {
         const next = actions[i + 1]
-        if (next?.kind !== 'replace' || next.service !== action.service || !isVoluntary(next.reason)) break
+        if (next === undefined || !isVoluntary(next) || next.service !== action.service) break
         batch.push(next)
         i++
       }

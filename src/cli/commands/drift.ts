@@ -107,7 +107,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
           const fixed = await applyEnvironment(a, {
             only: (x) =>
               (x.kind === 'replace' && (flags.instance === undefined || x.instance === flags.instance)) ||
-              (x.kind === 'destroy' && x.reason.startsWith('orphan') && flags.instance === undefined),
+              (x.kind === 'destroy' && x.cause === 'orphan' && flags.instance === undefined),
           })
           return { report, fixed }
         })

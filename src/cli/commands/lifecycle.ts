@@ -1,10 +1,11 @@
 import type { Command } from 'commander'
+import type { Action } from '../../plan/index.js'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
 import { out, printJson, style } from '../render.js'
 import { withEnvironment } from './with-environment.js'
 
-const isRecycle = (reason: string): boolean => reason.startsWith('age ')
+const isRecycle = (x: Action): boolean => x.kind === 'replace' && x.cause === 'recycle'
 
 /** `grail recycle`. */
 export function registerLifecycle(program: Command, globals: () => GlobalOptions): void {
@@ -23,11 +24,11 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
           const p = await planEnvironment(a)
           return {
             environment: a.environment,
-            actions: p.actions.filter((x) => x.kind === 'replace' && isRecycle(x.reason)),
+            actions: p.actions.filter(isRecycle),
             done: false,
           }
         }
-        const r = await applyEnvironment(a, { only: (x) => x.kind === 'replace' && isRecycle(x.reason) })
+        const r = await applyEnvironment(a, { only: isRecycle })
         return { environment: a.environment, actions: r.plan.actions, done: true }
       })
       if (g.json) {
