@@ -20,6 +20,8 @@ export interface DriftEnv {
 export interface ScanOptions {
   /** only this instance */
   instance?: string
+  /** what state and the provider already reported for this environment (else they are read here) */
+  seen?: { records: InstanceRecord[]; observed: InstanceObservation[] }
   withDiffs?: boolean
   now?: number
 }
@@ -84,14 +86,16 @@ function runtimeFindings(
  */
 export async function scanDrift(a: DriftEnv, opts: ScanOptions = {}): Promise<InstanceDrift[]> {
   const now = opts.now ?? Date.now()
-  const records = liveInstances(a.db, a.environment)
+  const records = opts.seen?.records ?? liveInstances(a.db, a.environment)
   const releases = new Map<string, ReleaseRecord>()
   for (const r of listReleases(a.db, a.environment)) releases.set(`${r.service}#${r.number}`, r)
   const hotfixes = new Map<string, HotfixRecord[]>()
   for (const h of listHotfixes(a.db, { environment: a.environment }))
     hotfixes.set(h.instance, [...(hotfixes.get(h.instance) ?? []), h])
   const observed = new Map(
-    (await a.provider.list({ project: a.project.name, environment: a.environment })).map((o) => [o.id, o]),
+    (
+      opts.seen?.observed ?? (await a.provider.list({ project: a.project.name, environment: a.environment }))
+    ).map((o) => [o.id, o]),
   )
   const out: InstanceDrift[] = []
   const want = (id: string) => opts.instance === undefined || opts.instance === id

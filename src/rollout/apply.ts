@@ -160,8 +160,9 @@ export async function planWithDrift(
   for (const r of listReleases(a.db, a.environment)) {
     releases[r.service] = [...(releases[r.service] ?? []), r]
   }
-  const { views } = await observe(a.db, a.provider, { project: a.project.name, environment: a.environment })
-  const drift = await scanDrift(a, { withDiffs: opts.withDiffs ?? false })
+  const seen = await observe(a.db, a.provider, { project: a.project.name, environment: a.environment })
+  const { views } = seen
+  const drift = await scanDrift(a, { withDiffs: opts.withDiffs ?? false, seen })
   const byId = new Map(drift.map((d) => [d.instance, d]))
   for (const v of views) {
     const d = byId.get(v.id)
@@ -171,7 +172,8 @@ export async function planWithDrift(
     }
   }
   const now = Date.now()
-  const records = new Map(liveInstances(a.db, a.environment).map((r) => [r.id, r]))
+  const records = new Map(seen.records.map((r) => [r.id, r]))
+  const viewById = new Map(views.map((v) => [v.id, v]))
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
     const candidates = views
       .filter((v) => v.service === svc.name && v.known && v.state === 'running' && records.has(v.id))
@@ -180,10 +182,10 @@ export async function planWithDrift(
         createdAt: (records.get(v.id) as InstanceRecord).createdAt,
         drift: (byId.get(v.id)?.unexplained ?? 0) + (byId.get(v.id)?.excused ?? 0),
       }))
-    dueForRecycle(svc.recycle, candidates, now).forEach((due, rank) => {
-      const v = views.find((x) => x.id === due.id)
+    for (const [rank, due] of dueForRecycle(svc.recycle, candidates, now).entries()) {
+      const v = viewById.get(due.id)
       if (v) v.recycle = { reason: due.reason, rank }
-    })
+    }
   }
   const revoked: Record<string, string> = {}
   for (const i of listImages(a.db))

@@ -1,5 +1,5 @@
 import type { InstanceView } from '../plan/types.js'
-import type { RuntimeProvider } from '../runtime/types.js'
+import type { InstanceObservation, RuntimeProvider } from '../runtime/types.js'
 import type { Db, InstanceRecord } from '../state/index.js'
 import { liveInstances } from '../state/index.js'
 
@@ -11,12 +11,13 @@ export async function observe(
   db: Db,
   provider: RuntimeProvider,
   scope: { project: string; environment: string },
-): Promise<{ views: InstanceView[]; records: InstanceRecord[] }> {
+): Promise<{ views: InstanceView[]; records: InstanceRecord[]; observed: InstanceObservation[] }> {
   const records = liveInstances(db, scope.environment)
   const byId = new Map(records.map((r) => [r.id, r]))
   const seen = new Set<string>()
   const views: InstanceView[] = []
-  for (const o of await provider.list(scope)) {
+  const observed = await provider.list(scope)
+  for (const o of observed) {
     seen.add(o.id)
     const rec = byId.get(o.id)
     views.push({
@@ -40,5 +41,5 @@ export async function observe(
       })
     }
   }
-  return { views, records }
+  return { views, records, observed }
 }
