@@ -181,8 +181,6 @@ export async function buildImage(
   }
 
   const written = await writeImage(env.store, state, env.epoch)
-  // the file manifest drift compares instances with: recorded now, while the layers are at hand
-  await imageFileManifest(env.home, env.store, written.manifest.digest)
   const fields = {
     name: image.name,
     digest: written.manifest.digest,
@@ -220,6 +218,8 @@ export async function buildImage(
       }
     }
   }
+  // the file manifest drift compares instances with, for every image the catalog records
+  await imageFileManifest(env.home, env.store, written.manifest.digest)
   const rec = insertImage(env.db, fields)
   appendEvent(env.db, 'image.built', `${rec.name}@${rec.version}`, {
     digest: rec.digest,
