@@ -2,9 +2,7 @@ import assert from 'node:assert/strict'
 import { test } from 'node:test'
 import { compareManifests, entryDifferences, type FileEntry, mergeLayers } from './file-manifest.js'
 
-type Listed = Omit<FileEntry, 'path'> & { path: string }
-
-const file = (path: string, sha = 'a', mode = 0o644): Listed => ({
+const file = (path: string, sha = 'a', mode = 0o644): FileEntry => ({
   path,
   type: 'file',
   mode,
@@ -13,7 +11,7 @@ const file = (path: string, sha = 'a', mode = 0o644): Listed => ({
   size: 1,
   sha256: sha,
 })
-const dir = (path: string): Listed => ({ path, type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0 })
+const dir = (path: string): FileEntry => ({ path, type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0 })
 
 test('layers merge bottom to top: later entries win, whiteouts delete a path and everything under it', () => {
   const files = mergeLayers([

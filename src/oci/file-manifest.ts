@@ -4,32 +4,24 @@ import { isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import { type Digest, digestHex } from './digest.js'
 import type { OciStore } from './store.js'
-import { type EntryType, listLayer, OPAQUE_WHITEOUT, WHITEOUT_PREFIX } from './tar/index.js'
+import { listLayer, OPAQUE_WHITEOUT, type TarEntry, WHITEOUT_PREFIX } from './tar/index.js'
 import type { Manifest } from './types.js'
 
 /**
- * One path of an image's merged filesystem: what drift compares an instance's files with. Times are left
- * out on purpose: a file touched but unchanged is not a change of content.
+ * One path of an image's merged filesystem: what drift compares an instance's files with. It is a tar
+ * entry without its times and device numbers (a file touched but unchanged is not a change of content),
+ * plus the sha256 (hex) of a regular file's content. `path` is absolute in a manifest; in a layer's list
+ * it is relative, as in the tar.
  */
-export interface FileEntry {
-  /** absolute path in the image */
-  path: string
-  type: EntryType
-  mode: number
-  uid: number
-  gid: number
-  /** regular files only, else 0 */
-  size: number
-  /** hex sha256 of a regular file's content */
+export interface FileEntry extends Omit<TarEntry, 'mtime' | 'devmajor' | 'devminor'> {
   sha256?: string
-  linkname?: string
 }
 
 /** The merged file list of an image, by absolute path. */
 export type FileManifest = Map<string, FileEntry>
 
 /** One layer's entries as written, whiteouts included (relative paths, as in the tar). */
-type LayerList = Array<Omit<FileEntry, 'path'> & { path: string }>
+type LayerList = FileEntry[]
 
 const FORMAT = 1
 
