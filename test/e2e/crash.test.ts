@@ -8,9 +8,8 @@ import { after, before, describe, test } from 'node:test'
 import { CRASH_POINTS } from '../../src/rollout/crash-points.js'
 import { runCommand } from '../../src/util/exec.js'
 import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { freePort } from '../helpers/net.js'
-import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
 
 const spec = (port: number) => `project: crashy
 images:
@@ -35,15 +34,12 @@ describe('apply killed at every crash point converges on the next apply', () => 
   let port: number
   before(async () => {
     port = await freePort()
-    dir = await tempProject({ 'grail.yaml': spec(port), 'site/index.html': 'v0\n' })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    dir = await busyboxProject({ 'grail.yaml': spec(port), 'site/index.html': 'v0\n' })
     const up = await grail(['up'], { cwd: dir })
     assert.equal(up.code, 0, up.stderr)
   })
   after(async () => {
-    await grail(['down'], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir)
   })
 
   const boots = async () =>

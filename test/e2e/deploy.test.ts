@@ -7,11 +7,9 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { listEvents, openDb } from '../../src/state/index.js'
-import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { startLoad } from '../helpers/load.js'
 import { freePort } from '../helpers/net.js'
-import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
 
 interface Status {
   instances: Array<{
@@ -63,13 +61,10 @@ describe('grail up / apply / rollback / down (local provider)', () => {
   before(async () => {
     port = await freePort()
     url = `http://127.0.0.1:${port}/index.html`
-    dir = await tempProject({ 'grail.yaml': spec({ port }), 'site/index.html': 'v1\n' })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    dir = await busyboxProject({ 'grail.yaml': spec({ port }), 'site/index.html': 'v1\n' })
   })
   after(async () => {
-    await grail(['down'], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir)
   })
 
   test('grail up builds, deploys 3 healthy instances behind the proxy and prints the URL', async () => {

@@ -15,11 +15,9 @@ import { compareManifests, imageFileManifest } from '../../src/oci/file-manifest
 import { openStore } from '../../src/oci/store.js'
 import type { Plan } from '../../src/plan/index.js'
 import { listEvents, listImages, openDb } from '../../src/state/index.js'
-import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { startLoad } from '../helpers/load.js'
 import { freePort } from '../helpers/net.js'
-import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import { busyboxProject, grail, parseJson, removeDir, tearDown, tempProject } from '../helpers/project.js'
 
 const spec = (port: number) => `# the drift test project
 project: drifty
@@ -66,13 +64,12 @@ describe('grail drift / hotfix / capture (local provider)', () => {
   before(async () => {
     const port = await freePort()
     url = `http://127.0.0.1:${port}/index.html`
-    dir = await tempProject({
+    dir = await busyboxProject({
       'grail.yaml': spec(port),
       'site/index.html': 'v1\nline two\nline three\n',
       'site/old.html': 'old\n',
       'site/same.html': 'same\n',
     })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
     const res = await grail(['up'], { cwd: dir })
     assert.equal(res.code, 0, res.stderr + res.stdout)
   })
@@ -82,9 +79,7 @@ describe('grail drift / hotfix / capture (local provider)', () => {
     } catch {
       // not running: the test removed it, or never started it
     }
-    await grail(['down'], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir)
   })
 
   test('a fresh deploy has no drift', async () => {

@@ -4,13 +4,11 @@ import assert from 'node:assert/strict'
 import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
-import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
-import { HTTPD_IMAGES } from '../helpers/specs.js'
+import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
+import { httpdImages } from '../helpers/specs.js'
 
 const spec = `project: collecting
-${HTTPD_IMAGES}services:
+${httpdImages()}services:
   web:
     image: web
     replicas: 1
@@ -40,8 +38,7 @@ describe('grail gc (local provider)', () => {
       .sort()
 
   before(async () => {
-    dir = await tempProject({ 'grail.yaml': spec, 'site/index.html': 'v1\n' })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    dir = await busyboxProject({ 'grail.yaml': spec, 'site/index.html': 'v1\n' })
     for (let v = 1; v <= 4; v++) {
       await writeFile(join(dir, 'site/index.html'), `v${v}\n`)
       const res = await grail(['up'], { cwd: dir })
@@ -50,9 +47,7 @@ describe('grail gc (local provider)', () => {
     assert.deepEqual(await versions(), [1, 2, 3, 4])
   })
   after(async () => {
-    await grail(['down'], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir)
   })
 
   test('the dry run lists what would go and the bytes, and deletes nothing', async () => {

@@ -5,18 +5,11 @@ import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Lock } from '../../src/lifecycle/lock.js'
-import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
-import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import { busyboxProject, grail, parseJson, removeDir, tearDown } from '../helpers/project.js'
+import { httpdImages } from '../helpers/specs.js'
 
-const spec = (extra = '') => `project: locking
-images:
-  web:
-    base: { rootfs: ./rootfs.tar }
-    steps:
-      - copy: site/ /srv/www${extra}
-      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
-services:
+const spec = (steps: string[] = []) => `project: locking
+${httpdImages(steps)}services:
   web:
     image: web
     replicas: 2
@@ -34,13 +27,10 @@ describe('grail.lock and apply --locked (local provider)', () => {
   const lock = async () => JSON.parse(await readFile(join(dir, 'grail.lock'), 'utf8')) as Lock
 
   before(async () => {
-    dir = await tempProject({ 'grail.yaml': spec(), 'site/index.html': 'v1\n' })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    dir = await busyboxProject({ 'grail.yaml': spec(), 'site/index.html': 'v1\n' })
   })
   after(async () => {
-    await grail(['down'], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir)
   })
 
   test('build writes grail.lock with the digest, layers and spec digest of each image', async () => {
@@ -74,7 +64,7 @@ describe('grail.lock and apply --locked (local provider)', () => {
   })
 
   test('a lock that does not match the spec fails with a clear message, and so does a missing one', async () => {
-    await writeFile(join(dir, 'grail.yaml'), spec('\n      - env: { MODE: new }'))
+    await writeFile(join(dir, 'grail.yaml'), spec(['env: { MODE: new }']))
     const res = await grail(['apply', '--locked'], { cwd: dir })
     assert.equal(res.code, 1)
     assert.match(res.stderr, /grail\.lock does not match grail\.yaml: image web is defined differently/)
@@ -95,7 +85,7 @@ describe('grail.lock and apply --locked (local provider)', () => {
 describe('grail build --refresh', () => {
   let dir: string
   before(async () => {
-    dir = await tempProject({
+    dir = await busyboxProject({
       // the run step stands for what a refresh re-resolves (apt against a moving mirror): its result changes
       'grail.yaml': `project: refreshing
 images:
@@ -110,7 +100,6 @@ images:
 `,
       'site/index.html': 'same\n',
     })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
   })
   after(() => removeDir(dir))
 

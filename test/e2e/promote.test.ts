@@ -7,14 +7,12 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Plan } from '../../src/plan/index.js'
 import { listEvents, openDb } from '../../src/state/index.js'
-import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { freePort } from '../helpers/net.js'
-import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
-import { HTTPD_IMAGES } from '../helpers/specs.js'
+import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
+import { httpdImages } from '../helpers/specs.js'
 
 const spec = (staging: number, prod: number) => `project: promoting
-${HTTPD_IMAGES}services:
+${httpdImages()}services:
   web:
     image: web
     replicas: 2
@@ -62,15 +60,12 @@ describe('grail promote (local provider)', () => {
   before(async () => {
     const [staging, prod] = [await freePort(), await freePort()]
     prodUrl = `http://127.0.0.1:${prod}/index.html`
-    dir = await tempProject({ 'grail.yaml': spec(staging, prod), 'site/index.html': 'v1\n' })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    dir = await busyboxProject({ 'grail.yaml': spec(staging, prod), 'site/index.html': 'v1\n' })
     const res = await grail(['up', 'staging'], { cwd: dir })
     assert.equal(res.code, 0, res.stderr + res.stdout)
   })
   after(async () => {
-    for (const env of ['staging', 'prod']) await grail(['down', env], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir, ['staging', 'prod'])
   })
 
   test('promote runs the same image digest and config digest in the target, and builds nothing', async () => {

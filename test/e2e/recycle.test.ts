@@ -8,15 +8,13 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Plan } from '../../src/plan/index.js'
 import { openDb } from '../../src/state/index.js'
-import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { startLoad } from '../helpers/load.js'
 import { freePort } from '../helpers/net.js'
-import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
-import { HTTPD_IMAGES } from '../helpers/specs.js'
+import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
+import { httpdImages } from '../helpers/specs.js'
 
 const spec = (port: number) => `project: recycling
-${HTTPD_IMAGES}services:
+${httpdImages()}services:
   web:
     image: web
     replicas: 3
@@ -73,15 +71,12 @@ describe('grail recycle (local provider)', () => {
   before(async () => {
     const port = await freePort()
     url = `http://127.0.0.1:${port}/index.html`
-    dir = await tempProject({ 'grail.yaml': spec(port), 'site/index.html': 'hello\n' })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    dir = await busyboxProject({ 'grail.yaml': spec(port), 'site/index.html': 'hello\n' })
     const res = await grail(['up'], { cwd: dir })
     assert.equal(res.code, 0, res.stderr + res.stdout)
   })
   after(async () => {
-    await grail(['down'], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir)
   })
 
   test('young instances are not due', async () => {
@@ -137,7 +132,7 @@ describe('grail recycle (local provider)', () => {
 describe('grail recycle with an exclusive volume', () => {
   let dir: string
   before(async () => {
-    dir = await tempProject({
+    dir = await busyboxProject({
       'grail.yaml': `project: exclusive
 images:
   db:
@@ -155,14 +150,11 @@ services:
 `,
       'site/index.html': 'db\n',
     })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
     const res = await grail(['up'], { cwd: dir })
     assert.equal(res.code, 0, res.stderr + res.stdout)
   })
   after(async () => {
-    await grail(['down'], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir)
   })
 
   test('the old instance is gone before the new one starts, and the data stays', async () => {

@@ -6,9 +6,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Plan } from '../../src/plan/index.js'
-import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
-import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
 
 const spec = (pin = '') => `project: revoking
 images:
@@ -55,12 +53,11 @@ describe('grail revoke / unrevoke (local provider)', () => {
   const plan = async () => parseJson<Plan>(await grail(['--json', 'plan'], { cwd: dir }))
 
   before(async () => {
-    dir = await tempProject({
+    dir = await busyboxProject({
       'grail.yaml': spec(),
       'site-base/index.html': 'base 1\n',
       'site-app/index.html': 'app\n',
     })
-    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
     assert.equal((await grail(['up'], { cwd: dir })).code, 0)
     await writeFile(join(dir, 'site-base/index.html'), 'base 2\n')
     const res = await grail(['up'], { cwd: dir })
@@ -68,9 +65,7 @@ describe('grail revoke / unrevoke (local provider)', () => {
     assert.deepEqual(await running(), { plain: 'base v2', derived: 'app v2' })
   })
   after(async () => {
-    await grail(['down'], { cwd: dir })
-    assert.deepEqual(await mountsUnder(dir), [])
-    await removeDir(dir)
+    await tearDown(dir)
   })
 
   test('revoking an image replaces the instances that run it, and only those', async () => {

@@ -1,8 +1,11 @@
+import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { mountsUnder } from '../../src/util/mounts.js'
+import { makeBusyboxRootfs } from './busybox-rootfs.js'
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
 export const GRAIL_BIN = join(REPO, 'bin', 'grail.js')
@@ -63,4 +66,22 @@ export function grail(
 export function parseJson<T>(res: CliResult): T {
   if (res.code !== 0) throw new Error(`grail exited ${res.code}\n${res.stderr}\n${res.stdout}`)
   return JSON.parse(res.stdout) as T
+}
+
+/** A temp project with the busybox rootfs its spec builds on (`rootfs.tar`, see busybox-rootfs.ts). */
+export async function busyboxProject(files: Record<string, string>): Promise<string> {
+  const dir = await tempProject(files)
+  makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+  return dir
+}
+
+/**
+ * Takes every environment of a test project down (the default one when none is named), checks that
+ * nothing is left mounted under it, and removes it.
+ */
+export async function tearDown(dir: string, environments: string[] = []): Promise<void> {
+  if (environments.length === 0) await grail(['down'], { cwd: dir })
+  for (const env of environments) await grail(['down', env], { cwd: dir })
+  assert.deepEqual(await mountsUnder(dir), [])
+  await removeDir(dir)
 }

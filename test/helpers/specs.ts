@@ -1,11 +1,14 @@
 /**
  * The `images:` section most end-to-end tests deploy: one image `web`, the test's busybox rootfs
- * (`rootfs.tar`, see busybox-rootfs.ts) serving `site/` with httpd on `$PORT`.
+ * (`rootfs.tar`, see busybox-rootfs.ts) serving `site/` with httpd on `$PORT`. `steps` are YAML list
+ * items put between the copy and the cmd (each line indented as the list is).
  */
-export const HTTPD_IMAGES = `images:
+export function httpdImages(steps: string[] = []): string {
+  return `images:
   web:
     base: { rootfs: ./rootfs.tar }
     steps:
       - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+${steps.map((step) => `      - ${step}\n`).join('')}      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
 `
+}
