@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { GrailError } from '../errors.js'
+import { PRIVATE_DIR_MODE, tightenHomeSync } from '../util/private-fs.js'
 import { MIGRATIONS } from './migrations.js'
 
 export type Db = Database.Database
@@ -11,9 +12,11 @@ export type Db = Database.Database
  * A database written by a newer Grail is refused rather than guessed at.
  */
 export function openDb(file: string): Db {
-  mkdirSync(dirname(file), { recursive: true })
+  mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE })
   const db = new Database(file)
   db.pragma('journal_mode = WAL')
+  // env values and deploy files live in releases: the database and its WAL are owner-only
+  tightenHomeSync(dirname(file))
   db.pragma('synchronous = NORMAL')
   db.pragma('foreign_keys = ON')
   db.pragma('busy_timeout = 5000')
