@@ -7,7 +7,7 @@ export {
   putCachedLayer,
 } from './cache.js'
 export { type Db, nowIso, openDb } from './db.js'
-export { appendEvent, currentActor, type EventRecord, listEvents } from './events.js'
+export { appendEvent, currentActor, type EventRecord, listEvents, redactorOf, useRedactor } from './events.js'
 export {
   finishHotfix,
   type HotfixChange,

@@ -1,7 +1,7 @@
 import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
-import { formatAge, out, printJson, shortDigest, style, table } from '../render.js'
+import { formatAge, out, printJson, shortDigest, shown, style, table } from '../render.js'
 import { withEnvironment } from './with-environment.js'
 
 /** `grail status`, `grail logs`, `grail down`, `grail rollback`. */
@@ -78,7 +78,7 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
       const text = await withEnvironment(g, undefined, { lock: false }, (a) =>
         a.provider.logs({ id, provider: a.provider.name }, { tailLines: flags.tail }),
       )
-      process.stdout.write(text)
+      process.stdout.write(shown(text))
     })
 
   program
