@@ -109,11 +109,27 @@ export function shortDigest(d: string): string {
   return d.replace(/^sha256:/, '').slice(0, 12)
 }
 
+/** An error as it may be shown: a user error's texts and an internal error's stack redacted. */
+function withoutSecrets(err: unknown): unknown {
+  if (!outputPolicy.redactor) return err
+  if (err instanceof GrailError) {
+    const hint = err.hint === undefined ? {} : { hint: shown(err.hint) }
+    return new GrailError(err.code, shown(err.message), { ...hint, details: err.details.map(shown) })
+  }
+  if (err instanceof Error) {
+    const copy = new Error(shown(err.message))
+    copy.stack = shown(err.stack ?? err.message)
+    return copy
+  }
+  return shown(String(err))
+}
+
 /**
  * Maps any error to an exit code and a message on stderr: a user error shows its message, details and
  * hint (no stack); anything else is a bug and shows its stack.
  */
-export function reportError(err: unknown, json: boolean): number {
+export function reportError(thrown: unknown, json: boolean): number {
+  const err = withoutSecrets(thrown)
   if (err instanceof GrailError) {
     if (json) {
       process.stderr.write(
