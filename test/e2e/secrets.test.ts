@@ -201,5 +201,14 @@ describe('secrets: output, file modes, events, hotfix and capture (local provide
     await assert.rejects(stat(join(dir, 'captured')), { code: 'ENOENT' })
     const spec = await readFile(join(dir, 'grail.yaml'), 'utf8')
     assert.ok(!spec.includes('captured'), 'grail.yaml is unchanged')
+
+    const drift = await grail(['--json', 'drift', '--instance', id], { cwd: dir })
+    assert.match(drift.stdout, /\/tmp\/debug\.txt/)
+    assert.ok(!drift.stdout.includes(PASSWORD))
+
+    const allowed = await grail(['capture', id, '--allow-secrets'], { cwd: dir })
+    assert.equal(allowed.code, 0, allowed.stderr + allowed.stdout)
+    assert.match(allowed.stdout, /warning: \/tmp\/debug\.txt holds the value of env DB_PASSWORD of web/)
+    assert.equal(await readFile(join(dir, 'captured/web/tmp/debug.txt'), 'utf8'), `pw=${PASSWORD}\n`)
   })
 })
