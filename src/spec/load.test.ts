@@ -268,6 +268,8 @@ describe('loadProject', () => {
         '    image: app',
         '    env: { A: plain, B: { value: hunter22, secret: true }, C: { value: 3 } }',
         '    files: { /etc/a: x, /etc/key.pem: { content: k, secret: true } }',
+        'environments:',
+        '  prod: { services: { app: { env: { B: prodpass, D: { value: new, secret: true } } } } }',
         'policies: { redact: { keys: ["*_DSN"] } }',
         '',
       ].join('\n'),
@@ -278,6 +280,10 @@ describe('loadProject', () => {
     assert.deepEqual(app?.files, { '/etc/a': 'x', '/etc/key.pem': 'k' })
     assert.deepEqual(app?.secret, { env: ['B'], files: ['/etc/key.pem'] })
     assert.deepEqual(loaded.policies.redact, { keys: ['*_DSN'] })
+    // an override with a plain value keeps the key secret
+    const prod = loaded.environments.prod?.services.app
+    assert.deepEqual(prod?.env, { A: 'plain', B: 'prodpass', C: '3', D: 'new' })
+    assert.deepEqual(prod?.secret, { env: ['B', 'D'], files: ['/etc/key.pem'] })
   })
 
   it('defaults an image to scratch and the canary to one instance', async () => {

@@ -40,6 +40,21 @@ export interface NormaliseOptions {
   sourceDateEpoch?: number
 }
 
+/**
+ * A key or file the service marks secret stays secret when an environment overrides its value with a
+ * plain one: the override changes the value, not what kind of value it is.
+ */
+function keepSecret(base: ServiceSpec, merged: Omit<ServiceSpec, 'name'>): Pick<ServiceSpec, 'secret'> {
+  const union = (a: string[] = [], b: string[] = [], present: Record<string, string>) =>
+    [...new Set([...a, ...b])].filter((k) => k in present).sort()
+  return {
+    secret: {
+      env: union(base.secret?.env, merged.secret?.env, merged.env),
+      files: union(base.secret?.files, merged.secret?.files, merged.files),
+    },
+  }
+}
+
 function mergedService(
   name: string,
   env: string,
@@ -52,7 +67,7 @@ function mergedService(
   if (override === undefined) return structuredClone(base)
   const merged = mergeOverride(written, override)
   const result = serviceSchema.safeParse(merged, { reportInput: true })
-  if (result.success) return { name, ...result.data }
+  if (result.success) return { name, ...result.data, ...keepSecret(base, result.data) }
   for (const p of problemsFromIssues(result.error.issues, serviceSchema, merged)) {
     const fromOverride = valueAt(override, p.path) !== undefined
     const prefix = fromOverride ? ['environments', env, 'services', name] : ['services', name]
