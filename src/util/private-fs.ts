@@ -50,7 +50,9 @@ export function tightenHomeSync(root: string): void {
   tightenSync(instances, PRIVATE_DIR_MODE)
   let names: string[] = []
   try {
-    names = readdirSync(instances)
+    names = readdirSync(instances, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name)
   } catch (err) {
     if (!isErrno(err, 'ENOENT') && !isErrno(err, 'ENOTDIR')) throw err
   }
