@@ -258,6 +258,27 @@ describe('loadProject', () => {
     })
   })
 
+  it('refuses an image env step whose key is named like a secret, pointing at the key', async () => {
+    const dir = await project({
+      'grail.yaml': lines(
+        'project: p',
+        'images:',
+        '  app:',
+        '    steps:',
+        '      - env: { LOG_LEVEL: info, Api_Token: abc }',
+        '      - cmd: [/app]',
+      ),
+    })
+    await assert.rejects(loadProject(dir, { env: {} }), (err: unknown) => {
+      assert.ok(err instanceof GrailError)
+      const text = [err.message, ...err.details, err.hint].join('\n')
+      assert.match(text, /grail\.yaml:5:\d+/)
+      assert.match(text, /Api_Token is named like a secret/)
+      assert.match(text, /secret: true/)
+      return true
+    })
+  })
+
   it('takes env values and deploy files marked secret, and a redaction key pattern', async () => {
     const dir = await project({
       'grail.yaml': [

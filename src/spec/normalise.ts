@@ -3,11 +3,12 @@
  * the spec's directory, SOURCE_DATE_EPOCH applied, and environment overrides merged into each service.
  */
 import { dirname, resolve } from 'node:path'
+import { DEFAULT_REDACT_KEYS, secretKeyMatcher } from '../util/redact.js'
 import { problemsFromIssues, valueAt } from './issues.js'
 import type { RawProblem } from './problems.js'
+import type { GrailConfigParsed } from './schema.js'
 import { isPlainObject } from './schema-common.js'
 import { serviceSchema } from './schema-service.js'
-import type { GrailConfigParsed } from './schema.js'
 import type { BaseSource, EnvironmentSpec, ImageSpec, Project, ServiceSpec } from './types.js'
 
 /** Keys whose value replaces the service's instead of merging into it (its variants do not mix). */
@@ -89,7 +90,20 @@ export function normaliseProject(
   const dir = dirname(opts.file)
   const problems: RawProblem[] = []
   const images: Record<string, ImageSpec> = {}
+  const secretKey = secretKeyMatcher(parsed.policies.redact?.keys ?? DEFAULT_REDACT_KEYS)
   for (const [name, img] of Object.entries(parsed.images)) {
+    img.steps.forEach((step, i) => {
+      if (step.kind !== 'env') return
+      for (const key of Object.keys(step.env).filter(secretKey)) {
+        // an image's env is in its config for anyone who pulls it, and in every instance's inspect
+        problems.push({
+          path: ['images', name, 'steps', i, 'env', key],
+          at: 'key',
+          message: `${key} is named like a secret (policies.redact.keys), and an env step bakes it into the image`,
+          hint: `set it on the service instead, as services.<name>.env.${key}: {value: …, secret: true}; or narrow policies.redact.keys`,
+        })
+      }
+    })
     const epoch = img.sourceDateEpoch ?? opts.sourceDateEpoch
     images[name] = {
       name,
