@@ -15,6 +15,9 @@ test('values assigned to a key matching the pattern are replaced, in any case an
   assert.equal(redactText('api_token: "xyz123"', r), `api_token: "${REDACTED}"`)
   assert.equal(redactText('{"Client_Secret":"q"}', r), `{"Client_Secret":"${REDACTED}"}`)
   assert.equal(redactText('GREETING=hello PORT=8080', r), 'GREETING=hello PORT=8080')
+  // flags, variable references and elisions are not values
+  for (const t of ['{value: …, secret: true}', 'DB_PASSWORD=$DB_PASSWORD', 'TOKEN=$TOKEN_FILE', 'secret: false'])
+    assert.equal(redactText(t, r), t)
   const custom = makeRedactor([], ['*_DSN'])
   assert.equal(
     redactText('SENTRY_DSN=https://k@x DB_PASSWORD=p', custom),

@@ -48,6 +48,10 @@ export function makeRedactor(
 
 // NAME=value, NAME: value, "NAME": "value", with an optional quote around the value
 const ASSIGNMENT = /(["']?)([A-Za-z_][A-Za-z0-9_.-]*)\1(\s*[=:]\s*)(["']?)([^\s"'`;&|,]+)/g
+// what follows `NAME=` without being a value: a flag, a variable reference, an elision
+const NOT_A_VALUE = /^(?:true|false|null|yes|no|\$.*|…|\.\.\.)$/i
+const isValue = (key: string, value: string, r: Redactor): boolean =>
+  r.keys(key) && value !== REDACTED && !NOT_A_VALUE.test(value.replace(/[)}\]]+$/, ''))
 const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z ]*PRIVATE KEY-----|$)/g
 
 /** `text` with every secret value, every value assigned to a secret key and every private key replaced. */
@@ -55,7 +59,7 @@ export function redactText(text: string, r: Redactor): string {
   let out = text
   for (const v of r.values) if (out.includes(v)) out = out.split(v).join(REDACTED)
   out = out.replace(ASSIGNMENT, (all, q1: string, key: string, sep: string, q2: string, value: string) =>
-    r.keys(key) && value !== REDACTED ? `${q1}${key}${q1}${sep}${q2}${REDACTED}` : all,
+    isValue(key, value, r) ? `${q1}${key}${q1}${sep}${q2}${REDACTED}` : all,
   )
   return out.replace(PRIVATE_KEY, REDACTED)
 }
@@ -92,7 +96,7 @@ export function secretIn(
 ): string | undefined {
   for (const v of r.values) if (text.includes(v)) return names.get(v) ?? 'a secret value'
   for (const m of text.matchAll(ASSIGNMENT)) {
-    if (r.keys(m[2] as string) && m[5] !== REDACTED) return `a value assigned to ${m[2]}`
+    if (isValue(m[2] as string, m[5] as string, r)) return `a value assigned to ${m[2]}`
   }
   if (/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(text)) return 'a private key'
   return undefined

@@ -196,6 +196,7 @@ describe('secrets: output, file modes, events, hotfix and capture (local provide
     assert.equal(res.code, 1, res.stderr + res.stdout)
     assert.match(res.stderr, /\/tmp\/debug\.txt holds the value of env DB_PASSWORD of web/)
     assert.match(res.stderr, /--allow-secrets/)
+    assert.match(res.stderr, /marked secret: true/, 'the hint is not mangled by redaction')
     assert.ok(!res.stderr.includes(PASSWORD))
     assert.equal(await images(), before, 'no image was made')
     await assert.rejects(stat(join(dir, 'captured')), { code: 'ENOENT' })
