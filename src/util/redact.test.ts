@@ -16,7 +16,12 @@ test('values assigned to a key matching the pattern are replaced, in any case an
   assert.equal(redactText('{"Client_Secret":"q"}', r), `{"Client_Secret":"${REDACTED}"}`)
   assert.equal(redactText('GREETING=hello PORT=8080', r), 'GREETING=hello PORT=8080')
   // flags, variable references and elisions are not values
-  for (const t of ['{value: …, secret: true}', 'DB_PASSWORD=$DB_PASSWORD', 'TOKEN=$TOKEN_FILE', 'secret: false'])
+  for (const t of [
+    '{value: …, secret: true}',
+    'DB_PASSWORD=$DB_PASSWORD',
+    'TOKEN=$TOKEN_FILE',
+    'secret: false',
+  ])
     assert.equal(redactText(t, r), t)
   const custom = makeRedactor([], ['*_DSN'])
   assert.equal(
