@@ -375,6 +375,10 @@ describe('loadProject', () => {
     assert.deepEqual(Object.keys(ref.images), ['base', 'api', 'db', 'tools'])
     assert.equal(ref.services.db?.rollout.order, 'stop-first')
     assert.equal(ref.environments.production?.services.api?.replicas, 6)
+    assert.deepEqual(ref.environments.production?.services.api?.secret, {
+      env: ['DB_PASSWORD'],
+      files: ['/etc/api/signing.key'],
+    })
     const hello = await loadProject(join(REPO, 'examples', 'hello'), { env: {} })
     assert.equal(hello.services.web?.publish?.port, 8080)
   })
