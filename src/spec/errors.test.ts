@@ -125,6 +125,45 @@ describe('spec errors name file:line:col, the key path, expected and found, and 
     )
   })
 
+  it('a service name one character over the limit names the limit and offers the name cut to it', async () => {
+    const name = `s${'x'.repeat(63)}`
+    assert.equal(
+      await problem(lines('project: a', 'images: {web: {}}', 'services:', `  ${name}: {image: web}`)),
+      `grail.yaml:4:3  services.${name}: a name is at most 63 characters, this one has 64\n` +
+        `  hint: try "${name.slice(0, 63)}"`,
+    )
+  })
+
+  it('a service name at the limit is valid', async () => {
+    const dir = await tempProject(
+      {
+        'grail.yaml': lines(
+          'project: a',
+          'images: {web: {}}',
+          'services:',
+          `  ${'s'.repeat(63)}: {image: web}`,
+        ),
+      },
+      'grail-spec-err-',
+    )
+    dirs.push(dir)
+    const project = await loadProject(dir, { cwd: dir, env: {} })
+    assert.deepEqual(Object.keys(project.services), ['s'.repeat(63)])
+  })
+
+  for (const name of ['grail-b', 'grail-b-web']) {
+    it(`a service name starting with the build sandboxes' prefix is refused: ${name}`, async () => {
+      const problems = await problem(
+        lines('project: a', 'images: {web: {}}', 'services:', `  ${name}: {image: web}`),
+      )
+      assert.match(
+        problems,
+        /^grail\.yaml:4:3 {2}services\.grail-b.*: a service name may not start with "grail-b"/,
+      )
+      assert.match(problems, /hint: rename the service/)
+    })
+  }
+
   it('service referencing an unknown image', async () => {
     assert.equal(
       await problem(lines('project: a', 'images:', '  hello: {}', 'services:', '  web:', '    image: helo')),

@@ -43,18 +43,52 @@ export function slugify(input: string): string {
     .slice(0, 63)
 }
 
+/** The longest name: a DNS label, so a name can become a hostname or a label on any provider. */
+export const NAME_MAX = 63
+
+/**
+ * Service names may not start with this: an instance id begins with its service's name, and Grail's
+ * build sandboxes (src/build/run-step.ts) share the runc root under ids starting `grail-b-`, which the
+ * stale-build cleaner deletes.
+ */
+export const RESERVED_SERVICE_PREFIX = 'grail-b-'
+
+function checkName(ctx: Ctx): void {
+  if (NAME_PATTERN.test(ctx.value as string)) return
+  const value = ctx.value as string
+  const slug = slugify(value)
+  const hint = NAME_PATTERN.test(slug) ? `try "${slug}"` : 'use lowercase letters, digits and "-"'
+  if (value.length > NAME_MAX && NAME_PATTERN.test(value.slice(0, NAME_MAX))) {
+    report(ctx, `a name is at most ${NAME_MAX} characters, this one has ${value.length}`, value, { hint })
+    return
+  }
+  report(ctx, NAME_EXPECTED, value, { hint })
+}
+
 /** A project, image, service, environment or volume name: `^[a-z0-9][a-z0-9-]{0,62}$`. */
 export function nameSchema(what: string) {
   return z
     .string({ error: `expected ${what}` })
-    .check((ctx) => {
-      if (NAME_PATTERN.test(ctx.value)) return
-      const slug = slugify(ctx.value)
-      report(ctx, NAME_EXPECTED, ctx.value, {
-        hint: NAME_PATTERN.test(slug) ? `try "${slug}"` : 'use lowercase letters, digits and "-"',
-      })
-    })
+    .check((ctx) => checkName(ctx as Ctx))
     .meta({ pattern: NAME_PATTERN.source })
+}
+
+/** A service name: a name that does not start Grail's reserved `grail-b-` (see RESERVED_SERVICE_PREFIX). */
+export function serviceNameSchema(what: string) {
+  return z
+    .string({ error: `expected ${what}` })
+    .check((ctx) => {
+      checkName(ctx as Ctx)
+      if (`${ctx.value}-`.startsWith(RESERVED_SERVICE_PREFIX)) {
+        report(
+          ctx,
+          `a service name may not start with "${RESERVED_SERVICE_PREFIX.slice(0, -1)}": Grail's build sandboxes use that prefix`,
+          ctx.value,
+          { hint: `rename the service, e.g. "${ctx.value.replace(/^grail-b/, 'svc')}"` },
+        )
+      }
+    })
+    .meta({ pattern: `^(?!grail-b(-|$))${NAME_PATTERN.source.slice(1)}` })
 }
 
 /** A whole number in [min, max], with one "expected" phrase for every way it can be wrong. */

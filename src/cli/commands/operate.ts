@@ -14,10 +14,11 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
       const g = globals()
       const rows = await withEnvironment(g, env, { lock: false }, async (a) => {
         const { liveInstances, listReleases } = await import('../../state/index.js')
+        const { inspectRecorded } = await import('../../rollout/observe.js')
         const releases = listReleases(a.db, a.environment)
         const out: Array<Record<string, unknown>> = []
         for (const rec of liveInstances(a.db, a.environment)) {
-          const obs = await a.provider.inspect({ id: rec.id, provider: a.provider.name })
+          const obs = await inspectRecorded(a.provider, rec.id)
           const rel = releases.find((r) => r.service === rec.service && r.number === rec.releaseNumber)
           out.push({
             id: rec.id,
@@ -100,6 +101,11 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
         out(
           `${done.environment}: destroyed ${done.instances.length} instance(s)${done.volumes ? ' and the volumes' : ''}`,
         )
+      if (done.failed.length > 0)
+        throw new GrailError('DOWN_INCOMPLETE', `${done.environment}: down could not remove everything`, {
+          details: done.failed.map((f) => `${f.what}: ${f.error}`),
+          hint: `fix the cause and run \`grail down\` again${flags.volumes ? '; the volumes were kept' : ''}`,
+        })
     })
 
   program
