@@ -3,6 +3,7 @@
  * "expected <what>", which the error formatter completes with ", found <value>"; a custom issue may carry
  * `params` (see `IssueParams`) with a hint and where in the file it should point.
  */
+import { posix } from 'node:path'
 import { z } from 'zod'
 import { DURATION_PATTERN, parseDuration } from './duration.js'
 import { didYouMean, listAnd, listOr } from './suggest.js'
@@ -100,12 +101,27 @@ export function integer(expected: string, min: number, max = Number.MAX_SAFE_INT
 /** A TCP/UDP port number, 1-65535. */
 export const portSchema = integer('a port number (1-65535)', 1, 65535)
 
-/** An absolute POSIX path inside the image or instance. */
+/**
+ * A path inside the image or instance that climbs with `..` is refused: it would name a place above
+ * the root that the image or instance cannot have. Reports it with the normalised path as the hint.
+ */
+export function checkNoDotDot(ctx: Ctx, path: string, what: string): boolean {
+  if (!path.split('/').includes('..')) return true
+  report(ctx, `${what} "${path}" climbs out with ".."`, path, {
+    hint: `write the path without "..", e.g. "${posix.normalize(path)}"`,
+  })
+  return false
+}
+
+/** An absolute POSIX path inside the image or instance, without `..`. */
 export function absolutePath(what = 'an absolute path (starting with "/")') {
   return z
     .string({ error: `expected ${what}` })
     .check((ctx) => {
-      if (ctx.value.startsWith('/')) return
+      if (ctx.value.startsWith('/')) {
+        checkNoDotDot(ctx as Ctx, ctx.value, 'the path')
+        return
+      }
       report(ctx, `expected ${what}`, ctx.value, {
         hint: `write "/${ctx.value.replace(/^\.?\/*/, '')}"`,
       })
