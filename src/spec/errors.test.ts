@@ -164,6 +164,24 @@ describe('spec errors name file:line:col, the key path, expected and found, and 
     })
   }
 
+  it('a path in the image that climbs out with ".." is refused, with the path it means as the hint', async () => {
+    assert.equal(
+      await problem(lines(...IMAGE, '      - copy: site/ /../../../tmp/x')),
+      'grail.yaml:6:15  images.hello.steps[0].copy: copy destination "/../../../tmp/x" climbs out with ".."\n' +
+        '  hint: write the path without "..", e.g. "/tmp/x"',
+    )
+    assert.match(
+      await problem(lines(...IMAGE, '      - workdir: /srv/../../x')),
+      /steps\[0\]\.workdir: the path "\/srv\/\.\.\/\.\.\/x" climbs out with "\.\."/,
+    )
+    assert.match(
+      await problem(
+        lines('project: a', 'images: {web: {}}', 'services:', '  web: {image: web, volumes: ["d:/../x"]}'),
+      ),
+      /services\.web\.volumes\[0\]: volume path "\/\.\.\/x" climbs out/,
+    )
+  })
+
   it('service referencing an unknown image', async () => {
     assert.equal(
       await problem(lines('project: a', 'images:', '  hello: {}', 'services:', '  web:', '    image: helo')),
