@@ -94,6 +94,16 @@ function writeJsonError(error: Record<string, unknown>): void {
 
 /** A usage error (unknown command or option, missing or invalid argument) as JSON on stderr. */
 export function reportUsageError(err: { code: string; message: string }): void {
+  if (err.code === 'commander.help') {
+    // `grail` with no command shows the help on stderr; as JSON that is the error it stands for
+    writeJsonError({
+      code: 'USAGE_NO_COMMAND',
+      message: 'no command given',
+      details: [],
+      hint: 'see `grail --help`',
+    })
+    return
+  }
   writeJsonError({
     code: `USAGE_${err.code
       .replace(/^commander\./, '')

@@ -46,8 +46,9 @@ export async function resetState(home: GrailHome): Promise<ResetResult> {
   const instances = await destroyAllLocal(home, 2000)
 
   let keptAs: string | undefined
-  const size = await sizeOf(home.db)
-  if (size !== undefined && size > 0) {
+  // a 0-byte database can still have its pages in the WAL: keep whatever holds a byte
+  const size = ((await sizeOf(home.db)) ?? 0) + ((await sizeOf(`${home.db}-wal`)) ?? 0)
+  if (size > 0) {
     keptAs = `${home.db}.reset-${new Date().toISOString().replace(/[:.]/g, '-')}`
     for (const suffix of ['-wal', '-shm', '']) {
       try {
