@@ -3,6 +3,7 @@
 // state holding an id an older Grail made (too long for an instance) leaves status, apply and down working.
 import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
+import { runCommand } from '../../src/util/exec.js'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { openDb } from '../../src/state/index.js'
@@ -142,5 +143,50 @@ describe('names past the limits are refused when the spec is read', () => {
     const res = await planOf('grail-b-web')
     assert.equal(res.code, 1, res.stderr)
     assert.match(res.stderr, /services\.grail-b-web: a service name may not start with "grail-b"/)
+  })
+})
+
+describe('grail down when one instance cannot be removed', () => {
+  let dir: string
+  let stuck = ''
+  const chattr = (flag: '+i' | '-i') =>
+    runCommand({ file: 'chattr', args: [flag, join(dir, '.grail', 'instances', stuck, 'instance.json')] })
+
+  before(async () => {
+    dir = await busyboxProject({
+      'grail.yaml': spec({ service: 'web', port: await freePort(), greeting: 'x' }).replace(
+        '    image: web\n',
+        '    image: web\n    replicas: 2\n',
+      ),
+      'site/index.html': 'ok\n',
+    })
+    const up = await grail(['up'], { cwd: dir })
+    assert.equal(up.code, 0, up.stderr + up.stdout)
+  })
+  after(async () => {
+    if (stuck) await chattr('-i').catch(() => {})
+    await tearDown(dir)
+  })
+
+  test('removes the others, then exits 1 naming the one it could not remove and why', async () => {
+    const before = parseJson<Status>(await grail(['--json', 'status'], { cwd: dir })).instances
+    assert.equal(before.length, 2)
+    stuck = before[0]?.id ?? ''
+    // an immutable file in its bundle: removing it fails, as a real filesystem problem would
+    await chattr('+i')
+    const down = await grail(['down'], { cwd: dir })
+    assert.equal(down.code, 1, down.stderr + down.stdout)
+    assert.match(down.stdout, /destroyed 1 instance\(s\)/)
+    assert.match(down.stderr, /down could not remove everything/)
+    assert.match(down.stderr, new RegExp(`instance ${stuck}: \\S+`))
+    const left = parseJson<Status>(await grail(['--json', 'status'], { cwd: dir })).instances
+    assert.deepEqual(
+      left.map((i) => i.id),
+      [stuck],
+    )
+    await chattr('-i')
+    const again = await grail(['down'], { cwd: dir })
+    assert.equal(again.code, 0, again.stderr)
+    assert.deepEqual(parseJson<Status>(await grail(['--json', 'status'], { cwd: dir })).instances, [])
   })
 })
