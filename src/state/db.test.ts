@@ -71,3 +71,16 @@ test('a missing or empty state beside instances and images is refused; startOver
   openDb(file, { startOver: true }).close()
   openDb(file).close()
 })
+
+test('a state.db that is a directory is a user error naming it', async () => {
+  const file = join(await home(), 'state.db')
+  await mkdir(file)
+  assert.throws(
+    () => openDb(file),
+    (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'STATE_UNREADABLE')
+      assert.ok(err.message.startsWith(`cannot open ${file}`), err.message)
+      return true
+    },
+  )
+})

@@ -36,6 +36,11 @@ export function openDb(file: string, opts: OpenDbOptions = {}): Db {
   } catch (err) {
     db?.close()
     if (isCorruption(err)) throw damagedState(file, err.message)
+    if ((err as { code?: unknown }).code === 'SQLITE_CANTOPEN') {
+      throw new GrailError('STATE_UNREADABLE', `cannot open ${file}: ${(err as Error).message}`, {
+        hint: 'it must be a readable and writable file (not a directory) in a writable directory',
+      })
+    }
     throw err
   }
 }
