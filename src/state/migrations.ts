@@ -126,4 +126,23 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE images ADD COLUMN collected_at TEXT;
   `,
+  `
+  CREATE TABLE health_probes (
+    instance TEXT PRIMARY KEY,
+    at       TEXT    NOT NULL,
+    ok       INTEGER NOT NULL,
+    detail   TEXT    NOT NULL,
+    failures INTEGER NOT NULL
+  );
+  CREATE TABLE restarts (
+    id          INTEGER PRIMARY KEY,
+    environment TEXT    NOT NULL,
+    service     TEXT    NOT NULL,
+    release     INTEGER NOT NULL,
+    instance    TEXT    NOT NULL,
+    cause       TEXT    NOT NULL,
+    at          TEXT    NOT NULL
+  );
+  CREATE INDEX restarts_by_service ON restarts (environment, service, at);
+  `,
 ]
