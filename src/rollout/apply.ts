@@ -5,7 +5,7 @@ import { dueForRecycle } from '../lifecycle/recycle.js'
 import type { InstanceDrift } from '../drift/types.js'
 import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
-import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js'
+import type { Action, DesiredService, Plan, ReleaseView, RestartView } from '../plan/index.js'
 import { configBundleOf, configDigest, plan } from '../plan/index.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
 import type { Db, InstanceRecord, ReleaseRecord } from '../state/index.js'
@@ -15,14 +15,17 @@ import {
   latestImage,
   listImages,
   listReleases,
+  listRestarts,
   markInterruptedHotfixes,
+  recordRestart,
   liveInstances,
   setReleaseStatus,
 } from '../state/index.js'
 import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
-import { destroyInstance, launch, removeInstance, route, type Serving } from './instances.js'
+import { GateFailed, destroyInstance, launch, removeInstance, route, type Serving } from './instances.js'
 import { observe } from './observe.js'
+import { healthDetail, watchHealth } from './observe-health.js'
 import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
 
 /** An environment opened for planning and applying: what a drift scan needs, plus routers and hooks. */
@@ -60,6 +63,7 @@ export function desiredServices(
         replicas: svc.replicas,
         image: { name: pinned.name, version: pinned.version, digest: pinned.digest as Digest },
         configDigest: configDigest(configBundleOf(svc)),
+        crashLoop: svc.crashLoop,
       }
     }
     // an environment that receives promotions runs what was promoted to it, not the newest build
@@ -73,6 +77,7 @@ export function desiredServices(
         replicas: svc.replicas,
         image: { name: promoted.imageName, version: promoted.imageVersion, digest: promoted.imageDigest },
         configDigest: configDigest(configBundleOf(svc)),
+        crashLoop: svc.crashLoop,
       }
     }
     const image = latestImage(db, svc.image)
@@ -99,6 +104,7 @@ export function desiredServices(
       replicas: svc.replicas,
       image: { name: image.name, version: image.version, digest: image.digest },
       configDigest: configDigest(configBundleOf(svc)),
+      crashLoop: svc.crashLoop,
     }
   })
 }
@@ -173,6 +179,16 @@ export async function planWithDrift(
   }
   const now = Date.now()
   const records = new Map(seen.records.map((r) => [r.id, r]))
+  const watched = await watchHealth(
+    a,
+    views.filter((v) => v.known && v.state === 'running').flatMap((v) => records.get(v.id) ?? []),
+    now,
+  )
+  for (const v of views) {
+    const h = watched.get(v.id)
+    if (h) v.health = h.unhealthy ? 'unhealthy' : 'healthy'
+    if (h?.unhealthy) v.healthDetail = healthDetail(h)
+  }
   const viewById = new Map(views.map((v) => [v.id, v]))
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
     const candidates = views
@@ -190,7 +206,55 @@ export async function planWithDrift(
   const revoked: Record<string, string> = {}
   for (const i of listImages(a.db))
     if (i.status === 'revoked') revoked[i.digest] = i.statusReason ?? 'revoked'
-  return { plan: plan({ environment: a.environment, desired, releases, instances: views, revoked }), drift }
+  const history = restartHistory(a, now)
+  const logTails = await logTailsOf(
+    a,
+    views.filter((v) => v.known && (v.state === 'stopped' || v.health === 'unhealthy')),
+  )
+  return {
+    plan: plan({
+      environment: a.environment,
+      desired,
+      releases,
+      instances: views,
+      revoked,
+      now,
+      restarts: history,
+      logTails,
+    }),
+    drift,
+  }
+}
+
+/** How many log lines of a crashed or unhealthy instance plan and status show. */
+export const LOG_TAIL_LINES = 10
+
+/** The last lines of each instance's log, read from the provider (those it no longer has are left out). */
+export async function logTailsOf(
+  a: Pick<ApplyEnv, 'provider'>,
+  instances: ReadonlyArray<{ id: string }>,
+): Promise<Record<string, string[]>> {
+  const out: Record<string, string[]> = {}
+  await Promise.all(
+    instances.map(async ({ id }) => {
+      const text = await a.provider.logs({ id, provider: a.provider.name }, { tailLines: LOG_TAIL_LINES })
+      out[id] = text.split('\n').filter((l) => l !== '')
+    }),
+  )
+  return out
+}
+
+/** Involuntary restarts of the environment's services within their crash-loop windows, per service. */
+export function restartHistory(
+  a: Pick<ApplyEnv, 'db' | 'environment' | 'project'>,
+  now: number,
+): Record<string, RestartView[]> {
+  const services = Object.values(a.project.environments[a.environment]?.services ?? {})
+  const window = Math.max(0, ...services.map((s) => s.crashLoop.window))
+  const out: Record<string, RestartView[]> = {}
+  for (const r of listRestarts(a.db, a.environment, new Date(now - window).toISOString()))
+    out[r.service] = [...(out[r.service] ?? []), { release: r.release, at: Date.parse(r.at) }]
+  return out
 }
 
 async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): Promise<RolloutContext> {
@@ -265,6 +329,23 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
   if (!active) return null
   const ctx = await contextFor(a, svc, active.imageDigest)
   let serving = await servingOf(a, svc, active.number)
+  if (action.kind === 'replace') {
+    if (action.cause === 'crashed' || action.cause === 'unhealthy') {
+      // counted before the replacement starts, so a killed apply still counts towards the crash loop
+      recordRestart(a.db, {
+        environment: a.environment,
+        service: svc.name,
+        release: active.number,
+        instance: action.instance,
+        cause: action.cause,
+      })
+    }
+    appendEvent(a.db, 'instance.replaced', action.instance, {
+      environment: a.environment,
+      cause: action.cause,
+      reason: action.reason,
+    })
+  }
   if (action.kind === 'replace' && svc.rollout.order === 'stop-first') {
     // an exclusive volume (or the service's own choice): the old instance is gone before the new one starts
     serving = serving.filter((s) => s.id !== action.instance)
@@ -322,6 +403,13 @@ async function replaceBatch(a: ApplyEnv, batch: Array<Extract<Action, { kind: 'r
   await Promise.all(batch.map((b) => destroyInstance(ctx, b.instance, b.reason)))
 }
 
+/** A new instance of an active release (a replacement or an extra replica) that failed its health gate. */
+export interface FailedLaunch {
+  service: string
+  instance: string
+  reason: string
+}
+
 /**
  * `grail apply`: recover what a killed run left, plan, and execute the plan action by action. Every
  * published service's router is first pointed at its healthy instances, so a restarted proxy serves.
@@ -329,7 +417,7 @@ async function replaceBatch(a: ApplyEnv, batch: Array<Extract<Action, { kind: 'r
 export async function applyEnvironment(
   a: ApplyEnv,
   opts: { only?: (action: Action) => boolean } = {},
-): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[] }> {
+): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[]; failed: FailedLaunch[] }> {
   const recovered = [...((await a.reconcile?.()) ?? []), ...(await recoverInterrupted(a))]
   const full = await planEnvironment(a)
   const thePlan = opts.only ? { ...full, actions: full.actions.filter(opts.only) } : full
@@ -344,6 +432,7 @@ export async function applyEnvironment(
   }
   const budget = Math.max(1, a.project.policies.disruptionBudget.maxUnavailable)
   const actions = thePlan.actions
+  const failed: FailedLaunch[] = []
   for (let i = 0; i < actions.length; i++) {
     const action = actions[i] as Action
     // replacements of healthy instances (recycle, drift, an expired hotfix) go a disruption budget at a time
@@ -358,10 +447,25 @@ export async function applyEnvironment(
       await replaceBatch(a, batch)
       continue
     }
-    const r = await execute(a, action)
-    if (r) results.push(r)
+    try {
+      const r = await execute(a, action)
+      if (r) results.push(r)
+    } catch (err) {
+      // a replacement that fails its gate leaves the rest of the plan to run; it counts as a restart
+      if (!(err instanceof GateFailed) || (action.kind !== 'replace' && action.kind !== 'scale-up')) throw err
+      const release = activeRelease(a, action.service)
+      if (action.kind === 'scale-up' && release)
+        recordRestart(a.db, {
+          environment: a.environment,
+          service: action.service,
+          release: release.number,
+          instance: err.instance,
+          cause: 'gate-failed',
+        })
+      failed.push({ service: action.service, instance: err.instance, reason: err.reason })
+    }
   }
-  return { plan: thePlan, results, recovered }
+  return { plan: thePlan, results, recovered, failed }
 }
 
 /** Where a service's proxy keeps its pid, control socket and routes. */
