@@ -104,7 +104,9 @@ export async function watchHealth(
     targets.map(async (t): Promise<WatchedHealth> => {
       const threshold = t.check.unhealthyThreshold
       const prev = before.get(t.record.id)
-      if (prev && now - Date.parse(prev.at) < t.check.interval && (prev.ok || prev.failures >= threshold))
+      // a probe from the future (the clock went back) is not recent: probe again
+      const age = prev ? now - Date.parse(prev.at) : Number.NaN
+      if (prev && age >= 0 && age < t.check.interval && (prev.ok || prev.failures >= threshold))
         return { ...prev, unhealthy: prev.failures >= threshold, threshold, reused: true }
       const r = await probeRun(t.check, t.probe)
       const rec: ProbeRecord = {

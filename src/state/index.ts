@@ -41,7 +41,13 @@ export {
   setInstancePhase,
 } from './instances.js'
 export { lastProbes, type ProbeRecord, recordProbe } from './health.js'
-export { listRestarts, recordRestart, type RestartCause, type RestartRecord } from './restarts.js'
+export {
+  clearRestarts,
+  listRestarts,
+  recordRestart,
+  type RestartCause,
+  type RestartRecord,
+} from './restarts.js'
 export { acquireLock, type LockHolder, releaseLock } from './locks.js'
 export {
   insertRelease,

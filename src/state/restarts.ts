@@ -39,3 +39,8 @@ export function listRestarts(db: Db, environment: string, sinceIso: string): Res
       .all(environment, sinceIso) as Row[]
   ).map((r) => ({ ...r }))
 }
+
+/** Forgets the restarts of an environment (`grail down`: what comes up next starts with a clean slate). */
+export function clearRestarts(db: Db, environment: string): void {
+  db.prepare('DELETE FROM restarts WHERE environment = ?').run(environment)
+}

@@ -115,7 +115,15 @@ describe('a crash-looping service backs off', () => {
     assert.match(human.stdout, /\| out of cheese, giving up/)
   })
 
-  test('a new release starts afresh', async () => {
+  test('grail down clears the loop: the next up tries again at once', async () => {
+    const down = await grail(['down'], { cwd: dir })
+    assert.equal(down.code, 0, down.stderr)
+    const plan = await grail(['plan'], { cwd: dir })
+    assert.match(plan.stdout, /scale-up +web +0 of 1 replicas/)
+    assert.doesNotMatch(plan.stdout, /waiting|crash loop/)
+  })
+
+  test('a fixed image is a new release that runs', async () => {
     await writeFile(join(dir, 'grail.yaml'), spec(port, FIXED))
     const up = await grail(['up'], { cwd: dir })
     assert.equal(up.code, 0, up.stderr + up.stdout)
