@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { runCommand } from '../../src/util/exec.js'
 import { freePort } from '../helpers/net.js'
 import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
 
@@ -134,5 +135,55 @@ describe('a crash-looping service backs off', () => {
     assert.equal((await (await fetch(`http://127.0.0.1:${port}/index.html`)).text()).trim(), 'hi')
     const plan = await grail(['plan', '--detailed-exitcode'], { cwd: dir })
     assert.equal(plan.code, 0, plan.stdout)
+  })
+})
+
+// the app refuses to start while /data/broken exists (a volume, so every new instance sees it)
+const BROKEN =
+  'test -f /data/broken && echo refusing to start: /data/broken && exit 1; exec httpd -f -p 127.0.0.1:$PORT -h /srv/www'
+
+describe('replacements that die before their gate count towards the loop', () => {
+  let dir: string
+  const status = async () => parseJson<Status>(await grail(['--json', 'status'], { cwd: dir }))
+
+  before(async () => {
+    const port = await freePort()
+    dir = await busyboxProject({
+      'grail.yaml': `${spec(port, BROKEN)}    volumes: ["data:/data"]\n`,
+      'site/index.html': 'hi\n',
+    })
+    const up = await grail(['up'], { cwd: dir })
+    assert.equal(up.code, 0, up.stderr + up.stdout)
+  })
+  after(async () => {
+    await tearDown(dir)
+  })
+
+  test('each apply fails with a clear message until the loop holds it back', async () => {
+    const [victim] = (await status()).instances.map((i) => i.id)
+    assert.ok(victim)
+    await writeFile(join(dir, '.grail/volumes/loopy/local/data/broken'), 'x\n')
+    const kill = await runCommand(
+      { file: 'runc', args: ['--root', join(dir, '.grail/runc'), 'kill', victim, 'KILL'] },
+      { allowFailure: true },
+    )
+    assert.equal(kill.code, 0, kill.stderr.toString())
+    for (let i = 1; i <= 3; i++) {
+      const res = await grail(['apply'], { cwd: dir })
+      assert.equal(res.code, 1, `apply ${i}: ${res.stdout}${res.stderr}`)
+      assert.match(res.stderr, /web: new instance \S+ failed the health gate: process exited/)
+      assert.doesNotMatch(res.stderr, /bug/i)
+    }
+    const plan = await grail(['plan'], { cwd: dir })
+    assert.match(
+      plan.stdout,
+      new RegExp(`waiting +web ${victim} +crashed: process exited; crash loop: 3 restarts`),
+    )
+    const res = await grail(['apply'], { cwd: dir })
+    assert.equal(res.code, 0, res.stderr + res.stdout)
+    assert.deepEqual(
+      (await status()).instances.map((i) => [i.id, i.health]),
+      [[victim, 'stopped']],
+    )
   })
 })
