@@ -104,3 +104,21 @@ test('a run of probes: one failure is retried, the threshold in a row is unhealt
     failures: 3,
   })
 })
+
+test('a run of probes stops at its budget, and failures already recorded count towards the threshold', async () => {
+  const port = await serve((_req, res) => {
+    res.statusCode = 404
+    res.end()
+  })
+  const target = { host: '127.0.0.1', port }
+  assert.deepEqual(await probeRun(http(), target, { budgetMs: 100 }), {
+    ok: false,
+    detail: 'HTTP 404',
+    failures: 1,
+  })
+  assert.deepEqual(await probeRun(http(), target, { budgetMs: 100, failuresBefore: 2 }), {
+    ok: false,
+    detail: 'HTTP 404',
+    failures: 3,
+  })
+})

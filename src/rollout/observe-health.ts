@@ -26,19 +26,35 @@ export interface WatchedHealth extends ProbeRecord {
 }
 
 /**
- * A short run of probes: until one passes, or until `unhealthyThreshold` have failed in a row, `interval`
- * apart. One failed probe (a dropped connection, a slow GC pause) never makes an instance unhealthy.
+ * How long one observation may spend on the probes of an instance (they all run at once). The default
+ * check (1 s timeout, 2 s interval, 3 failures) fits in 7 s; slower checks finish their count over
+ * several commands, since the failures in a row carry over.
+ */
+export const PROBE_BUDGET_MS = 10_000
+
+/** Failures of a recorded probe still count towards the next ones when it is this recent. */
+const CARRY_OVER_MS = 60_000
+
+/**
+ * A short run of probes: until one passes, until `unhealthyThreshold` have failed in a row (counting
+ * `failuresBefore`, the failures in a row already recorded), or until the next one would not fit in
+ * `budgetMs`; `interval` apart. One failed probe (a dropped connection, a pause) never makes an
+ * instance unhealthy.
  */
 export async function probeRun(
   check: HealthCheck,
   target: ProbeTarget,
+  opts: { failuresBefore?: number; budgetMs?: number } = {},
 ): Promise<ProbeResult & { failures: number }> {
-  let failures = 0
+  const started = Date.now()
+  const budget = opts.budgetMs ?? PROBE_BUDGET_MS
+  let failures = opts.failuresBefore ?? 0
   for (;;) {
     const r = await probeOnce(check, target)
     if (r.ok) return { ...r, failures: 0 }
     failures++
     if (failures >= check.unhealthyThreshold) return { ...r, failures }
+    if (Date.now() - started + check.interval + check.timeout > budget) return { ...r, failures }
     await sleep(check.interval)
   }
 }
@@ -108,7 +124,8 @@ export async function watchHealth(
       const age = prev ? now - Date.parse(prev.at) : Number.NaN
       if (prev && age >= 0 && age < t.check.interval && (prev.ok || prev.failures >= threshold))
         return { ...prev, unhealthy: prev.failures >= threshold, threshold, reused: true }
-      const r = await probeRun(t.check, t.probe)
+      const failing = prev !== undefined && !prev.ok && age >= 0 && age < CARRY_OVER_MS
+      const r = await probeRun(t.check, t.probe, { failuresBefore: failing ? prev.failures : 0 })
       const rec: ProbeRecord = {
         instance: t.record.id,
         at: nowIso(),

@@ -12,7 +12,7 @@ export interface InstanceStatus {
   record: InstanceRecord
   observed: InstanceObservation
   release: ReleaseRecord | undefined
-  /** `healthy`, `unhealthy`, or the phase or process state when it is neither (`stopped`, `starting`) */
+  /** `healthy`, `failing`, `unhealthy`, or the phase or process state when it is none (`stopped`, `starting`) */
   health: string
   /** the last probe, when the instance has passed its gate and runs */
   probe?: WatchedHealth
@@ -48,8 +48,9 @@ export async function environmentStatus(
   const instances = records.map((record, i): InstanceStatus => {
     const o = observed[i] as InstanceObservation
     const probe = watched.get(record.id)
-    const health =
-      o.state !== 'running' ? o.state : probe ? (probe.unhealthy ? 'unhealthy' : 'healthy') : record.phase
+    // failing: the last probe failed, but fewer than unhealthyThreshold in a row (not replaced yet)
+    const probed = probe ? (probe.unhealthy ? 'unhealthy' : probe.ok ? 'healthy' : 'failing') : record.phase
+    const health = o.state !== 'running' ? o.state : probed
     return {
       record,
       observed: o,

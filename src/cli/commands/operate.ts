@@ -57,11 +57,13 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           ['INSTANCE', 'SERVICE', 'RELEASE', 'IMAGE', 'AGE', 'HEALTH', 'PID', 'PORT'].map(style.bold),
         ]
         for (const i of rows.instances) {
-          const probe = i.probe as { at: string; detail: string } | null
+          const probe = i.probe as { at: string; detail: string; failures: number } | null
           const health =
             i.health === 'unhealthy' && probe
               ? `unhealthy (last probe: ${probe.detail}, ${formatAge(probe.at)} ago)`
-              : String(i.health)
+              : i.health === 'failing' && probe
+                ? `failing (last probe: ${probe.detail}, ${formatAge(probe.at)} ago, ${probe.failures} in a row)`
+                : String(i.health)
           lines.push([
             String(i.id),
             String(i.service),
