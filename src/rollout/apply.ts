@@ -5,7 +5,7 @@ import { dueForRecycle } from '../lifecycle/recycle.js'
 import type { InstanceDrift } from '../drift/types.js'
 import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
-import type { Action, DesiredService, Plan, ReleaseView, RestartView } from '../plan/index.js'
+import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js'
 import { configBundleOf, configDigest, plan } from '../plan/index.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
 import type { Db, InstanceRecord, ReleaseRecord } from '../state/index.js'
@@ -15,7 +15,6 @@ import {
   latestImage,
   listImages,
   listReleases,
-  listRestarts,
   markInterruptedHotfixes,
   recordRestart,
   liveInstances,
@@ -25,6 +24,7 @@ import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
 import { GateFailed, destroyInstance, launch, removeInstance, route, type Serving } from './instances.js'
 import { observe } from './observe.js'
+import { logTailsOf, restartHistory } from './crash-history.js'
 import { healthDetail, watchHealth } from './observe-health.js'
 import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
 
@@ -224,37 +224,6 @@ export async function planWithDrift(
     }),
     drift,
   }
-}
-
-/** How many log lines of a crashed or unhealthy instance plan and status show. */
-export const LOG_TAIL_LINES = 10
-
-/** The last lines of each instance's log, read from the provider (those it no longer has are left out). */
-export async function logTailsOf(
-  a: Pick<ApplyEnv, 'provider'>,
-  instances: ReadonlyArray<{ id: string }>,
-): Promise<Record<string, string[]>> {
-  const out: Record<string, string[]> = {}
-  await Promise.all(
-    instances.map(async ({ id }) => {
-      const text = await a.provider.logs({ id, provider: a.provider.name }, { tailLines: LOG_TAIL_LINES })
-      out[id] = text.split('\n').filter((l) => l !== '')
-    }),
-  )
-  return out
-}
-
-/** Involuntary restarts of the environment's services within their crash-loop windows, per service. */
-export function restartHistory(
-  a: Pick<ApplyEnv, 'db' | 'environment' | 'project'>,
-  now: number,
-): Record<string, RestartView[]> {
-  const services = Object.values(a.project.environments[a.environment]?.services ?? {})
-  const window = Math.max(0, ...services.map((s) => s.crashLoop.window))
-  const out: Record<string, RestartView[]> = {}
-  for (const r of listRestarts(a.db, a.environment, new Date(now - window).toISOString()))
-    out[r.service] = [...(out[r.service] ?? []), { release: r.release, at: Date.parse(r.at) }]
-  return out
 }
 
 async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): Promise<RolloutContext> {

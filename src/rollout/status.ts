@@ -4,7 +4,7 @@ import type { InstanceObservation } from '../runtime/types.js'
 import type { InstanceRecord, ReleaseRecord } from '../state/index.js'
 import { listReleases, liveInstances } from '../state/index.js'
 import type { ApplyEnv } from './apply.js'
-import { logTailsOf, restartHistory } from './apply.js'
+import { logTailsOf, restartHistory } from './crash-history.js'
 import { type WatchedHealth, watchHealth } from './observe-health.js'
 
 /** One instance as `status` shows it: what state recorded, what the provider and a fresh probe report. */
