@@ -1,16 +1,18 @@
 import type { CrashLoop } from '../plan/index.js'
 import { crashLoopOf } from '../plan/index.js'
-import type { InstanceObservation } from '../runtime/types.js'
 import type { InstanceRecord, ReleaseRecord } from '../state/index.js'
 import { listReleases, liveInstances } from '../state/index.js'
 import type { ApplyEnv } from './apply.js'
 import { logTailsOf, restartHistory } from './crash-history.js'
+import { inspectRecorded } from './observe.js'
 import { type WatchedHealth, watchHealth } from './observe-health.js'
+
+type Observed = Awaited<ReturnType<typeof inspectRecorded>>
 
 /** One instance as `status` shows it: what state recorded, what the provider and a fresh probe report. */
 export interface InstanceStatus {
   record: InstanceRecord
-  observed: InstanceObservation
+  observed: Observed
   release: ReleaseRecord | undefined
   /** `healthy`, `failing`, `unhealthy`, or the phase or process state when it is none (`stopped`, `starting`) */
   health: string
@@ -37,16 +39,15 @@ export async function environmentStatus(
 ): Promise<{ instances: InstanceStatus[]; crashLoops: ServiceCrashLoop[]; releases: ReleaseRecord[] }> {
   const releases = listReleases(a.db, a.environment)
   const records = liveInstances(a.db, a.environment)
-  const observed = await Promise.all(
-    records.map((r) => a.provider.inspect({ id: r.id, provider: a.provider.name })),
-  )
+  // an instance that is gone, or whose id an older Grail made, is shown as such, not an error
+  const observed = await Promise.all(records.map((r) => inspectRecorded(a.provider, r.id)))
   const watched = await watchHealth(
     a,
     records.filter((_, i) => observed[i]?.state === 'running'),
     now,
   )
   const instances = records.map((record, i): InstanceStatus => {
-    const o = observed[i] as InstanceObservation
+    const o = observed[i] as Observed
     const probe = watched.get(record.id)
     // failing: the last probe failed, but fewer than unhealthyThreshold in a row (not replaced yet)
     const probed = probe ? (probe.unhealthy ? 'unhealthy' : probe.ok ? 'healthy' : 'failing') : record.phase

@@ -127,6 +127,12 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE images ADD COLUMN collected_at TEXT;
   `,
   `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
+  `
   CREATE TABLE health_probes (
     instance TEXT PRIMARY KEY,
     at       TEXT    NOT NULL,
