@@ -200,6 +200,94 @@ describe('config bundles', () => {
       ],
     )
   })
+
+  test('an unhealthy instance is replaced with what its probes saw', () => {
+    const p = plan({
+      environment: 'local',
+      desired: [want()],
+      releases: { web: [release(1)] },
+      instances: [
+        inst('a', { health: 'unhealthy', healthDetail: 'HTTP 404, 3 probes in a row' }),
+        inst('b'),
+        inst('c'),
+      ],
+    })
+    assert.deepEqual(p.actions, [
+      {
+        kind: 'replace',
+        service: 'web',
+        instance: 'a',
+        release: 1,
+        cause: 'unhealthy',
+        reason: 'unhealthy: HTTP 404, 3 probes in a row',
+      },
+    ])
+    assert.deepEqual(p.waiting, [])
+  })
+
+  describe('crash loops', () => {
+    const loopSpec = { restarts: 3, window: 600_000, backoff: 30_000, maxBackoff: 600_000 }
+    const T = Date.parse('2026-01-01T12:00:00Z')
+    const restarts = { web: [1, 2, 3].map((s) => ({ release: 1, at: T + s * 1000 })) }
+    const crashed = [inst('a', { state: 'stopped' }), inst('b'), inst('c')]
+    const input = (over: Partial<Parameters<typeof plan>[0]> = {}) => ({
+      environment: 'local',
+      desired: [want({ crashLoop: loopSpec })],
+      releases: { web: [release(1)] },
+      instances: crashed,
+      restarts,
+      logTails: { a: ['listening on 8080', 'fatal: out of cheese'] },
+      ...over,
+    })
+
+    test('during the backoff the crashed instance is held back, with its log', () => {
+      const p = plan(input({ now: T + 10_000 }))
+      assert.deepEqual(p.actions, [])
+      assert.deepEqual(p.waiting, [
+        {
+          service: 'web',
+          instance: 'a',
+          reason: 'crashed: process exited; crash loop: 3 restarts in 2s, next attempt in 23s',
+          nextAttemptAt: new Date(T + 33_000).toISOString(),
+          log: ['listening on 8080', 'fatal: out of cheese'],
+        },
+      ])
+    })
+
+    test('after the backoff it is replaced again, and the reason says why it waited', () => {
+      const p = plan(input({ now: T + 33_000 }))
+      assert.deepEqual(p.waiting, [])
+      assert.equal(p.actions.length, 1)
+      assert.equal(
+        (p.actions[0] as { reason: string }).reason,
+        'crashed: process exited; crash loop: 3 restarts in 2s, retrying after a 30s backoff',
+      )
+    })
+
+    test('missing replicas of a crash-looping release wait too', () => {
+      const p = plan(input({ now: T + 10_000, instances: [inst('b'), inst('c')] }))
+      assert.deepEqual(p.actions, [])
+      assert.equal(p.waiting[0]?.instance, null)
+      assert.match(p.waiting[0]?.reason ?? '', /^2 of 3 replicas; crash loop: 3 restarts/)
+    })
+
+    test('a new release is deployed whatever the loop of the old one', () => {
+      const p = plan(input({ now: T + 10_000, desired: [want({ crashLoop: loopSpec, configDigest: C2 })] }))
+      assert.deepEqual(
+        p.actions.map((a) => a.kind),
+        ['deploy'],
+      )
+      assert.deepEqual(p.waiting, [])
+    })
+
+    test('without a clock the planner cannot tell a loop and replaces as before', () => {
+      const p = plan(input())
+      assert.deepEqual(
+        p.actions.map((a) => a.kind),
+        ['replace'],
+      )
+    })
+  })
 })
 
 test('a service with nothing marked secret has the config bundle (and digest) it had before secrets existed', () => {

@@ -1,4 +1,13 @@
-import type { Action, DesiredService, InstanceView, Plan, ReleaseView, ReplaceCause } from './types.js'
+import { type CrashLoop, type RestartView, crashLoopOf } from './crash-loop.js'
+import type {
+  Action,
+  DesiredService,
+  InstanceView,
+  Plan,
+  ReleaseView,
+  ReplaceCause,
+  Waiting,
+} from './types.js'
 
 export interface PlanInput {
   environment: string
@@ -8,6 +17,12 @@ export interface PlanInput {
   instances: InstanceView[]
   /** revoked image digests with the reason: a release running one is replaced */
   revoked?: Record<string, string>
+  /** epoch milliseconds; crash-loop detection needs it */
+  now?: number
+  /** involuntary restarts per service (replacements of crashed or unhealthy instances, failed gates) */
+  restarts?: Record<string, RestartView[]>
+  /** the last lines of the log of crashed or unhealthy instances, by instance id */
+  logTails?: Record<string, string[]>
 }
 
 function shortDigest(d: string): string {
@@ -36,7 +51,8 @@ function deployReason(
 function replaceReason(inst: InstanceView): { cause: ReplaceCause; reason: string } | null {
   if (inst.state === 'missing') return { cause: 'missing', reason: 'missing' }
   if (inst.state === 'stopped') return { cause: 'crashed', reason: 'crashed: process exited' }
-  if (inst.health === 'unhealthy') return { cause: 'unhealthy', reason: 'unhealthy: health check failing' }
+  if (inst.health === 'unhealthy')
+    return { cause: 'unhealthy', reason: `unhealthy: ${inst.healthDetail ?? 'health check failing'}` }
   if (inst.drift) return { cause: 'drift', reason: `drift: ${inst.drift}` }
   return null
 }
@@ -47,6 +63,7 @@ function replaceReason(inst: InstanceView): { cause: ReplaceCause; reason: strin
  */
 export function plan(input: PlanInput): Plan {
   const actions: Action[] = []
+  const waiting: Waiting[] = []
   const wanted = new Set(input.desired.map((d) => d.service))
   for (const want of input.desired) {
     const releases = input.releases[want.service] ?? []
@@ -65,8 +82,25 @@ export function plan(input: PlanInput): Plan {
     } else if (active) {
       const current = mine.filter((i) => i.known && i.release === active.number)
       const recycle: InstanceView[] = []
+      const loop = crashLoopFor(want, active.number, input)
+      const hold = (instance: string | null, reason: string) =>
+        waiting.push({
+          service: want.service,
+          instance,
+          reason,
+          nextAttemptAt: new Date((loop as CrashLoop).nextAttemptAt).toISOString(),
+          log: (instance !== null ? input.logTails?.[instance] : undefined) ?? [],
+        })
       for (const inst of current) {
         const why = replaceReason(inst)
+        if (why && loop && (why.cause === 'crashed' || why.cause === 'unhealthy')) {
+          // a crash-looping release: back off instead of replacing what dies again at once
+          if (loop.waiting) {
+            hold(inst.id, `${why.reason}; ${loop.summary}`)
+            continue
+          }
+          why.reason = `${why.reason}; ${loop.summary}`
+        }
         if (why)
           actions.push({
             kind: 'replace',
@@ -90,7 +124,9 @@ export function plan(input: PlanInput): Plan {
       }
       // replacements are one for one: the count only changes by scaling
       const total = current.length
-      if (total < want.replicas) {
+      if (total < want.replicas && loop?.waiting) {
+        hold(null, `${total} of ${want.replicas} replicas; ${loop.summary}`)
+      } else if (total < want.replicas) {
         actions.push({
           kind: 'scale-up',
           service: want.service,
@@ -144,5 +180,11 @@ export function plan(input: PlanInput): Plan {
       })
     }
   }
-  return { environment: input.environment, actions }
+  return { environment: input.environment, actions, waiting }
+}
+
+/** The crash loop of a service's active release, when the input allows telling (a `now` and a policy). */
+function crashLoopFor(want: DesiredService, release: number, input: PlanInput): CrashLoop | null {
+  if (!want.crashLoop || input.now === undefined) return null
+  return crashLoopOf(want.crashLoop, input.restarts?.[want.service] ?? [], release, input.now)
 }

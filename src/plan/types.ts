@@ -1,4 +1,5 @@
 import type { Digest } from '../oci/digest.js'
+import type { CrashLoopSpec } from '../spec/types.js'
 
 /** What a service should run in one environment, worked out from the spec and the image catalog. */
 export interface DesiredService {
@@ -6,6 +7,8 @@ export interface DesiredService {
   replicas: number
   image: { name: string; version: number; digest: Digest }
   configDigest: Digest
+  /** when restarts make a crash loop (absent: never) */
+  crashLoop?: CrashLoopSpec
 }
 
 /** A release as state records it. */
@@ -27,6 +30,8 @@ export interface InstanceView {
   /** what the provider reports */
   state: 'created' | 'running' | 'stopped' | 'missing'
   health: 'healthy' | 'unhealthy' | 'unknown'
+  /** what the failing probes saw, when unhealthy: "HTTP 404, 3 probes in a row" */
+  healthDetail?: string
   /** unexplained drift (or an expired hotfix), summarised: the instance is replaced */
   drift?: string
   /** due for routine replacement (recycle.maxAge): why, and its place in the recycle order */
@@ -58,7 +63,21 @@ export type Action =
 export type ReplaceCause = 'missing' | 'crashed' | 'unhealthy' | 'drift' | 'recycle'
 export type DestroyCause = 'superseded' | 'orphan' | 'removed'
 
+/** A replacement (or scale-up) the plan holds back: the service is crash-looping and backing off. */
+export interface Waiting {
+  service: string
+  /** the crashed or unhealthy instance; null for missing replicas */
+  instance: string | null
+  reason: string
+  /** ISO time of the next attempt */
+  nextAttemptAt: string
+  /** the last lines of the instance's log, when it is still there to read */
+  log: string[]
+}
+
 export interface Plan {
   environment: string
   actions: Action[]
+  /** what apply will not do yet; pending all the same (`plan --detailed-exitcode` exits 2) */
+  waiting: Waiting[]
 }

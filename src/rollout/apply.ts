@@ -16,13 +16,16 @@ import {
   listImages,
   listReleases,
   markInterruptedHotfixes,
+  recordRestart,
   liveInstances,
   setReleaseStatus,
 } from '../state/index.js'
 import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
-import { destroyInstance, launch, removeInstance, route, type Serving } from './instances.js'
+import { GateFailed, destroyInstance, launch, removeInstance, route, type Serving } from './instances.js'
 import { observe } from './observe.js'
+import { logTailsOf, restartHistory } from './crash-history.js'
+import { healthDetail, watchHealth } from './observe-health.js'
 import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
 
 /** An environment opened for planning and applying: what a drift scan needs, plus routers and hooks. */
@@ -60,6 +63,7 @@ export function desiredServices(
         replicas: svc.replicas,
         image: { name: pinned.name, version: pinned.version, digest: pinned.digest as Digest },
         configDigest: configDigest(configBundleOf(svc)),
+        crashLoop: svc.crashLoop,
       }
     }
     // an environment that receives promotions runs what was promoted to it, not the newest build
@@ -73,6 +77,7 @@ export function desiredServices(
         replicas: svc.replicas,
         image: { name: promoted.imageName, version: promoted.imageVersion, digest: promoted.imageDigest },
         configDigest: configDigest(configBundleOf(svc)),
+        crashLoop: svc.crashLoop,
       }
     }
     const image = latestImage(db, svc.image)
@@ -99,6 +104,7 @@ export function desiredServices(
       replicas: svc.replicas,
       image: { name: image.name, version: image.version, digest: image.digest },
       configDigest: configDigest(configBundleOf(svc)),
+      crashLoop: svc.crashLoop,
     }
   })
 }
@@ -173,6 +179,16 @@ export async function planWithDrift(
   }
   const now = Date.now()
   const records = new Map(seen.records.map((r) => [r.id, r]))
+  const watched = await watchHealth(
+    a,
+    views.filter((v) => v.known && v.state === 'running').flatMap((v) => records.get(v.id) ?? []),
+    now,
+  )
+  for (const v of views) {
+    const h = watched.get(v.id)
+    if (h) v.health = h.unhealthy ? 'unhealthy' : 'healthy'
+    if (h?.unhealthy) v.healthDetail = healthDetail(h)
+  }
   const viewById = new Map(views.map((v) => [v.id, v]))
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
     const candidates = views
@@ -190,7 +206,24 @@ export async function planWithDrift(
   const revoked: Record<string, string> = {}
   for (const i of listImages(a.db))
     if (i.status === 'revoked') revoked[i.digest] = i.statusReason ?? 'revoked'
-  return { plan: plan({ environment: a.environment, desired, releases, instances: views, revoked }), drift }
+  const history = restartHistory(a, now)
+  const logTails = await logTailsOf(
+    a,
+    views.filter((v) => v.known && (v.state === 'stopped' || v.health === 'unhealthy')),
+  )
+  return {
+    plan: plan({
+      environment: a.environment,
+      desired,
+      releases,
+      instances: views,
+      revoked,
+      now,
+      restarts: history,
+      logTails,
+    }),
+    drift,
+  }
 }
 
 async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): Promise<RolloutContext> {
@@ -265,6 +298,23 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
   if (!active) return null
   const ctx = await contextFor(a, svc, active.imageDigest)
   let serving = await servingOf(a, svc, active.number)
+  if (action.kind === 'replace') {
+    if (action.cause === 'crashed' || action.cause === 'unhealthy') {
+      // counted before the replacement starts, so a killed apply still counts towards the crash loop
+      recordRestart(a.db, {
+        environment: a.environment,
+        service: svc.name,
+        release: active.number,
+        instance: action.instance,
+        cause: action.cause,
+      })
+    }
+    appendEvent(a.db, 'instance.replaced', action.instance, {
+      environment: a.environment,
+      cause: action.cause,
+      reason: action.reason,
+    })
+  }
   if (action.kind === 'replace' && svc.rollout.order === 'stop-first') {
     // an exclusive volume (or the service's own choice): the old instance is gone before the new one starts
     serving = serving.filter((s) => s.id !== action.instance)
@@ -322,6 +372,13 @@ async function replaceBatch(a: ApplyEnv, batch: Array<Extract<Action, { kind: 'r
   await Promise.all(batch.map((b) => destroyInstance(ctx, b.instance, b.reason)))
 }
 
+/** A new instance of an active release (a replacement or an extra replica) that failed its health gate. */
+export interface FailedLaunch {
+  service: string
+  instance: string
+  reason: string
+}
+
 /**
  * `grail apply`: recover what a killed run left, plan, and execute the plan action by action. Every
  * published service's router is first pointed at its healthy instances, so a restarted proxy serves.
@@ -329,7 +386,7 @@ async function replaceBatch(a: ApplyEnv, batch: Array<Extract<Action, { kind: 'r
 export async function applyEnvironment(
   a: ApplyEnv,
   opts: { only?: (action: Action) => boolean } = {},
-): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[] }> {
+): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[]; failed: FailedLaunch[] }> {
   const recovered = [...((await a.reconcile?.()) ?? []), ...(await recoverInterrupted(a))]
   const full = await planEnvironment(a)
   const thePlan = opts.only ? { ...full, actions: full.actions.filter(opts.only) } : full
@@ -344,6 +401,7 @@ export async function applyEnvironment(
   }
   const budget = Math.max(1, a.project.policies.disruptionBudget.maxUnavailable)
   const actions = thePlan.actions
+  const failed: FailedLaunch[] = []
   for (let i = 0; i < actions.length; i++) {
     const action = actions[i] as Action
     // replacements of healthy instances (recycle, drift, an expired hotfix) go a disruption budget at a time
@@ -358,10 +416,25 @@ export async function applyEnvironment(
       await replaceBatch(a, batch)
       continue
     }
-    const r = await execute(a, action)
-    if (r) results.push(r)
+    try {
+      const r = await execute(a, action)
+      if (r) results.push(r)
+    } catch (err) {
+      // a replacement that fails its gate leaves the rest of the plan to run; it counts as a restart
+      if (!(err instanceof GateFailed) || (action.kind !== 'replace' && action.kind !== 'scale-up')) throw err
+      const release = activeRelease(a, action.service)
+      if (action.kind === 'scale-up' && release)
+        recordRestart(a.db, {
+          environment: a.environment,
+          service: action.service,
+          release: release.number,
+          instance: err.instance,
+          cause: 'gate-failed',
+        })
+      failed.push({ service: action.service, instance: err.instance, reason: err.reason })
+    }
   }
-  return { plan: thePlan, results, recovered }
+  return { plan: thePlan, results, recovered, failed }
 }
 
 /** Where a service's proxy keeps its pid, control socket and routes. */

@@ -1,6 +1,6 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
-import { appendEvent, liveInstances } from '../state/index.js'
+import { appendEvent, clearRestarts, liveInstances } from '../state/index.js'
 import type { ApplyEnv } from './apply.js'
 import { proxyDir } from './apply.js'
 import { removeInstance } from './instances.js'
@@ -50,6 +50,8 @@ export async function downEnvironment(
   }
   if (opts.volumes && failed.length === 0)
     await rm(join(a.home.volumes, a.project.name, a.environment), { recursive: true, force: true })
+  // taken down on purpose: a crash loop of before does not hold back the next `up`
+  clearRestarts(a.db, a.environment)
   const volumes = opts.volumes && failed.length === 0
   appendEvent(a.db, 'environment.down', a.environment, { instances: destroyed, volumes, failed })
   return { environment: a.environment, instances: destroyed, volumes, failed }

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net'
 import { after, test } from 'node:test'
 import type { HealthCheck } from '../spec/types.js'
 import { probeOnce, waitHealthy } from './health.js'
+import { probeRun } from './observe-health.js'
 
 const servers: Server[] = []
 after(() => {
@@ -78,4 +79,46 @@ test('the gate fails at its timeout with what the last probe saw, or as soon as 
   )
   assert.equal(gone.healthy, false)
   assert.equal(gone.probes, 1)
+})
+
+test('a run of probes: one failure is retried, the threshold in a row is unhealthy', async () => {
+  let calls = 0
+  const port = await serve((_req, res) => {
+    calls++
+    res.statusCode = calls === 1 ? 503 : 200
+    res.end()
+  })
+  assert.deepEqual(await probeRun(http(), { host: '127.0.0.1', port }), {
+    ok: true,
+    detail: 'HTTP 200',
+    failures: 0,
+  })
+  assert.equal(calls, 2)
+  const gone = await serve((_req, res) => {
+    res.statusCode = 404
+    res.end()
+  })
+  assert.deepEqual(await probeRun(http(), { host: '127.0.0.1', port: gone }), {
+    ok: false,
+    detail: 'HTTP 404',
+    failures: 3,
+  })
+})
+
+test('a run of probes stops at its budget, and failures already recorded count towards the threshold', async () => {
+  const port = await serve((_req, res) => {
+    res.statusCode = 404
+    res.end()
+  })
+  const target = { host: '127.0.0.1', port }
+  assert.deepEqual(await probeRun(http(), target, { budgetMs: 100 }), {
+    ok: false,
+    detail: 'HTTP 404',
+    failures: 1,
+  })
+  assert.deepEqual(await probeRun(http(), target, { budgetMs: 100, failuresBefore: 2 }), {
+    ok: false,
+    detail: 'HTTP 404',
+    failures: 3,
+  })
 })

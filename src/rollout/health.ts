@@ -37,6 +37,23 @@ function probeTcp(host: string, port: number, timeoutMs: number): Promise<ProbeR
   })
 }
 
+/** Without a declared check, a listening service must at least accept connections on its port. */
+export function checkFor(
+  declared: HealthCheck | undefined,
+  port: number | undefined,
+): HealthCheck | undefined {
+  if (declared) return declared
+  if (port === undefined) return undefined
+  return {
+    type: 'tcp',
+    interval: 200,
+    timeout: 1000,
+    healthyThreshold: 1,
+    unhealthyThreshold: 3,
+    startPeriod: 0,
+  }
+}
+
 /** One probe of a health check against an instance. */
 export async function probeOnce(check: HealthCheck, target: ProbeTarget): Promise<ProbeResult> {
   switch (check.type) {

@@ -7,7 +7,7 @@ import type { HealthCheck } from '../spec/types.js'
 import type { Db, ReleaseRecord } from '../state/index.js'
 import { recordInstance, setInstancePhase } from '../state/index.js'
 import { crashPoint } from './crash-points.js'
-import { waitHealthy } from './health.js'
+import { checkFor, waitHealthy } from './health.js'
 import type { RolloutContext } from './types.js'
 
 /** A healthy instance taking (or ready to take) traffic. */
@@ -42,18 +42,9 @@ export function instanceId(service: string, release: number, suffix: string): st
   return head + tail
 }
 
-/** Without a declared check, a listening service must at least accept connections on its port. */
+/** The check a rollout gates on: the declared one, else a TCP connect to the service's port. */
 export function effectiveCheck(ctx: RolloutContext): HealthCheck | undefined {
-  if (ctx.healthcheck) return ctx.healthcheck
-  if (ctx.port === undefined) return undefined
-  return {
-    type: 'tcp',
-    interval: 200,
-    timeout: 1000,
-    healthyThreshold: 1,
-    unhealthyThreshold: 3,
-    startPeriod: 0,
-  }
+  return checkFor(ctx.healthcheck, ctx.port)
 }
 
 /**

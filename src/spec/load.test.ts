@@ -107,6 +107,7 @@ function expectedProject(dir: string): Project {
     },
     drift: { ignore: ['/tmp/**'] },
     recycle: { maxAge: 7 * 86_400_000, jitter: 600_000, window: '02:00-05:00', order: 'most-drifted' },
+    crashLoop: { restarts: 3, window: 600_000, backoff: 30_000, maxBackoff: 600_000 },
   }
   const worker: ServiceSpec = {
     name: 'worker',
@@ -127,6 +128,7 @@ function expectedProject(dir: string): Project {
     },
     drift: { ignore: [] },
     recycle: { jitter: 0, order: 'oldest' },
+    crashLoop: { restarts: 3, window: 600_000, backoff: 30_000, maxBackoff: 600_000 },
   }
   const stagingApi: ServiceSpec = {
     ...api,

@@ -72,3 +72,24 @@ export const recycleSchema = z.strictObject({
     .default('oldest')
     .describe('Which instances go first. Default `oldest`.'),
 })
+
+/** When repeated involuntary restarts of a service count as a crash loop, and how apply backs off. */
+export const crashLoopSchema = z.strictObject({
+  restarts: integer('a whole number ≥ 1', 1)
+    .default(3)
+    .describe(
+      'Restarts (replacements of crashed or unhealthy instances, and new instances failing their gate) of one release within `window` that make a crash loop. Default `3`.',
+    ),
+  window: durationSchema()
+    .refine((ms) => ms > 0, { error: 'expected a duration above 0' })
+    .prefault('10m')
+    .describe('How far back restarts count. Default `10m`.'),
+  backoff: durationSchema()
+    .prefault('30s')
+    .describe(
+      'Wait after the last restart before the next one, once in a crash loop; doubles with each further restart. Default `30s`.',
+    ),
+  maxBackoff: durationSchema()
+    .prefault('10m')
+    .describe('Upper bound of the doubling backoff. Default `10m`.'),
+})

@@ -11,7 +11,7 @@ import {
   scalarString,
 } from './schema-common.js'
 import { healthcheckSchema } from './schema-health.js'
-import { recycleSchema, rolloutSchema } from './schema-rollout.js'
+import { crashLoopSchema, recycleSchema, rolloutSchema } from './schema-rollout.js'
 import type { ServiceSpec, VolumeSpec } from './types.js'
 
 const VOLUME_ERROR = 'expected a volume: "NAME:/path" or {name, path, exclusive}'
@@ -133,6 +133,9 @@ export const serviceShape = {
     .prefault({})
     .describe('Drift detection settings.'),
   recycle: recycleSchema.prefault({}).describe('Scheduled replacement of old instances.'),
+  crashLoop: crashLoopSchema
+    .prefault({})
+    .describe('Crash-loop detection: after this many restarts, apply waits out a growing backoff.'),
 }
 
 type ServiceOut = z.output<z.ZodObject<typeof serviceShape>>

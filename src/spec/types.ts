@@ -95,6 +95,13 @@ export interface RecycleSpec {
   order: 'oldest' | 'most-drifted'
 }
 
+export interface CrashLoopSpec {
+  restarts: number
+  window: number
+  backoff: number
+  maxBackoff: number
+}
+
 export interface ServiceSpec {
   name: string
   image: string
@@ -113,6 +120,7 @@ export interface ServiceSpec {
   rollout: RolloutSpec
   drift: { ignore: string[] }
   recycle: RecycleSpec
+  crashLoop: CrashLoopSpec
 }
 
 export interface EnvironmentSpec {

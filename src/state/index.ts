@@ -41,6 +41,14 @@ export {
   recordInstance,
   setInstancePhase,
 } from './instances.js'
+export { lastProbes, type ProbeRecord, recordProbe } from './health.js'
+export {
+  clearRestarts,
+  listRestarts,
+  recordRestart,
+  type RestartCause,
+  type RestartRecord,
+} from './restarts.js'
 export { type ProjectMeta, projectMeta, recordProjectMeta, servicesInState } from './meta.js'
 export { acquireLock, type LockHolder, releaseLock } from './locks.js'
 export {

@@ -132,4 +132,23 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   );
   `,
+  `
+  CREATE TABLE health_probes (
+    instance TEXT PRIMARY KEY,
+    at       TEXT    NOT NULL,
+    ok       INTEGER NOT NULL,
+    detail   TEXT    NOT NULL,
+    failures INTEGER NOT NULL
+  );
+  CREATE TABLE restarts (
+    id          INTEGER PRIMARY KEY,
+    environment TEXT    NOT NULL,
+    service     TEXT    NOT NULL,
+    release     INTEGER NOT NULL,
+    instance    TEXT    NOT NULL,
+    cause       TEXT    NOT NULL,
+    at          TEXT    NOT NULL
+  );
+  CREATE INDEX restarts_by_service ON restarts (environment, service, at);
+  `,
 ]

@@ -11,14 +11,31 @@ import { withEnvironment } from './with-environment.js'
 import { EXIT, out, printJson, style } from '../render.js'
 
 function renderPlan(p: Plan): void {
-  if (p.actions.length === 0) {
+  const waiting = p.waiting ?? []
+  if (p.actions.length === 0 && waiting.length === 0) {
     out(`${p.environment}: up to date, nothing to do`)
     return
   }
-  out(style.bold(`${p.environment}: ${p.actions.length} action${p.actions.length === 1 ? '' : 's'}`))
+  if (p.actions.length > 0)
+    out(style.bold(`${p.environment}: ${p.actions.length} action${p.actions.length === 1 ? '' : 's'}`))
   for (const a of p.actions) {
     const what = 'instance' in a ? a.instance : 'instances' in a ? a.instances.join(', ') : ''
     out(`  ${style.cyan(a.kind.padEnd(10))} ${a.service}${what ? ` ${what}` : ''}  ${style.dim(a.reason)}`)
+  }
+  if (waiting.length > 0) renderWaiting(p.environment, waiting)
+}
+
+/** What a crash loop holds back, with the last lines of the instance's log. */
+export function renderWaiting(environment: string, waiting: Plan['waiting']): void {
+  out(style.bold(`${environment}: ${waiting.length} held back`))
+  for (const w of waiting) {
+    out(
+      `  ${style.yellow('waiting'.padEnd(10))} ${w.service}${w.instance ? ` ${w.instance}` : ''}  ${w.reason}`,
+    )
+    if (w.log.length > 0 && w.instance) {
+      out(style.dim(`    last ${w.log.length} log line${w.log.length === 1 ? '' : 's'} of ${w.instance}:`))
+      for (const l of w.log) out(style.dim(`    | ${l}`))
+    }
   }
 }
 
@@ -59,7 +76,8 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       )
       if (g.json) printJson(p)
       else renderPlan(p)
-      if (flags.detailedExitcode && p.actions.length > 0) process.exitCode = EXIT.pending
+      // a crash loop backing off is pending too: the environment has not converged
+      if (flags.detailedExitcode && p.actions.length + p.waiting.length > 0) process.exitCode = EXIT.pending
     })
 
   const apply = async (g: GlobalOptions, env: string | undefined, opts: { locked?: boolean } = {}) => {
@@ -81,6 +99,16 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))
       renderPlan(res.plan)
       for (const u of res.urls) out(`${style.bold(u.service)}: ${style.cyan(u.url)}`)
+    }
+    if (res.failed.length > 0) {
+      const f = res.failed[0] as (typeof res.failed)[number]
+      throw new GrailError(
+        'REPLACEMENT_FAILED',
+        `${res.failed.map((x) => `${x.service}: new instance ${x.instance}`).join(', ')} failed the health gate: ${f.reason}`,
+        {
+          hint: 'it counts towards the crash loop (see `grail status`); fix the image or its config, then `grail up`',
+        },
+      )
     }
     const failed = res.results.filter((r) => !r.ok)
     if (failed.length > 0) {

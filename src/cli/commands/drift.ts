@@ -77,7 +77,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
         const result = await withEnvironment(g, env, { lock: flags.fix === true }, async (a) => {
           const { planWithDrift, applyEnvironment } = await import('../../rollout/apply.js')
           const { scanDrift } = await import('../../drift/scan.js')
-          let plan: Plan = { environment: a.environment, actions: [] }
+          let plan: Plan = { environment: a.environment, actions: [], waiting: [] }
           let drift: InstanceDrift[]
           const unplannable: Array<{ service: string; reason: string }> = []
           try {

@@ -14,13 +14,10 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .action(async (env: string | undefined) => {
       const g = globals()
       const rows = await withEnvironment(g, env, { lock: false, fromState: true }, async (a) => {
-        const { liveInstances, listReleases } = await import('../../state/index.js')
-        const { inspectRecorded } = await import('../../rollout/observe.js')
-        const releases = listReleases(a.db, a.environment)
+        const { environmentStatus } = await import('../../rollout/status.js')
+        const seen = await environmentStatus(a)
         const out: Array<Record<string, unknown>> = []
-        for (const rec of liveInstances(a.db, a.environment)) {
-          const obs = await inspectRecorded(a.provider, rec.id)
-          const rel = releases.find((r) => r.service === rec.service && r.number === rec.releaseNumber)
+        for (const { record: rec, observed: obs, release: rel, health, probe } of seen.instances) {
           out.push({
             id: rec.id,
             service: rec.service,
@@ -28,12 +25,28 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
             image: rel ? `${rel.imageName} v${rel.imageVersion}` : '?',
             digest: rel?.imageDigest,
             createdAt: rec.createdAt,
-            health: obs.state === 'running' ? rec.phase : obs.state,
+            health,
+            probe: probe
+              ? { at: probe.at, ok: probe.ok, detail: probe.detail, failures: probe.failures }
+              : null,
             pid: obs.pid ?? null,
             port: rec.hostPort,
           })
         }
-        return { environment: a.environment, instances: out, releases }
+        return {
+          environment: a.environment,
+          instances: out,
+          crashLoops: seen.crashLoops.map((c) => ({
+            service: c.service,
+            release: c.release,
+            restarts: c.restarts,
+            summary: c.summary,
+            nextAttemptAt: new Date(c.nextAttemptAt).toISOString(),
+            instance: c.instance,
+            log: c.log,
+          })),
+          releases: seen.releases,
+        }
       })
       if (g.json) {
         printJson(rows)
@@ -45,7 +58,13 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           ['INSTANCE', 'SERVICE', 'RELEASE', 'IMAGE', 'AGE', 'HEALTH', 'PID', 'PORT'].map(style.bold),
         ]
         for (const i of rows.instances) {
-          const health = String(i.health)
+          const probe = i.probe as { at: string; detail: string; failures: number } | null
+          const health =
+            i.health === 'unhealthy' && probe
+              ? `unhealthy (last probe: ${probe.detail}, ${formatAge(probe.at)} ago)`
+              : i.health === 'failing' && probe
+                ? `failing (last probe: ${probe.detail}, ${formatAge(probe.at)} ago, ${probe.failures} in a row)`
+                : String(i.health)
           lines.push([
             String(i.id),
             String(i.service),
@@ -58,6 +77,13 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           ])
         }
         for (const l of table(lines)) out(l)
+      }
+      for (const c of rows.crashLoops) {
+        out(style.red(`${c.service}: ${c.summary}`))
+        if (c.instance && c.log.length > 0) {
+          out(style.dim(`  last ${c.log.length} log line${c.log.length === 1 ? '' : 's'} of ${c.instance}:`))
+          for (const l of c.log) out(style.dim(`  | ${l}`))
+        }
       }
       for (const r of rows.releases
         .filter((r) => r.status === 'rolled-back' || r.status === 'failed')
