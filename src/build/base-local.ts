@@ -134,10 +134,19 @@ export async function produceOciBase(base: OciBase, env: BuildEnv, key: string):
   }
 }
 
-/** The catalog entry a `base.image` means; a revoked base is refused. */
+/**
+ * The catalog entry a `base.image` means: the pinned version, else the version the parent's spec builds
+ * now (when this run knows it and it is not revoked), else the parent's newest active version. A revoked
+ * pinned base is refused.
+ */
 export function resolveGrailBase(base: GrailBase, env: BuildEnv, forImage: string): ImageRecord {
+  const current = env.current?.get(base.image)
   const rec =
-    base.version === undefined ? latestImage(env.db, base.image) : getImage(env.db, base.image, base.version)
+    base.version !== undefined
+      ? getImage(env.db, base.image, base.version)
+      : current !== undefined && current.status !== 'revoked'
+        ? current
+        : latestImage(env.db, base.image)
   if (!rec) {
     throw new GrailError(
       'BASE_NOT_FOUND',

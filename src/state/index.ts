@@ -18,7 +18,10 @@ export {
   markInterruptedHotfixes,
 } from './hotfixes.js'
 export {
+  buildInputsOf,
+  type BuildInputs,
   findImageByKey,
+  recordImageVersion,
   getImage,
   type ImageRecord,
   type ImageStatus,
@@ -40,7 +43,7 @@ export {
   recordInstance,
   setInstancePhase,
 } from './instances.js'
-export { acquireLock, type LockHolder, releaseLock } from './locks.js'
+export { acquireLock, type LockHolder, releaseLock, waitForLock } from './locks.js'
 export {
   insertRelease,
   listReleases,
