@@ -1,3 +1,3 @@
 export { plan, type PlanInput } from './plan.js'
 export { configBundleOf, configDigest, type ConfigBundle } from './config-bundle.js'
-export type { Action, DesiredService, InstanceView, Plan, ReleaseView } from './types.js'
+export type { Action, DesiredService, InstanceView, PendingBuild, Plan, ReleaseView } from './types.js'

@@ -1,4 +1,12 @@
-import type { Action, DesiredService, InstanceView, Plan, ReleaseView, ReplaceCause } from './types.js'
+import type {
+  Action,
+  DesiredService,
+  InstanceView,
+  PendingBuild,
+  Plan,
+  ReleaseView,
+  ReplaceCause,
+} from './types.js'
 
 export interface PlanInput {
   environment: string
@@ -16,7 +24,7 @@ function shortDigest(d: string): string {
 
 /** Why a service needs a new release, or null when its active release already matches the spec. */
 function deployReason(
-  want: DesiredService,
+  want: DesiredService & { image: NonNullable<DesiredService['image']> },
   active: ReleaseView | undefined,
   revoked: Record<string, string>,
 ): string | null {
@@ -47,18 +55,31 @@ function replaceReason(inst: InstanceView): { cause: ReplaceCause; reason: strin
  */
 export function plan(input: PlanInput): Plan {
   const actions: Action[] = []
+  const builds = new Map<string, PendingBuild>()
   const wanted = new Set(input.desired.map((d) => d.service))
   for (const want of input.desired) {
     const releases = input.releases[want.service] ?? []
     const active = releases.filter((r) => r.status === 'active').sort((a, b) => b.number - a.number)[0]
     const mine = input.instances.filter((i) => i.service === want.service)
-    const reason = deployReason(want, active, input.revoked ?? {})
-    if (reason) {
+    if (want.build) {
+      // the image the spec builds is not in the catalog: no release until it is built (what runs is kept
+      // healthy meanwhile); deploying the newest build instead would run what the spec no longer says
+      const b = builds.get(want.build.image) ?? {
+        image: want.build.image,
+        services: [],
+        reason: want.build.reason,
+      }
+      b.services.push(want.service)
+      builds.set(want.build.image, b)
+    }
+    const image = want.build ? null : want.image
+    const reason = image ? deployReason({ ...want, image }, active, input.revoked ?? {}) : null
+    if (reason && image) {
       actions.push({
         kind: 'deploy',
         service: want.service,
         from: active?.number ?? null,
-        image: want.image,
+        image,
         configDigest: want.configDigest,
         reason,
       })
@@ -144,5 +165,5 @@ export function plan(input: PlanInput): Plan {
       })
     }
   }
-  return { environment: input.environment, actions }
+  return { environment: input.environment, actions, builds: [...builds.values()] }
 }

@@ -4,8 +4,19 @@ import type { Digest } from '../oci/digest.js'
 export interface DesiredService {
   service: string
   replicas: number
-  image: { name: string; version: number; digest: Digest }
+  /** the image version to run; null when none can be named until a build (see `build`) */
+  image: { name: string; version: number; digest: Digest } | null
   configDigest: Digest
+  /** the spec builds an image the catalog does not have yet: no new release until it is built */
+  build?: { image: string; reason: string }
+}
+
+/** An image that must be built before its services can be deployed (sources or spec changed). */
+export interface PendingBuild {
+  image: string
+  services: string[]
+  /** e.g. `sources changed since v1 (site/index.html)` */
+  reason: string
 }
 
 /** A release as state records it. */
@@ -38,7 +49,7 @@ export type Action =
       kind: 'deploy'
       service: string
       from: number | null
-      image: DesiredService['image']
+      image: NonNullable<DesiredService['image']>
       configDigest: Digest
       reason: string
     }
@@ -61,4 +72,6 @@ export type DestroyCause = 'superseded' | 'orphan' | 'removed'
 export interface Plan {
   environment: string
   actions: Action[]
+  /** images to build first; `apply` refuses while there are any, `up` builds them */
+  builds: PendingBuild[]
 }

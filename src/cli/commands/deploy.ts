@@ -10,12 +10,19 @@ import { findSpecFile } from '../project.js'
 import { withEnvironment } from './with-environment.js'
 import { EXIT, out, printJson, style } from '../render.js'
 
-function renderPlan(p: Plan): void {
-  if (p.actions.length === 0) {
+function renderPlan(p: Plan, buildLines: string[]): void {
+  if (p.actions.length === 0 && buildLines.length === 0) {
     out(`${p.environment}: up to date, nothing to do`)
     return
   }
-  out(style.bold(`${p.environment}: ${p.actions.length} action${p.actions.length === 1 ? '' : 's'}`))
+  const counts = [
+    ...(p.actions.length > 0 ? [`${p.actions.length} action${p.actions.length === 1 ? '' : 's'}`] : []),
+    ...(buildLines.length > 0
+      ? [`${buildLines.length} image${buildLines.length === 1 ? '' : 's'} to build`]
+      : []),
+  ]
+  out(style.bold(`${p.environment}: ${counts.join(', ')}`))
+  for (const line of buildLines) out(`  ${style.yellow('build'.padEnd(10))} ${line}`)
   for (const a of p.actions) {
     const what = 'instance' in a ? a.instance : 'instances' in a ? a.instances.join(', ') : ''
     out(`  ${style.cyan(a.kind.padEnd(10))} ${a.service}${what ? ` ${what}` : ''}  ${style.dim(a.reason)}`)
@@ -54,17 +61,22 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     .option('--detailed-exitcode', 'exit 2 when there are changes to apply')
     .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
       const g = globals()
-      const p = await withEnvironment(g, env, { lock: false }, async (a) =>
-        (await import('../../rollout/apply.js')).planEnvironment(a),
-      )
+      const { planEnvironment, pendingBuildLines } = await import('../../rollout/apply.js')
+      const p = await withEnvironment(g, env, { lock: false }, planEnvironment)
       if (g.json) printJson(p)
-      else renderPlan(p)
-      if (flags.detailedExitcode && p.actions.length > 0) process.exitCode = EXIT.pending
+      else renderPlan(p, pendingBuildLines(p))
+      if (flags.detailedExitcode && (p.actions.length > 0 || p.builds.length > 0))
+        process.exitCode = EXIT.pending
     })
 
-  const apply = async (g: GlobalOptions, env: string | undefined, opts: { locked?: boolean } = {}) => {
+  const apply = async (
+    g: GlobalOptions,
+    env: string | undefined,
+    opts: { locked?: boolean; waitForLock?: boolean } = {},
+  ) => {
     const { applyEnvironment } = await import('../../rollout/apply.js')
-    const res = await withEnvironment(g, env, { lock: true }, async (a, project) => {
+    const lock = opts.waitForLock ? 'wait' : true
+    const res = await withEnvironment(g, env, { lock }, async (a, project) => {
       let locked: Record<string, { name: string; version: number; digest: string }> | undefined
       if (opts.locked) {
         const { readLock, lockedImages } = await import('../../lifecycle/lock.js')
@@ -79,7 +91,7 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     if (g.json) printJson(res)
     else {
       for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))
-      renderPlan(res.plan)
+      renderPlan(res.plan, [])
       for (const u of res.urls) out(`${style.bold(u.service)}: ${style.cyan(u.url)}`)
     }
     const failed = res.results.filter((r) => !r.ok)
@@ -132,7 +144,8 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       })
       await writeLockAfter(project, built)
       if (!g.json) renderOutcome(built)
-      await apply(g, environment)
+      // a concurrent `up` of the same project: wait for its apply, then converge on the same versions
+      await apply(g, environment, { waitForLock: true })
     })
 }
 
