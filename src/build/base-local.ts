@@ -137,14 +137,14 @@ export async function produceOciBase(base: OciBase, env: BuildEnv, key: string):
 /**
  * The catalog entry a `base.image` means: the pinned version, else the version the parent's spec builds
  * now (when this run knows it and it is not revoked), else the parent's newest active version. A revoked
- * pinned base is refused.
+ * base is refused, except to find a version already built on it (see keyedVersion).
  */
 export function resolveGrailBase(base: GrailBase, env: BuildEnv, forImage: string): ImageRecord {
   const current = env.current?.get(base.image)
   const rec =
     base.version !== undefined
       ? getImage(env.db, base.image, base.version)
-      : current !== undefined && current.status !== 'revoked'
+      : current !== undefined && (current.status !== 'revoked' || env.revokedParent === true)
         ? current
         : latestImage(env.db, base.image)
   if (!rec) {
@@ -154,7 +154,7 @@ export function resolveGrailBase(base: GrailBase, env: BuildEnv, forImage: strin
       { hint: `run \`grail build ${base.image}\` first (or \`grail build\` to build everything in order)` },
     )
   }
-  if (rec.status === 'revoked') {
+  if (rec.status === 'revoked' && !(env.revokedParent === true && rec === current)) {
     throw new GrailError('BASE_REVOKED', `image ${forImage}: base ${rec.name}@${rec.version} is revoked`, {
       hint: `rebuild ${base.image} or point ${forImage} at a version that is not revoked`,
     })

@@ -5,8 +5,7 @@ import { imageFileManifest } from '../oci/file-manifest.js'
 import { touchBlob } from '../oci/store.js'
 import { MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { ImageSpec, Project } from '../spec/types.js'
-import type { ImageRecord } from '../state/index.js'
-import type { BuildInputs } from '../state/index.js'
+import type { BuildInputs, ImageRecord } from '../state/index.js'
 import {
   appendEvent,
   findImageByKey,
@@ -132,6 +131,29 @@ export async function imageKeys(env: BuildEnv, image: ImageSpec): Promise<ImageK
 }
 
 /**
+ * The catalog version the spec of `image` builds now, with the keys behind it. When the parent's current
+ * version was revoked without `--cascade`, a version of this image already built on it stays what the
+ * spec means (nothing new is built on a revoked base); otherwise the keys are those of a build on the
+ * parent's newest active version.
+ */
+export async function keyedVersion(
+  env: BuildEnv,
+  image: ImageSpec,
+): Promise<{ keys: ImageKeys; record?: ImageRecord; onRevokedParent: boolean }> {
+  const parent =
+    image.base.kind === 'image' && image.base.version === undefined
+      ? env.current?.get(image.base.image)
+      : undefined
+  if (parent?.status === 'revoked') {
+    const keys = await imageKeys({ ...env, revokedParent: true }, image)
+    const record = findImageByKey(env.db, image.name, keys.buildKey)
+    if (record) return { keys, record, onRevokedParent: true }
+  }
+  const keys = await imageKeys(env, image)
+  return { keys, record: findImageByKey(env.db, image.name, keys.buildKey), onRevokedParent: false }
+}
+
+/**
  * Builds one image. When its build key (base + every step + every input) matches a version already in the
  * catalog, nothing is built and that version is returned as unchanged. Otherwise each step reuses the
  * cached layer for its key or produces one, and a new version is recorded.
@@ -147,11 +169,11 @@ export async function buildImage(
 ): Promise<BuiltImage> {
   const emit = opts.onEvent ?? (() => {})
   const envFor: BuildEnv = { ...env, log: (line) => emit({ type: 'log', image: image.name, line }) }
-  const { base: planned, steps, buildKey, inputs } = await imageKeys(envFor, image)
+  const found = await keyedVersion(envFor, image)
   const record = opts.record ?? true
-
   if (!env.noCache && !env.refresh && record) {
-    const existing = findImageByKey(env.db, image.name, buildKey)
+    const existing = found.record
+    const { steps, buildKey } = found.keys
     if (existing && env.store.hasBlob(existing.digest)) {
       return {
         name: image.name,
@@ -172,6 +194,13 @@ export async function buildImage(
     }
   }
 
+  // a build runs on the parent's newest active version, never on a revoked one
+  const {
+    base: planned,
+    steps,
+    buildKey,
+    inputs,
+  } = found.onRevokedParent ? await imageKeys(envFor, image) : found.keys
   const total = steps.length + 1
   emit({ type: 'image-start', image: image.name, steps: total })
   const reports: StepReport[] = []

@@ -3,8 +3,8 @@ import type { GrailHome } from '../home.js'
 import type { OciStore } from '../oci/store.js'
 import type { Project } from '../spec/types.js'
 import type { BuildInputs, Db, ImageRecord } from '../state/index.js'
-import { buildInputsOf, findImageByKey } from '../state/index.js'
-import { buildOrder, DEFAULT_EPOCH, imageKeys } from './builder.js'
+import { buildInputsOf } from '../state/index.js'
+import { buildOrder, DEFAULT_EPOCH, keyedVersion } from './builder.js'
 import type { BuildEnv } from './env.js'
 
 /** What an image of the spec builds now, found without building: its version, or why it needs a build. */
@@ -47,8 +47,7 @@ export async function currentImages(
       log: () => {},
       current: known,
     }
-    const keys = await imageKeys(build, image)
-    const record = findImageByKey(env.db, image.name, keys.buildKey)
+    const { keys, record } = await keyedVersion(build, image)
     if (record) {
       known.set(image.name, record)
       out.set(image.name, { name: image.name, built: true, buildKey: keys.buildKey, record })

@@ -22,6 +22,8 @@ export interface BuildEnv {
    * reverted parent gives its children the reverted parent.
    */
   current?: ReadonlyMap<string, ImageRecord>
+  /** resolve an unpinned parent to its current version even when revoked (to find what was built on it) */
+  revokedParent?: boolean
 }
 
 export interface LayerDesc {
