@@ -2,7 +2,9 @@ import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import type { Digest } from '../oci/digest.js'
-import { parseDigest, sha256File } from '../oci/digest.js'
+import { parseDigest } from '../oci/digest.js'
+import type { GrailHome } from '../home.js'
+import { fileDigest } from './digest-cache.js'
 import { ANNOTATION_REF_NAME, DOCKER_LAYER_GZIP, MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
 import { extractLayer } from '../oci/tar/index.js'
@@ -19,9 +21,9 @@ type OciBase = Extract<BaseSource, { kind: 'oci' }>
 type GrailBase = Extract<BaseSource, { kind: 'image' }>
 
 /** A rootfs tarball is identified by its content hash, not its path or mtime. */
-export async function rootfsKeyPart(base: RootfsBase): Promise<unknown> {
+export async function rootfsKeyPart(base: RootfsBase, home?: GrailHome): Promise<unknown> {
   try {
-    return { kind: 'rootfs', sha256: (await sha256File(base.path)).digest }
+    return { kind: 'rootfs', sha256: await fileDigest(home, base.path) }
   } catch (err) {
     if (isErrno(err, 'ENOENT')) {
       throw new GrailError('BASE_NOT_FOUND', `rootfs tarball ${base.path} does not exist`, {
