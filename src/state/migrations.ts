@@ -126,6 +126,12 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE images ADD COLUMN collected_at TEXT;
   `,
+  `
+  CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+  );
+  `,
   // several build keys can give one digest (one version per digest), and a key records its inputs so a
   // plan can name what changed since a version was built
   `
