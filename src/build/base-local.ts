@@ -2,7 +2,9 @@ import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import type { Digest } from '../oci/digest.js'
-import { parseDigest, sha256File } from '../oci/digest.js'
+import { parseDigest } from '../oci/digest.js'
+import type { GrailHome } from '../home.js'
+import { fileDigest } from './digest-cache.js'
 import { ANNOTATION_REF_NAME, DOCKER_LAYER_GZIP, MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
 import { extractLayer } from '../oci/tar/index.js'
@@ -19,9 +21,9 @@ type OciBase = Extract<BaseSource, { kind: 'oci' }>
 type GrailBase = Extract<BaseSource, { kind: 'image' }>
 
 /** A rootfs tarball is identified by its content hash, not its path or mtime. */
-export async function rootfsKeyPart(base: RootfsBase): Promise<unknown> {
+export async function rootfsKeyPart(base: RootfsBase, home?: GrailHome): Promise<unknown> {
   try {
-    return { kind: 'rootfs', sha256: (await sha256File(base.path)).digest }
+    return { kind: 'rootfs', sha256: await fileDigest(home, base.path) }
   } catch (err) {
     if (isErrno(err, 'ENOENT')) {
       throw new GrailError('BASE_NOT_FOUND', `rootfs tarball ${base.path} does not exist`, {
@@ -134,10 +136,19 @@ export async function produceOciBase(base: OciBase, env: BuildEnv, key: string):
   }
 }
 
-/** The catalog entry a `base.image` means; a revoked base is refused. */
+/**
+ * The catalog entry a `base.image` means: the pinned version, else the version the parent's spec builds
+ * now (when this run knows it and it is not revoked), else the parent's newest active version. A revoked
+ * base is refused, except to find a version already built on it (see keyedVersion).
+ */
 export function resolveGrailBase(base: GrailBase, env: BuildEnv, forImage: string): ImageRecord {
+  const current = env.current?.get(base.image)
   const rec =
-    base.version === undefined ? latestImage(env.db, base.image) : getImage(env.db, base.image, base.version)
+    base.version !== undefined
+      ? getImage(env.db, base.image, base.version)
+      : current !== undefined && (current.status !== 'revoked' || env.revokedParent === true)
+        ? current
+        : latestImage(env.db, base.image)
   if (!rec) {
     throw new GrailError(
       'BASE_NOT_FOUND',
@@ -145,7 +156,7 @@ export function resolveGrailBase(base: GrailBase, env: BuildEnv, forImage: strin
       { hint: `run \`grail build ${base.image}\` first (or \`grail build\` to build everything in order)` },
     )
   }
-  if (rec.status === 'revoked') {
+  if (rec.status === 'revoked' && !(env.revokedParent === true && rec === current)) {
     throw new GrailError('BASE_REVOKED', `image ${forImage}: base ${rec.name}@${rec.version} is revoked`, {
       hint: `rebuild ${base.image} or point ${forImage} at a version that is not revoked`,
     })

@@ -41,7 +41,7 @@ export async function planBase(image: ImageSpec, env: BuildEnv): Promise<Planned
       return { key, description: `debian ${base.suite}`, produce: () => produceDebianBase(base, env, key) }
     }
     case 'rootfs': {
-      const key = deriveKey('', await rootfsKeyPart(base))
+      const key = deriveKey('', await rootfsKeyPart(base, env.home))
       return { key, description: `rootfs ${base.path}`, produce: () => produceRootfsBase(base, env, key) }
     }
     case 'oci': {

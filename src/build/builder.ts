@@ -1,11 +1,19 @@
+import { relative } from 'node:path'
 import { GrailError } from '../errors.js'
 import type { Digest } from '../oci/digest.js'
 import { imageFileManifest } from '../oci/file-manifest.js'
 import { touchBlob } from '../oci/store.js'
 import { MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { ImageSpec, Project } from '../spec/types.js'
-import type { ImageRecord } from '../state/index.js'
-import { appendEvent, findImageByKey, getCachedLayer, insertImage, putCachedLayer } from '../state/index.js'
+import type { BuildInputs, ImageRecord } from '../state/index.js'
+import {
+  appendEvent,
+  findImageByKey,
+  getCachedLayer,
+  putCachedLayer,
+  recordImageVersion,
+} from '../state/index.js'
+import type { PlannedBase } from './base.js'
 import { planBase, resolveBase } from './base.js'
 import { applyConfigStep, describeStep, isConfigStep } from './config-steps.js'
 import { buildCopyLayer } from './copy-layer.js'
@@ -31,6 +39,8 @@ export type BuildEvent =
     }
   | { type: 'step-failed'; image: string; index: number; total: number; label: string; ms: number }
   | { type: 'log'; image: string; line: string }
+  /** another process builds this image: this build waits for it (and then usually finds its version) */
+  | { type: 'waiting'; image: string; held: string }
 
 export interface StepReport {
   label: string
@@ -53,7 +63,7 @@ export interface BuiltImage {
 }
 
 /** A step with its cache key worked out up front (cheap), before any layer work. */
-interface KeyedStep {
+export interface KeyedStep {
   label: string
   key: string
   step: ImageSpec['steps'][number]
@@ -80,6 +90,69 @@ async function keySteps(image: ImageSpec, baseKey: string): Promise<KeyedStep[]>
   return out
 }
 
+/** What an image's build key is made of, worked out without building anything. */
+export interface ImageKeys {
+  buildKey: string
+  base: PlannedBase
+  steps: KeyedStep[]
+  inputs: BuildInputs
+}
+
+/**
+ * The build key of an image as its spec and build context stand now, and the inputs behind it: cheap (a
+ * hash of the base's definition and of every copied file), so `plan` can tell which version the spec
+ * builds, or that it needs a build, without running a step.
+ */
+export async function imageKeys(env: BuildEnv, image: ImageSpec): Promise<ImageKeys> {
+  const base = await planBase(image, env)
+  const steps = await keySteps(image, base.key)
+  const rel = (p: string): string => relative(image.context, p) || '.'
+  const inputs: BuildInputs = {
+    base: { key: base.key, description: base.description },
+    steps: steps.map((s) => ({
+      key: s.key,
+      label: s.label,
+      ...(s.copyEntries
+        ? {
+            sources: Object.fromEntries(
+              s.copyEntries.map((e) => [
+                e.path,
+                {
+                  ...(e.source !== undefined ? { from: rel(e.source) } : {}),
+                  hash: `${e.type}:${e.mode.toString(8)}:${e.uid}:${e.gid}:${e.sha256 ?? e.linkname ?? ''}`,
+                },
+              ]),
+            ),
+          }
+        : {}),
+    })),
+  }
+  return { buildKey: steps.at(-1)?.key ?? base.key, base, steps, inputs }
+}
+
+/**
+ * The catalog version the spec of `image` builds now, with the keys behind it. When the parent's current
+ * version was revoked without `--cascade`, a version of this image already built on it stays what the
+ * spec means (nothing new is built on a revoked base); otherwise the keys are those of a build on the
+ * parent's newest active version.
+ */
+export async function keyedVersion(
+  env: BuildEnv,
+  image: ImageSpec,
+): Promise<{ keys: ImageKeys; record?: ImageRecord; onRevokedParent: boolean }> {
+  const parent =
+    image.base.kind === 'image' && image.base.version === undefined
+      ? env.current?.get(image.base.image)
+      : undefined
+  if (parent?.status === 'revoked') {
+    const keys = await imageKeys({ ...env, revokedParent: true }, image)
+    const record = findImageByKey(env.db, image.name, keys.buildKey)
+    if (record) return { keys, record, onRevokedParent: true }
+  }
+  const keys = await imageKeys(env, image)
+  return { keys, record: findImageByKey(env.db, image.name, keys.buildKey), onRevokedParent: false }
+}
+
 /**
  * Builds one image. When its build key (base + every step + every input) matches a version already in the
  * catalog, nothing is built and that version is returned as unchanged. Otherwise each step reuses the
@@ -96,13 +169,11 @@ export async function buildImage(
 ): Promise<BuiltImage> {
   const emit = opts.onEvent ?? (() => {})
   const envFor: BuildEnv = { ...env, log: (line) => emit({ type: 'log', image: image.name, line }) }
-  const planned = await planBase(image, envFor)
-  const steps = await keySteps(image, planned.key)
-  const buildKey = steps.at(-1)?.key ?? planned.key
+  const found = await keyedVersion(envFor, image)
   const record = opts.record ?? true
-
   if (!env.noCache && !env.refresh && record) {
-    const existing = findImageByKey(env.db, image.name, buildKey)
+    const existing = found.record
+    const { steps, buildKey } = found.keys
     if (existing && env.store.hasBlob(existing.digest)) {
       return {
         name: image.name,
@@ -123,6 +194,13 @@ export async function buildImage(
     }
   }
 
+  // a build runs on the parent's newest active version, never on a revoked one
+  const {
+    base: planned,
+    steps,
+    buildKey,
+    inputs,
+  } = found.onRevokedParent ? await imageKeys(envFor, image) : found.keys
   const total = steps.length + 1
   emit({ type: 'image-start', image: image.name, steps: total })
   const reports: StepReport[] = []
@@ -220,20 +298,23 @@ export async function buildImage(
   }
   // the file manifest drift compares instances with, for every image the catalog records
   await imageFileManifest(env.home, env.store, written.manifest.digest)
-  const rec = insertImage(env.db, fields)
-  appendEvent(env.db, 'image.built', `${rec.name}@${rec.version}`, {
-    digest: rec.digest,
-    buildKey,
-    size: rec.size,
-  })
-  await syncIndex(env.db, env.store)
+  const { record: rec, created } = recordImageVersion(env.db, fields, inputs)
+  if (created) {
+    appendEvent(env.db, 'image.built', `${rec.name}@${rec.version}`, {
+      digest: rec.digest,
+      buildKey,
+      size: rec.size,
+    })
+    await syncIndex(env.db, env.store)
+  }
   return {
     name: rec.name,
     version: rec.version,
     digest: rec.digest,
     buildKey,
     size: rec.size,
-    unchanged: false,
+    // a build that gave a digest the catalog has already keeps that version: one version per digest
+    unchanged: !created,
     record: rec,
     steps: reports,
   }

@@ -2,7 +2,8 @@ import { mkdir } from 'node:fs/promises'
 import type { GrailHome } from '../home.js'
 import { openStore } from '../oci/store.js'
 import type { Project } from '../spec/types.js'
-import { openDb } from '../state/index.js'
+import type { ImageRecord } from '../state/index.js'
+import { openDb, releaseLock, waitForLock } from '../state/index.js'
 import { GrailError } from '../errors.js'
 import { runCommand } from '../util/exec.js'
 import type { BuildEvent, BuiltImage } from './builder.js'
@@ -60,6 +61,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
     await cleanStaleWork(req.home)
     const images: BuiltImage[] = []
     const verify: VerifyReport[] = []
+    const current = new Map<string, ImageRecord>()
     for (const image of order) {
       const env: BuildEnv = {
         home: req.home,
@@ -69,11 +71,23 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
         noCache: false,
         refresh: req.refresh === true,
         log: () => {},
+        current,
       }
-      const built = await buildImage(env, image, {
-        onEvent: req.onEvent,
-        gitCommit: () => gitCommit(req.project.dir),
+      // one build of an image at a time per project: a second one waits, then finds the first's version
+      const lock = `build ${image.name}`
+      await waitForLock(db, lock, {
+        onWait: (held) => req.onEvent?.({ type: 'waiting', image: image.name, held }),
       })
+      let built: BuiltImage
+      try {
+        built = await buildImage(env, image, {
+          onEvent: req.onEvent,
+          gitCommit: () => gitCommit(req.project.dir),
+        })
+      } finally {
+        releaseLock(db, lock)
+      }
+      current.set(image.name, built.record)
       images.push(built)
       if (req.verify) {
         const again = await buildImage({ ...env, noCache: true }, image, {

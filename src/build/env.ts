@@ -2,7 +2,7 @@ import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import type { ImageConfig } from '../oci/types.js'
-import type { Db, PackageInfo } from '../state/index.js'
+import type { Db, ImageRecord, PackageInfo } from '../state/index.js'
 
 /** Everything a build step needs from its surroundings. */
 export interface BuildEnv {
@@ -16,6 +16,14 @@ export interface BuildEnv {
   /** `build --refresh`: every step runs again (Debian packages re-resolved), and the caches take the result */
   refresh?: boolean
   log: (line: string) => void
+  /**
+   * The version each image of the spec builds now, as far as known (the images built before this one in
+   * the same run): an unpinned `base: {image}` builds on that version, not on the newest one, so a
+   * reverted parent gives its children the reverted parent.
+   */
+  current?: ReadonlyMap<string, ImageRecord>
+  /** resolve an unpinned parent to its current version even when revoked (to find what was built on it) */
+  revokedParent?: boolean
 }
 
 export interface LayerDesc {

@@ -56,6 +56,9 @@ export function buildProgress(opts: { verbose: boolean; enabled: boolean }): (e:
           `  [${e.index + 1}/${e.total}] ${e.label}  ${e.cached ? style.dim('cached') : style.cyan(formatMs(e.ms))}`,
         )
         break
+      case 'waiting':
+        out(style.yellow(`${e.image}: waiting: ${e.held}`))
+        break
       case 'log':
         if (opts.verbose) {
           if (spinner) spinner.clear()

@@ -275,3 +275,29 @@ test('the previous release stays a rollback target even when newer versions and 
   assert.deepEqual(world.images.map((i) => i.version).sort(), [1, 2, 3])
   world.apply({ kind: 'rollback', service: 0, env: 0 })
 })
+
+test('the versions grail.lock names are kept, whatever else the policy says', () => {
+  const image = (version: number): GcImage => ({
+    name: 'web',
+    version,
+    digest: `sha256:${version}`,
+    parentDigest: null,
+    createdAt: '2026-01-01T00:00:00Z',
+    blobs: [`sha256:${version}`, `layer-${version}`],
+    pinned: false,
+  })
+  const plan = planGc({
+    images: [1, 2, 3].map(image),
+    releases: [],
+    running: [],
+    locked: [{ name: 'web', digest: 'sha256:1' }],
+    policy: { keepVersions: 1, keepReleases: 1, keepDeployedWithin: 0 },
+    now: Date.parse('2026-02-01T00:00:00Z'),
+  })
+  assert.deepEqual(
+    plan.collected.map((i) => i.version),
+    [2],
+  )
+  assert.equal(plan.kept.get('web@1'), 'named by grail.lock (web)')
+  assert.ok(plan.liveBlobs.has('layer-1'))
+})

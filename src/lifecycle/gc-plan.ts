@@ -36,6 +36,8 @@ export interface GcInput {
   releases: GcRelease[]
   /** image digests of instances that exist (running or not) */
   running: string[]
+  /** the images the project's grail.lock names (what `apply --locked` deploys) */
+  locked?: Array<{ name: string; digest: string }>
   policy: GcPolicy
   now: number
 }
@@ -64,7 +66,7 @@ export function rollbackTargets(releases: readonly GcRelease[], keep: number): G
 }
 
 /**
- * Roots: what runs, every rollback target, every release deployed within `keepDeployedWithin`, promoted
+ * Roots: what runs, what grail.lock names, every rollback target, every release deployed within `keepDeployedWithin`, promoted
  * releases, pinned images and the newest `keepVersions` of each image; then the ancestors of all of them.
  */
 export function planGc(input: GcInput): GcPlan {
@@ -75,6 +77,7 @@ export function planGc(input: GcInput): GcPlan {
     for (const i of byDigest.get(digest) ?? []) if (!kept.has(ref(i))) kept.set(ref(i), why)
   }
   for (const d of input.running) keepDigest(d, 'running')
+  for (const l of input.locked ?? []) keepDigest(l.digest, `named by grail.lock (${l.name})`)
   for (const r of rollbackTargets(input.releases, input.policy.keepReleases))
     keepDigest(r.imageDigest, `rollback target ${r.service}#${r.number} (${r.environment})`)
   const since = input.now - input.policy.keepDeployedWithin

@@ -12,12 +12,13 @@ import type { Db } from '../state/index.js'
 import { allReleases, appendEvent, listImages, markCollected, pinnedDigests } from '../state/index.js'
 import { mapLimit } from '../util/pool.js'
 import { type GcImage, type GcPlan, planGc } from './gc-plan.js'
+import { lockedDigests } from './lock.js'
 
 /** Blobs and snapshots younger than this are never deleted: a build running now may be writing or using them. */
 export const GC_GRACE_MS = 10 * 60_000
 
 export interface GcEnv {
-  project: { name: string; policies: PolicySpec }
+  project: { name: string; dir: string; policies: PolicySpec }
   home: GrailHome
   db: Db
   store: OciStore
@@ -100,6 +101,7 @@ export async function collectGarbage(
       promotedFrom: r.promotedFrom,
     })),
     running,
+    locked: await lockedDigests(env.project),
     policy: env.project.policies.gc,
     now,
   })

@@ -33,7 +33,7 @@ export interface Lock {
   images: Record<string, LockedImage>
 }
 
-export const lockPath = (project: Project): string => join(project.dir, LOCK_FILE)
+export const lockPath = (project: Pick<Project, 'dir'>): string => join(project.dir, LOCK_FILE)
 
 /** The digest of an image's definition, independent of where the project is checked out. */
 export function imageSpecDigest(project: Project, image: ImageSpec): string {
@@ -45,7 +45,7 @@ export function imageSpecDigest(project: Project, image: ImageSpec): string {
   return sha256(canonicalJson({ ...image, context: rel(image.context), base }))
 }
 
-export async function readLock(project: Project): Promise<Lock | undefined> {
+export async function readLock(project: Pick<Project, 'dir'>): Promise<Lock | undefined> {
   let text: string
   try {
     text = await readFile(lockPath(project), 'utf8')
@@ -189,4 +189,15 @@ export function lockedImages(
     out[name] = { name, version: rec.version, digest: entry.digest }
   }
   return out
+}
+
+/**
+ * The image digests the project's grail.lock names: gc roots, since `apply --locked` (or a checkout of
+ * that commit) deploys them. A lock that cannot be read stops gc rather than being taken as empty.
+ */
+export async function lockedDigests(
+  project: Pick<Project, 'dir'>,
+): Promise<Array<{ name: string; digest: string }>> {
+  const lock = await readLock(project)
+  return Object.entries(lock?.images ?? {}).map(([name, e]) => ({ name, digest: e.digest }))
 }

@@ -73,6 +73,24 @@ describe('plan', () => {
     )
   })
 
+  test('an image that needs a build is listed once, deploys nothing, and what runs is still healed', () => {
+    const build = { image: 'hello', reason: 'sources changed since v2 (site/index.html)' }
+    const p = plan({
+      environment: 'local',
+      desired: [
+        want({ image: null, build, configDigest: C2 }),
+        want({ service: 'api', image: null, build, replicas: 1 }),
+      ],
+      releases: { web: [release(1)] },
+      instances: [inst('a'), inst('b'), inst('c', { state: 'stopped' })],
+    })
+    assert.deepEqual(p.builds, [{ image: 'hello', services: ['web', 'api'], reason: build.reason }])
+    assert.deepEqual(
+      p.actions.map((a) => [a.kind, a.service, 'instance' in a ? a.instance : '']),
+      [['replace', 'web', 'c']],
+    )
+  })
+
   test('a config-only change is a new release with the same image', () => {
     const p = plan({
       environment: 'local',

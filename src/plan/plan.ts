@@ -3,6 +3,7 @@ import type {
   Action,
   DesiredService,
   InstanceView,
+  PendingBuild,
   Plan,
   ReleaseView,
   ReplaceCause,
@@ -31,7 +32,7 @@ function shortDigest(d: string): string {
 
 /** Why a service needs a new release, or null when its active release already matches the spec. */
 function deployReason(
-  want: DesiredService,
+  want: DesiredService & { image: NonNullable<DesiredService['image']> },
   active: ReleaseView | undefined,
   revoked: Record<string, string>,
 ): string | null {
@@ -64,18 +65,31 @@ function replaceReason(inst: InstanceView): { cause: ReplaceCause; reason: strin
 export function plan(input: PlanInput): Plan {
   const actions: Action[] = []
   const waiting: Waiting[] = []
+  const builds = new Map<string, PendingBuild>()
   const wanted = new Set(input.desired.map((d) => d.service))
   for (const want of input.desired) {
     const releases = input.releases[want.service] ?? []
     const active = releases.filter((r) => r.status === 'active').sort((a, b) => b.number - a.number)[0]
     const mine = input.instances.filter((i) => i.service === want.service)
-    const reason = deployReason(want, active, input.revoked ?? {})
-    if (reason) {
+    if (want.build) {
+      // the image the spec builds is not in the catalog: no release until it is built (what runs is kept
+      // healthy meanwhile); deploying the newest build instead would run what the spec no longer says
+      const b = builds.get(want.build.image) ?? {
+        image: want.build.image,
+        services: [],
+        reason: want.build.reason,
+      }
+      b.services.push(want.service)
+      builds.set(want.build.image, b)
+    }
+    const image = want.build ? null : want.image
+    const reason = image ? deployReason({ ...want, image }, active, input.revoked ?? {}) : null
+    if (reason && image) {
       actions.push({
         kind: 'deploy',
         service: want.service,
         from: active?.number ?? null,
-        image: want.image,
+        image,
         configDigest: want.configDigest,
         reason,
       })
@@ -180,7 +194,7 @@ export function plan(input: PlanInput): Plan {
       })
     }
   }
-  return { environment: input.environment, actions, waiting }
+  return { environment: input.environment, actions, waiting, builds: [...builds.values()] }
 }
 
 /** The crash loop of a service's active release, when the input allows telling (a `now` and a policy). */

@@ -5,10 +5,21 @@ import type { CrashLoopSpec } from '../spec/types.js'
 export interface DesiredService {
   service: string
   replicas: number
-  image: { name: string; version: number; digest: Digest }
+  /** the image version to run; null when none can be named until a build (see `build`) */
+  image: { name: string; version: number; digest: Digest } | null
   configDigest: Digest
   /** when restarts make a crash loop (absent: never) */
   crashLoop?: CrashLoopSpec
+  /** the spec builds an image the catalog does not have yet: no new release until it is built */
+  build?: { image: string; reason: string }
+}
+
+/** An image that must be built before its services can be deployed (sources or spec changed). */
+export interface PendingBuild {
+  image: string
+  services: string[]
+  /** e.g. `sources changed since v1 (site/index.html)` */
+  reason: string
 }
 
 /** A release as state records it. */
@@ -43,7 +54,7 @@ export type Action =
       kind: 'deploy'
       service: string
       from: number | null
-      image: DesiredService['image']
+      image: NonNullable<DesiredService['image']>
       configDigest: Digest
       reason: string
     }
@@ -80,4 +91,6 @@ export interface Plan {
   actions: Action[]
   /** what apply will not do yet; pending all the same (`plan --detailed-exitcode` exits 2) */
   waiting: Waiting[]
+  /** images to build first; `apply` refuses while there are any, `up` builds them */
+  builds: PendingBuild[]
 }

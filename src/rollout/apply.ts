@@ -1,5 +1,6 @@
 import type { Digest } from '../oci/digest.js'
 import { join } from 'node:path'
+import { type CurrentImage, currentImages, whatChanged } from '../build/current.js'
 import { type DriftEnv, driftSummary, scanDrift } from '../drift/scan.js'
 import { dueForRecycle } from '../lifecycle/recycle.js'
 import type { InstanceDrift } from '../drift/types.js'
@@ -7,8 +8,8 @@ import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js'
 import { configBundleOf, configDigest, plan } from '../plan/index.js'
-import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
-import type { Db, InstanceRecord, ReleaseRecord } from '../state/index.js'
+import type { HealthCheck, ServiceSpec } from '../spec/types.js'
+import type { InstanceRecord, ReleaseRecord } from '../state/index.js'
 import {
   appendEvent,
   insertRelease,
@@ -41,13 +42,14 @@ export interface ApplyEnv extends DriftEnv {
   onEvent?: (service: string, e: RolloutEvent) => void
 }
 
-/** What the spec and the catalog want for every service of the environment. */
-export function desiredServices(
-  project: Project,
-  environment: string,
-  db: Db,
-  locked?: Record<string, { name: string; version: number; digest: string }>,
-): DesiredService[] {
+/**
+ * What the spec and the catalog want for every service of the environment: the image version whose
+ * build key equals what the spec and its sources give now (not the newest build: after a revert that is
+ * an older version), unless the lock (`--locked`) or a promotion decides. When the catalog has no version
+ * of that key, the service is marked as needing a build, naming what changed since the version it runs.
+ */
+export async function desiredServices(a: ApplyEnv): Promise<DesiredService[]> {
+  const { project, environment, db, locked } = a
   const env = project.environments[environment]
   if (!env) {
     throw new GrailError('UNKNOWN_ENVIRONMENT', `${project.file}: no environment named "${environment}"`, {
@@ -55,33 +57,54 @@ export function desiredServices(
     })
   }
   const releases = listReleases(db, environment)
-  return Object.values(env.services).map((svc) => {
+  const promotedOf = (service: string): ReleaseRecord | undefined =>
+    releases
+      .filter((r) => r.service === service && r.promotedFrom !== null)
+      .filter((r) => r.status !== 'failed' && r.status !== 'rolled-back')
+      .sort((x, y) => y.number - x.number)[0]
+  const services = Object.values(env.services)
+  // an environment that receives promotions runs what was promoted to it, not what the spec builds
+  const needed = services.filter((s) => !locked?.[s.image] && !promotedOf(s.name)).map((s) => s.image)
+  const current =
+    needed.length > 0 ? await currentImages(a, [...new Set(needed)]) : new Map<string, CurrentImage>()
+  return services.map((svc) => {
+    const base = {
+      service: svc.name,
+      replicas: svc.replicas,
+      configDigest: configDigest(configBundleOf(svc)),
+      crashLoop: svc.crashLoop,
+    }
     const pinned = locked?.[svc.image]
     if (pinned) {
       return {
-        service: svc.name,
-        replicas: svc.replicas,
+        ...base,
         image: { name: pinned.name, version: pinned.version, digest: pinned.digest as Digest },
-        configDigest: configDigest(configBundleOf(svc)),
-        crashLoop: svc.crashLoop,
       }
     }
-    // an environment that receives promotions runs what was promoted to it, not the newest build
-    const promoted = releases
-      .filter((r) => r.service === svc.name && r.promotedFrom !== null)
-      .filter((r) => r.status !== 'failed' && r.status !== 'rolled-back')
-      .sort((x, y) => y.number - x.number)[0]
+    const promoted = promotedOf(svc.name)
     if (promoted) {
       return {
-        service: svc.name,
-        replicas: svc.replicas,
+        ...base,
         image: { name: promoted.imageName, version: promoted.imageVersion, digest: promoted.imageDigest },
-        configDigest: configDigest(configBundleOf(svc)),
-        crashLoop: svc.crashLoop,
       }
     }
-    const image = latestImage(db, svc.image)
-    if (!image && listImages(db, svc.image).length > 0) {
+    const now = current.get(svc.image)
+    const versions = listImages(db, svc.image)
+    if (now !== undefined && !now.built && versions.length > 0) {
+      const running = releases.find((r) => r.service === svc.name && r.status === 'active')
+      const since =
+        (running &&
+          versions.find((v) => v.name === running.imageName && v.version === running.imageVersion)) ??
+        versions[0]
+      return {
+        ...base,
+        image: null,
+        build: { image: svc.image, reason: whatChanged(project, db, now, since) },
+      }
+    }
+    // a revoked version is not deployed even when the spec builds it: the newest active one stands in
+    const image = now?.built && now.record.status !== 'revoked' ? now.record : latestImage(db, svc.image)
+    if (!image && versions.length > 0) {
       throw new GrailError(
         'IMAGE_REVOKED',
         `service ${svc.name}: every version of image ${svc.image} is revoked`,
@@ -99,13 +122,7 @@ export function desiredServices(
         },
       )
     }
-    return {
-      service: svc.name,
-      replicas: svc.replicas,
-      image: { name: image.name, version: image.version, digest: image.digest },
-      configDigest: configDigest(configBundleOf(svc)),
-      crashLoop: svc.crashLoop,
-    }
+    return { ...base, image: { name: image.name, version: image.version, digest: image.digest } }
   })
 }
 
@@ -161,7 +178,7 @@ export async function planWithDrift(
   a: ApplyEnv,
   opts: { withDiffs?: boolean } = {},
 ): Promise<{ plan: Plan; drift: InstanceDrift[] }> {
-  const desired = desiredServices(a.project, a.environment, a.db, a.locked)
+  const desired = await desiredServices(a)
   const releases: Record<string, ReleaseView[]> = {}
   for (const r of listReleases(a.db, a.environment)) {
     releases[r.service] = [...(releases[r.service] ?? []), r]
@@ -372,6 +389,18 @@ async function replaceBatch(a: ApplyEnv, batch: Array<Extract<Action, { kind: 'r
   await Promise.all(batch.map((b) => destroyInstance(ctx, b.instance, b.reason)))
 }
 
+/** One line per image to build first, as plan shows it: `hello: sources changed since v1 (…): …`. */
+export function pendingBuildLines(p: Plan): string[] {
+  return p.builds.map((b) => `${b.image}: ${b.reason}: grail up builds and deploys it`)
+}
+
+/** `apply` deploys built versions only: an image the spec builds but the catalog lacks stops it. */
+function buildNeeded(p: Plan): GrailError {
+  return new GrailError('BUILD_NEEDED', pendingBuildLines(p).join('\n'), {
+    hint: `run \`grail up${p.environment ? ` ${p.environment}` : ''}\` (build, then apply), or \`grail build\` and then \`grail apply\`; nothing was changed`,
+  })
+}
+
 /** A new instance of an active release (a replacement or an extra replica) that failed its health gate. */
 export interface FailedLaunch {
   service: string
@@ -389,6 +418,7 @@ export async function applyEnvironment(
 ): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[]; failed: FailedLaunch[] }> {
   const recovered = [...((await a.reconcile?.()) ?? []), ...(await recoverInterrupted(a))]
   const full = await planEnvironment(a)
+  if (!opts.only && full.builds.length > 0) throw buildNeeded(full)
   const thePlan = opts.only ? { ...full, actions: full.actions.filter(opts.only) } : full
   const results: RolloutResult[] = []
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {

@@ -55,7 +55,9 @@ const objectForms = z.union([
     ),
     version: integer('an image version ≥ 1', 1)
       .optional()
-      .describe('Pin a version of the base image. Default: its newest active version.'),
+      .describe(
+        'Pin a version of the base image. Default: the version its spec builds now (its newest active one if that is revoked).',
+      ),
   }),
   z.strictObject({
     oci: z.string().min(1).describe('A local OCI image layout directory, relative to the spec file.'),

@@ -32,7 +32,7 @@ export type BaseSource =
       mirror?: string
       architecture?: string
     }
-  /** another image of this project (ancestry); the newest active version unless pinned */
+  /** another image of this project (ancestry); unless pinned, the version its spec builds now */
   | { kind: 'image'; image: string; version?: number }
   /** a local OCI image layout directory (absolute), optionally a ref name inside it */
   | { kind: 'oci'; path: string; ref?: string }

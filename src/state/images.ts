@@ -89,49 +89,98 @@ export function getImage(db: Db, name: string, version: number): ImageRecord | u
   return row && fromRow(row)
 }
 
-/** The newest version of `name` that was built from exactly this build key. */
+/**
+ * The version of `name` that this build key produced (one key gives one digest, and one digest has one
+ * version). A key whose version was garbage collected finds nothing: building it again makes a new version.
+ */
 export function findImageByKey(db: Db, name: string, buildKey: string): ImageRecord | undefined {
   const row = db
     .prepare(
-      'SELECT * FROM images WHERE name = ? AND build_key = ? AND collected_at IS NULL ORDER BY version DESC LIMIT 1',
+      `SELECT images.* FROM build_keys JOIN images ON images.name = build_keys.name AND images.version = build_keys.version
+       WHERE build_keys.name = ? AND build_keys.build_key = ? AND images.collected_at IS NULL`,
     )
     .get(name, buildKey) as Row | undefined
   return row && fromRow(row)
 }
 
+/** What went into a build, recorded with its key: the base key, and each step's key and copied sources. */
+export interface BuildInputs {
+  base: { key: string; description: string }
+  steps: Array<{
+    key: string
+    label: string
+    /** a copy step's entries by path in the image: the source file (relative to the build context) and
+     * a hash of what the key takes from it (type, mode, owner, content or link target) */
+    sources?: Record<string, { from?: string; hash: string }>
+  }>
+}
+
+/** The inputs recorded for the newest build key of a version, if that build recorded them. */
+export function buildInputsOf(db: Db, name: string, version: number): BuildInputs | undefined {
+  const row = db
+    .prepare(
+      'SELECT inputs FROM build_keys WHERE name = ? AND version = ? AND inputs IS NOT NULL ORDER BY created_at DESC, rowid DESC LIMIT 1',
+    )
+    .get(name, version) as { inputs: string } | undefined
+  return row && (JSON.parse(row.inputs) as BuildInputs)
+}
+
 /**
- * Records a new version of an image: version = previous highest + 1 (monotonic per name, never reused even
- * after gc). Runs inside an immediate transaction so two concurrent builds cannot take the same number.
+ * Records a built image: a digest the catalog already has under this name (and has not collected) keeps
+ * its version, so one digest never gets two; otherwise version = previous highest + 1 (monotonic per
+ * name, never reused even after gc). Either way the build key now finds that version. One immediate
+ * transaction, so two concurrent builds cannot take the same number or make two versions of one digest.
  */
+export function recordImageVersion(
+  db: Db,
+  rec: Omit<ImageRecord, 'version' | 'status' | 'statusReason'>,
+  inputs?: BuildInputs,
+): { record: ImageRecord; created: boolean } {
+  const insert = db.transaction((): { record: ImageRecord; created: boolean } => {
+    const same = db
+      .prepare(
+        'SELECT * FROM images WHERE name = ? AND digest = ? AND collected_at IS NULL ORDER BY version LIMIT 1',
+      )
+      .get(rec.name, rec.digest) as Row | undefined
+    let record: ImageRecord
+    if (same) record = fromRow(same)
+    else {
+      const max = db.prepare('SELECT MAX(version) AS v FROM images WHERE name = ?').get(rec.name) as {
+        v: number | null
+      }
+      const version = (max.v ?? 0) + 1
+      db.prepare(
+        `INSERT INTO images (name, version, digest, config_digest, build_key, parent_digest, base, git_commit, created_at, size, packages)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      ).run(
+        rec.name,
+        version,
+        rec.digest,
+        rec.configDigest,
+        rec.buildKey,
+        rec.parentDigest,
+        JSON.stringify(rec.base),
+        rec.gitCommit,
+        rec.createdAt,
+        rec.size,
+        JSON.stringify(rec.packages),
+      )
+      record = { ...rec, version, status: 'active', statusReason: null }
+    }
+    db.prepare(
+      'INSERT OR REPLACE INTO build_keys (name, build_key, version, inputs, created_at) VALUES (?, ?, ?, ?, ?)',
+    ).run(rec.name, rec.buildKey, record.version, inputs ? JSON.stringify(inputs) : null, rec.createdAt)
+    return { record, created: !same }
+  })
+  return insert.immediate()
+}
+
+/** Records a new image version (or finds the one that has this digest already): see recordImageVersion. */
 export function insertImage(
   db: Db,
   rec: Omit<ImageRecord, 'version' | 'status' | 'statusReason'>,
 ): ImageRecord {
-  const insert = db.transaction(() => {
-    const max = db.prepare('SELECT MAX(version) AS v FROM images WHERE name = ?').get(rec.name) as {
-      v: number | null
-    }
-    const version = (max.v ?? 0) + 1
-    db.prepare(
-      `INSERT INTO images (name, version, digest, config_digest, build_key, parent_digest, base, git_commit, created_at, size, packages)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(
-      rec.name,
-      version,
-      rec.digest,
-      rec.configDigest,
-      rec.buildKey,
-      rec.parentDigest,
-      JSON.stringify(rec.base),
-      rec.gitCommit,
-      rec.createdAt,
-      rec.size,
-      JSON.stringify(rec.packages),
-    )
-    return version
-  })
-  const version = insert.immediate()
-  return { ...rec, version, status: 'active', statusReason: null }
+  return recordImageVersion(db, rec).record
 }
 
 /** Sets an image version's status (revoke, unrevoke, deprecate) with its reason. */

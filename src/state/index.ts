@@ -19,7 +19,10 @@ export {
   markInterruptedHotfixes,
 } from './hotfixes.js'
 export {
+  buildInputsOf,
+  type BuildInputs,
   findImageByKey,
+  recordImageVersion,
   getImage,
   type ImageRecord,
   type ImageStatus,
@@ -50,7 +53,7 @@ export {
   type RestartRecord,
 } from './restarts.js'
 export { type ProjectMeta, projectMeta, recordProjectMeta, servicesInState } from './meta.js'
-export { acquireLock, type LockHolder, releaseLock } from './locks.js'
+export { acquireLock, type LockHolder, releaseLock, waitForLock } from './locks.js'
 export {
   insertRelease,
   listReleases,

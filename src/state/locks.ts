@@ -57,3 +57,26 @@ export function acquireLock(db: Db, name: string, opts: { pid?: number; holder?:
 export function releaseLock(db: Db, name: string, pid = process.pid): void {
   db.prepare('DELETE FROM locks WHERE name = ? AND pid = ? AND host = ?').run(name, pid, hostname())
 }
+
+/**
+ * Takes a named lock, waiting while another live process holds it (a build of the same image, a
+ * concurrent `up`), instead of failing at once. `onWait` hears about the holder once, when waiting starts.
+ * A holder that dies is taken over as in acquireLock.
+ */
+export async function waitForLock(
+  db: Db,
+  name: string,
+  opts: { onWait?: (held: string) => void; pollMs?: number } = {},
+): Promise<LockHolder> {
+  let told = false
+  for (;;) {
+    try {
+      return acquireLock(db, name)
+    } catch (err) {
+      if (!(err instanceof GrailError) || err.code !== 'LOCKED') throw err
+      if (!told) opts.onWait?.(err.message)
+      told = true
+    }
+    await new Promise((resolve) => setTimeout(resolve, opts.pollMs ?? 200))
+  }
+}

@@ -151,4 +151,19 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX restarts_by_service ON restarts (environment, service, at);
   `,
+  // several build keys can give one digest (one version per digest), and a key records its inputs so a
+  // plan can name what changed since a version was built
+  `
+  CREATE TABLE build_keys (
+    name       TEXT    NOT NULL,
+    build_key  TEXT    NOT NULL,
+    version    INTEGER NOT NULL,
+    inputs     TEXT,
+    created_at TEXT    NOT NULL,
+    PRIMARY KEY (name, build_key)
+  );
+  CREATE INDEX build_keys_by_version ON build_keys (name, version);
+  INSERT OR IGNORE INTO build_keys (name, build_key, version, created_at)
+    SELECT name, build_key, version, created_at FROM images ORDER BY version DESC;
+  `,
 ]

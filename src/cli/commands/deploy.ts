@@ -10,14 +10,20 @@ import { findSpecFile } from '../project.js'
 import { withEnvironment } from './with-environment.js'
 import { EXIT, out, printJson, style } from '../render.js'
 
-function renderPlan(p: Plan): void {
+function renderPlan(p: Plan, buildLines: string[]): void {
   const waiting = p.waiting ?? []
-  if (p.actions.length === 0 && waiting.length === 0) {
+  if (p.actions.length === 0 && waiting.length === 0 && buildLines.length === 0) {
     out(`${p.environment}: up to date, nothing to do`)
     return
   }
-  if (p.actions.length > 0)
-    out(style.bold(`${p.environment}: ${p.actions.length} action${p.actions.length === 1 ? '' : 's'}`))
+  const counts = [
+    ...(p.actions.length > 0 ? [`${p.actions.length} action${p.actions.length === 1 ? '' : 's'}`] : []),
+    ...(buildLines.length > 0
+      ? [`${buildLines.length} image${buildLines.length === 1 ? '' : 's'} to build`]
+      : []),
+  ]
+  if (counts.length > 0) out(style.bold(`${p.environment}: ${counts.join(', ')}`))
+  for (const line of buildLines) out(`  ${style.yellow('build'.padEnd(10))} ${line}`)
   for (const a of p.actions) {
     const what = 'instance' in a ? a.instance : 'instances' in a ? a.instances.join(', ') : ''
     out(`  ${style.cyan(a.kind.padEnd(10))} ${a.service}${what ? ` ${what}` : ''}  ${style.dim(a.reason)}`)
@@ -71,18 +77,23 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     .option('--detailed-exitcode', 'exit 2 when there are changes to apply')
     .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
       const g = globals()
-      const p = await withEnvironment(g, env, { lock: false }, async (a) =>
-        (await import('../../rollout/apply.js')).planEnvironment(a),
-      )
+      const { planEnvironment, pendingBuildLines } = await import('../../rollout/apply.js')
+      const p = await withEnvironment(g, env, { lock: false }, planEnvironment)
       if (g.json) printJson(p)
-      else renderPlan(p)
+      else renderPlan(p, pendingBuildLines(p))
       // a crash loop backing off is pending too: the environment has not converged
-      if (flags.detailedExitcode && p.actions.length + p.waiting.length > 0) process.exitCode = EXIT.pending
+      if (flags.detailedExitcode && p.actions.length + p.waiting.length + p.builds.length > 0)
+        process.exitCode = EXIT.pending
     })
 
-  const apply = async (g: GlobalOptions, env: string | undefined, opts: { locked?: boolean } = {}) => {
+  const apply = async (
+    g: GlobalOptions,
+    env: string | undefined,
+    opts: { locked?: boolean; waitForLock?: boolean } = {},
+  ) => {
     const { applyEnvironment } = await import('../../rollout/apply.js')
-    const res = await withEnvironment(g, env, { lock: true }, async (a, project) => {
+    const lock = opts.waitForLock ? 'wait' : true
+    const res = await withEnvironment(g, env, { lock }, async (a, project) => {
       let locked: Record<string, { name: string; version: number; digest: string }> | undefined
       if (opts.locked) {
         const { readLock, lockedImages } = await import('../../lifecycle/lock.js')
@@ -97,7 +108,7 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     if (g.json) printJson(res)
     else {
       for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))
-      renderPlan(res.plan)
+      renderPlan(res.plan, [])
       for (const u of res.urls) out(`${style.bold(u.service)}: ${style.cyan(u.url)}`)
     }
     if (res.failed.length > 0) {
@@ -160,7 +171,8 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       })
       await writeLockAfter(project, built)
       if (!g.json) renderOutcome(built)
-      await apply(g, environment)
+      // a concurrent `up` of the same project: wait for its apply, then converge on the same versions
+      await apply(g, environment, { waitForLock: true })
     })
 }
 

@@ -77,7 +77,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
         const result = await withEnvironment(g, env, { lock: flags.fix === true }, async (a) => {
           const { planWithDrift, applyEnvironment } = await import('../../rollout/apply.js')
           const { scanDrift } = await import('../../drift/scan.js')
-          let plan: Plan = { environment: a.environment, actions: [], waiting: [] }
+          let plan: Plan = { environment: a.environment, actions: [], waiting: [], builds: [] }
           let drift: InstanceDrift[]
           const unplannable: Array<{ service: string; reason: string }> = []
           try {
@@ -99,6 +99,9 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
               ...unplannable,
               ...plan.actions.flatMap((x) =>
                 x.kind === 'deploy' ? [{ service: x.service, reason: x.reason }] : [],
+              ),
+              ...plan.builds.flatMap((b) =>
+                b.services.map((service) => ({ service, reason: `${b.image}: ${b.reason}` })),
               ),
             ],
             drifted: drift.filter((d) => d.unexplained > 0).map((d) => d.instance),

@@ -13,7 +13,8 @@ type Env = Awaited<ReturnType<typeof import('../environment.js')['openEnvironmen
 export async function withEnvironment<T>(
   g: GlobalOptions,
   envArg: string | undefined,
-  opts: { lock: boolean; fromState?: boolean },
+  /** take the apply lock: fail at once when it is held (true), or wait for its holder (`wait`) */
+  opts: { lock: boolean | 'wait'; fromState?: boolean },
   fn: (a: Env, project: Project) => Promise<T>,
 ): Promise<T> {
   const [{ loadProjectCached }, { resolveHome }, state, { openEnvironment }] = await Promise.all([
@@ -44,7 +45,14 @@ export async function withEnvironment<T>(
     }
     const environment = envArg ?? Object.keys(project.environments)[0] ?? 'local'
     await useProjectSecrets(g, project, db)
-    if (opts.lock) state.acquireLock(db, 'apply')
+    if (opts.lock === 'wait') {
+      const { out, style } = await import('../render.js')
+      await state.waitForLock(db, 'apply', {
+        onWait: (held) => {
+          if (!g.json) out(style.yellow(`waiting: ${held}`))
+        },
+      })
+    } else if (opts.lock) state.acquireLock(db, 'apply')
     try {
       return await fn(await openEnvironment({ project, environment, home, db }), project)
     } finally {
