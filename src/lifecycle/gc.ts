@@ -1,4 +1,4 @@
-import { lstat, readdir, rm, stat, unlink } from 'node:fs/promises'
+import { lstat, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { syncIndex } from '../build/image-writer.js'
 import { isErrno } from '../errors.js'
@@ -6,12 +6,21 @@ import type { GrailHome } from '../home.js'
 import { type Digest, digestHex } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
+import { crashPoint } from '../rollout/crash-points.js'
 import type { RuntimeProvider } from '../runtime/types.js'
 import type { PolicySpec } from '../spec/types.js'
 import type { Db } from '../state/index.js'
-import { allReleases, appendEvent, listImages, markCollected, pinnedDigests } from '../state/index.js'
+import {
+  allReleases,
+  appendEvent,
+  listImages,
+  markCollected,
+  pinnedDigests,
+  recordedImageBlobs,
+} from '../state/index.js'
 import { mapLimit } from '../util/pool.js'
 import { type GcImage, type GcPlan, planGc } from './gc-plan.js'
+import { type BlobKind, blobKind, DOOMED_PREFIX, deleteBlobsInOrder, deleteSnapshots } from './gc-sweep.js'
 
 /** Blobs and snapshots younger than this are never deleted: a build running now may be writing or using them. */
 export const GC_GRACE_MS = 10 * 60_000
@@ -78,7 +87,8 @@ async function catalog(env: GcEnv): Promise<{ images: GcImage[]; diffIds: Map<st
  * `grail gc`: deletes the image versions no root reaches (see gc-plan.ts), then every blob of the store
  * and every unpacked snapshot that no kept image references, except those younger than the grace period.
  * Each blob is checked again just before it is removed, so a build that reused it meanwhile keeps it.
- * Collected versions stay in the catalog as tombstones, so a version number is never reused.
+ * Collected versions stay in the catalog as tombstones, so a version number is never reused. The work is
+ * ordered so that a kill at any point leaves a valid OCI layout and the next gc finishes the job.
  */
 export async function collectGarbage(
   env: GcEnv,
@@ -118,7 +128,14 @@ export async function collectGarbage(
     snapshots: { deleted: 0, bytes: 0 },
     kept: [...plan.kept].map(([image, why]) => ({ image, why })),
   }
-  if (!opts.dryRun && plan.collected.length > 0) markCollected(env.db, plan.collected)
+  if (!opts.dryRun) {
+    // the order makes a kill at any point harmless: tombstones first (the next gc sees these versions as
+    // gone and finishes), then index.json without them (temp + rename), and only then their blobs
+    if (plan.collected.length > 0) markCollected(env.db, plan.collected)
+    crashPoint('gc-collected')
+    await syncIndex(env.db, env.store)
+    crashPoint('gc-index-written')
+  }
 
   const blobDir = join(env.store.root, 'blobs', 'sha256')
   const candidates = (await readdir(blobDir)).filter((hex) => !plan.liveBlobs.has(`sha256:${hex}`))
@@ -128,7 +145,8 @@ export async function collectGarbage(
       throw err
     }),
   )
-  const doomed: string[] = []
+  const known = recordedImageBlobs(env.db)
+  const doomed: Array<{ path: string; kind: BlobKind }> = []
   for (const [i, hex] of candidates.entries()) {
     const st = stats[i]
     if (st === undefined) continue
@@ -138,15 +156,10 @@ export async function collectGarbage(
     }
     report.blobs.deleted++
     report.blobs.bytes += st.size
-    doomed.push(join(blobDir, hex))
+    const path = join(blobDir, hex)
+    if (!opts.dryRun) doomed.push({ path, kind: await blobKind(path, st.size, known, `sha256:${hex}`) })
   }
-  if (!opts.dryRun) {
-    await mapLimit(doomed, 64, async (path) => {
-      // checked again right before it goes: a build that just reused it has touched it
-      const again = await stat(path).catch(() => undefined)
-      if (again && Date.now() - again.mtimeMs >= grace) await unlink(path).catch(() => undefined)
-    })
-  }
+  if (!opts.dryRun) await deleteBlobsInOrder(doomed, grace)
 
   let snapshots: string[] = []
   try {
@@ -154,15 +167,19 @@ export async function collectGarbage(
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err
   }
+  const doomedSnapshots: string[] = []
   for (const name of snapshots) {
-    if (!/^[0-9a-f]{64}$/.test(name) || liveSnapshots.has(name)) continue
+    // a dir a killed gc was removing is finished whatever its age
+    const leftover = name.startsWith(DOOMED_PREFIX)
+    if (!leftover && (!/^[0-9a-f]{64}$/.test(name) || liveSnapshots.has(name))) continue
     const path = join(env.home.snapshots, name)
     const st = await stat(path)
-    if (now - st.mtimeMs < grace) continue
-    report.snapshots.deleted++
+    if (!leftover && now - st.mtimeMs < grace) continue
+    if (!leftover) report.snapshots.deleted++
     report.snapshots.bytes += await sizeOf(path)
-    if (!opts.dryRun) await rm(path, { recursive: true, force: true })
+    doomedSnapshots.push(name)
   }
+  if (!opts.dryRun) await deleteSnapshots(env.home.snapshots, doomedSnapshots)
 
   if (!opts.dryRun) {
     // caches that point at deleted blobs are dropped, so a build never trusts them
@@ -186,7 +203,6 @@ export async function collectGarbage(
         }
       })
       .immediate()
-    await syncIndex(env.db, env.store)
     appendEvent(env.db, 'gc.run', env.project.name, {
       collected: report.images.collected.map((i) => `${i.name}@${i.version}`),
       blobs: report.blobs,

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import { canonicalJson } from './canonical-json.js'
@@ -143,8 +143,15 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
       return JSON.parse(await readFile(join(root, 'index.json'), 'utf8')) as ImageIndex
     },
     async writeIndex(manifests) {
+      // temp + fsync + rename: readers (skopeo, a killed gc's successor) see the old index or the new one
       const tmp = tmpPath('index')
-      await writeFile(tmp, canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests }))
+      const fh = await open(tmp, 'w', 0o644)
+      try {
+        await fh.writeFile(canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests }))
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
       await rename(tmp, join(root, 'index.json'))
     },
   }

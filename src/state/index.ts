@@ -26,6 +26,7 @@ export {
   setImageStatus,
   childrenOf,
   markCollected,
+  recordedImageBlobs,
   pinnedDigests,
   pinImage,
   unpinImage,
