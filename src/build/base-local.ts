@@ -5,7 +5,7 @@ import type { Digest } from '../oci/digest.js'
 import { parseDigest, sha256File } from '../oci/digest.js'
 import { ANNOTATION_REF_NAME, DOCKER_LAYER_GZIP, MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
-import { extractLayer } from '../oci/tar/index.js'
+import { checkForeignArchive, extractLayer, newStackState } from '../oci/tar/index.js'
 import type { BaseSource } from '../spec/types.js'
 import { getImage, latestImage } from '../state/index.js'
 import type { ImageRecord } from '../state/index.js'
@@ -33,18 +33,16 @@ export async function rootfsKeyPart(base: RootfsBase): Promise<unknown> {
 }
 
 /**
- * Unpacks a rootfs tarball with the safe extractor (no escapes, no device nodes) and re-packs it as a
- * normalised layer, so a base made by any tool gets the same deterministic form.
+ * Checks a rootfs tarball entry by entry (no escapes, no writes through symlinks, no device nodes or
+ * fifos: each refused by name), unpacks it with the safe extractor and re-packs it as a normalised layer,
+ * so a base made by any tool gets the same deterministic form.
  */
 export async function produceRootfsBase(base: RootfsBase, env: BuildEnv, key: string): Promise<ImageState> {
+  await checkForeignArchive(base.path, base.path, newStackState())
   const work = env.store.tmpPath('rootfs')
   await mkdir(work, { recursive: true })
   try {
-    await extractLayer(base.path, work, {
-      mode: 'apply',
-      label: base.path,
-      filter: (e) => !(e.path.startsWith('dev/') && (e.type === 'char' || e.type === 'block')),
-    })
+    await extractLayer(base.path, work, { mode: 'apply', label: base.path })
     const packages = await readPackages(work)
     const layer = await layerFromDir(env, work, {})
     const config = emptyConfig()
@@ -98,7 +96,11 @@ export async function ociKeyPart(base: OciBase): Promise<unknown> {
   return { kind: 'oci', manifest: (await ociManifestDescriptor(base)).digest }
 }
 
-/** Imports an image from a local OCI layout: every blob is copied into the store and verified. */
+/**
+ * Imports an image from a local OCI layout: every blob is copied into the store and verified, and every
+ * layer, bottom first, is checked entry by entry as it would be unpacked (see `checkForeignArchive`), so
+ * an unsafe base is refused by `grail build`, naming the layer and the entry, not later by a deploy.
+ */
 export async function produceOciBase(base: OciBase, env: BuildEnv, key: string): Promise<ImageState> {
   const desc = await ociManifestDescriptor(base)
   const blob = (d: Digest) => join(base.path, 'blobs', 'sha256', d.slice(7))
@@ -112,8 +114,14 @@ export async function produceOciBase(base: OciBase, env: BuildEnv, key: string):
   await importBlob(manifest.config.digest)
   const config = await env.store.readJson<ImageConfig>(manifest.config.digest)
   const layers: LayerDesc[] = []
+  const stack = newStackState()
   for (const [i, l] of manifest.layers.entries()) {
     await importBlob(l.digest)
+    await checkForeignArchive(
+      env.store.blobPath(l.digest),
+      `${base.path}: layer ${i + 1} (${l.digest})`,
+      stack,
+    )
     const diffId = config.rootfs.diff_ids[i]
     if (!diffId) {
       throw new GrailError('BASE_INVALID', `${base.path}: image config lists fewer diff_ids than layers`)
