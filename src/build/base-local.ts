@@ -1,6 +1,7 @@
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
+import { reusableBlobs } from '../oci/blob-check.js'
 import type { Digest } from '../oci/digest.js'
 import { parseDigest, sha256File } from '../oci/digest.js'
 import { ANNOTATION_REF_NAME, DOCKER_LAYER_GZIP, MEDIA_LAYER_GZIP } from '../oci/media-types.js'
@@ -171,6 +172,20 @@ export async function produceGrailBase(rec: ImageRecord, env: BuildEnv, key: str
     diffId: config.rootfs.diff_ids[i] as Digest,
     size: l.size,
   }))
+  if (
+    !(await reusableBlobs(
+      env.store,
+      layers.map((l) => l.digest),
+    ))
+  ) {
+    throw new GrailError(
+      'BLOB_CORRUPT',
+      `base image ${rec.name} v${rec.version}: a layer blob is missing or corrupt in ${env.store.root}`,
+      {
+        hint: `rebuild it with \`grail build ${rec.name}\` (when grail.yaml still builds that version), or base this image on another version`,
+      },
+    )
+  }
   return {
     key,
     layers,

@@ -66,14 +66,13 @@ async function unpackSnapshot(
     await extractLayer(tee, tmp, { mode: 'snapshot', label: `layer ${layer.digest}`, allowDevices: false })
   } catch (err) {
     await rm(tmp, { recursive: true, force: true })
-    throw err
+    // a corrupt blob usually fails as a broken gzip stream ("invalid distance code"): say what it is
+    throw (await layerBlobProblem(store, layer.digest)) ?? err
   }
   const actual = `sha256:${hash.digest('hex')}`
   if (actual !== layer.digest) {
     await rm(tmp, { recursive: true, force: true })
-    throw new GrailError('BLOB_CORRUPT', `layer blob ${store.blobPath(layer.digest)} hashes to ${actual}`, {
-      hint: 'delete the blob and rebuild the image that uses it',
-    })
+    throw blobError(store, layer.digest, 'corrupt')
   }
   try {
     await rename(tmp, dest)
@@ -83,6 +82,29 @@ async function unpackSnapshot(
     await rm(tmp, { recursive: true, force: true })
   }
   return dest
+}
+
+/** A layer blob that cannot be unpacked: BLOB_MISSING or BLOB_CORRUPT (the caller adds which image). */
+export function blobError(store: OciStore, digest: Digest, health: 'missing' | 'corrupt'): GrailError {
+  return new GrailError(
+    health === 'missing' ? 'BLOB_MISSING' : 'BLOB_CORRUPT',
+    health === 'missing'
+      ? `layer blob ${store.blobPath(digest)} is missing`
+      : `layer blob ${store.blobPath(digest)} is corrupt: it does not hash to ${digest}`,
+    { hint: '`grail build` rebuilds missing and corrupt blobs of the images grail.yaml builds' },
+  )
+}
+
+/** Hashes a layer blob in full: the error to report when it is missing or corrupt, else undefined. */
+async function layerBlobProblem(store: OciStore, digest: Digest): Promise<GrailError | undefined> {
+  try {
+    await store.verifyBlob(digest)
+    return undefined
+  } catch (err) {
+    if (err instanceof GrailError && err.code === 'BLOB_MISSING') return blobError(store, digest, 'missing')
+    if (err instanceof GrailError && err.code === 'BLOB_CORRUPT') return blobError(store, digest, 'corrupt')
+    throw err
+  }
 }
 
 /** Snapshot dirs of an image's layers, topmost first: the order overlayfs wants for lowerdir. */
