@@ -6,6 +6,7 @@ import { registerLifecycle } from './commands/lifecycle.js'
 import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
+import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
 import { EXIT, reportError } from './render.js'
 
@@ -30,6 +31,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDeploy(program, globals)
   registerOperate(program, globals)
   registerDrift(program, globals)
+  registerVerify(program, globals)
   registerLifecycle(program, globals)
   try {
     await program.parseAsync(argv)

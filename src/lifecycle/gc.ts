@@ -6,7 +6,10 @@ import type { GrailHome } from '../home.js'
 import { type Digest, digestHex } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
+import { RETIRED_PREFIX } from '../build/snapshots.js'
 import { crashPoint } from '../rollout/crash-points.js'
+import { isInstanceId } from '../runtime/local/layout.js'
+import { readRecord } from '../runtime/local/record.js'
 import type { RuntimeProvider } from '../runtime/types.js'
 import type { PolicySpec } from '../spec/types.js'
 import type { Db } from '../state/index.js'
@@ -48,6 +51,24 @@ async function sizeOf(path: string): Promise<number> {
   let total = 0
   for (const name of await readdir(path)) total += await sizeOf(join(path, name))
   return total
+}
+
+/** Creation time (ms) of the oldest instance bundle of this home, local provider; undefined if none. */
+async function oldestInstance(home: GrailHome): Promise<number | undefined> {
+  let names: string[] = []
+  try {
+    names = await readdir(home.instances)
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
+  let oldest: number | undefined
+  for (const name of names.filter(isInstanceId)) {
+    const rec = await readRecord(join(home.instances, name))
+    // a bundle without a readable record may be anything: as old as can be
+    const at = rec ? Date.parse(rec.createdAt) : 0
+    if (oldest === undefined || at < oldest) oldest = at
+  }
+  return oldest
 }
 
 /** The catalog as the planner sees it: every image with the blobs it needs and the diff ids of its layers. */
@@ -168,9 +189,14 @@ export async function collectGarbage(
     if (!isErrno(err, 'ENOENT')) throw err
   }
   const doomedSnapshots: string[] = []
+  const oldest = await oldestInstance(env.home)
   for (const name of snapshots) {
-    // a dir a killed gc was removing is finished whatever its age
-    const leftover = name.startsWith(DOOMED_PREFIX)
+    // a dir a killed gc was removing is finished whatever its age; a damaged snapshot taken out of use
+    // goes once no instance is older than its retirement (every newer one mounted its replacement)
+    const retiredAt = name.startsWith(RETIRED_PREFIX) ? Number(name.split('-').at(-1)) : undefined
+    const leftover =
+      name.startsWith(DOOMED_PREFIX) ||
+      (retiredAt !== undefined && Number.isFinite(retiredAt) && (oldest === undefined || oldest > retiredAt))
     if (!leftover && (!/^[0-9a-f]{64}$/.test(name) || liveSnapshots.has(name))) continue
     const path = join(env.home.snapshots, name)
     const st = await stat(path)

@@ -22,6 +22,7 @@ export async function unpackImage(
   store: OciStore,
   digest: Digest,
   image?: { name: string; version: number },
+  opts: { verify?: boolean } = {},
 ): Promise<UnpackedImage> {
   const which = image ? `image ${image.name} v${image.version} (${digest})` : `image ${digest}`
   const rebuild = image
@@ -41,7 +42,7 @@ export async function unpackImage(
         throw new Error(`image ${digest} has more layers than diff ids; this is a bug in its writer`)
       return { digest: l.digest, diffId }
     })
-    const lowers = await ensureLowers(home, store, layers)
+    const lowers = await ensureLowers(home, store, layers, opts)
     if (lowers.length === 0) lowers.push(await emptySnapshot(home))
     return { config, lowers }
   } catch (err) {
