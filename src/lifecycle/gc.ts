@@ -53,6 +53,16 @@ async function sizeOf(path: string): Promise<number> {
   return total
 }
 
+/** A path's mtime (ms), or now when it is gone already: then nothing is left to collect. */
+async function mtimeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).mtimeMs
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return Date.now()
+    throw err
+  }
+}
+
 /** Creation time (ms) of the oldest instance bundle of this home, local provider; undefined if none. */
 async function oldestInstance(home: GrailHome): Promise<number | undefined> {
   let names: string[] = []
@@ -196,6 +206,8 @@ export async function collectGarbage(
     const retiredAt = name.startsWith(RETIRED_PREFIX) ? Number(name.split('-').at(-1)) : undefined
     const leftover =
       name.startsWith(DOOMED_PREFIX) ||
+      // the temp dir of an unpack that was killed: its age tells it is not running any more
+      (name.startsWith('.tmp-') && now - (await mtimeOf(join(env.home.snapshots, name))) >= grace) ||
       (retiredAt !== undefined && Number.isFinite(retiredAt) && (oldest === undefined || oldest > retiredAt))
     if (!leftover && (!/^[0-9a-f]{64}$/.test(name) || liveSnapshots.has(name))) continue
     const path = join(env.home.snapshots, name)
