@@ -34,6 +34,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('-C, --chdir <dir>', 'run as if started in DIR')
     .option('-f, --file <file>', 'spec file (default: grail.yaml in the directory or a parent)')
     .option('--json', 'machine-readable output')
+    .option('--show-values', 'show env values, deploy-file contents and secrets instead of hiding them')
     .exitOverride()
     .configureOutput({
       writeErr: (s) => {

@@ -1,4 +1,6 @@
 import { GrailError } from '../errors.js'
+import { concealBundle } from '../plan/secrets.js'
+import { makeRedactor, type Redactor, redactText, redactValue } from '../util/redact.js'
 
 /** Exit codes every command shares. */
 export const EXIT = { ok: 0, user: 1, pending: 2, internal: 3 } as const
@@ -18,13 +20,46 @@ export const style = {
   cyan: (s: string) => paint(36, s),
 }
 
+/**
+ * How output treats secrets: redacted with the project's redactor and release configs shown as keys
+ * only, unless the user asked for `--show-values` (then `redactor` is undefined and `conceal` false).
+ */
+let outputPolicy: { redactor: Redactor | undefined; conceal: boolean } = {
+  redactor: makeRedactor([]),
+  conceal: true,
+}
+
+/** Sets how output treats secrets; commands call it once the project's secrets are known. */
+export function setOutputSecrets(redactor: Redactor, showValues: boolean): void {
+  outputPolicy = showValues ? { redactor: undefined, conceal: false } : { redactor, conceal: true }
+}
+
+/** `text` as output may show it: with the secrets redacted unless `--show-values`. */
+export function shown(text: string): string {
+  return outputPolicy.redactor ? redactText(text, outputPolicy.redactor) : text
+}
+
 /** Writes a line to stdout. The engine never prints; commands do it through here. */
 export function out(line = ''): void {
-  process.stdout.write(`${line}\n`)
+  process.stdout.write(`${shown(line)}\n`)
+}
+
+/** Release configs (any `config` holding `env`) shown as keys, then every string redacted. */
+function forOutput(value: unknown): unknown {
+  if (!outputPolicy.conceal) return value
+  const walk = (v: unknown, key: string | undefined): unknown => {
+    if (key === 'config') return concealBundle(v)
+    if (Array.isArray(v)) return v.map((x) => walk(x, undefined))
+    if (v !== null && typeof v === 'object')
+      return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, walk(x, k)]))
+    return v
+  }
+  const concealed = walk(JSON.parse(JSON.stringify(value ?? null)) as unknown, undefined)
+  return outputPolicy.redactor ? redactValue(concealed, outputPolicy.redactor) : concealed
 }
 
 export function printJson(value: unknown): void {
-  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`)
+  process.stdout.write(`${JSON.stringify(forOutput(value), null, 2)}\n`)
 }
 
 /** Aligned columns for human output. */
@@ -72,6 +107,21 @@ export function formatAge(iso: string): string {
 
 export function shortDigest(d: string): string {
   return d.replace(/^sha256:/, '').slice(0, 12)
+}
+
+/** An error as it may be shown: a user error's texts and an internal error's stack redacted. */
+function withoutSecrets(err: unknown): unknown {
+  if (!outputPolicy.redactor) return err
+  if (err instanceof GrailError) {
+    const hint = err.hint === undefined ? {} : { hint: shown(err.hint) }
+    return new GrailError(err.code, shown(err.message), { ...hint, details: err.details.map(shown) })
+  }
+  if (err instanceof Error) {
+    const copy = new Error(shown(err.message))
+    copy.stack = shown(err.stack ?? err.message)
+    return copy
+  }
+  return shown(String(err))
 }
 
 /**
@@ -129,7 +179,8 @@ function corruption(err: unknown): GrailError | undefined {
  * Maps any error to an exit code and a message on stderr: a user error shows its message, details and
  * hint (no stack); anything else is a bug and shows its stack. With `json`, either is one JSON object.
  */
-export function reportError(err: unknown, json: boolean): number {
+export function reportError(thrown: unknown, json: boolean): number {
+  const err = withoutSecrets(thrown)
   const user = err instanceof GrailError ? err : corruption(err)
   if (user) {
     if (json) {

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod'
 import { baseSchema } from './schema-base.js'
+import { DEFAULT_REDACT_KEYS } from '../util/redact.js'
 import { durationSchema, integer, nameSchema, report, serviceNameSchema } from './schema-common.js'
 import { serviceOverrideSchema, serviceSchema } from './schema-service.js'
 import { stepSchema } from './schema-steps.js'
@@ -100,6 +101,17 @@ const policiesSchema = z.strictObject({
     })
     .prefault({})
     .describe('Rules for break-glass changes to live instances.'),
+  redact: z
+    .strictObject({
+      keys: z
+        .array(z.string().min(1))
+        .default([...DEFAULT_REDACT_KEYS])
+        .describe(
+          `Globs of env keys (any case) whose values are secrets: redacted in events, logs, hotfix output and command output, and refused by capture. \`NAME=value\` and \`NAME: value\` in text are redacted too. Default \`${DEFAULT_REDACT_KEYS.join(', ')}\`.`,
+        ),
+    })
+    .prefault({})
+    .describe('What counts as a secret besides values a service marks `secret`.'),
 })
 
 /** The whole grail.yaml. */

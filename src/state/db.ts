@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs'
 import { dirname } from 'node:path'
 import Database from 'better-sqlite3'
 import { GrailError } from '../errors.js'
+import { PRIVATE_DIR_MODE, tightenHomeSync } from '../util/private-fs.js'
 import { damagedState, isCorruption, refuseStartingOver } from './guard.js'
 import { MIGRATIONS } from './migrations.js'
 
@@ -20,13 +21,15 @@ export interface OpenDbOptions {
  * run before: Grail never starts over on an empty state by itself.
  */
 export function openDb(file: string, opts: OpenDbOptions = {}): Db {
-  mkdirSync(dirname(file), { recursive: true })
+  mkdirSync(dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE })
   if (!opts.startOver) refuseStartingOver(file)
   let db: Db | undefined
   try {
     db = new Database(file)
     db.pragma('busy_timeout = 5000')
     db.pragma('journal_mode = WAL')
+    // env values and deploy files live in releases: the database and its WAL are owner-only
+    tightenHomeSync(dirname(file))
     db.pragma('synchronous = NORMAL')
     db.pragma('foreign_keys = ON')
     const check = db.pragma('quick_check(1)', { simple: true })

@@ -1,6 +1,24 @@
 import { userInfo } from 'node:os'
+import { makeRedactor, type Redactor, redactValue } from '../util/redact.js'
 import type { Db } from './db.js'
 import { nowIso } from './db.js'
+
+/** The redactor of each open database: the project's secrets, set once the spec is loaded. */
+const redactors = new WeakMap<Db, Redactor>()
+const defaultRedactor = makeRedactor([])
+
+/**
+ * Sets the secrets that every event written through `db` is cleaned of. The event log is append-only,
+ * so a secret that reached it could never be removed: redaction happens before the insert.
+ */
+export function useRedactor(db: Db, r: Redactor): void {
+  redactors.set(db, r)
+}
+
+/** The redactor set for `db`, or one that knows only the default secret key pattern. */
+export function redactorOf(db: Db): Redactor {
+  return redactors.get(db) ?? defaultRedactor
+}
 
 export interface EventRecord {
   id: number
@@ -16,14 +34,17 @@ export function currentActor(): string {
   return process.env.GRAIL_ACTOR ?? process.env.SUDO_USER ?? userInfo().username
 }
 
-/** Appends one audit event; events are never updated or deleted (enforced by triggers). */
+/**
+ * Appends one audit event, its data cleaned of secrets (`useRedactor`); events are never updated or
+ * deleted (enforced by triggers).
+ */
 export function appendEvent(db: Db, kind: string, subject: string, data: Record<string, unknown> = {}): void {
   db.prepare('INSERT INTO events (at, kind, subject, actor, data) VALUES (?, ?, ?, ?, ?)').run(
     nowIso(),
     kind,
     subject,
     currentActor(),
-    JSON.stringify(data),
+    JSON.stringify(redactValue(data, redactorOf(db))),
   )
 }
 

@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import { wholeNumber } from '../args.js'
 import type { GlobalOptions } from '../project.js'
-import { formatAge, out, printJson, shortDigest, style, table } from '../render.js'
+import { formatAge, out, printJson, shortDigest, shown, style, table } from '../render.js'
 import { withEnvironment } from './with-environment.js'
 
 /** `grail status`, `grail logs`, `grail down`, `grail rollback`. */
@@ -82,7 +82,7 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
         await a.provider.inspect(h) // an id that names no instance is an error, not empty output
         return a.provider.logs(h, { tailLines: flags.tail })
       })
-      process.stdout.write(text)
+      process.stdout.write(shown(text))
     })
 
   program

@@ -43,6 +43,7 @@ export async function withEnvironment<T>(
       project = projectFromState(db, { target, envArg, specError, json: g.json === true })
     }
     const environment = envArg ?? Object.keys(project.environments)[0] ?? 'local'
+    await useProjectSecrets(g, project, db)
     if (opts.lock) state.acquireLock(db, 'apply')
     try {
       return await fn(await openEnvironment({ project, environment, home, db }), project)
@@ -52,4 +53,23 @@ export async function withEnvironment<T>(
   } finally {
     db.close()
   }
+}
+
+/**
+ * Tells the event log and the output what the project's secrets are (the spec's and those of every
+ * release in state), so that neither stores nor prints them; `--show-values` lets output show them.
+ */
+export async function useProjectSecrets(
+  g: GlobalOptions,
+  project: Project,
+  db: import('../../state/index.js').Db,
+): Promise<void> {
+  const [{ projectSecrets }, state, { setOutputSecrets }] = await Promise.all([
+    import('../../plan/secrets.js'),
+    import('../../state/index.js'),
+    import('../render.js'),
+  ])
+  const { redactor } = projectSecrets(project, state.allReleases(db))
+  state.useRedactor(db, redactor)
+  setOutputSecrets(redactor, g.showValues === true)
 }
