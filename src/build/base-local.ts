@@ -1,13 +1,14 @@
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
+import { reusableBlobs } from '../oci/blob-check.js'
 import type { Digest } from '../oci/digest.js'
 import { parseDigest } from '../oci/digest.js'
 import type { GrailHome } from '../home.js'
 import { fileDigest } from './digest-cache.js'
 import { ANNOTATION_REF_NAME, DOCKER_LAYER_GZIP, MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
-import { extractLayer } from '../oci/tar/index.js'
+import { checkForeignArchive, extractLayer, newStackState } from '../oci/tar/index.js'
 import type { BaseSource } from '../spec/types.js'
 import { getImage, latestImage } from '../state/index.js'
 import type { ImageRecord } from '../state/index.js'
@@ -35,18 +36,16 @@ export async function rootfsKeyPart(base: RootfsBase, home?: GrailHome): Promise
 }
 
 /**
- * Unpacks a rootfs tarball with the safe extractor (no escapes, no device nodes) and re-packs it as a
- * normalised layer, so a base made by any tool gets the same deterministic form.
+ * Checks a rootfs tarball entry by entry (no escapes, no writes through symlinks, no device nodes or
+ * fifos: each refused by name), unpacks it with the safe extractor and re-packs it as a normalised layer,
+ * so a base made by any tool gets the same deterministic form.
  */
 export async function produceRootfsBase(base: RootfsBase, env: BuildEnv, key: string): Promise<ImageState> {
+  await checkForeignArchive(base.path, base.path, newStackState())
   const work = env.store.tmpPath('rootfs')
   await mkdir(work, { recursive: true })
   try {
-    await extractLayer(base.path, work, {
-      mode: 'apply',
-      label: base.path,
-      filter: (e) => !(e.path.startsWith('dev/') && (e.type === 'char' || e.type === 'block')),
-    })
+    await extractLayer(base.path, work, { mode: 'apply', label: base.path })
     const packages = await readPackages(work)
     const layer = await layerFromDir(env, work, {})
     const config = emptyConfig()
@@ -100,7 +99,11 @@ export async function ociKeyPart(base: OciBase): Promise<unknown> {
   return { kind: 'oci', manifest: (await ociManifestDescriptor(base)).digest }
 }
 
-/** Imports an image from a local OCI layout: every blob is copied into the store and verified. */
+/**
+ * Imports an image from a local OCI layout: every blob is copied into the store and verified, and every
+ * layer, bottom first, is checked entry by entry as it would be unpacked (see `checkForeignArchive`), so
+ * an unsafe base is refused by `grail build`, naming the layer and the entry, not later by a deploy.
+ */
 export async function produceOciBase(base: OciBase, env: BuildEnv, key: string): Promise<ImageState> {
   const desc = await ociManifestDescriptor(base)
   const blob = (d: Digest) => join(base.path, 'blobs', 'sha256', d.slice(7))
@@ -114,8 +117,14 @@ export async function produceOciBase(base: OciBase, env: BuildEnv, key: string):
   await importBlob(manifest.config.digest)
   const config = await env.store.readJson<ImageConfig>(manifest.config.digest)
   const layers: LayerDesc[] = []
+  const stack = newStackState()
   for (const [i, l] of manifest.layers.entries()) {
     await importBlob(l.digest)
+    await checkForeignArchive(
+      env.store.blobPath(l.digest),
+      `${base.path}: layer ${i + 1} (${l.digest})`,
+      stack,
+    )
     const diffId = config.rootfs.diff_ids[i]
     if (!diffId) {
       throw new GrailError('BASE_INVALID', `${base.path}: image config lists fewer diff_ids than layers`)
@@ -174,6 +183,20 @@ export async function produceGrailBase(rec: ImageRecord, env: BuildEnv, key: str
     diffId: config.rootfs.diff_ids[i] as Digest,
     size: l.size,
   }))
+  if (
+    !(await reusableBlobs(
+      env.store,
+      layers.map((l) => l.digest),
+    ))
+  ) {
+    throw new GrailError(
+      'BLOB_CORRUPT',
+      `base image ${rec.name} v${rec.version}: a layer blob is missing or corrupt in ${env.store.root}`,
+      {
+        hint: `rebuild it with \`grail build ${rec.name}\` (when grail.yaml still builds that version), or base this image on another version`,
+      },
+    )
+  }
   return {
     key,
     layers,

@@ -9,7 +9,7 @@ import {
   resolveGrailBase,
   rootfsKeyPart,
 } from './base-local.js'
-import { touchBlob } from '../oci/store.js'
+import { reusableBlobs } from '../oci/blob-check.js'
 import type { BuildEnv, ImageState } from './env.js'
 import { emptyConfig } from './env.js'
 import { deriveKey } from './keys.js'
@@ -60,15 +60,21 @@ export async function planBase(image: ImageSpec, env: BuildEnv): Promise<Planned
   }
 }
 
-/** Returns the base from the cache when its key is known and its blobs are present, else produces it. */
+/** Returns the base from the cache when its key is known and its blobs are sound, else produces it. */
 export async function resolveBase(
   planned: PlannedBase,
   env: BuildEnv,
 ): Promise<{ state: ImageState; cached: boolean }> {
   if (!env.noCache && !env.refresh) {
     const hit = getCachedBase(env.db, planned.key)
-    if (hit?.layers.every((l) => env.store.hasBlob(l.digest))) {
-      for (const l of hit.layers) await touchBlob(env.store, l.digest)
+    // the reused layers must be there and hash right; otherwise the base is produced again
+    if (
+      hit &&
+      (await reusableBlobs(
+        env.store,
+        hit.layers.map((l) => l.digest),
+      ))
+    ) {
       return {
         state: {
           key: planned.key,

@@ -2,7 +2,9 @@ import { relative } from 'node:path'
 import { GrailError } from '../errors.js'
 import type { Digest } from '../oci/digest.js'
 import { imageFileManifest } from '../oci/file-manifest.js'
-import { touchBlob } from '../oci/store.js'
+import { reusableBlobs } from '../oci/blob-check.js'
+import type { OciStore } from '../oci/store.js'
+import type { Manifest } from '../oci/types.js'
 import { MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { ImageSpec, Project } from '../spec/types.js'
 import type { BuildInputs, ImageRecord } from '../state/index.js'
@@ -58,6 +60,8 @@ export interface BuiltImage {
   size: number
   /** true when nothing changed and no new version was made */
   unchanged: boolean
+  /** unchanged, but missing or corrupt blobs of the version had to be built again */
+  restored?: boolean
   record: ImageRecord
   steps: StepReport[]
 }
@@ -71,6 +75,21 @@ export interface KeyedStep {
 }
 
 export const DEFAULT_EPOCH = 1
+
+/**
+ * Every blob of a stored image: manifest, config, layers. A manifest that is missing or does not hash
+ * right is deleted (a rebuild writes it again) and stands alone, so the caller sees the image unsound.
+ */
+export async function imageBlobs(store: OciStore, digest: Digest): Promise<Digest[]> {
+  try {
+    const manifest = await store.readJson<Manifest>(digest)
+    return [digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)]
+  } catch (err) {
+    if (!(err instanceof GrailError) || (err.code !== 'BLOB_MISSING' && err.code !== 'BLOB_CORRUPT'))
+      throw err
+    return [digest]
+  }
+}
 
 /** Works out every step's key: the base key, then each step chained onto its parent's. */
 async function keySteps(image: ImageSpec, baseKey: string): Promise<KeyedStep[]> {
@@ -171,10 +190,16 @@ export async function buildImage(
   const envFor: BuildEnv = { ...env, log: (line) => emit({ type: 'log', image: image.name, line }) }
   const found = await keyedVersion(envFor, image)
   const record = opts.record ?? true
+
+  let unsound = false
   if (!env.noCache && !env.refresh && record) {
     const existing = found.record
     const { steps, buildKey } = found.keys
-    if (existing && env.store.hasBlob(existing.digest)) {
+    // every blob of the version must be there and hash right, not just its manifest: a missing or corrupt
+    // one makes this a build, whose cached steps rebuild what is gone (the same bytes, so the same version)
+    const sound = existing && (await reusableBlobs(env.store, await imageBlobs(env.store, existing.digest)))
+    unsound = existing !== undefined && !sound
+    if (existing && sound) {
       return {
         name: image.name,
         version: existing.version,
@@ -235,8 +260,7 @@ export async function buildImage(
     }
     const res = await timed(i + 1, ks.label, async () => {
       const hit = env.noCache || env.refresh ? undefined : getCachedLayer(env.db, ks.key)
-      if (hit && env.store.hasBlob(hit.digest)) {
-        await touchBlob(env.store, hit.digest)
+      if (hit && (await reusableBlobs(env.store, [hit.digest]))) {
         return { value: { mediaType: MEDIA_LAYER_GZIP, ...hit } as LayerDesc, cached: true }
       }
       const layer =
@@ -280,8 +304,9 @@ export async function buildImage(
       steps: reports,
     }
   }
-  if (env.refresh) {
-    // refreshed to the same content: the version there is still the answer
+  {
+    // refreshed, or rebuilt because a blob was missing or corrupt, to the same content: the version
+    // there is still the answer
     const same = findImageByKey(env.db, image.name, buildKey)
     if (same && same.digest === fields.digest) {
       return {
@@ -291,6 +316,7 @@ export async function buildImage(
         buildKey,
         size: same.size,
         unchanged: true,
+        ...(unsound ? { restored: true } : {}),
         record: same,
         steps: reports,
       }

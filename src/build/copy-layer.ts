@@ -23,7 +23,8 @@ export async function buildCopyLayer(
   }
   const entries: PackEntry[] = files.map(({ sha256: _hash, ...e }) => ({ ...e, mtime: env.epoch }))
   if (parents.size > 0) {
-    const lowers = await ensureLowers(env.home, env.store, state.layers)
+    // looked up only (does a parent dir exist?): not worth hashing the base's snapshots for
+    const lowers = await ensureLowers(env.home, env.store, state.layers, { verify: false })
     for (const dir of parents) {
       if (!(await lookupInLowers(lowers, dir))) {
         entries.push({ path: dir, type: 'directory', mode: 0o755, uid: 0, gid: 0, size: 0, mtime: env.epoch })

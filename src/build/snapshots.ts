@@ -2,14 +2,17 @@ import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
 import type { Stats } from 'node:fs'
 import { lstat, mkdir, rename, rm, utimes } from 'node:fs/promises'
-import { join } from 'node:path'
+import { basename, join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import { GrailError, isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
 import { digestHex } from '../oci/digest.js'
+import { layerFileList } from '../oci/file-manifest.js'
 import type { OciStore } from '../oci/store.js'
 import { extractLayer } from '../oci/tar/index.js'
+import type { SnapshotDamage } from './snapshot-verify.js'
+import { verifySnapshotDir } from './snapshot-verify.js'
 
 export interface LayerRef {
   digest: Digest
@@ -21,25 +24,68 @@ export function snapshotPath(home: GrailHome, layer: LayerRef): string {
   return join(home.snapshots, digestHex(layer.diffId))
 }
 
+/** Prefix of a snapshot dir taken out of use because it was damaged; gc removes it once nothing mounts it. */
+export const RETIRED_PREFIX = '.retired-'
+
+/** A verification at most this old is reused by a create (the drift scan before an apply made it). */
+const REUSE_CHECK_MS = 60_000
+
+/** The latest verification of each snapshot dir in this process, and the ones running now. */
+const checked = new Map<string, { at: number; damage: SnapshotDamage[] }>()
+const checking = new Map<string, Promise<SnapshotDamage[]>>()
+
 /**
- * Makes sure a layer is unpacked as a read-only overlay lower dir (whiteouts as overlay whiteouts) and
- * returns its path. The blob is hashed while it streams; the unpacked dir appears (by rename) only if the
- * blob matched its digest, so a half-done or corrupt unpack is never used.
+ * Verifies an unpacked snapshot against its layer's recorded entries (see verifySnapshotDir); a result
+ * made at or after `since` (ms) is reused, so a scan of many instances of one image hashes it once.
+ * Undefined when the layer is not unpacked.
  */
-export function ensureSnapshot(home: GrailHome, store: OciStore, layer: LayerRef): Promise<string> {
+export async function checkSnapshot(
+  home: GrailHome,
+  store: OciStore,
+  layer: LayerRef,
+  opts: { since: number },
+): Promise<SnapshotDamage[] | undefined> {
   const dest = snapshotPath(home, layer)
-  if (existsSync(dest)) {
-    // marks it in use: gc leaves snapshots touched within its grace period alone
-    const now = new Date()
-    return utimes(dest, now, now).then(
-      () => dest,
-      () => dest,
-    )
+  if (!existsSync(dest)) return undefined
+  const done = checked.get(dest)
+  if (done && done.at >= opts.since) return done.damage
+  let pending = checking.get(dest)
+  if (!pending) {
+    const at = Date.now()
+    pending = layerFileList(home, store, layer.digest)
+      .then((entries) => verifySnapshotDir(dest, entries))
+      .then((damage) => {
+        checked.set(dest, { at, damage })
+        return damage
+      })
+      .finally(() => checking.delete(dest))
+    checking.set(dest, pending)
   }
-  // instances started side by side share one unpack of each layer
+  return pending
+}
+
+/**
+ * Makes sure a layer is unpacked as a read-only overlay lower dir (whiteouts as overlay whiteouts) that
+ * is exactly what the layer holds, and returns its path. An existing dir is verified (or a verification
+ * from the last minute reused); a damaged one is unpacked again from the verified blob into a new dir
+ * that takes its name, while the old one, which running instances may still have as a lower dir, is
+ * moved aside, never rewritten. The blob is hashed while it streams; the unpacked dir appears (by
+ * rename) only if the blob matched its digest, so a half-done or corrupt unpack is never used.
+ */
+export function ensureSnapshot(
+  home: GrailHome,
+  store: OciStore,
+  layer: LayerRef,
+  opts: { verify?: boolean } = {},
+): Promise<string> {
+  const dest = snapshotPath(home, layer)
+  // a reader that only looks paths up (an instance's diff) takes the dir as it is and repairs nothing:
+  // the drift scan reports the damage, and the replacement's create repairs it
+  if (opts.verify === false && existsSync(dest)) return Promise.resolve(dest)
+  // instances started side by side share one check and one unpack of each layer
   let pending = unpacking.get(dest)
   if (!pending) {
-    pending = unpackSnapshot(home, store, layer, dest).finally(() => unpacking.delete(dest))
+    pending = ensureOnce(home, store, layer, dest).finally(() => unpacking.delete(dest))
     unpacking.set(dest, pending)
   }
   return pending
@@ -47,12 +93,45 @@ export function ensureSnapshot(home: GrailHome, store: OciStore, layer: LayerRef
 
 const unpacking = new Map<string, Promise<string>>()
 
+async function ensureOnce(home: GrailHome, store: OciStore, layer: LayerRef, dest: string): Promise<string> {
+  const damage = await checkSnapshot(home, store, layer, { since: Date.now() - REUSE_CHECK_MS })
+  if (damage === undefined) return unpackSnapshot(home, store, layer, dest)
+  if (damage.length === 0) {
+    // marks it in use: gc leaves snapshots touched within its grace period alone
+    const now = new Date()
+    await utimes(dest, now, now).catch(() => undefined)
+    return dest
+  }
+  const fresh = await unpackToTemp(home, store, layer)
+  await rename(dest, join(home.snapshots, `${RETIRED_PREFIX}${basename(dest)}-${Date.now()}`))
+  await moveInto(fresh, dest)
+  checked.set(dest, { at: Date.now(), damage: [] })
+  return dest
+}
+
 async function unpackSnapshot(
   home: GrailHome,
   store: OciStore,
   layer: LayerRef,
   dest: string,
 ): Promise<string> {
+  await moveInto(await unpackToTemp(home, store, layer), dest)
+  checked.set(dest, { at: Date.now(), damage: [] })
+  return dest
+}
+
+async function moveInto(tmp: string, dest: string): Promise<void> {
+  try {
+    await rename(tmp, dest)
+  } catch (err) {
+    // another process unpacked the same layer first: theirs is as good as ours
+    if (!isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EEXIST')) throw err
+    await rm(tmp, { recursive: true, force: true })
+  }
+}
+
+/** Unpacks a layer into a new temp dir under the snapshots dir, hashing the blob as it streams. */
+async function unpackToTemp(home: GrailHome, store: OciStore, layer: LayerRef): Promise<string> {
   await mkdir(home.snapshots, { recursive: true })
   const tmp = join(home.snapshots, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
   await mkdir(tmp)
@@ -66,23 +145,38 @@ async function unpackSnapshot(
     await extractLayer(tee, tmp, { mode: 'snapshot', label: `layer ${layer.digest}`, allowDevices: false })
   } catch (err) {
     await rm(tmp, { recursive: true, force: true })
-    throw err
+    // a corrupt blob usually fails as a broken gzip stream ("invalid distance code"): say what it is
+    throw (await layerBlobProblem(store, layer.digest)) ?? err
   }
   const actual = `sha256:${hash.digest('hex')}`
   if (actual !== layer.digest) {
     await rm(tmp, { recursive: true, force: true })
-    throw new GrailError('BLOB_CORRUPT', `layer blob ${store.blobPath(layer.digest)} hashes to ${actual}`, {
-      hint: 'delete the blob and rebuild the image that uses it',
-    })
+    throw blobError(store, layer.digest, 'corrupt')
   }
+  return tmp
+}
+
+/** A layer blob that cannot be unpacked: BLOB_MISSING or BLOB_CORRUPT (the caller adds which image). */
+export function blobError(store: OciStore, digest: Digest, health: 'missing' | 'corrupt'): GrailError {
+  return new GrailError(
+    health === 'missing' ? 'BLOB_MISSING' : 'BLOB_CORRUPT',
+    health === 'missing'
+      ? `layer blob ${store.blobPath(digest)} is missing`
+      : `layer blob ${store.blobPath(digest)} is corrupt: it does not hash to ${digest}`,
+    { hint: '`grail build` rebuilds missing and corrupt blobs of the images grail.yaml builds' },
+  )
+}
+
+/** Hashes a layer blob in full: the error to report when it is missing or corrupt, else undefined. */
+async function layerBlobProblem(store: OciStore, digest: Digest): Promise<GrailError | undefined> {
   try {
-    await rename(tmp, dest)
+    await store.verifyBlob(digest)
+    return undefined
   } catch (err) {
-    // another build unpacked the same layer first: theirs is as good as ours
-    if (!isErrno(err, 'ENOTEMPTY') && !isErrno(err, 'EEXIST')) throw err
-    await rm(tmp, { recursive: true, force: true })
+    if (err instanceof GrailError && err.code === 'BLOB_MISSING') return blobError(store, digest, 'missing')
+    if (err instanceof GrailError && err.code === 'BLOB_CORRUPT') return blobError(store, digest, 'corrupt')
+    throw err
   }
-  return dest
 }
 
 /** Snapshot dirs of an image's layers, topmost first: the order overlayfs wants for lowerdir. */
@@ -90,9 +184,10 @@ export async function ensureLowers(
   home: GrailHome,
   store: OciStore,
   layers: readonly LayerRef[],
+  opts: { verify?: boolean } = {},
 ): Promise<string[]> {
   const lowers: string[] = []
-  for (const layer of layers) lowers.unshift(await ensureSnapshot(home, store, layer))
+  for (const layer of layers) lowers.unshift(await ensureSnapshot(home, store, layer, opts))
   return lowers
 }
 

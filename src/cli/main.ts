@@ -8,6 +8,7 @@ import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
 import { registerState } from './commands/state.js'
+import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
 import { EXIT, ignoreClosedPipes, reportError, reportUsageError } from './render.js'
 
@@ -52,6 +53,7 @@ export async function main(argv: string[]): Promise<number> {
   registerDeploy(program, globals)
   registerOperate(program, globals)
   registerDrift(program, globals)
+  registerVerify(program, globals)
   registerLifecycle(program, globals)
   registerState(program, globals)
   try {

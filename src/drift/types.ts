@@ -18,7 +18,8 @@ export interface FileFinding {
   diff?: string
 }
 
-export type RuntimeKind = 'image' | 'env' | 'mounts' | 'missing' | 'crashed' | 'orphan'
+/** `snapshot`: a shared, read-only image snapshot the instance runs on differs from its layer */
+export type RuntimeKind = 'image' | 'env' | 'mounts' | 'missing' | 'crashed' | 'orphan' | 'snapshot'
 
 export interface RuntimeFinding {
   kind: RuntimeKind

@@ -1,4 +1,4 @@
-import { lstat, readdir, rm, stat, unlink } from 'node:fs/promises'
+import { lstat, readdir, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { syncIndex } from '../build/image-writer.js'
 import { isErrno } from '../errors.js'
@@ -6,13 +6,25 @@ import type { GrailHome } from '../home.js'
 import { type Digest, digestHex } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
+import { RETIRED_PREFIX } from '../build/snapshots.js'
+import { crashPoint } from '../rollout/crash-points.js'
+import { isInstanceId } from '../runtime/local/layout.js'
+import { readRecord } from '../runtime/local/record.js'
 import type { RuntimeProvider } from '../runtime/types.js'
 import type { PolicySpec } from '../spec/types.js'
 import type { Db } from '../state/index.js'
-import { allReleases, appendEvent, listImages, markCollected, pinnedDigests } from '../state/index.js'
+import {
+  allReleases,
+  appendEvent,
+  listImages,
+  markCollected,
+  pinnedDigests,
+  recordedImageBlobs,
+} from '../state/index.js'
 import { mapLimit } from '../util/pool.js'
 import { type GcImage, type GcPlan, planGc } from './gc-plan.js'
 import { lockedDigests } from './lock.js'
+import { type BlobKind, blobKind, DOOMED_PREFIX, deleteBlobsInOrder, deleteSnapshots } from './gc-sweep.js'
 
 /** Blobs and snapshots younger than this are never deleted: a build running now may be writing or using them. */
 export const GC_GRACE_MS = 10 * 60_000
@@ -40,6 +52,34 @@ async function sizeOf(path: string): Promise<number> {
   let total = 0
   for (const name of await readdir(path)) total += await sizeOf(join(path, name))
   return total
+}
+
+/** A path's mtime (ms), or now when it is gone already: then nothing is left to collect. */
+async function mtimeOf(path: string): Promise<number> {
+  try {
+    return (await stat(path)).mtimeMs
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return Date.now()
+    throw err
+  }
+}
+
+/** Creation time (ms) of the oldest instance bundle of this home, local provider; undefined if none. */
+async function oldestInstance(home: GrailHome): Promise<number | undefined> {
+  let names: string[] = []
+  try {
+    names = await readdir(home.instances)
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
+  let oldest: number | undefined
+  for (const name of names.filter(isInstanceId)) {
+    const rec = await readRecord(join(home.instances, name))
+    // a bundle without a readable record may be anything: as old as can be
+    const at = rec ? Date.parse(rec.createdAt) : 0
+    if (oldest === undefined || at < oldest) oldest = at
+  }
+  return oldest
 }
 
 /** The catalog as the planner sees it: every image with the blobs it needs and the diff ids of its layers. */
@@ -79,7 +119,8 @@ async function catalog(env: GcEnv): Promise<{ images: GcImage[]; diffIds: Map<st
  * `grail gc`: deletes the image versions no root reaches (see gc-plan.ts), then every blob of the store
  * and every unpacked snapshot that no kept image references, except those younger than the grace period.
  * Each blob is checked again just before it is removed, so a build that reused it meanwhile keeps it.
- * Collected versions stay in the catalog as tombstones, so a version number is never reused.
+ * Collected versions stay in the catalog as tombstones, so a version number is never reused. The work is
+ * ordered so that a kill at any point leaves a valid OCI layout and the next gc finishes the job.
  */
 export async function collectGarbage(
   env: GcEnv,
@@ -120,7 +161,14 @@ export async function collectGarbage(
     snapshots: { deleted: 0, bytes: 0 },
     kept: [...plan.kept].map(([image, why]) => ({ image, why })),
   }
-  if (!opts.dryRun && plan.collected.length > 0) markCollected(env.db, plan.collected)
+  if (!opts.dryRun) {
+    // the order makes a kill at any point harmless: tombstones first (the next gc sees these versions as
+    // gone and finishes), then index.json without them (temp + rename), and only then their blobs
+    if (plan.collected.length > 0) markCollected(env.db, plan.collected)
+    crashPoint('gc-collected')
+    await syncIndex(env.db, env.store)
+    crashPoint('gc-index-written')
+  }
 
   const blobDir = join(env.store.root, 'blobs', 'sha256')
   const candidates = (await readdir(blobDir)).filter((hex) => !plan.liveBlobs.has(`sha256:${hex}`))
@@ -130,7 +178,8 @@ export async function collectGarbage(
       throw err
     }),
   )
-  const doomed: string[] = []
+  const known = recordedImageBlobs(env.db)
+  const doomed: Array<{ path: string; kind: BlobKind }> = []
   for (const [i, hex] of candidates.entries()) {
     const st = stats[i]
     if (st === undefined) continue
@@ -140,15 +189,10 @@ export async function collectGarbage(
     }
     report.blobs.deleted++
     report.blobs.bytes += st.size
-    doomed.push(join(blobDir, hex))
+    const path = join(blobDir, hex)
+    if (!opts.dryRun) doomed.push({ path, kind: await blobKind(path, st.size, known, `sha256:${hex}`) })
   }
-  if (!opts.dryRun) {
-    await mapLimit(doomed, 64, async (path) => {
-      // checked again right before it goes: a build that just reused it has touched it
-      const again = await stat(path).catch(() => undefined)
-      if (again && Date.now() - again.mtimeMs >= grace) await unlink(path).catch(() => undefined)
-    })
-  }
+  if (!opts.dryRun) await deleteBlobsInOrder(doomed, grace)
 
   let snapshots: string[] = []
   try {
@@ -156,15 +200,26 @@ export async function collectGarbage(
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err
   }
+  const doomedSnapshots: string[] = []
+  const oldest = await oldestInstance(env.home)
   for (const name of snapshots) {
-    if (!/^[0-9a-f]{64}$/.test(name) || liveSnapshots.has(name)) continue
+    // a dir a killed gc was removing is finished whatever its age; a damaged snapshot taken out of use
+    // goes once no instance is older than its retirement (every newer one mounted its replacement)
+    const retiredAt = name.startsWith(RETIRED_PREFIX) ? Number(name.split('-').at(-1)) : undefined
+    const leftover =
+      name.startsWith(DOOMED_PREFIX) ||
+      // the temp dir of an unpack that was killed: its age tells it is not running any more
+      (name.startsWith('.tmp-') && now - (await mtimeOf(join(env.home.snapshots, name))) >= grace) ||
+      (retiredAt !== undefined && Number.isFinite(retiredAt) && (oldest === undefined || oldest > retiredAt))
+    if (!leftover && (!/^[0-9a-f]{64}$/.test(name) || liveSnapshots.has(name))) continue
     const path = join(env.home.snapshots, name)
     const st = await stat(path)
-    if (now - st.mtimeMs < grace) continue
-    report.snapshots.deleted++
+    if (!leftover && now - st.mtimeMs < grace) continue
+    if (!leftover) report.snapshots.deleted++
     report.snapshots.bytes += await sizeOf(path)
-    if (!opts.dryRun) await rm(path, { recursive: true, force: true })
+    doomedSnapshots.push(name)
   }
+  if (!opts.dryRun) await deleteSnapshots(env.home.snapshots, doomedSnapshots)
 
   if (!opts.dryRun) {
     // caches that point at deleted blobs are dropped, so a build never trusts them
@@ -188,7 +243,6 @@ export async function collectGarbage(
         }
       })
       .immediate()
-    await syncIndex(env.db, env.store)
     appendEvent(env.db, 'gc.run', env.project.name, {
       collected: report.images.collected.map((i) => `${i.name}@${i.version}`),
       blobs: report.blobs,

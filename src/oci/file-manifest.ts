@@ -46,11 +46,16 @@ async function writeCached(path: string, entries: unknown): Promise<void> {
   await rename(tmp, path)
 }
 
-/** A layer's entries with content hashes, listed once per layer digest and cached (layers are shared). */
-async function layerList(home: GrailHome, store: OciStore, layer: Digest): Promise<LayerList> {
+/**
+ * A layer's entries with content hashes, listed once per layer digest and cached (layers are shared).
+ * Listed only from a blob that hashes to its digest: this is what snapshots and instances are checked
+ * against, so it must describe the layer, not whatever bytes are on disk.
+ */
+export async function layerFileList(home: GrailHome, store: OciStore, layer: Digest): Promise<LayerList> {
   const path = join(manifestDir(home), 'layers', `${digestHex(layer)}.json`)
   const cached = await readCached<LayerList>(path)
   if (cached) return cached
+  await store.verifyBlob(layer)
   const listed = await listLayer(store.blobPath(layer))
   const entries: LayerList = [...listed.values()].map((e) => ({
     path: e.path,
@@ -126,7 +131,7 @@ export async function imageFileManifest(
   if (cached) return remember(path, new Map(cached.map((e) => [e.path, e])))
   const manifest = await store.readJson<Manifest>(image)
   const lists: LayerList[] = []
-  for (const layer of manifest.layers) lists.push(await layerList(home, store, layer.digest))
+  for (const layer of manifest.layers) lists.push(await layerFileList(home, store, layer.digest))
   const files = remember(path, mergeLayers(lists))
   await writeCached(
     path,
@@ -146,7 +151,7 @@ export async function layerOfPath(
   const rel = path.replace(/^\/+/, '')
   for (let i = manifest.layers.length - 1; i >= 0; i--) {
     const layer = manifest.layers[i] as Manifest['layers'][number]
-    const list = await layerList(home, store, layer.digest)
+    const list = await layerFileList(home, store, layer.digest)
     if (list.some((e) => e.path === rel)) return layer.digest
   }
   return undefined

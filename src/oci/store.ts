@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
-import { mkdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import { canonicalJson } from './canonical-json.js'
@@ -11,8 +11,8 @@ import type { Descriptor, ImageIndex } from './types.js'
 
 /**
  * An OCI image layout on disk (`oci-layout`, `index.json`, `blobs/sha256/…`). Every write goes to a temp
- * file, is hashed, and is renamed into place only when the digest matches; an existing blob is verified,
- * never overwritten. Reads of JSON blobs are verified too, so a corrupted store is noticed, not trusted.
+ * file, is hashed, and is renamed into place only when the digest matches; an existing blob is verified
+ * and kept, unless it no longer hashes to its name, and then the verified new bytes replace it. Reads of JSON blobs are verified too, so a corrupted store is noticed, not trusted.
  */
 export interface OciStore {
   readonly root: string
@@ -60,13 +60,24 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
       )
     }
     const dest = blobPath(digest)
-    if (existsSync(dest)) {
+    if (existsSync(dest) && (await blobIsSound(digest))) {
       await rm(tmp, { force: true })
-      await verifyBlob(digest)
     } else {
+      // missing, or corrupt on disk: the verified new bytes take its place
       await rename(tmp, dest)
     }
     return { digest, size }
+  }
+
+  async function blobIsSound(digest: Digest): Promise<boolean> {
+    try {
+      await verifyBlob(digest)
+      return true
+    } catch (err) {
+      if (err instanceof GrailError && (err.code === 'BLOB_CORRUPT' || err.code === 'BLOB_MISSING'))
+        return false
+      throw err
+    }
   }
 
   async function verifyBlob(digest: Digest): Promise<void> {
@@ -77,14 +88,14 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
     } catch (err) {
       if (isErrno(err, 'ENOENT')) {
         throw new GrailError('BLOB_MISSING', `blob ${digest} is missing from ${root}`, {
-          hint: 'rebuild the image (grail build) to restore it',
+          hint: '`grail build` rebuilds the missing blobs of the images grail.yaml builds',
         })
       }
       throw err
     }
     if (actual !== digest) {
       throw new GrailError('BLOB_CORRUPT', `blob ${path} hashes to ${actual}, not ${digest}`, {
-        hint: 'delete the blob and rebuild the image that uses it',
+        hint: '`grail build` replaces the corrupt blobs of the images grail.yaml builds',
       })
     }
   }
@@ -97,8 +108,7 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
         `content was expected to be ${expected} but hashes to ${digest}`,
       )
     }
-    if (existsSync(blobPath(digest))) {
-      await verifyBlob(digest)
+    if (existsSync(blobPath(digest)) && (await blobIsSound(digest))) {
       return { digest, size: Buffer.byteLength(data) }
     }
     const tmp = tmpPath('blob')
@@ -125,14 +135,14 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
       } catch (err) {
         if (isErrno(err, 'ENOENT')) {
           throw new GrailError('BLOB_MISSING', `blob ${digest} is missing from ${root}`, {
-            hint: 'rebuild the image (grail build) to restore it',
+            hint: '`grail build` rebuilds the missing blobs of the images grail.yaml builds',
           })
         }
         throw err
       }
       if (sha256(data) !== digest) {
         throw new GrailError('BLOB_CORRUPT', `blob ${blobPath(digest)} does not match its digest`, {
-          hint: 'delete the blob and rebuild the image that uses it',
+          hint: '`grail build` replaces the corrupt blobs of the images grail.yaml builds',
         })
       }
       return JSON.parse(data.toString('utf8')) as T
@@ -143,8 +153,15 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
       return JSON.parse(await readFile(join(root, 'index.json'), 'utf8')) as ImageIndex
     },
     async writeIndex(manifests) {
+      // temp + fsync + rename: readers (skopeo, a killed gc's successor) see the old index or the new one
       const tmp = tmpPath('index')
-      await writeFile(tmp, canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests }))
+      const fh = await open(tmp, 'w', 0o644)
+      try {
+        await fh.writeFile(canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests }))
+        await fh.sync()
+      } finally {
+        await fh.close()
+      }
       await rename(tmp, join(root, 'index.json'))
     },
   }

@@ -15,6 +15,21 @@ export const CRASH_POINTS = [
 
 export type CrashPoint = (typeof CRASH_POINTS)[number]
 
-export function crashPoint(name: CrashPoint): void {
+/**
+ * Points of `grail gc`, in the order it passes them: after the catalog tombstones, after index.json was
+ * rewritten, and after the first manifest, config, layer blob and snapshot of each deletion phase went.
+ */
+export const GC_CRASH_POINTS = [
+  'gc-collected',
+  'gc-index-written',
+  'gc-manifest-deleted',
+  'gc-config-deleted',
+  'gc-layer-deleted',
+  'gc-snapshot-deleted',
+] as const
+
+export type GcCrashPoint = (typeof GC_CRASH_POINTS)[number]
+
+export function crashPoint(name: CrashPoint | GcCrashPoint): void {
   if (process.env.GRAIL_CRASH_AT === name) process.kill(process.pid, 'SIGKILL')
 }

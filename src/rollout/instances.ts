@@ -48,6 +48,26 @@ export function effectiveCheck(ctx: RolloutContext): HealthCheck | undefined {
 }
 
 /**
+ * Asks the provider for the instance. A create that fails leaves nothing behind at the provider (its
+ * contract), so the `creating` record is closed as destroyed with the error as its reason: no later
+ * status, apply or down looks for an instance that never was.
+ */
+async function createOrForget(
+  ctx: RolloutContext,
+  id: string,
+  spec: Parameters<RuntimeProvider['create']>[0],
+): Promise<InstanceHandle> {
+  try {
+    return await ctx.provider.create(spec)
+  } catch (err) {
+    setInstancePhase(ctx.db, id, 'destroyed', {
+      reason: `create failed: ${err instanceof Error ? err.message : String(err)}`,
+    })
+    throw err
+  }
+}
+
+/**
  * Creates, starts and health-gates one instance of a release. State is written before each side effect
  * (`creating` before create, `starting` before start), so a killed apply leaves a record the next run can
  * finish or undo. A failed gate destroys the instance and throws `GateFailed` with the reason.
@@ -64,7 +84,7 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
     provider: ctx.provider.name,
   })
   crashPoint('instance-recorded')
-  const h = await ctx.provider.create({
+  const h = await createOrForget(ctx, id, {
     id,
     labels: {
       project: ctx.project,

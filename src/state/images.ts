@@ -217,6 +217,21 @@ export function markCollected(db: Db, refs: ReadonlyArray<{ name: string; versio
   }).immediate()
 }
 
+/**
+ * Manifest and config digests of every version the catalog ever recorded, collected ones included: gc
+ * tells manifests from configs from layers by them, also when it finishes what a killed gc left.
+ */
+export function recordedImageBlobs(db: Db): { manifests: Set<string>; configs: Set<string> } {
+  const rows = db.prepare('SELECT digest, config_digest FROM images').all() as Array<{
+    digest: string
+    config_digest: string
+  }>
+  return {
+    manifests: new Set(rows.map((r) => r.digest)),
+    configs: new Set(rows.map((r) => r.config_digest)),
+  }
+}
+
 /** Pinned image digests (never collected). */
 export function pinnedDigests(db: Db): Set<string> {
   return new Set(

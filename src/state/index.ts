@@ -30,6 +30,7 @@ export {
   setImageStatus,
   childrenOf,
   markCollected,
+  recordedImageBlobs,
   pinnedDigests,
   pinImage,
   unpinImage,

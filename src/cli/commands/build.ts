@@ -67,7 +67,11 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
 
 export function renderOutcome(outcome: BuildOutcome): void {
   for (const img of outcome.images) {
-    if (img.unchanged) {
+    if (img.restored) {
+      out(
+        `${style.yellow('restored')} ${style.bold(img.name)} v${img.version} ${style.dim('(its missing or corrupt blobs were built again)')}  ${img.digest}`,
+      )
+    } else if (img.unchanged) {
       out(
         `${style.bold(img.name)} v${img.version} unchanged ${style.dim('(nothing to build)')}  ${img.digest}`,
       )

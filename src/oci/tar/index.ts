@@ -1,4 +1,6 @@
 // Deterministic layer writer and safe layer reader/extractor for OCI image layers.
+export type { StackState } from './check.js'
+export { checkForeignArchive, newStackState } from './check.js'
 export type { ExtractOptions } from './extract.js'
 export { extractLayer } from './extract.js'
 export { comparePaths, normaliseEntryPath } from './paths.js'

@@ -95,7 +95,7 @@ export async function createInstance(
   opts: CreateOptions = {},
 ): Promise<void> {
   checkSpec(spec)
-  const image = await unpackImage(home, store, spec.image.digest)
+  const image = await unpackImage(home, store, spec.image.digest, spec.image)
   const hostPort = spec.port === undefined ? undefined : await freePort(await recordedPorts(home))
   const env: Record<string, string> = { ...spec.env }
   if (env.PATH === undefined) env.PATH = DEFAULT_PATH_ENV.slice('PATH='.length)
