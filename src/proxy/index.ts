@@ -23,6 +23,7 @@ export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
   const table = new RouteTable({
     mode: opts.mode,
     drainTimeoutMs: opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    spareIdleMs: opts.spareIdleMs,
     log: opts.log,
   })
   let failed = 0

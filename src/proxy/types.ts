@@ -20,6 +20,8 @@ export interface ProxyOptions {
   readonly drainTimeoutMs?: number
   /** How long a connection or request waits when no backend can take it. Default 5 000. */
   readonly waitForBackendMs?: number
+  /** How long a connection opened ahead of the next request may wait unused before it is closed. Default 4 000. */
+  readonly spareIdleMs?: number
   readonly log?: ProxyLog
 }
 
