@@ -111,6 +111,11 @@ export async function ensureProxy(opts: EnsureProxyOptions): Promise<ProxyClient
   }
 }
 
+/** What the daemon of `dir` answers on its control socket, or undefined when nothing answers. */
+export function proxyStatus(dir: string): Promise<ProxyStatus | undefined> {
+  return probe(proxyFiles(dir).socket)
+}
+
 /** How a proxy daemon is doing, as `status` reports it. */
 export type ProxyHealth =
   | { readonly state: 'up'; readonly pid: number; readonly keeper: number; readonly backends: number }

@@ -23,6 +23,7 @@ import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
 import { destroyInstance, launch, removeInstance, route, type Serving } from './instances.js'
 import { observe } from './observe.js'
+import type { ProxyReport } from './proxies.js'
 import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
 
 /** An environment opened for planning and applying: what a drift scan needs, plus routers and hooks. */
@@ -211,7 +212,7 @@ async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): P
 }
 
 /** Healthy instances of a release, with where to reach them. */
-async function servingOf(a: ApplyEnv, svc: ServiceSpec, release: number): Promise<Serving[]> {
+export async function servingOf(a: ApplyEnv, svc: ServiceSpec, release: number): Promise<Serving[]> {
   const out: Serving[] = []
   for (const rec of liveInstances(a.db, a.environment, svc.name)) {
     if (rec.phase !== 'healthy' || rec.releaseNumber !== release) continue
@@ -329,8 +330,11 @@ async function replaceBatch(a: ApplyEnv, batch: Array<Extract<Action, { kind: 'r
 export async function applyEnvironment(
   a: ApplyEnv,
   opts: { only?: (action: Action) => boolean } = {},
-): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[] }> {
+): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[]; proxies: ProxyReport[] }> {
   const recovered = [...((await a.reconcile?.()) ?? []), ...(await recoverInterrupted(a))]
+  // proxies no service needs go first: a renamed service may publish its predecessor's port
+  const { stopUnneededProxies, superviseProxies } = await import('./proxies.js')
+  const proxies = [...(await stopUnneededProxies(a)), ...(await superviseProxies(a))]
   const full = await planEnvironment(a)
   const thePlan = opts.only ? { ...full, actions: full.actions.filter(opts.only) } : full
   const results: RolloutResult[] = []
@@ -361,7 +365,7 @@ export async function applyEnvironment(
     const r = await execute(a, action)
     if (r) results.push(r)
   }
-  return { plan: thePlan, results, recovered }
+  return { plan: thePlan, results, recovered, proxies }
 }
 
 /** Where a service's proxy keeps its pid, control socket and routes. */

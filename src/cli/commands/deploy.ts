@@ -4,6 +4,7 @@ import type { Plan } from '../../plan/index.js'
 import type { RolloutEvent } from '../../rollout/types.js'
 import type { Project } from '../../spec/types.js'
 import { buildProgress } from '../progress.js'
+import { noteProxies, proxyLine } from '../proxies.js'
 import { renderOutcome, writeLockAfter } from './build.js'
 import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
@@ -54,9 +55,11 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     .option('--detailed-exitcode', 'exit 2 when there are changes to apply')
     .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
       const g = globals()
-      const p = await withEnvironment(g, env, { lock: false }, async (a) =>
-        (await import('../../rollout/apply.js')).planEnvironment(a),
-      )
+      const p = await withEnvironment(g, env, { lock: false }, async (a) => {
+        const { superviseProxies } = await import('../../rollout/proxies.js')
+        noteProxies(await superviseProxies(a))
+        return (await import('../../rollout/apply.js')).planEnvironment(a)
+      })
       if (g.json) printJson(p)
       else renderPlan(p)
       if (flags.detailedExitcode && p.actions.length > 0) process.exitCode = EXIT.pending
@@ -79,6 +82,7 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     if (g.json) printJson(res)
     else {
       for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))
+      for (const p of res.proxies) if (p.state !== 'up') out(proxyLine(p))
       renderPlan(res.plan)
       for (const u of res.urls) out(`${style.bold(u.service)}: ${style.cyan(u.url)}`)
     }

@@ -1,7 +1,10 @@
 import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
-import { formatAge, out, printJson, shortDigest, style, table } from '../render.js'
+import type { ApplyEnv } from '../../rollout/apply.js'
+import type { ProxyReport } from '../../rollout/proxies.js'
+import { proxyLine, proxyWasDown } from '../proxies.js'
+import { EXIT, formatAge, out, printJson, shortDigest, style, table } from '../render.js'
 import { withEnvironment } from './with-environment.js'
 
 /** `grail status`, `grail logs`, `grail down`, `grail rollback`. */
@@ -31,8 +34,9 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
             port: rec.hostPort,
           })
         }
-        return { environment: a.environment, instances: out, releases }
+        return { environment: a.environment, instances: out, releases, proxies: await proxiesOf(a) }
       })
+      if (proxyWasDown(rows.proxies)) process.exitCode = EXIT.user
       if (g.json) {
         printJson(rows)
         return
@@ -66,6 +70,7 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           ),
         )
       }
+      for (const p of rows.proxies) out(proxyLine(p))
     })
 
   program
@@ -88,12 +93,9 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .option('--volumes', 'also delete the volumes of this environment')
     .action(async (env: string | undefined, flags: { volumes?: boolean }) => {
       const g = globals()
-      const done = await withEnvironment(g, env, { lock: true }, async (a, project) => {
+      const done = await withEnvironment(g, env, { lock: true }, async (a) => {
         const { downEnvironment } = await import('../../rollout/down.js')
-        return downEnvironment(a, {
-          volumes: flags.volumes === true,
-          services: Object.keys(project.services),
-        })
+        return downEnvironment(a, { volumes: flags.volumes === true })
       })
       if (g.json) printJson(done)
       else
@@ -149,4 +151,13 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           { hint: 'see `grail status`' },
         )
     })
+}
+
+/**
+ * The proxies part of `status`: each published service's proxy, a dead one restarted (status exits 1
+ * when it found one down, so a monitor notices even though it serves again).
+ */
+async function proxiesOf(a: ApplyEnv): Promise<ProxyReport[]> {
+  const { superviseProxies } = await import('../../rollout/proxies.js')
+  return superviseProxies(a)
 }
