@@ -27,7 +27,7 @@ export function proxiesRoot(home: GrailHome): string {
 
 /**
  * Notices a dead proxy and starts it again: every published service of the environment whose proxy
- * should run (it has a directory, or the service has an active release) is probed; a daemon that does
+ * should run (it has a directory, or healthy instances of its active release) is probed; a daemon that does
  * not answer, or whose keeper is gone, is restarted with its persisted routes (or, when those are gone
  * too, with the healthy instances of the active release). Run by status, plan, apply and drift, so
  * whatever command comes first brings the proxy back.
@@ -40,7 +40,9 @@ export async function superviseProxies(a: ApplyEnv): Promise<ProxyReport[]> {
     if (!svc.publish) continue
     const dir = proxyDir(a.home, a.environment, svc.name)
     const active = releases.find((r) => r.service === svc.name && r.status === 'active')
-    if (!existsSync(dir) && active === undefined) continue
+    // after `down` (its directory gone, no instance left) nothing should run
+    const serving = active === undefined ? [] : await servingOf(a, svc, active.number)
+    if (!existsSync(dir) && serving.length === 0) continue
     const base = { environment: a.environment, service: svc.name, listen: listenOf(svc) }
     const health = await proxyHealth(dir)
     if (health.state === 'up') {
@@ -55,9 +57,8 @@ export async function superviseProxies(a: ApplyEnv): Promise<ProxyReport[]> {
       const router = await a.routerFor(svc)
       if (router === null) continue
       const restored = await proxyStatus(dir)
-      if (restored?.backends.length === 0 && active !== undefined) {
+      if (restored?.backends.length === 0) {
         // the routes file went with the daemon: route to the healthy instances state knows
-        const serving = await servingOf(a, svc, active.number)
         const backends = serving.flatMap((s) => (s.backend ? [s.backend] : []))
         if (backends.length > 0) await router.setBackends(backends)
       }
