@@ -50,7 +50,9 @@ async function main(): Promise<void> {
   }
   const log = (event: string, data: object): void => logger.info({ event, ...data })
   const listenHandle = args.inheritListen ? await handleFromKeeper() : undefined
-  const supervised = (): number | null => (process.connected ? process.ppid : null)
+  // The keeper is the parent; once it died the kernel re-parents the daemon, before IPC notices.
+  const keeper = process.ppid
+  const supervised = (): number | null => (process.connected && process.ppid === keeper ? keeper : null)
   let daemon: Awaited<ReturnType<typeof runDaemon>>
   try {
     daemon = await runDaemon(args, log, { listenHandle, supervisor: supervised })

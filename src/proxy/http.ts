@@ -183,6 +183,8 @@ function staleConnection(r: Route, up: ClientRequest): boolean {
 
 function retry(ctx: Context, ex: Exchange, r: Route, why: string): void {
   ctx.log?.('failover', { backend: r.backend.id, code: why })
+  // whatever the abandoned request still emits (a late error) is ignored from now on
+  ex.upstream = undefined
   if (ex.tried === undefined) ex.tried = []
   ex.tried.push(r)
   route(ctx, ex)

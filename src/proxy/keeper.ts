@@ -61,7 +61,9 @@ export function runKeeper(opts: KeeperOptions): Promise<number> {
     })
     if (inherit && held !== undefined)
       c.send({ type: 'listen-handle' } satisfies KeeperMessage, held as never)
-    c.on('exit', (code, sig) => {
+    // 'close', not 'exit': it comes after every message of the daemon was read, so a daemon killed right
+    // after it passed the listening socket is never mistaken for one that failed to start
+    c.on('close', (code, sig) => {
       child = undefined
       log('daemon-exit', { daemon: c.pid, code, signal: sig })
       if (stopping || code === 0) return finish(code ?? 0)

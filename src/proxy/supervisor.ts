@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { mkdir, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -12,6 +12,7 @@ import { isAlive, isProxyDaemon, signal, waitForExit } from './process.js'
 
 export type { ProxyClient } from './control-client.js'
 export type { ProxyStatus } from './daemon-protocol.js'
+export { type FoundProxy, listProxies } from './owners.js'
 
 /** Where and how one service's proxy daemon runs. */
 export interface EnsureProxyOptions {
@@ -23,7 +24,7 @@ export interface EnsureProxyOptions {
   readonly mode: 'http' | 'tcp'
   /** Drain timeout of the daemon's swaps and shutdown. Default 30 000 (the proxy's default). */
   readonly drainTimeoutMs?: number
-  /** How long a freshly spawned daemon may take to answer on its control socket. Default 5 000. */
+  /** How long a freshly spawned daemon may take to answer on its control socket. Default 15 000. */
   readonly startTimeoutMs?: number
   /** Who the proxy belongs to (e.g. environment and service), written to `owner.json` for `listProxies`. */
   readonly owner?: Readonly<Record<string, string>>
@@ -46,7 +47,8 @@ export interface ProxyFiles {
 }
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000
-const DEFAULT_START_TIMEOUT_MS = 5_000
+/** Two node processes (keeper and daemon) start in sequence; on a loaded 2-core machine that took 6 s. */
+const DEFAULT_START_TIMEOUT_MS = 15_000
 /** sun_path holds 108 bytes on Linux, 104 on macOS; stay well under both. */
 const MAX_SOCKET_PATH = 100
 
@@ -127,7 +129,7 @@ export type ProxyHealth =
  * `unsupervised` (answering, keeper gone) or `down`. A daemon its keeper is restarting gets up to
  * `waitMs` to answer.
  */
-export async function proxyHealth(dir: string, waitMs = 3_000): Promise<ProxyHealth> {
+export async function proxyHealth(dir: string, waitMs = 10_000): Promise<ProxyHealth> {
   const files = proxyFiles(dir)
   let status = await probe(files.socket)
   const keeper = await readPid(files.keeperPid)
@@ -145,53 +147,6 @@ export async function proxyHealth(dir: string, waitMs = 3_000): Promise<ProxyHea
   const backends = status.backends.length
   if (status.supervisor === null) return { state: 'unsupervised', pid: status.pid, backends }
   return { state: 'up', pid: status.pid, keeper: status.supervisor, backends }
-}
-
-/** A proxy directory found under a root, with the owner `ensureProxy` recorded (absent for old ones). */
-export interface FoundProxy {
-  readonly dir: string
-  readonly name: string
-  readonly owner: Record<string, string> | undefined
-}
-
-/**
- * Every proxy directory under `root` (e.g. `.grail/proxy`), whatever runs in it: the proxies a project
- * started, including those of services its spec no longer names.
- */
-export async function listProxies(root: string): Promise<FoundProxy[]> {
-  let names: string[]
-  try {
-    names = (await readdir(root, { withFileTypes: true })).filter((d) => d.isDirectory()).map((d) => d.name)
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return []
-    throw err
-  }
-  const found: FoundProxy[] = []
-  for (const name of names.sort()) {
-    const dir = join(root, name)
-    found.push({ dir, name, owner: await readOwner(proxyFiles(dir).owner) })
-  }
-  return found
-}
-
-async function readOwner(file: string): Promise<Record<string, string> | undefined> {
-  let text: string
-  try {
-    text = await readFile(file, 'utf8')
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return undefined
-    throw err
-  }
-  try {
-    const parsed = JSON.parse(text) as unknown
-    if (typeof parsed !== 'object' || parsed === null) return undefined
-    return Object.fromEntries(
-      Object.entries(parsed).filter((e): e is [string, string] => typeof e[1] === 'string'),
-    )
-  } catch {
-    // a torn or edited owner file: the directory name still says whose proxy it is
-    return undefined
-  }
 }
 
 /**
