@@ -109,6 +109,9 @@ export async function ensureProxy(opts: EnsureProxyOptions): Promise<ProxyClient
     const now =
       err instanceof GrailError && err.code === 'PROXY_PORT_IN_USE' ? await probe(files.socket) : undefined
     if (now === undefined || now.listen.port !== opts.listenPort) throw err
+    // our failed keeper overwrote the pid files of the pair that won
+    await writeAtomic(files.pid, `${now.pid}\n`)
+    if (now.supervisor !== null) await writeAtomic(files.keeperPid, `${now.supervisor}\n`)
     return createProxyClient({ socketPath: files.socket, pid: now.pid, drainWaitMs })
   }
 }

@@ -179,6 +179,17 @@ describe('the supervised proxy', () => {
     })
   }
 
+  test('two commands that find the proxy dead at once start one proxy between them', async () => {
+    await killBoth('local-web')
+    const [status, plan] = await Promise.all([grail(['status'], { cwd: dir }), grail(['plan'], { cwd: dir })])
+    assert.ok(status.code === 0 || status.code === 1, status.stderr)
+    assert.equal(plan.code, 0, plan.stderr)
+    assert.equal((await fetchWithRetry(url(), 1000)).trim(), 'v1')
+    const ours = await proxyProcesses(join(dir, '.grail/proxy/local-web'))
+    assert.equal(ours.length, 2, `one keeper and one daemon: ${ours}`)
+    assert.deepEqual(ours.sort(), [await pidOf('local-web'), await pidOf('local-web', 'keeper.pid')].sort())
+  })
+
   test('renaming a published service and applying: the old port no longer answers, the new one serves', async () => {
     const site = await freePort()
     await writeFile(
