@@ -8,6 +8,7 @@ import { GrailError } from '../errors.js'
 import { runDaemon } from './daemon.js'
 import { DaemonExit, parseDaemonArgs } from './daemon-protocol.js'
 import type { KeeperMessage } from './keeper.js'
+import { isAlive } from './process.js'
 
 // Async destination: a log line is a buffered write, never a sync syscall on the proxy's event loop.
 const destination = pino.destination({ dest: logFileArg() ?? 2, sync: false, mkdir: true })
@@ -50,9 +51,11 @@ async function main(): Promise<void> {
   }
   const log = (event: string, data: object): void => logger.info({ event, ...data })
   const listenHandle = args.inheritListen ? await handleFromKeeper() : undefined
-  // The keeper is the parent; once it died the kernel re-parents the daemon, before IPC notices.
+  // The keeper is the parent. Once it is killed it may linger as a zombie (its parent has not reaped it)
+  // with this daemon still its child for a moment, and IPC notices later still: check all three.
   const keeper = process.ppid
-  const supervised = (): number | null => (process.connected && process.ppid === keeper ? keeper : null)
+  const supervised = async (): Promise<number | null> =>
+    process.connected && process.ppid === keeper && (await isAlive(keeper)) ? keeper : null
   let daemon: Awaited<ReturnType<typeof runDaemon>>
   try {
     daemon = await runDaemon(args, log, { listenHandle, supervisor: supervised })

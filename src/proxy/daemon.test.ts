@@ -167,8 +167,9 @@ test('a daemon killed with SIGKILL is restarted by its keeper at once, on the sa
   assert.equal((await old.status()).supervisor, keeper)
   process.kill(old.pid, 'SIGKILL')
   assert.equal(await waitForExit(old.pid, 5_000), true)
-  // No grail call: the keeper holds the listening socket, so this request waits for the new daemon.
-  const r = await send(port)
+  // No grail call: the keeper holds the listening socket, so this request waits for the new daemon. A
+  // new connection: a kept-alive one of the client's pool died with the daemon that had accepted it.
+  const r = await send(port, { agent: new Agent({ keepAlive: false }) })
   assert.equal(r.status, 200)
   assert.ok(
     routes.some((b) => b.id === r.body),
@@ -187,20 +188,43 @@ test('a daemon killed with SIGKILL is restarted by its keeper at once, on the sa
 
 test('a daemon whose keeper was killed too is started again by the next ensureProxy, with its routes', async () => {
   const old = await ensure()
+  await old.setBackends([all[0] as Backend, all[1] as Backend])
   const routes = (await old.status()).backends
   const keeper = Number((await readFile(join(dir, 'keeper.pid'), 'utf8')).trim())
   process.kill(keeper, 'SIGKILL')
   assert.equal(await waitForExit(keeper, 5_000), true)
   assert.equal((await old.status()).supervisor, null, 'the daemon serves on, unsupervised')
-  assert.equal((await send(port)).status, 200)
+  assert.equal((await send(port, { agent: new Agent({ keepAlive: false }) })).status, 200)
   process.kill(old.pid, 'SIGKILL')
   assert.equal(await waitForExit(old.pid, 5_000), true)
-  await assert.rejects(send(port), 'nothing holds the port any more')
+  await assert.rejects(
+    send(port, { agent: new Agent({ keepAlive: false }) }),
+    'nothing holds the port any more',
+  )
   const fresh = await ensure()
   assert.notEqual(fresh.pid, old.pid)
   assert.deepEqual((await fresh.status()).backends, routes)
   assert.notEqual((await fresh.status()).supervisor, null)
-  assert.equal((await send(port)).status, 200)
+  assert.equal((await send(port, { agent: new Agent({ keepAlive: false }) })).status, 200)
+})
+
+test('a daemon that serves on after its keeper died is replaced by a supervised one with its routes', async () => {
+  const old = await ensure()
+  await old.setBackends([all[0] as Backend, all[1] as Backend])
+  const routes = (await old.status()).backends
+  const keeper = Number((await readFile(join(dir, 'keeper.pid'), 'utf8')).trim())
+  process.kill(keeper, 'SIGKILL')
+  assert.equal(await waitForExit(keeper, 5_000), true)
+  assert.equal((await old.status()).supervisor, null)
+  const fresh = await ensure()
+  pids.add(fresh.pid)
+  assert.notEqual(fresh.pid, old.pid)
+  assert.equal(await isAlive(old.pid), false, 'the unsupervised daemon was stopped')
+  const status = await fresh.status()
+  assert.notEqual(status.supervisor, null)
+  if (status.supervisor !== null) pids.add(status.supervisor)
+  assert.deepEqual(status.backends, routes)
+  assert.equal((await send(port, { agent: new Agent({ keepAlive: false }) })).status, 200)
 })
 
 test('a new listen port replaces the daemon and keeps its routes', async () => {

@@ -27,7 +27,7 @@ const MAX_BODY = 1 << 20
 export async function runDaemon(
   args: DaemonArgs,
   log: ProxyLog,
-  opts: { listenHandle?: object; supervisor?: () => number | null } = {},
+  opts: { listenHandle?: object; supervisor?: () => Promise<number | null> } = {},
 ): Promise<Daemon> {
   const restored = await startupStep(DaemonExit.badState, () => readBackendState(args.state))
   const proxy = await startupStep(DaemonExit.listenFailed, () =>
@@ -94,7 +94,7 @@ export async function runDaemon(
         mode: args.mode,
         backends: proxy.backends(),
         stats: proxy.stats(),
-        supervisor: opts.supervisor?.() ?? null,
+        supervisor: (await opts.supervisor?.()) ?? null,
       }
       return reply(res, 200, status)
     }
