@@ -5,7 +5,7 @@ import { basename, join, posix, relative, sep } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import type { PackEntry } from '../oci/tar/index.js'
 import type { Step } from '../spec/types.js'
-import { globToRegExp, matchesAny } from '../util/glob.js'
+import { compileGlobs } from '../util/glob.js'
 
 export type CopyStep = Extract<Step, { kind: 'copy' }>
 
@@ -78,12 +78,12 @@ async function resolveSource(context: string, from: string, where: string): Prom
  */
 export async function collectCopy(step: CopyStep, context: string, where: string): Promise<CopyEntry[]> {
   const owner = parseOwner(step.owner, where)
-  const excludes = step.exclude.map(globToRegExp)
+  const excluded = compileGlobs(step.exclude)
   const out: CopyEntry[] = []
   const dest = step.to.replace(/^\/+/, '').replace(/\/+$/, '')
 
   const add = async (abs: string, target: string, relForExclude: string) => {
-    if (relForExclude && matchesAny(relForExclude, excludes)) return
+    if (relForExclude && excluded(relForExclude)) return
     const st = await lstat(abs)
     const base = { path: target, uid: owner.uid, gid: owner.gid, mtime: 0, size: 0 }
     if (st.isDirectory()) {

@@ -1,14 +1,15 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { mkdir, rename, writeFile } from 'node:fs/promises'
+import { rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isErrno } from '../errors.js'
 import { resolveHome } from '../home.js'
 import { sha256Hex } from '../oci/digest.js'
 import type { Project } from '../spec/types.js'
+import { makePrivateDir, writePrivateFile } from '../util/private-fs.js'
 import { SPEC_FILES } from './project.js'
 
 /** Bump when the normalised Project shape changes, so an old cache is never read as a new shape. */
-const CACHE_FORMAT = 1
+const CACHE_FORMAT = 2
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -60,9 +61,10 @@ export async function loadProjectCached(target: string): Promise<Project> {
     if (!isErrno(err, 'ENOENT') && !(err instanceof SyntaxError)) throw err
   }
   const project = await load()
-  await mkdir(dirname(cacheFile), { recursive: true })
+  await makePrivateDir(dirname(cacheFile))
   const tmp = `${cacheFile}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify({ key, project }))
+  // the normalised spec holds every env value and deploy file: owner-only
+  await writePrivateFile(tmp, JSON.stringify({ key, project }))
   await rename(tmp, cacheFile)
   return project
 }

@@ -11,6 +11,8 @@ export interface GlobalOptions {
   chdir?: string
   file?: string
   json?: boolean
+  /** print env values, deploy-file contents and secrets instead of hiding them */
+  showValues?: boolean
 }
 
 /**

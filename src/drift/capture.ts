@@ -1,4 +1,4 @@
-import { chmod, copyFile, lstat, mkdir, rm, symlink } from 'node:fs/promises'
+import { chmod, copyFile, lstat, mkdir, readFile, rm, symlink } from 'node:fs/promises'
 import { join, posix, relative } from 'node:path'
 import { produceGrailBase } from '../build/base-local.js'
 import type { BuildEnv } from '../build/env.js'
@@ -10,7 +10,16 @@ import type { PackEntry } from '../oci/tar/index.js'
 import { WHITEOUT_PREFIX } from '../oci/tar/index.js'
 import type { FileChange } from '../runtime/types.js'
 import { appendImageSteps } from '../spec/edit.js'
-import { appendEvent, type ImageRecord, insertImage, listHotfixes, listImages } from '../state/index.js'
+import { projectSecrets } from '../plan/secrets.js'
+import {
+  allReleases,
+  appendEvent,
+  type ImageRecord,
+  insertImage,
+  listHotfixes,
+  listImages,
+} from '../state/index.js'
+import { secretIn } from '../util/redact.js'
 import { fileDrift } from './files.js'
 import { liveInstance } from './hotfix.js'
 import type { DriftEnv } from './scan.js'
@@ -44,7 +53,7 @@ const defaultMode = (mode: number): number => (mode & 0o111 ? 0o755 : 0o644)
  */
 export async function captureInstance(
   a: DriftEnv,
-  opts: { instance: string; writeSpec: boolean; epoch?: number },
+  opts: { instance: string; writeSpec: boolean; epoch?: number; allowSecrets?: boolean },
 ): Promise<CaptureResult> {
   const rec = liveInstance(a, opts.instance)
   const handle = { id: rec.id, provider: a.provider.name }
@@ -102,6 +111,16 @@ export async function captureInstance(
         },
       )
     }
+  }
+  const secrets = await secretFiles(a, changes)
+  if (secrets.length > 0 && opts.allowSecrets !== true) {
+    throw new GrailError(
+      'CAPTURE_SECRET',
+      `${secrets.map((f) => `${f.path} holds ${f.why}`).join('; ')}: capture would put it into the image ${parent.name} and into captured/`,
+      {
+        hint: `move the secret into the service's env or files (marked secret: true) and undo the change in ${rec.id}, add the path to drift.ignore, or capture it anyway with --allow-secrets`,
+      },
+    )
   }
   const hotfixes = listHotfixes(a.db, { instance: rec.id }).map((h) => h.id)
   const epoch = opts.epoch ?? a.project.images[parent.name]?.sourceDateEpoch ?? 1
@@ -188,7 +207,10 @@ export async function captureInstance(
 
   let dir: string | null = null
   let steps: Array<Record<string, unknown>> = []
-  const warnings: string[] = []
+  const warnings: string[] = secrets.map(
+    (f) =>
+      `${f.path} holds ${f.why}; captured because of --allow-secrets, so the image and captured/ hold it`,
+  )
   if (opts.writeSpec) {
     const out = await writeCapturedFiles(a, parent, changes, warnings)
     dir = out.dir
@@ -317,4 +339,24 @@ function unsafe(path: string): GrailError {
       hint: 'remove the captured/ directory (or the file in the way) and capture again',
     },
   )
+}
+
+/**
+ * The changed files that hold a secret: a secret value of the project or one of its releases, a value
+ * assigned to a key of `policies.redact.keys` (`DB_PASSWORD=…`), or a private key; with what it is,
+ * never the value.
+ */
+async function secretFiles(
+  a: DriftEnv,
+  changes: FileChange[],
+): Promise<Array<{ path: string; why: string }>> {
+  const { redactor, names } = projectSecrets(a.project, allReleases(a.db))
+  const found: Array<{ path: string; why: string }> = []
+  for (const c of changes) {
+    const cur = c.current
+    if (c.kind === 'D' || cur?.type !== 'file' || cur.source === undefined) continue
+    const why = secretIn((await readFile(cur.source)).toString('latin1'), redactor, names)
+    if (why !== undefined) found.push({ path: c.path, why })
+  }
+  return found
 }

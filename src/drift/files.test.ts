@@ -131,6 +131,29 @@ test('paths under an ignore glob are expected', async () => {
   )
 })
 
+test('ignore globs take braces, classes and names at any depth, dotfiles included', async () => {
+  const res = await classify(
+    [
+      { kind: 'A', path: '/var/log/app.log', current: current('zzz') },
+      { kind: 'A', path: '/var/log/app.tmp', current: current('zzz') },
+      { kind: 'A', path: '/var/log/app.txt', current: current('zzz') },
+      { kind: 'A', path: '/run/app1.pid', current: current('zzz') },
+      { kind: 'A', path: '/home/u/.bash_history', current: current('zzz') },
+    ],
+    { ignore: ['/var/log/*.{log,tmp}', '/run/app[0-9].pid', '.bash_history'] },
+  )
+  assert.deepEqual(
+    res.files.map((f) => [f.path, f.class]),
+    [
+      ['/var/log/app.log', 'expected'],
+      ['/var/log/app.tmp', 'expected'],
+      ['/var/log/app.txt', 'unexplained'],
+      ['/run/app1.pid', 'expected'],
+      ['/home/u/.bash_history', 'expected'],
+    ],
+  )
+})
+
 test('a live hotfix excuses exactly the change it recorded: not a later edit of the same file, not after its TTL', async () => {
   const fixed: FileChange = { kind: 'C', path: '/etc/app.conf', current: current('fix') }
   const live = hotfix([fixed], 60_000)

@@ -13,7 +13,7 @@ import type { OciStore } from '../oci/store.js'
 import { readLayer } from '../oci/tar/index.js'
 import type { CurrentFile, FileChange, RuntimeProvider } from '../runtime/types.js'
 import type { HotfixChange, HotfixRecord } from '../state/index.js'
-import { globToRegExp, matchesAny } from '../util/glob.js'
+import { compileGlobs } from '../util/glob.js'
 import type { FileFinding } from './types.js'
 
 /** Text files up to this size get a unified diff in the report. */
@@ -85,7 +85,7 @@ const asEntry = (c: CurrentFile): Omit<FileEntry, 'path'> => ({
 export async function fileDrift(input: FileDriftInput): Promise<FileDrift> {
   const manifest = await imageFileManifest(input.home, input.store, input.image)
   const changes = await input.provider.diff({ id: input.instance, provider: input.provider.name })
-  const ignore = input.ignore.map(globToRegExp)
+  const ignored = compileGlobs(input.ignore)
   const live = input.hotfixes.filter((h) => h.status === 'recorded' && Date.parse(h.expiresAt) > input.now)
   const files: FileFinding[] = []
   let touched = 0
@@ -106,7 +106,7 @@ export async function fileDrift(input: FileDriftInput): Promise<FileDrift> {
     }
     const finding: FileFinding = { kind, path: c.path, what, class: 'unexplained' }
     const excusedBy = live.find((h) => h.changes.some((hc) => sameChange(c, hc)))
-    if (matchesAny(c.path.slice(1), ignore)) finding.class = 'expected'
+    if (ignored(c.path.slice(1))) finding.class = 'expected'
     else if (excusedBy) {
       finding.class = 'excused'
       finding.hotfix = excusedBy.id

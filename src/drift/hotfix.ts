@@ -9,7 +9,9 @@ import {
   insertHotfix,
   type InstanceRecord,
   liveInstances,
+  redactorOf,
 } from '../state/index.js'
+import { redactText, redactValue } from '../util/redact.js'
 import { fileDrift, hotfixChangeOf, sameChange } from './files.js'
 import type { DriftEnv } from './scan.js'
 import type { FileFinding } from './types.js'
@@ -50,8 +52,9 @@ export function liveInstance(a: DriftEnv, id: string): InstanceRecord {
 
 /**
  * A break-glass change: runs `command` inside the live instance and records who, when, why, the command,
- * its output and the files it changed. The record is written before the command runs (a killed run leaves
- * it `running`, which excuses nothing); until the TTL ends, drift that matches the recorded changes is
+ * its output and the files it changed, with the project's secrets redacted from all of it. The record
+ * is written before the command runs (a killed run leaves it `running`, which excuses nothing); until
+ * the TTL ends, drift that matches the recorded changes is
  * excused, after it the instance is replaced by the next apply.
  */
 export async function runHotfix(a: DriftEnv, req: HotfixRequest): Promise<HotfixResult> {
@@ -82,8 +85,9 @@ export async function runHotfix(a: DriftEnv, req: HotfixRequest): Promise<Hotfix
     environment: a.environment,
     service: rec.service,
     actor: currentActor(),
-    reason: req.reason,
-    command: req.command,
+    reason: redactText(req.reason, redactorOf(a.db)),
+    // the record outlives the instance and is printed by drift and status: no secret goes into it
+    command: redactValue(req.command, redactorOf(a.db)),
     expiresAt: new Date(now + req.ttlMs).toISOString(),
   })
   appendEvent(a.db, 'hotfix.started', rec.id, {
@@ -117,8 +121,9 @@ export async function runHotfix(a: DriftEnv, req: HotfixRequest): Promise<Hotfix
     reason: req.reason,
     command: req.command,
     exitCode: exec.code,
-    stdout: clip(exec.stdout),
-    stderr: clip(exec.stderr),
+    // redacted before it is clipped, so no secret is cut in two and half of it kept
+    stdout: clip(redactText(exec.stdout, redactorOf(a.db))),
+    stderr: clip(redactText(exec.stderr, redactorOf(a.db))),
     expiresAt: hotfix.expiresAt,
     changes: findings.map((f) => ({
       kind: f.kind,

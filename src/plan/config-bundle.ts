@@ -10,6 +10,8 @@ export interface ConfigBundle {
   /** what else shapes the running instance without being in the image */
   port: number | null
   volumes: Array<{ name: string; path: string }>
+  /** env keys and file paths marked secret; absent when none, so older bundles keep their digest */
+  secret?: { env: string[]; files: string[] }
 }
 
 /** The bundle of a service as the spec declares it, with keys in a fixed order. */
@@ -19,6 +21,9 @@ export function configBundleOf(service: ServiceSpec): ConfigBundle {
     files: service.files,
     port: service.port ?? null,
     volumes: service.volumes.map((v) => ({ name: v.name, path: v.path })),
+    ...(service.secret && (service.secret.env.length > 0 || service.secret.files.length > 0)
+      ? { secret: service.secret }
+      : {}),
   }
 }
 

@@ -201,3 +201,12 @@ describe('config bundles', () => {
     )
   })
 })
+
+test('a service with nothing marked secret has the config bundle (and digest) it had before secrets existed', () => {
+  const svc = { env: { A: '1' }, files: { '/etc/a': 'x' }, volumes: [], secret: { env: [], files: [] } }
+  const bundle = configBundleOf(svc as unknown as ServiceSpec)
+  assert.deepEqual(Object.keys(bundle).sort(), ['env', 'files', 'port', 'volumes'])
+  const marked = configBundleOf({ ...svc, secret: { env: ['A'], files: [] } } as unknown as ServiceSpec)
+  assert.deepEqual(marked.secret, { env: ['A'], files: [] })
+  assert.notEqual(configDigest(marked), configDigest(bundle))
+})

@@ -102,27 +102,18 @@ export async function stopUnneededProxies(a: ApplyEnv): Promise<ProxyReport[]> {
 
 /**
  * `grail down`: stops every proxy of the environment found on disk, whatever the spec says now (a
- * service renamed since its last apply keeps its old proxy until this), and every proxy of an
- * environment the spec no longer has. `environments` is undefined when the spec cannot be read.
+ * service renamed since its last apply keeps its old proxy until this). `environments` only tells apart
+ * the owners of directories made before owner files existed; a proxy that cannot be stopped is passed
+ * to `onError` and the others are still stopped.
  */
 export async function stopEnvironmentProxies(
   home: GrailHome,
   environment: string,
-  environments: readonly string[] | undefined,
+  environments: readonly string[],
+  opts: { onError?: (what: string, err: unknown) => void } = {},
 ): Promise<ProxyReport[]> {
-  const known = environments ?? [environment]
-  return stopWhere(
-    home,
-    known,
-    (owner) => {
-      if (owner === undefined) return environments !== undefined
-      return (
-        owner.environment === environment ||
-        (environments !== undefined && !environments.includes(owner.environment))
-      )
-    },
-    'grail down',
-  )
+  const known = environments.includes(environment) ? environments : [...environments, environment]
+  return stopWhere(home, known, (owner) => owner?.environment === environment, 'grail down', opts.onError)
 }
 
 async function stopWhere(
@@ -130,6 +121,7 @@ async function stopWhere(
   environments: readonly string[],
   select: (owner: { environment: string; service: string } | undefined, p: FoundProxy) => boolean,
   why: string,
+  onError?: (what: string, err: unknown) => void,
 ): Promise<ProxyReport[]> {
   const { listProxies, stopProxy, proxyStatus } = await import('../proxy/supervisor.js')
   const reports: ProxyReport[] = []
@@ -138,7 +130,14 @@ async function stopWhere(
     if (!select(owner, p)) continue
     const s = await proxyStatus(p.dir)
     const listen = s === undefined ? '-' : `${s.listen.host}:${s.listen.port}`
-    const { pid } = await stopProxy(p.dir)
+    let pid: number | undefined
+    try {
+      ;({ pid } = await stopProxy(p.dir))
+    } catch (err) {
+      if (onError === undefined) throw err
+      onError(`proxy ${p.name}`, err)
+      continue
+    }
     reports.push({
       environment: owner?.environment ?? '?',
       service: owner?.service ?? p.name,

@@ -4,6 +4,7 @@ import { after, describe, it } from 'node:test'
 import { fileURLToPath } from 'node:url'
 import { removeDir, tempProject } from '../../test/helpers/project.js'
 import { GrailError } from '../errors.js'
+import { DEFAULT_REDACT_KEYS } from '../util/redact.js'
 import { loadProject } from './index.js'
 import type { HealthCheck, Project, ServiceSpec } from './types.js'
 
@@ -89,6 +90,7 @@ function expectedProject(dir: string): Project {
     publish: { port: 8080, host: '127.0.0.1' },
     env: { A: '1', B: 'two' },
     files: { '/etc/app.conf': 'x=1\n' },
+    secret: { env: [], files: [] },
     volumes: [
       { name: 'cache', path: '/cache', exclusive: false },
       { name: 'data', path: '/data', exclusive: true },
@@ -112,6 +114,7 @@ function expectedProject(dir: string): Project {
     replicas: 1,
     env: {},
     files: {},
+    secret: { env: [], files: [] },
     volumes: [],
     rollout: {
       strategy: 'rolling',
@@ -224,6 +227,7 @@ function expectedProject(dir: string): Project {
       gc: { keepVersions: 10, keepDeployedWithin: 14 * 86_400_000, keepReleases: 3 },
       disruptionBudget: { maxUnavailable: 1, minHealthy: 0 },
       hotfix: { maxTtl: 3_600_000, requireReason: true },
+      redact: { keys: [...DEFAULT_REDACT_KEYS] },
     },
   }
 }
@@ -249,8 +253,58 @@ describe('loadProject', () => {
         gc: { keepVersions: 5, keepDeployedWithin: 1_209_600_000, keepReleases: 3 },
         disruptionBudget: { maxUnavailable: 1, minHealthy: 0 },
         hotfix: { maxTtl: 86_400_000, requireReason: true },
+        redact: { keys: [...DEFAULT_REDACT_KEYS] },
       },
     })
+  })
+
+  it('refuses an image env step whose key is named like a secret, pointing at the key', async () => {
+    const dir = await project({
+      'grail.yaml': lines(
+        'project: p',
+        'images:',
+        '  app:',
+        '    steps:',
+        '      - env: { LOG_LEVEL: info, Api_Token: abc }',
+        '      - cmd: [/app]',
+      ),
+    })
+    await assert.rejects(loadProject(dir, { env: {} }), (err: unknown) => {
+      assert.ok(err instanceof GrailError)
+      const text = [err.message, ...err.details, err.hint].join('\n')
+      assert.match(text, /grail\.yaml:5:\d+/)
+      assert.match(text, /Api_Token is named like a secret/)
+      assert.match(text, /secret: true/)
+      return true
+    })
+  })
+
+  it('takes env values and deploy files marked secret, and a redaction key pattern', async () => {
+    const dir = await project({
+      'grail.yaml': [
+        'project: s',
+        'images: { app: { steps: [{ cmd: [/app] }] } }',
+        'services:',
+        '  app:',
+        '    image: app',
+        '    env: { A: plain, B: { value: hunter22, secret: true }, C: { value: 3 } }',
+        '    files: { /etc/a: x, /etc/key.pem: { content: k, secret: true } }',
+        'environments:',
+        '  prod: { services: { app: { env: { B: prodpass, D: { value: new, secret: true } } } } }',
+        'policies: { redact: { keys: ["*_DSN"] } }',
+        '',
+      ].join('\n'),
+    })
+    const loaded = await loadProject(dir, { env: {} })
+    const app = loaded.services.app
+    assert.deepEqual(app?.env, { A: 'plain', B: 'hunter22', C: '3' })
+    assert.deepEqual(app?.files, { '/etc/a': 'x', '/etc/key.pem': 'k' })
+    assert.deepEqual(app?.secret, { env: ['B'], files: ['/etc/key.pem'] })
+    assert.deepEqual(loaded.policies.redact, { keys: ['*_DSN'] })
+    // an override with a plain value keeps the key secret
+    const prod = loaded.environments.prod?.services.app
+    assert.deepEqual(prod?.env, { A: 'plain', B: 'prodpass', C: '3', D: 'new' })
+    assert.deepEqual(prod?.secret, { env: ['B', 'D'], files: ['/etc/key.pem'] })
   })
 
   it('defaults an image to scratch and the canary to one instance', async () => {
@@ -321,6 +375,10 @@ describe('loadProject', () => {
     assert.deepEqual(Object.keys(ref.images), ['base', 'api', 'db', 'tools'])
     assert.equal(ref.services.db?.rollout.order, 'stop-first')
     assert.equal(ref.environments.production?.services.api?.replicas, 6)
+    assert.deepEqual(ref.environments.production?.services.api?.secret, {
+      env: ['DB_PASSWORD'],
+      files: ['/etc/api/signing.key'],
+    })
     const hello = await loadProject(join(REPO, 'examples', 'hello'), { env: {} })
     assert.equal(hello.services.web?.publish?.port, 8080)
   })

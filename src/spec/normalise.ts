@@ -3,11 +3,12 @@
  * the spec's directory, SOURCE_DATE_EPOCH applied, and environment overrides merged into each service.
  */
 import { dirname, resolve } from 'node:path'
+import { DEFAULT_REDACT_KEYS, secretKeyMatcher } from '../util/redact.js'
 import { problemsFromIssues, valueAt } from './issues.js'
 import type { RawProblem } from './problems.js'
+import type { GrailConfigParsed } from './schema.js'
 import { isPlainObject } from './schema-common.js'
 import { serviceSchema } from './schema-service.js'
-import type { GrailConfigParsed } from './schema.js'
 import type { BaseSource, EnvironmentSpec, ImageSpec, Project, ServiceSpec } from './types.js'
 
 /** Keys whose value replaces the service's instead of merging into it (its variants do not mix). */
@@ -40,6 +41,21 @@ export interface NormaliseOptions {
   sourceDateEpoch?: number
 }
 
+/**
+ * A key or file the service marks secret stays secret when an environment overrides its value with a
+ * plain one: the override changes the value, not what kind of value it is.
+ */
+function keepSecret(base: ServiceSpec, merged: Omit<ServiceSpec, 'name'>): Pick<ServiceSpec, 'secret'> {
+  const union = (a: string[] = [], b: string[] = [], present: Record<string, string>) =>
+    [...new Set([...a, ...b])].filter((k) => k in present).sort()
+  return {
+    secret: {
+      env: union(base.secret?.env, merged.secret?.env, merged.env),
+      files: union(base.secret?.files, merged.secret?.files, merged.files),
+    },
+  }
+}
+
 function mergedService(
   name: string,
   env: string,
@@ -52,7 +68,7 @@ function mergedService(
   if (override === undefined) return structuredClone(base)
   const merged = mergeOverride(written, override)
   const result = serviceSchema.safeParse(merged, { reportInput: true })
-  if (result.success) return { name, ...result.data }
+  if (result.success) return { name, ...result.data, ...keepSecret(base, result.data) }
   for (const p of problemsFromIssues(result.error.issues, serviceSchema, merged)) {
     const fromOverride = valueAt(override, p.path) !== undefined
     const prefix = fromOverride ? ['environments', env, 'services', name] : ['services', name]
@@ -74,7 +90,20 @@ export function normaliseProject(
   const dir = dirname(opts.file)
   const problems: RawProblem[] = []
   const images: Record<string, ImageSpec> = {}
+  const secretKey = secretKeyMatcher(parsed.policies.redact?.keys ?? DEFAULT_REDACT_KEYS)
   for (const [name, img] of Object.entries(parsed.images)) {
+    img.steps.forEach((step, i) => {
+      if (step.kind !== 'env') return
+      for (const key of Object.keys(step.env).filter(secretKey)) {
+        // an image's env is in its config for anyone who pulls it, and in every instance's inspect
+        problems.push({
+          path: ['images', name, 'steps', i, 'env', key],
+          at: 'key',
+          message: `${key} is named like a secret (policies.redact.keys), and an env step bakes it into the image`,
+          hint: `set it on the service instead, as services.<name>.env.${key}: {value: …, secret: true}; or narrow policies.redact.keys`,
+        })
+      }
+    })
     const epoch = img.sourceDateEpoch ?? opts.sourceDateEpoch
     images[name] = {
       name,

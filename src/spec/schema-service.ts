@@ -2,11 +2,13 @@ import { z } from 'zod'
 import {
   NAME_PATTERN,
   absolutePath,
+  checkNoDotDot,
   envMapSchema,
   integer,
   nameSchema,
   portSchema,
   report,
+  scalarString,
 } from './schema-common.js'
 import { healthcheckSchema } from './schema-health.js'
 import { recycleSchema, rolloutSchema } from './schema-rollout.js'
@@ -40,7 +42,7 @@ const volumeSchema = z
     const path = v.slice(colon + 1)
     if (colon < 0 || !NAME_PATTERN.test(name) || !path.startsWith('/')) {
       report(ctx, `${VOLUME_ERROR}, found "${v}"`, v, { hint: 'for example "data:/var/lib/app"' })
-    }
+    } else checkNoDotDot(ctx as unknown as Parameters<typeof checkNoDotDot>[0], path, 'volume path')
     return { name, path, exclusive: false }
   })
   .describe('A volume: `"NAME:/path"` or `{name, path, exclusive}`.')
@@ -74,18 +76,45 @@ export const serviceShape = {
     .describe(
       'Public port of the proxy in front of the instances: a number, or `{port, host}` (host default `127.0.0.1`).',
     ),
-  env: envMapSchema()
+  env: z
+    .record(
+      envMapSchema().keyType,
+      z.union([
+        scalarString,
+        z.strictObject({
+          value: scalarString.describe('The value.'),
+          secret: z
+            .boolean()
+            .default(false)
+            .describe('Redact the value in events, logs and output; never printed. Default `false`.'),
+        }),
+      ]),
+    )
     .default({})
     .describe(
-      'Environment variables (deploy-time config: a change makes a new release, not a new image). Default: none.',
+      'Environment variables (deploy-time config: a change makes a new release, not a new image): `NAME: value`, or `NAME: {value, secret: true}` for a secret. Default: none.',
     ),
   files: z
     .record(
       absolutePath('an absolute path in the instance'),
-      z.string({ error: 'expected the file content (a string)' }),
+      z.union(
+        [
+          z.string(),
+          z.strictObject({
+            content: z.string().describe('The content.'),
+            secret: z
+              .boolean()
+              .default(false)
+              .describe('The content is a secret: redacted in events, logs and output. Default `false`.'),
+          }),
+        ],
+        { error: 'expected the file content (a string) or {content, secret}' },
+      ),
     )
     .default({})
-    .describe('Deploy-time files: absolute path in the instance → content. Default: none.'),
+    .describe(
+      'Deploy-time files: absolute path in the instance → content, or `{content, secret: true}`. Default: none.',
+    ),
   volumes: z
     .array(volumeSchema)
     .default([])
@@ -180,8 +209,20 @@ export const serviceSchema = z
   .transform((s): Omit<ServiceSpec, 'name'> => {
     const exclusive = s.volumes.some((v) => v.exclusive)
     const { order, canary, ...rest } = s.rollout
+    const plain = <T extends string>(
+      m: Record<string, string | ({ secret: boolean } & Record<T, string>)>,
+      k: T,
+    ) => Object.fromEntries(Object.entries(m).map(([name, v]) => [name, typeof v === 'string' ? v : v[k]]))
+    const marked = (m: Record<string, string | { secret: boolean }>) =>
+      Object.entries(m)
+        .filter(([, v]) => typeof v !== 'string' && v.secret)
+        .map(([name]) => name)
+        .sort()
     return {
       ...s,
+      env: plain(s.env, 'value'),
+      files: plain(s.files, 'content'),
+      secret: { env: marked(s.env), files: marked(s.files) },
       rollout: {
         ...rest,
         order: order ?? (exclusive ? 'stop-first' : 'start-first'),

@@ -6,7 +6,8 @@
  */
 import { z } from 'zod'
 import { baseSchema } from './schema-base.js'
-import { durationSchema, integer, nameSchema, report } from './schema-common.js'
+import { DEFAULT_REDACT_KEYS } from '../util/redact.js'
+import { durationSchema, integer, nameSchema, report, serviceNameSchema } from './schema-common.js'
 import { serviceOverrideSchema, serviceSchema } from './schema-service.js'
 import { stepSchema } from './schema-steps.js'
 
@@ -48,7 +49,7 @@ const environmentSchema = z
         "Provider connection, e.g. `unix:///run/docker.sock` or `tcp://host:2376`. Default: the provider's usual socket.",
       ),
     services: z
-      .record(nameSchema('a service name'), serviceOverrideSchema)
+      .record(serviceNameSchema('a service name'), serviceOverrideSchema)
       .default({})
       .describe(
         'Per-service overrides, deep-merged into `services.<name>`: mappings merge, lists and values replace; `healthcheck` and `publish` replace as a whole.',
@@ -100,6 +101,17 @@ const policiesSchema = z.strictObject({
     })
     .prefault({})
     .describe('Rules for break-glass changes to live instances.'),
+  redact: z
+    .strictObject({
+      keys: z
+        .array(z.string().min(1))
+        .default([...DEFAULT_REDACT_KEYS])
+        .describe(
+          `Globs of env keys (any case) whose values are secrets: redacted in events, logs, hotfix output and command output, and refused by capture. \`NAME=value\` and \`NAME: value\` in text are redacted too. Default \`${DEFAULT_REDACT_KEYS.join(', ')}\`.`,
+        ),
+    })
+    .prefault({})
+    .describe('What counts as a secret besides values a service marks `secret`.'),
 })
 
 /** The whole grail.yaml. */
@@ -113,7 +125,7 @@ export const grailSchema = z
       .default({})
       .describe('Images to build, by name.'),
     services: z
-      .record(nameSchema('a service name'), serviceSchema)
+      .record(serviceNameSchema('a service name'), serviceSchema)
       .default({})
       .describe('Services to run, by name: instances of one image.'),
     environments: z

@@ -106,6 +106,8 @@ export interface ServiceSpec {
   env: Record<string, string>
   /** deploy-time files: absolute path in the instance → content */
   files: Record<string, string>
+  /** env keys and deploy-file paths the spec marks `secret` (redacted, never printed) */
+  secret?: { env: string[]; files: string[] }
   volumes: VolumeSpec[]
   healthcheck?: HealthCheck
   rollout: RolloutSpec
@@ -126,6 +128,8 @@ export interface PolicySpec {
   gc: { keepVersions: number; keepDeployedWithin: number; keepReleases: number }
   disruptionBudget: { maxUnavailable: number; minHealthy: number }
   hotfix: { maxTtl: number; requireReason: boolean }
+  /** env keys (globs, any case) whose values are secrets wherever they appear */
+  redact?: { keys: string[] }
 }
 
 export interface Project {

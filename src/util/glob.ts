@@ -1,27 +1,28 @@
-/**
- * Compiles a path glob to a RegExp: `**` matches any number of path segments, `*` anything but `/`,
- * `?` one character but `/`. A pattern without `/` matches a name at any depth (as .gitignore does).
- */
-export function globToRegExp(pattern: string): RegExp {
-  let p = pattern.replace(/^\/+/, '').replace(/\/+$/, '')
-  const anchored = pattern.startsWith('/') || p.includes('/')
-  let re = ''
-  for (let i = 0; i < p.length; i++) {
-    const ch = p[i] as string
-    if (ch === '*') {
-      if (p[i + 1] === '*') {
-        const slash = p[i + 2] === '/'
-        re += slash ? '(?:.*/)?' : '.*'
-        i += slash ? 2 : 1
-      } else re += '[^/]*'
-    } else if (ch === '?') re += '[^/]'
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&')
-  }
-  p = re
-  return new RegExp(`^${anchored ? '' : '(?:.*/)?'}${p}(?:/.*)?$`)
-}
+import picomatch from 'picomatch'
 
-/** True when `path` (relative, `/`-separated) matches any of the globs. */
-export function matchesAny(path: string, globs: readonly RegExp[]): boolean {
-  return globs.some((g) => g.test(path))
+/** A compiled list of globs: true when a relative, `/`-separated path matches any of them. */
+export type GlobMatcher = (path: string) => boolean
+
+/**
+ * Compiles path globs with picomatch (`*`, `?`, `[a-z]`, `{a,b}`, `**`, extglobs), the one place Grail
+ * matches globs. Paths are relative and `/`-separated; a leading `/` in a pattern only anchors it.
+ * As in .gitignore, a pattern without `/` matches a name at any depth, a pattern with one is matched
+ * from the root, `*` and `?` never cross `/`, dotfiles match like any other name, and a pattern that
+ * matches a directory also matches everything under it.
+ */
+export function compileGlobs(patterns: readonly string[]): GlobMatcher {
+  const sources = patterns
+    .map((p) => {
+      const rooted = p.startsWith('/')
+      const bare = p.replace(/^\/+/, '').replace(/\/+$/, '')
+      return rooted || bare.includes('/') ? bare : `**/${bare}`
+    })
+    .filter((p) => p !== '' && p !== '**/')
+  if (sources.length === 0) return () => false
+  const test = picomatch(sources, { dot: true })
+  return (path) => {
+    const parts = path.split('/').filter((s) => s !== '')
+    for (let i = 1; i <= parts.length; i++) if (test(parts.slice(0, i).join('/'))) return true
+    return false
+  }
 }

@@ -5,7 +5,7 @@ import { GrailError } from '../../errors.js'
 import { isInstanceId } from '../../runtime/local/layout.js'
 import type { GlobalOptions } from '../project.js'
 import { noteProxies } from '../proxies.js'
-import { EXIT, out, printJson, style } from '../render.js'
+import { EXIT, out, printJson, shown, style } from '../render.js'
 import { withEnvironment } from './with-environment.js'
 
 function checkInstanceId(id: string): void {
@@ -180,8 +180,8 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
       })
       if (g.json) printJson(res)
       else {
-        process.stdout.write(res.exec.stdout)
-        process.stderr.write(res.exec.stderr)
+        process.stdout.write(shown(res.exec.stdout))
+        process.stderr.write(shown(res.exec.stderr))
         out(
           `hotfix #${res.hotfix.id} on ${id}: exit ${res.exec.code}, ${res.changes.length} file(s) changed, excused until ${res.hotfix.expiresAt}`,
         )
@@ -208,12 +208,17 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
     .argument('<instance>', 'instance id (see grail status)')
     .option('-e, --env <env>', 'environment')
     .option('--no-spec', 'only make the image; write no files and leave grail.yaml alone')
-    .action(async (id: string, flags: { env?: string; spec: boolean }) => {
+    .option('--allow-secrets', 'capture changed files that hold a secret (refused otherwise)')
+    .action(async (id: string, flags: { env?: string; spec: boolean; allowSecrets?: boolean }) => {
       const g = globals()
       checkInstanceId(id)
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
         const { captureInstance } = await import('../../drift/capture.js')
-        return captureInstance(a, { instance: id, writeSpec: flags.spec })
+        return captureInstance(a, {
+          instance: id,
+          writeSpec: flags.spec,
+          allowSecrets: flags.allowSecrets === true,
+        })
       })
       if (g.json) {
         printJson(res)

@@ -1,4 +1,4 @@
-import { chown, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises'
+import { chmod, chown, mkdir, readdir, rename, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { basename, dirname, join } from 'node:path'
 import { DEFAULT_PATH_ENV } from '../../build/env.js'
@@ -8,6 +8,12 @@ import { GrailError, isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import type { OciStore } from '../../oci/store.js'
 import { runCommand } from '../../util/exec.js'
+import {
+  makePrivateDir,
+  PRIVATE_DIR_MODE,
+  PRIVATE_FILE_MODE,
+  writePrivateFile,
+} from '../../util/private-fs.js'
 import type { InstanceSpec } from '../types.js'
 import type { UnpackedImage } from './image.js'
 import { unpackImage } from './image.js'
@@ -55,7 +61,7 @@ async function recordedPorts(home: GrailHome): Promise<Set<number>> {
  * instances are always fresh.
  */
 async function recordInstance(home: GrailHome, rec: InstanceRecord): Promise<void> {
-  await mkdir(home.instances, { recursive: true })
+  await makePrivateDir(home.instances)
   const staging = join(home.instances, `.new-${rec.id}-${process.pid}`)
   await rm(staging, { recursive: true, force: true })
   // 0700: deploy files may hold secrets; the container reaches its files through its own mounts
@@ -119,6 +125,16 @@ export async function createInstance(
   }
 }
 
+/**
+ * Who may read a deploy file: only the instance's own user (0600, owned by it), since the file is
+ * bind-mounted into the instance, where the app reads it, and may hold a secret. The one place that
+ * decides it; with a user namespace, `owner` is the host uid the instance's user maps to.
+ */
+export async function giveDeployFile(path: string, owner: { uid: number; gid: number }): Promise<void> {
+  await chown(path, owner.uid, owner.gid)
+  await chmod(path, PRIVATE_FILE_MODE)
+}
+
 /** Everything after the record: deploy files, overlay, volumes, runtime config, `runc create`. */
 async function bundleInstance(
   home: GrailHome,
@@ -135,10 +151,12 @@ async function bundleInstance(
   }
   for (const d of [p.upper, p.work, p.rootfs, p.files]) await mkdir(d)
   const binds: Array<{ source: string; destination: string; readonly: boolean }> = []
+  const deployFiles: string[] = []
   for (const [path, content] of Object.entries(spec.files)) {
     const source = join(p.files, instanceRelPath(path, 'deploy file'))
-    await mkdir(dirname(source), { recursive: true })
-    await writeFile(source, content, { mode: 0o644 })
+    await mkdir(dirname(source), { recursive: true, mode: PRIVATE_DIR_MODE })
+    await writePrivateFile(source, content)
+    deployFiles.push(source)
     binds.push({ source, destination: path, readonly: true })
   }
 
@@ -160,6 +178,7 @@ async function bundleInstance(
     })
   }
   const { uid, gid } = await resolveUser(p.rootfs, cfg.User)
+  for (const f of deployFiles) await giveDeployFile(f, { uid, gid })
   for (const v of rec.volumes) {
     // a new volume belongs to the instance's user, so a non-root process can write its data
     if ((await mkdir(v.source, { recursive: true })) !== undefined) await chown(v.source, uid, gid)
@@ -178,7 +197,7 @@ async function bundleInstance(
     },
     { binds, annotations: recordAnnotations(rec) },
   )
-  await writeFile(p.config, JSON.stringify(config, null, 2))
+  await writePrivateFile(p.config, JSON.stringify(config, null, 2))
   await mkdir(home.runcRoot, { recursive: true })
   await runDetached(runcCreateCommand({ runcRoot: home.runcRoot, bundle: p.dir, id: spec.id }), p)
 }

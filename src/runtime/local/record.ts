@@ -1,6 +1,7 @@
-import { readFile, rename, writeFile } from 'node:fs/promises'
+import { readFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../../errors.js'
+import { writePrivateFile } from '../../util/private-fs.js'
 import type { ImageRef, InstanceLabels, VolumeMount } from '../types.js'
 
 /**
@@ -48,7 +49,7 @@ export function recordAnnotations(rec: InstanceRecord): Record<string, string> {
 /** Writes `instance.json` into `dir` atomically (temp file, then rename). */
 export async function writeRecord(dir: string, rec: InstanceRecord): Promise<void> {
   const tmp = join(dir, `.instance.json.${process.pid}`)
-  await writeFile(tmp, `${JSON.stringify(rec, null, 2)}\n`)
+  await writePrivateFile(tmp, `${JSON.stringify(rec, null, 2)}\n`)
   await rename(tmp, join(dir, 'instance.json'))
 }
 

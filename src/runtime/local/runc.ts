@@ -3,6 +3,7 @@ import { closeSync, openSync } from 'node:fs'
 import { GrailError, isErrno } from '../../errors.js'
 import type { Command } from '../../util/exec.js'
 import { runCommand } from '../../util/exec.js'
+import { PRIVATE_FILE_MODE } from '../../util/private-fs.js'
 
 // runc argv for long-running instances, as data. Every command names Grail's own state root, never the
 // host's default (/run/runc), so Grail sees and touches only its own containers.
@@ -59,8 +60,9 @@ export async function listContainers(runcRoot: string): Promise<Map<string, Runc
  * process and logs without anyone reading pipes. runc's own errors land in the stderr log too.
  */
 export async function runDetached(cmd: Command, logs: { stdout: string; stderr: string }): Promise<void> {
-  const out = openSync(logs.stdout, 'a')
-  const err = openSync(logs.stderr, 'a')
+  // the app's output may print its config: owner-only, like the rest of the bundle
+  const out = openSync(logs.stdout, 'a', PRIVATE_FILE_MODE)
+  const err = openSync(logs.stderr, 'a', PRIVATE_FILE_MODE)
   try {
     const code = await new Promise<number>((resolve, reject) => {
       const child = spawn(cmd.file, cmd.args as string[], { stdio: ['ignore', out, err] })
