@@ -44,6 +44,7 @@ export async function openEnvironment(opts: {
       listenHost: svc.publish.host,
       listenPort: svc.publish.port,
       mode: 'http',
+      owner: { environment: opts.environment, service: svc.name },
     })
     routers.set(svc.name, client)
     return client

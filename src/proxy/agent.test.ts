@@ -23,7 +23,9 @@ afterEach(async () => {
  * A backend like busybox httpd: one response per connection, then it closes (`Connection: close`), or
  * with `keepAlive` a conventional keep-alive server. `dropIdleMs` closes connections that stay silent.
  */
-async function rawBackend(o: { keepAlive?: boolean; dropIdleMs?: number } = {}): Promise<RawBackend> {
+async function rawBackend(
+  o: { keepAlive?: boolean; dropIdleMs?: number; timeoutReplyMs?: number } = {},
+): Promise<RawBackend> {
   let accepted = 0
   const silent = new Set<Socket>()
   const server = createServer((socket) => {
@@ -33,6 +35,14 @@ async function rawBackend(o: { keepAlive?: boolean; dropIdleMs?: number } = {}):
     socket.on('close', () => silent.delete(socket))
     if (o.dropIdleMs !== undefined) {
       const t = setTimeout(() => silent.has(socket) && socket.destroy(), o.dropIdleMs)
+      socket.on('close', () => clearTimeout(t))
+    }
+    if (o.timeoutReplyMs !== undefined) {
+      // busybox httpd: "No request appeared within 60 seconds", sent unasked, then the connection ends
+      const t = setTimeout(() => {
+        if (!silent.has(socket)) return
+        socket.end('HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Length: 7\r\n\r\ntimeout')
+      }, o.timeoutReplyMs)
       socket.on('close', () => clearTimeout(t))
     }
     let buf = ''
@@ -126,4 +136,35 @@ test('removing the backend closes its spare', async () => {
   await proxy.setBackends([])
   await sleep(20)
   assert.equal(backend.idle(), 0)
+})
+
+test('a spare the backend answered unasked (a 408 after its idle timeout) is never used for a request', async () => {
+  const backend = await rawBackend({ timeoutReplyMs: 50 })
+  const proxy = await proxyTo(backend.port)
+  const agent = clientAgent()
+  for (let i = 0; i < 4; i++) {
+    const reply = await send(proxy.address.port, { agent })
+    assert.equal(reply.status, 200, `request ${i + 1} got ${reply.status} ${reply.body}`)
+    assert.equal(reply.body, 'ok')
+    await sleep(150) // past the backend's idle timeout: the spare got a 408 and was closed
+  }
+  assert.equal(proxy.stats().failed, 0)
+})
+
+test('a spare is closed by the proxy after its idle limit, before a slow backend times it out', async () => {
+  const backend = await rawBackend()
+  const proxy = await startProxy({
+    listenHost: '127.0.0.1',
+    listenPort: 0,
+    mode: 'http',
+    spareIdleMs: 100,
+  })
+  cleanup.push(() => proxy.close())
+  await proxy.setBackends([{ id: 'b', host: '127.0.0.1', port: backend.port }])
+  assert.equal((await send(proxy.address.port, { agent: clientAgent() })).status, 200)
+  await sleep(20)
+  assert.equal(backend.idle(), 1, 'a spare waits')
+  await sleep(300)
+  assert.equal(backend.idle(), 0, 'the proxy closed the spare it kept too long')
+  assert.equal((await send(proxy.address.port, { agent: clientAgent() })).status, 200)
 })

@@ -12,10 +12,13 @@ test('daemon arguments round-trip through argv', () => {
     state: '/x/state.json',
     log: '/x/proxy.log',
     drainTimeoutMs: 1500,
+    inheritListen: false,
   }
   const argv = daemonArgv(args)
   assert.ok(argv.includes('[::1]:8080'))
   assert.deepEqual(parseDaemonArgs(argv), args)
+  const restarted = { ...args, inheritListen: true }
+  assert.deepEqual(parseDaemonArgs(daemonArgv(restarted)), restarted)
 })
 
 test('bad daemon arguments are usage errors naming the flag', () => {

@@ -9,6 +9,8 @@ export interface ProxyStatus {
   readonly mode: 'http' | 'tcp'
   readonly backends: Backend[]
   readonly stats: ProxyStats
+  /** Pid of the keeper that restarts this daemon when it dies; null when it runs unsupervised. */
+  readonly supervisor: number | null
 }
 
 /** The daemon's command line, parsed. */
@@ -20,6 +22,8 @@ export interface DaemonArgs {
   readonly state: string
   readonly log: string | undefined
   readonly drainTimeoutMs: number | undefined
+  /** Restarted by its keeper: listen on the socket the keeper passes over IPC instead of binding. */
+  readonly inheritListen: boolean
 }
 
 /** Exit codes of the daemon, read by the supervisor when it dies before its control socket answers. */
@@ -47,6 +51,7 @@ export function daemonArgv(args: DaemonArgs): string[] {
   ]
   if (args.log !== undefined) argv.push('--log', args.log)
   if (args.drainTimeoutMs !== undefined) argv.push('--drain-timeout', String(args.drainTimeoutMs))
+  if (args.inheritListen) argv.push('--inherit-listen', 'ipc')
   return argv
 }
 
@@ -55,7 +60,10 @@ export function formatListen(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
 
-/** Parses `--control S --listen H:P --mode http|tcp --state F [--log F] [--drain-timeout MS]`. */
+/**
+ * Parses `--control S --listen H:P --mode http|tcp --state F [--log F] [--drain-timeout MS]
+ * [--inherit-listen ipc]`.
+ */
 export function parseDaemonArgs(argv: readonly string[]): DaemonArgs {
   const values = new Map<string, string>()
   for (let i = 0; i < argv.length; i += 2) {
@@ -64,7 +72,7 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonArgs {
     if (!flag.startsWith('--') || value === undefined) usage(`expected --flag value, got "${flag}"`)
     values.set(flag.slice(2), value)
   }
-  const known = new Set(['control', 'listen', 'mode', 'state', 'log', 'drain-timeout'])
+  const known = new Set(['control', 'listen', 'mode', 'state', 'log', 'drain-timeout', 'inherit-listen'])
   for (const k of values.keys()) if (!known.has(k)) usage(`unknown flag --${k}`)
   const need = (k: string): string => values.get(k) ?? usage(`--${k} is required`)
   const mode = need('mode')
@@ -75,6 +83,8 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonArgs {
   if (drainTimeoutMs !== undefined && !(Number.isInteger(drainTimeoutMs) && drainTimeoutMs >= 0)) {
     usage(`--drain-timeout must be a whole number of ms, got "${drain}"`)
   }
+  const inherit = values.get('inherit-listen')
+  if (inherit !== undefined && inherit !== 'ipc') usage(`--inherit-listen must be ipc, got "${inherit}"`)
   return {
     control: need('control'),
     listenHost: host,
@@ -83,6 +93,7 @@ export function parseDaemonArgs(argv: readonly string[]): DaemonArgs {
     state: need('state'),
     log: values.get('log'),
     drainTimeoutMs,
+    inheritListen: inherit === 'ipc',
   }
 }
 

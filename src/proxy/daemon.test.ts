@@ -159,22 +159,72 @@ test('swapping backends under steady load through the daemon fails no request', 
   for (const id of seenAfterLast) assert.ok(['d', 'a', 'c'].includes(id), `answered by removed backend ${id}`)
 })
 
-test('a daemon killed with SIGKILL comes back with its persisted routes', async () => {
+test('a daemon killed with SIGKILL is restarted by its keeper at once, on the same socket, with its routes', async () => {
   const old = await ensure()
   const routes = (await old.status()).backends
+  const keeper = Number((await readFile(join(dir, 'keeper.pid'), 'utf8')).trim())
+  pids.add(keeper)
+  assert.equal((await old.status()).supervisor, keeper)
   process.kill(old.pid, 'SIGKILL')
   assert.equal(await waitForExit(old.pid, 5_000), true)
-  await assert.rejects(send(port), 'the port is dead with the daemon')
-  const fresh = await ensure()
-  assert.notEqual(fresh.pid, old.pid)
-  // No PUT: the first request is routed by the restored list.
-  const r = await send(port)
+  // No grail call: the keeper holds the listening socket, so this request waits for the new daemon. A
+  // new connection: a kept-alive one of the client's pool died with the daemon that had accepted it.
+  const r = await send(port, { agent: new Agent({ keepAlive: false }) })
   assert.equal(r.status, 200)
   assert.ok(
     routes.some((b) => b.id === r.body),
     `answered by ${r.body}`,
   )
+  const fresh = Number((await readFile(join(dir, 'pid'), 'utf8')).trim())
+  pids.add(fresh)
+  assert.notEqual(fresh, old.pid)
+  const again = await ensure()
+  assert.equal(again.pid, fresh, 'the restarted daemon is reused')
+  assert.deepEqual((await again.status()).backends, routes)
+  assert.equal((await again.status()).supervisor, keeper)
+  const events = (await readFile(join(dir, 'proxy.log'), 'utf8')).split('\n').filter(Boolean)
+  assert.ok(events.some((l) => l.includes('"event":"daemon-restart"')))
+})
+
+test('a daemon whose keeper was killed too is started again by the next ensureProxy, with its routes', async () => {
+  const old = await ensure()
+  await old.setBackends([all[0] as Backend, all[1] as Backend])
+  const routes = (await old.status()).backends
+  const keeper = Number((await readFile(join(dir, 'keeper.pid'), 'utf8')).trim())
+  process.kill(keeper, 'SIGKILL')
+  assert.equal(await waitForExit(keeper, 5_000), true)
+  assert.equal((await old.status()).supervisor, null, 'the daemon serves on, unsupervised')
+  assert.equal((await send(port, { agent: new Agent({ keepAlive: false }) })).status, 200)
+  process.kill(old.pid, 'SIGKILL')
+  assert.equal(await waitForExit(old.pid, 5_000), true)
+  await assert.rejects(
+    send(port, { agent: new Agent({ keepAlive: false }) }),
+    'nothing holds the port any more',
+  )
+  const fresh = await ensure()
+  assert.notEqual(fresh.pid, old.pid)
   assert.deepEqual((await fresh.status()).backends, routes)
+  assert.notEqual((await fresh.status()).supervisor, null)
+  assert.equal((await send(port, { agent: new Agent({ keepAlive: false }) })).status, 200)
+})
+
+test('a daemon that serves on after its keeper died is replaced by a supervised one with its routes', async () => {
+  const old = await ensure()
+  await old.setBackends([all[0] as Backend, all[1] as Backend])
+  const routes = (await old.status()).backends
+  const keeper = Number((await readFile(join(dir, 'keeper.pid'), 'utf8')).trim())
+  process.kill(keeper, 'SIGKILL')
+  assert.equal(await waitForExit(keeper, 5_000), true)
+  assert.equal((await old.status()).supervisor, null)
+  const fresh = await ensure()
+  pids.add(fresh.pid)
+  assert.notEqual(fresh.pid, old.pid)
+  assert.equal(await isAlive(old.pid), false, 'the unsupervised daemon was stopped')
+  const status = await fresh.status()
+  assert.notEqual(status.supervisor, null)
+  if (status.supervisor !== null) pids.add(status.supervisor)
+  assert.deepEqual(status.backends, routes)
+  assert.equal((await send(port, { agent: new Agent({ keepAlive: false }) })).status, 200)
 })
 
 test('a new listen port replaces the daemon and keeps its routes', async () => {
@@ -241,11 +291,13 @@ test('SIGTERM drains traffic in flight, then the daemon exits and logs why', asy
   await stopProxy(d)
 })
 
-test('stopProxy ends the daemon, frees the port and removes its files', async () => {
+test('stopProxy ends the daemon and its keeper, frees the port and removes its files', async () => {
   const client = await ensure()
+  const keeper = Number((await readFile(join(dir, 'keeper.pid'), 'utf8')).trim())
   const stopped = await stopProxy(dir, { graceMs: 5_000 })
   assert.equal(stopped.pid, client.pid)
   assert.equal(await isAlive(client.pid), false)
+  assert.equal(await isAlive(keeper), false)
   assert.equal(existsSync(dir), false)
   const probe = createServer()
   await new Promise<void>((resolve, reject) => {

@@ -20,11 +20,15 @@ const MAX_BODY = 1 << 20
 
 /**
  * Runs one service's proxy as a long-lived process: restores the persisted backend list, starts the proxy
- * on `--listen`, then serves the control API on the unix socket `--control`: `GET /status`,
+ * on `--listen` (or on the listening socket a restarting keeper passed, `opts.listenHandle`), then serves the control API on the unix socket `--control`: `GET /status`,
  * `PUT /backends` (answers after the swap's drain with the SwapResult) and `POST /shutdown`. Throws a
  * GrailError carrying the exit code in `exitCode` when it cannot start.
  */
-export async function runDaemon(args: DaemonArgs, log: ProxyLog): Promise<Daemon> {
+export async function runDaemon(
+  args: DaemonArgs,
+  log: ProxyLog,
+  opts: { listenHandle?: object; supervisor?: () => Promise<number | null> } = {},
+): Promise<Daemon> {
   const restored = await startupStep(DaemonExit.badState, () => readBackendState(args.state))
   const proxy = await startupStep(DaemonExit.listenFailed, () =>
     startProxy({
@@ -32,6 +36,7 @@ export async function runDaemon(args: DaemonArgs, log: ProxyLog): Promise<Daemon
       listenPort: args.listenPort,
       mode: args.mode,
       drainTimeoutMs: args.drainTimeoutMs,
+      listenHandle: opts.listenHandle,
       log,
     }),
   )
@@ -89,6 +94,7 @@ export async function runDaemon(args: DaemonArgs, log: ProxyLog): Promise<Daemon
         mode: args.mode,
         backends: proxy.backends(),
         stats: proxy.stats(),
+        supervisor: (await opts.supervisor?.()) ?? null,
       }
       return reply(res, 200, status)
     }

@@ -11,6 +11,14 @@ import type { Route } from './routes.js'
 /** Hop-by-hop headers (RFC 9110 7.6.1): they describe one connection and are never forwarded. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'upgrade'])
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
+/** Errors of a connection that was open: the backend reset or closed it before answering. */
+const CLOSED_ERRORS = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ETIMEDOUT'])
+/**
+ * Retries of a request the backend may have seen (reset or closed before any answer, or a 408 on a
+ * connection opened earlier). Connect errors are not counted: nothing was sent, and they are bounded by
+ * the wait for a backend instead.
+ */
+const MAX_RESENDS = 3
 
 /** One client request on its way to a backend; `tried` is only allocated on failover. */
 interface Exchange {
@@ -23,13 +31,18 @@ interface Exchange {
   upstream: ClientRequest | undefined
   bodyStarted: boolean
   responded: boolean
+  resends: number
 }
 
 /**
  * Returns the request handler of an HTTP-mode proxy: each request goes to the next backend of the current
  * set (per request, so a client keep-alive connection never pins a backend), through that backend's
- * keep-alive pool. A request that fails before any byte of its body was sent (connect refused, or a reset
- * of a reused idle socket for an idempotent method) is retried on another backend.
+ * keep-alive pool. A request that fails before any byte of the response reached the client is retried on
+ * another backend: always when the connect failed (nothing was sent), and, for an idempotent method whose
+ * body was not streamed yet, when the backend reset or closed the connection without an answer or
+ * answered `408` on a connection opened before the request (it timed out that connection, not the
+ * request; RFC 9110 15.5.9 allows repeating it). A POST or PATCH the backend may have received is never
+ * sent twice: it gets 502.
  */
 export function createHttpHandler(ctx: Context): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
@@ -44,6 +57,7 @@ export function createHttpHandler(ctx: Context): (req: IncomingMessage, res: Ser
       upstream: undefined,
       bodyStarted: false,
       responded: false,
+      resends: 0,
     }
     res.on('close', () => {
       if (!res.writableFinished) ex.upstream?.destroy()
@@ -87,7 +101,19 @@ function dispatch(ctx: Context, ex: Exchange, r: Route): void {
     ctx.table.release(r)
   }
   up.on('close', release)
-  up.on('response', (pres) => respond(ex, r, pres))
+  up.on('response', (pres) => {
+    if (ex.upstream !== up || ex.res.destroyed) return void pres.resume()
+    if (pres.statusCode === 408 && staleConnection(r, up) && mayResend(ex, r)) {
+      // The backend timed out the connection it had kept, not this request: close it and send again.
+      pres.resume()
+      up.destroy()
+      release()
+      ex.resends++
+      retry(ctx, ex, r, 'stale-408')
+      return
+    }
+    respond(ex, r, pres)
+  })
   up.on('error', (err) => {
     release()
     onUpstreamError(ctx, ex, r, up, err)
@@ -134,19 +160,31 @@ function onUpstreamError(ctx: Context, ex: Exchange, r: Route, up: ClientRequest
     return
   }
   const code = (err as NodeJS.ErrnoException).code
-  const retry =
-    !ex.bodyStarted &&
-    !r.forced &&
-    (isConnectError(code) ||
-      ((up.reusedSocket || r.agent?.wasSpare(up.socket) === true) &&
-        (code === 'ECONNRESET' || code === 'EPIPE') &&
-        IDEMPOTENT.has(ex.req.method ?? '')))
-  if (!retry) {
+  const again =
+    !r.forced && (isConnectError(code) || (code !== undefined && CLOSED_ERRORS.has(code) && mayResend(ex, r)))
+  if (!again) {
     ctx.log?.('upstream-error', { backend: r.backend.id, code, url: ex.req.url })
     fail(ctx, ex, 502)
     return
   }
-  ctx.log?.('failover', { backend: r.backend.id, code })
+  if (!isConnectError(code)) ex.resends++
+  retry(ctx, ex, r, code ?? err.message)
+}
+
+/** A request the backend may have seen can go again: idempotent, its body not consumed, retries left. */
+function mayResend(ex: Exchange, r: Route): boolean {
+  return !r.forced && !ex.bodyStarted && ex.resends < MAX_RESENDS && IDEMPOTENT.has(ex.req.method ?? '')
+}
+
+/** The request went out on a connection opened before it: a pooled keep-alive socket or a spare. */
+function staleConnection(r: Route, up: ClientRequest): boolean {
+  return up.reusedSocket || r.agent?.wasSpare(up.socket) === true
+}
+
+function retry(ctx: Context, ex: Exchange, r: Route, why: string): void {
+  ctx.log?.('failover', { backend: r.backend.id, code: why })
+  // whatever the abandoned request still emits (a late error) is ignored from now on
+  ex.upstream = undefined
   if (ex.tried === undefined) ex.tried = []
   ex.tried.push(r)
   route(ctx, ex)

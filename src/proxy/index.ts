@@ -23,6 +23,7 @@ export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
   const table = new RouteTable({
     mode: opts.mode,
     drainTimeoutMs: opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+    spareIdleMs: opts.spareIdleMs,
     log: opts.log,
   })
   let failed = 0
@@ -38,7 +39,7 @@ export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
     opts.mode === 'http'
       ? createHttpServer(createHttpHandler(ctx))
       : createTcpServer({ allowHalfOpen: true, pauseOnConnect: true }, createTcpHandler(ctx))
-  await listen(server, opts.listenHost, opts.listenPort)
+  await listen(server, opts)
   const bound = server.address() as AddressInfo
   const address = { host: bound.address, port: bound.port }
   opts.log?.('listen', { mode: opts.mode, ...address })
@@ -52,6 +53,8 @@ export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
   }
   return {
     address,
+    // the libuv handle under the server; Node passes such a handle over IPC without accepting on it
+    listenHandle: (server as unknown as { _handle: object })._handle,
     setBackends: (backends) => table.set(backends),
     backends: () => table.backends(),
     stats: () => table.stats(failed),
@@ -62,7 +65,9 @@ export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
   }
 }
 
-function listen(server: Server, host: string, port: number): Promise<void> {
+function listen(server: Server, opts: ProxyOptions): Promise<void> {
+  const host = opts.listenHost
+  const port = opts.listenPort
   return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       reject(
@@ -73,9 +78,11 @@ function listen(server: Server, host: string, port: number): Promise<void> {
       )
     }
     server.once('error', onError)
-    server.listen(port, host, () => {
+    const onListening = (): void => {
       server.off('error', onError)
       resolve()
-    })
+    }
+    if (opts.listenHandle !== undefined) server.listen(opts.listenHandle, onListening)
+    else server.listen(port, host, onListening)
   })
 }

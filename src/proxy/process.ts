@@ -27,7 +27,7 @@ export async function isAlive(pid: number): Promise<boolean> {
 }
 
 /**
- * True when `pid` is a proxy daemon serving `socketPath`, judged by its command line. Guards every signal
+ * True when `pid` is a proxy daemon serving `socketPath`, or the keeper of one, judged by its command line. Guards every signal
  * we send: after a reboot or pid wrap-around a pid file can name an unrelated process. Without /proc
  * (not Linux) the pid is trusted.
  */
@@ -42,7 +42,8 @@ export async function isProxyDaemon(pid: number, socketPath: string): Promise<bo
     throw err
   }
   const argv = cmdline.split('\0')
-  return argv.some((a) => a.includes('daemon-main')) && argv.includes(socketPath)
+  const entry = argv.some((a) => a.includes('daemon-main') || a.includes('keeper-main'))
+  return entry && argv.includes(socketPath)
 }
 
 /** Polls until `pid` exited; false when it still runs after `timeoutMs`. */

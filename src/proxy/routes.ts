@@ -23,6 +23,8 @@ export interface Route {
 export interface RouteTableOptions {
   readonly mode: 'tcp' | 'http'
   readonly drainTimeoutMs: number
+  /** How long a spare connection may wait for a request (see BackendAgent). */
+  readonly spareIdleMs?: number
   readonly log: ProxyLog | undefined
 }
 
@@ -156,7 +158,14 @@ export class RouteTable {
       forced: false,
       // lifo keeps few sockets warm; the 4 s idle timeout stays under Node's default 5 s keepAliveTimeout
       // so the backend never closes a socket the pool is about to reuse (Node also honours Keep-Alive hints).
-      agent: http ? new BackendAgent({ keepAlive: true, scheduling: 'lifo', timeout: 4_000 }) : undefined,
+      agent: http
+        ? new BackendAgent({
+            keepAlive: true,
+            scheduling: 'lifo',
+            timeout: 4_000,
+            spareIdleMs: this.#opts.spareIdleMs,
+          })
+        : undefined,
       links: http ? undefined : new Set(),
       onIdle: undefined,
     }

@@ -12,6 +12,7 @@ import { isAlive, isProxyDaemon, signal, waitForExit } from './process.js'
 
 export type { ProxyClient } from './control-client.js'
 export type { ProxyStatus } from './daemon-protocol.js'
+export { type FoundProxy, listProxies } from './owners.js'
 
 /** Where and how one service's proxy daemon runs. */
 export interface EnsureProxyOptions {
@@ -23,14 +24,20 @@ export interface EnsureProxyOptions {
   readonly mode: 'http' | 'tcp'
   /** Drain timeout of the daemon's swaps and shutdown. Default 30 000 (the proxy's default). */
   readonly drainTimeoutMs?: number
-  /** How long a freshly spawned daemon may take to answer on its control socket. Default 5 000. */
+  /** How long a freshly spawned daemon may take to answer on its control socket. Default 15 000. */
   readonly startTimeoutMs?: number
+  /** Who the proxy belongs to (e.g. environment and service), written to `owner.json` for `listProxies`. */
+  readonly owner?: Readonly<Record<string, string>>
 }
 
 /** The files of a proxy directory. */
 export interface ProxyFiles {
   readonly dir: string
+  /** Pid of the daemon that serves now (written by its keeper at each start). */
   readonly pid: string
+  /** Pid of the keeper that restarts the daemon. */
+  readonly keeperPid: string
+  readonly owner: string
   /** The control socket: `dir/control.sock`, or under /tmp when that path is too long for a unix socket. */
   readonly socket: string
   /** Holds `socket` when it is not inside `dir`, for people and tools looking at the directory. */
@@ -40,7 +47,8 @@ export interface ProxyFiles {
 }
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000
-const DEFAULT_START_TIMEOUT_MS = 5_000
+/** Two node processes (keeper and daemon) start in sequence; on a loaded 2-core machine that took 6 s. */
+const DEFAULT_START_TIMEOUT_MS = 15_000
 /** sun_path holds 108 bytes on Linux, 104 on macOS; stay well under both. */
 const MAX_SOCKET_PATH = 100
 
@@ -55,6 +63,8 @@ export function proxyFiles(dir: string): ProxyFiles {
   return {
     dir: abs,
     pid: join(abs, 'pid'),
+    keeperPid: join(abs, 'keeper.pid'),
+    owner: join(abs, 'owner.json'),
     socket,
     socketNote: join(abs, 'socket'),
     state: join(abs, 'state.json'),
@@ -64,10 +74,11 @@ export function proxyFiles(dir: string): ProxyFiles {
 
 /**
  * Returns a client for the proxy daemon of `dir`, starting it when needed. A daemon that answers on its
- * control socket with the same listen address and mode is reused (it outlives the CLI that started it);
- * one with another address is stopped and replaced, keeping its persisted routes. Stale pid and socket
- * files are removed; a new daemon is spawned detached and is ready (listening, routes restored) when this
- * resolves. Rejects with PROXY_PORT_IN_USE when another process holds the port.
+ * control socket with the same listen address and mode, under its keeper, is reused (it outlives the CLI
+ * that started it); one with another address, or one whose keeper died, is stopped and replaced, keeping
+ * its persisted routes. Stale pid and socket files are removed; a new keeper is spawned detached and the
+ * daemon it runs is ready (listening, routes restored) when this resolves. Rejects with
+ * PROXY_PORT_IN_USE when another process holds the port.
  */
 export async function ensureProxy(opts: EnsureProxyOptions): Promise<ProxyClient> {
   if (!(Number.isInteger(opts.listenPort) && opts.listenPort >= 1 && opts.listenPort <= 65535)) {
@@ -75,12 +86,14 @@ export async function ensureProxy(opts: EnsureProxyOptions): Promise<ProxyClient
   }
   const files = proxyFiles(opts.dir)
   await mkdir(files.dir, { recursive: true, mode: 0o700 })
+  if (opts.owner !== undefined) await writeAtomic(files.owner, `${JSON.stringify(opts.owner)}\n`)
   const drainWaitMs = (opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS) + 30_000
   const startTimeoutMs = opts.startTimeoutMs ?? DEFAULT_START_TIMEOUT_MS
   const running = await findDaemon(files, startTimeoutMs)
   if (running !== undefined) {
     const { listen, mode, pid } = running
-    if (listen.host === opts.listenHost && listen.port === opts.listenPort && mode === opts.mode) {
+    const same = listen.host === opts.listenHost && listen.port === opts.listenPort && mode === opts.mode
+    if (same && running.supervisor !== null) {
       // The pid file may be missing when a CLI died between spawn and writing it.
       if ((await readPid(files.pid)) !== pid) await writeAtomic(files.pid, `${pid}\n`)
       return createProxyClient({ socketPath: files.socket, pid, drainWaitMs })
@@ -88,30 +101,87 @@ export async function ensureProxy(opts: EnsureProxyOptions): Promise<ProxyClient
     await stopDaemon(files, pid, drainWaitMs)
   }
   await removeRuntimeFiles(files)
-  const pid = await spawnDaemon(files, opts, startTimeoutMs)
-  return createProxyClient({ socketPath: files.socket, pid, drainWaitMs })
+  try {
+    const pid = await spawnKeeper(files, opts, startTimeoutMs)
+    return createProxyClient({ socketPath: files.socket, pid, drainWaitMs })
+  } catch (err) {
+    // Another grail command started the same proxy a moment ago: use that one.
+    const now =
+      err instanceof GrailError && err.code === 'PROXY_PORT_IN_USE' ? await probe(files.socket) : undefined
+    if (now === undefined || now.listen.port !== opts.listenPort) throw err
+    // our failed keeper overwrote the pid files of the pair that won
+    await writeAtomic(files.pid, `${now.pid}\n`)
+    if (now.supervisor !== null) await writeAtomic(files.keeperPid, `${now.supervisor}\n`)
+    return createProxyClient({ socketPath: files.socket, pid: now.pid, drainWaitMs })
+  }
+}
+
+/** What the daemon of `dir` answers on its control socket, or undefined when nothing answers. */
+export function proxyStatus(dir: string): Promise<ProxyStatus | undefined> {
+  return probe(proxyFiles(dir).socket)
+}
+
+/** How a proxy daemon is doing, as `status` reports it. */
+export type ProxyHealth =
+  | { readonly state: 'up'; readonly pid: number; readonly keeper: number; readonly backends: number }
+  | { readonly state: 'unsupervised'; readonly pid: number; readonly backends: number }
+  | { readonly state: 'down'; readonly pid?: number }
+
+/**
+ * Probes the daemon of `dir` without starting anything: `up` (answering, under its keeper),
+ * `unsupervised` (answering, keeper gone) or `down`. A daemon its keeper is restarting gets up to
+ * `waitMs` to answer.
+ */
+export async function proxyHealth(dir: string, waitMs = 10_000): Promise<ProxyHealth> {
+  const files = proxyFiles(dir)
+  let status = await probe(files.socket)
+  const keeper = await readPid(files.keeperPid)
+  if (status === undefined && keeper !== undefined && (await isOurs(keeper, files))) {
+    const deadline = Date.now() + waitMs
+    while (status === undefined && Date.now() < deadline && (await isAlive(keeper))) {
+      await sleep(50)
+      status = await probe(files.socket)
+    }
+  }
+  if (status === undefined) {
+    const pid = await readPid(files.pid)
+    return pid === undefined ? { state: 'down' } : { state: 'down', pid }
+  }
+  const backends = status.backends.length
+  if (status.supervisor === null) return { state: 'unsupervised', pid: status.pid, backends }
+  return { state: 'up', pid: status.pid, keeper: status.supervisor, backends }
 }
 
 /**
- * Stops the proxy daemon of `dir`: asks it to drain and exit over its control socket (or SIGTERMs the
- * recorded pid when the socket is dead), SIGKILLs that exact pid if it still runs after `graceMs`, then
- * removes the directory. Resolves with the pid that was stopped, if any.
+ * Stops the proxy daemon of `dir` and its keeper: asks the daemon to drain and exit over its control
+ * socket (its keeper then exits too), or SIGTERMs the recorded keeper (which stops its daemon) or daemon
+ * when the socket is dead; SIGKILLs those exact pids if they still run after `graceMs` (the keeper first,
+ * so it cannot start another daemon), then removes the directory. Resolves with the daemon pid that was
+ * stopped, if any.
  */
 export async function stopProxy(dir: string, opts: { graceMs?: number } = {}): Promise<{ pid?: number }> {
   const files = proxyFiles(dir)
   const graceMs = opts.graceMs ?? DEFAULT_DRAIN_TIMEOUT_MS + 5_000
   const status = await probe(files.socket)
   const pid = status?.pid ?? (await readPid(files.pid))
-  if (pid !== undefined) await stopDaemon(files, pid, graceMs, status !== undefined)
+  await stopDaemon(files, pid, graceMs, status !== undefined)
   await rm(files.dir, { recursive: true, force: true })
   await rm(files.socket, { force: true })
   return pid === undefined ? {} : { pid }
 }
 
-async function stopDaemon(files: ProxyFiles, pid: number, graceMs: number, answering = true): Promise<void> {
+async function stopDaemon(
+  files: ProxyFiles,
+  pid: number | undefined,
+  graceMs: number,
+  answering = true,
+): Promise<void> {
   const deadline = Date.now() + graceMs
+  const keeperPid = await readPid(files.keeperPid)
+  const keeper = keeperPid !== undefined && (await isOurs(keeperPid, files)) ? keeperPid : undefined
+  const daemon = pid !== undefined && (await isOurs(pid, files)) ? pid : undefined
   let asked = false
-  if (answering) {
+  if (answering && pid !== undefined) {
     try {
       await createProxyClient({ socketPath: files.socket, pid, drainWaitMs: graceMs }).shutdown()
       asked = true
@@ -119,36 +189,56 @@ async function stopDaemon(files: ProxyFiles, pid: number, graceMs: number, answe
       if (!isControlDown(err)) throw err
     }
   }
-  if (!(await isAlive(pid)) || !(await isProxyDaemon(pid, files.socket))) return
-  if (!asked) signal(pid, 'SIGTERM')
-  if (await waitForExit(pid, Math.max(0, deadline - Date.now()))) return
-  signal(pid, 'SIGKILL')
-  if (!(await waitForExit(pid, 5_000))) {
-    throw new Error(
-      `proxy daemon pid ${pid} survived SIGKILL for 5 s (this is a bug, or the process is stuck in the kernel)`,
-    )
+  if (!asked) {
+    // the keeper forwards SIGTERM to its daemon and exits once it did
+    if (keeper !== undefined) signal(keeper, 'SIGTERM')
+    else if (daemon !== undefined) signal(daemon, 'SIGTERM')
+  }
+  for (const p of [keeper, daemon]) {
+    if (p === undefined) continue
+    if (await waitForExit(p, Math.max(0, deadline - Date.now()))) continue
+    signal(p, 'SIGKILL')
+    if (!(await waitForExit(p, 5_000))) {
+      throw new Error(
+        `proxy process pid ${p} survived SIGKILL for 5 s (this is a bug, or the process is stuck in the kernel)`,
+      )
+    }
   }
 }
 
+/** True when `pid` runs and is this directory's daemon or keeper (a pid file can outlive its process). */
+async function isOurs(pid: number, files: ProxyFiles): Promise<boolean> {
+  return (await isAlive(pid)) && (await isProxyDaemon(pid, files.socket))
+}
+
 /**
- * The status of the daemon of `files`, or undefined when none runs. A recorded pid that is our daemon
- * but does not answer (yet) gets `waitMs` to do so, then is killed: it can never serve.
+ * The status of the daemon of `files`, or undefined when none runs. A daemon that does not answer (yet),
+ * or whose keeper is restarting it, gets `waitMs` to do so; then the keeper and the daemon are killed:
+ * they can never serve.
  */
 async function findDaemon(files: ProxyFiles, waitMs: number): Promise<ProxyStatus | undefined> {
   const status = await probe(files.socket)
   if (status !== undefined) return status
   const pid = await readPid(files.pid)
-  if (pid === undefined || !(await isAlive(pid)) || !(await isProxyDaemon(pid, files.socket)))
-    return undefined
+  const keeperPid = await readPid(files.keeperPid)
+  const keeper = keeperPid !== undefined && (await isOurs(keeperPid, files)) ? keeperPid : undefined
+  const daemon = pid !== undefined && (await isOurs(pid, files)) ? pid : undefined
+  if (keeper === undefined && daemon === undefined) return undefined
   const deadline = Date.now() + waitMs
-  while (Date.now() < deadline && (await isAlive(pid))) {
+  while (Date.now() < deadline) {
     const s = await probe(files.socket)
     if (s !== undefined) return s
+    if (
+      !(keeper !== undefined && (await isAlive(keeper))) &&
+      !(daemon !== undefined && (await isAlive(daemon)))
+    )
+      return undefined
     await sleep(50)
   }
-  if (await isAlive(pid)) {
-    signal(pid, 'SIGKILL')
-    await waitForExit(pid, 5_000)
+  for (const p of [keeper, daemon]) {
+    if (p === undefined || !(await isAlive(p))) continue
+    signal(p, 'SIGKILL')
+    await waitForExit(p, 5_000)
   }
   return undefined
 }
@@ -167,16 +257,17 @@ function isControlDown(err: unknown): boolean {
   return ['ENOENT', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE'].some((c) => isErrno(err, c))
 }
 
-/** Node arguments that run the daemon entry next to this module: the .js from dist, the .ts via tsx. */
-function daemonCommand(): string[] {
+/** Node arguments that run the keeper entry next to this module: the .js from dist, the .ts via tsx. */
+function keeperCommand(): string[] {
   const here = import.meta.url
   if (here.endsWith('.ts')) {
-    return ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('./daemon-main.ts', here))]
+    return ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('./keeper-main.ts', here))]
   }
-  return [fileURLToPath(new URL('./daemon-main.js', here))]
+  return [fileURLToPath(new URL('./keeper-main.js', here))]
 }
 
-async function spawnDaemon(files: ProxyFiles, opts: EnsureProxyOptions, timeoutMs: number): Promise<number> {
+/** Spawns the keeper (which runs the daemon) and waits for the daemon to answer; resolves with its pid. */
+async function spawnKeeper(files: ProxyFiles, opts: EnsureProxyOptions, timeoutMs: number): Promise<number> {
   if (files.socket !== join(files.dir, 'control.sock'))
     await writeAtomic(files.socketNote, `${files.socket}\n`)
   const argv = daemonArgv({
@@ -187,13 +278,14 @@ async function spawnDaemon(files: ProxyFiles, opts: EnsureProxyOptions, timeoutM
     state: files.state,
     log: files.log,
     drainTimeoutMs: opts.drainTimeoutMs,
+    inheritListen: false,
   })
   const logFd = openSync(files.log, 'a')
   let exitCode: number | null | undefined
   let spawnError: Error | undefined
   try {
     // detached: its own session, so the CLI's Ctrl-C or exit does not reach it; cwd '/' pins no directory.
-    const child = spawn(process.execPath, [...daemonCommand(), ...argv], {
+    const child = spawn(process.execPath, [...keeperCommand(), '--pid-file', files.pid, ...argv], {
       detached: true,
       stdio: ['ignore', logFd, logFd],
       cwd: '/',
@@ -211,17 +303,19 @@ async function spawnDaemon(files: ProxyFiles, opts: EnsureProxyOptions, timeoutM
         cause: spawnError,
       })
     }
-    const pid = child.pid
-    await writeAtomic(files.pid, `${pid}\n`)
+    const keeper = child.pid
+    await writeAtomic(files.keeperPid, `${keeper}\n`)
     const deadline = Date.now() + timeoutMs
     for (;;) {
       if (exitCode !== undefined) throw await startFailure(files, opts, exitCode)
       const status = await probe(files.socket)
-      if (status !== undefined) return pid
+      if (status !== undefined) return status.pid
       if (Date.now() >= deadline) break
       await sleep(25)
     }
-    if (await isAlive(pid)) signal(pid, 'SIGKILL')
+    if (await isAlive(keeper)) signal(keeper, 'SIGKILL')
+    const daemon = await readPid(files.pid)
+    if (daemon !== undefined && (await isOurs(daemon, files))) signal(daemon, 'SIGKILL')
     throw new GrailError(
       'PROXY_START',
       `the proxy daemon for ${formatListen(opts.listenHost, opts.listenPort)} did not answer within ${timeoutMs} ms`,
@@ -275,6 +369,7 @@ async function lastFatal(log: string): Promise<string> {
 
 async function removeRuntimeFiles(files: ProxyFiles): Promise<void> {
   await rm(files.pid, { force: true })
+  await rm(files.keeperPid, { force: true })
   await rm(files.socket, { force: true })
 }
 

@@ -20,6 +20,13 @@ export interface ProxyOptions {
   readonly drainTimeoutMs?: number
   /** How long a connection or request waits when no backend can take it. Default 5 000. */
   readonly waitForBackendMs?: number
+  /** How long a connection opened ahead of the next request may wait unused before it is closed. Default 4 000. */
+  readonly spareIdleMs?: number
+  /**
+   * A listening socket handle (from `TrafficProxy.listenHandle` of an earlier process, passed over IPC) to
+   * serve on instead of binding `listenHost:listenPort`.
+   */
+  readonly listenHandle?: object
   readonly log?: ProxyLog
 }
 
@@ -44,6 +51,8 @@ export interface ProxyStats {
 export interface TrafficProxy {
   /** The address really bound (the actual port when `listenPort` was 0). */
   readonly address: { host: string; port: number }
+  /** The listening socket's handle, for a supervising process to hold and pass to the next daemon. */
+  readonly listenHandle: object
   /**
    * Atomically replaces the backend set: new connections and requests go only to `backends` from the moment
    * this is called. Traffic in flight to removed backends finishes (up to `drainTimeoutMs`, then it is

@@ -27,6 +27,7 @@ import { GateFailed, destroyInstance, launch, removeInstance, route, type Servin
 import { observe } from './observe.js'
 import { logTailsOf, restartHistory } from './crash-history.js'
 import { healthDetail, watchHealth } from './observe-health.js'
+import type { ProxyReport } from './proxies.js'
 import type { RolloutContext, RolloutEvent, RolloutResult, Router } from './types.js'
 
 /** An environment opened for planning and applying: what a drift scan needs, plus routers and hooks. */
@@ -261,7 +262,7 @@ async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): P
 }
 
 /** Healthy instances of a release, with where to reach them. */
-async function servingOf(a: ApplyEnv, svc: ServiceSpec, release: number): Promise<Serving[]> {
+export async function servingOf(a: ApplyEnv, svc: ServiceSpec, release: number): Promise<Serving[]> {
   const out: Serving[] = []
   for (const rec of liveInstances(a.db, a.environment, svc.name)) {
     if (rec.phase !== 'healthy' || rec.releaseNumber !== release) continue
@@ -415,8 +416,17 @@ export interface FailedLaunch {
 export async function applyEnvironment(
   a: ApplyEnv,
   opts: { only?: (action: Action) => boolean } = {},
-): Promise<{ plan: Plan; results: RolloutResult[]; recovered: string[]; failed: FailedLaunch[] }> {
+): Promise<{
+  plan: Plan
+  results: RolloutResult[]
+  recovered: string[]
+  failed: FailedLaunch[]
+  proxies: ProxyReport[]
+}> {
   const recovered = [...((await a.reconcile?.()) ?? []), ...(await recoverInterrupted(a))]
+  // proxies no service needs go first: a renamed service may publish its predecessor's port
+  const { stopUnneededProxies, superviseProxies } = await import('./proxies.js')
+  const proxies = [...(await stopUnneededProxies(a)), ...(await superviseProxies(a))]
   const full = await planEnvironment(a)
   if (!opts.only && full.builds.length > 0) throw buildNeeded(full)
   const thePlan = opts.only ? { ...full, actions: full.actions.filter(opts.only) } : full
@@ -464,7 +474,7 @@ export async function applyEnvironment(
       failed.push({ service: action.service, instance: err.instance, reason: err.reason })
     }
   }
-  return { plan: thePlan, results, recovered, failed }
+  return { plan: thePlan, results, recovered, failed, proxies }
 }
 
 /** Where a service's proxy keeps its pid, control socket and routes. */

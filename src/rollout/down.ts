@@ -2,8 +2,8 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { appendEvent, clearRestarts, liveInstances } from '../state/index.js'
 import type { ApplyEnv } from './apply.js'
-import { proxyDir } from './apply.js'
 import { removeInstance } from './instances.js'
+import { type ProxyReport, stopEnvironmentProxies } from './proxies.js'
 
 /** What `down` did: what it destroyed, and what it could not remove, each with why. */
 export interface DownResult {
@@ -11,6 +11,7 @@ export interface DownResult {
   instances: string[]
   volumes: boolean
   failed: Array<{ what: string; error: string }>
+  proxies: ProxyReport[]
 }
 
 function messageOf(err: unknown): string {
@@ -19,7 +20,8 @@ function messageOf(err: unknown): string {
 
 /**
  * `grail down`: every instance of the environment (known to state or only found by the provider) is
- * stopped and destroyed, every proxy stopped. Volumes stay unless asked for, since they are the state.
+ * stopped and destroyed, and every proxy of the environment found on disk stopped, whatever the spec says
+ * now (`services` is not needed for that). Volumes stay unless asked for, since they are the state.
  * One instance that cannot be removed does not keep the others running: down removes what it can and
  * returns what failed, so the caller can say so.
  */
@@ -40,19 +42,14 @@ export async function downEnvironment(
       failed.push({ what: `instance ${id}`, error: messageOf(err) })
     }
   }
-  const { stopProxy } = await import('../proxy/supervisor.js')
-  for (const service of opts.services) {
-    try {
-      await stopProxy(proxyDir(a.home, a.environment, service))
-    } catch (err) {
-      failed.push({ what: `proxy of ${service}`, error: messageOf(err) })
-    }
-  }
+  const proxies = await stopEnvironmentProxies(a.home, a.environment, Object.keys(a.project.environments), {
+    onError: (what, err) => failed.push({ what, error: messageOf(err) }),
+  })
   if (opts.volumes && failed.length === 0)
     await rm(join(a.home.volumes, a.project.name, a.environment), { recursive: true, force: true })
   // taken down on purpose: a crash loop of before does not hold back the next `up`
   clearRestarts(a.db, a.environment)
   const volumes = opts.volumes && failed.length === 0
   appendEvent(a.db, 'environment.down', a.environment, { instances: destroyed, volumes, failed })
-  return { environment: a.environment, instances: destroyed, volumes, failed }
+  return { environment: a.environment, instances: destroyed, volumes, failed, proxies }
 }

@@ -1,6 +1,7 @@
-// Deploy by replacement with the local provider (runc) behind the supervised proxy: rolling, blue-green
-// and config-only releases under steady load with 0 failed requests, automatic rollback on a failed
-// health gate, volumes that survive replacement, the apply lock, and `grail down`.
+// Deploy by replacement with the local provider (runc) behind the supervised proxy: an idle gap past
+// busybox httpd's own 60 s timeout, rolling, blue-green and config-only releases under steady load with 0
+// failed requests, automatic rollback on a failed health gate, volumes that survive replacement, the apply
+// lock, and `grail down`.
 import assert from 'node:assert/strict'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -79,6 +80,27 @@ describe('grail up / apply / rollback / down (local provider)', () => {
     )
     const logs = await grail(['logs', s.instances[0]?.id ?? ''], { cwd: dir })
     assert.equal(logs.code, 0, logs.stderr)
+  })
+
+  test('after an idle gap longer than busybox httpd waits for a request (60 s), every request gets 200', async (t) => {
+    const sendSix = async () => {
+      const statuses: string[] = []
+      for (let i = 0; i < 6; i++) {
+        const res = await fetch(url, { signal: AbortSignal.timeout(5000) })
+        statuses.push(`${res.status} ${(await res.text()).trim()}`)
+      }
+      return statuses
+    }
+    assert.deepEqual(await sendSix(), Array(6).fill('200 v1'))
+    // each backend now has a connection opened ahead of its next request; httpd answers such a
+    // connection with "408 Request Timeout" after 60 s and closes it
+    await sleep(65_000)
+    assert.deepEqual(await sendSix(), Array(6).fill('200 v1'), 'no stale 408 is forwarded')
+    const load = startLoad(url)
+    await sleep(2000)
+    const report = await load.stop()
+    t.diagnostic(`load after the gap: ${report.ok} ok, ${report.failed} failed`)
+    assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
   })
 
   for (const [strategy, page] of [

@@ -4,6 +4,7 @@ import type { Plan } from '../../plan/index.js'
 import type { RolloutEvent } from '../../rollout/types.js'
 import type { Project } from '../../spec/types.js'
 import { buildProgress } from '../progress.js'
+import { noteProxies, proxyLine } from '../proxies.js'
 import { renderOutcome, writeLockAfter } from './build.js'
 import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
@@ -78,7 +79,11 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
       const g = globals()
       const { planEnvironment, pendingBuildLines } = await import('../../rollout/apply.js')
-      const p = await withEnvironment(g, env, { lock: false }, planEnvironment)
+      const p = await withEnvironment(g, env, { lock: false }, async (a) => {
+        const { superviseProxies } = await import('../../rollout/proxies.js')
+        noteProxies(await superviseProxies(a))
+        return planEnvironment(a)
+      })
       if (g.json) printJson(p)
       else renderPlan(p, pendingBuildLines(p))
       // a crash loop backing off is pending too: the environment has not converged
@@ -108,6 +113,7 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     if (g.json) printJson(res)
     else {
       for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))
+      for (const p of res.proxies) if (p.state !== 'up') out(proxyLine(p))
       renderPlan(res.plan, [])
       for (const u of res.urls) out(`${style.bold(u.service)}: ${style.cyan(u.url)}`)
     }

@@ -4,6 +4,7 @@ import type { Plan } from '../../plan/index.js'
 import { GrailError } from '../../errors.js'
 import { isInstanceId } from '../../runtime/local/layout.js'
 import type { GlobalOptions } from '../project.js'
+import { noteProxies } from '../proxies.js'
 import { EXIT, out, printJson, shown, style } from '../render.js'
 import { withEnvironment } from './with-environment.js'
 
@@ -77,6 +78,8 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
         const result = await withEnvironment(g, env, { lock: flags.fix === true }, async (a) => {
           const { planWithDrift, applyEnvironment } = await import('../../rollout/apply.js')
           const { scanDrift } = await import('../../drift/scan.js')
+          const { superviseProxies } = await import('../../rollout/proxies.js')
+          if (!flags.fix) noteProxies(await superviseProxies(a))
           let plan: Plan = { environment: a.environment, actions: [], waiting: [], builds: [] }
           let drift: InstanceDrift[]
           const unplannable: Array<{ service: string; reason: string }> = []
@@ -112,6 +115,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
               (x.kind === 'replace' && (flags.instance === undefined || x.instance === flags.instance)) ||
               (x.kind === 'destroy' && x.cause === 'orphan' && flags.instance === undefined),
           })
+          noteProxies(fixed.proxies)
           return { report, fixed }
         })
         const { report, fixed } = result

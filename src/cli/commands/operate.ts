@@ -2,7 +2,10 @@ import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import { wholeNumber } from '../args.js'
 import type { GlobalOptions } from '../project.js'
-import { formatAge, out, printJson, shortDigest, shown, style, table } from '../render.js'
+import type { ApplyEnv } from '../../rollout/apply.js'
+import type { ProxyReport } from '../../rollout/proxies.js'
+import { proxyLine, proxyWasDown } from '../proxies.js'
+import { EXIT, formatAge, out, printJson, shortDigest, shown, style, table } from '../render.js'
 import { withEnvironment } from './with-environment.js'
 
 /** `grail status`, `grail logs`, `grail down`, `grail rollback`. */
@@ -46,8 +49,10 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
             log: c.log,
           })),
           releases: seen.releases,
+          proxies: await proxiesOf(a),
         }
       })
+      if (proxyWasDown(rows.proxies)) process.exitCode = EXIT.user
       if (g.json) {
         printJson(rows)
         return
@@ -94,6 +99,7 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           ),
         )
       }
+      for (const p of rows.proxies) out(proxyLine(p))
     })
 
   program
@@ -185,4 +191,13 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           { hint: 'see `grail status`' },
         )
     })
+}
+
+/**
+ * The proxies part of `status`: each published service's proxy, a dead one restarted (status exits 1
+ * when it found one down, so a monitor notices even though it serves again).
+ */
+async function proxiesOf(a: ApplyEnv): Promise<ProxyReport[]> {
+  const { superviseProxies } = await import('../../rollout/proxies.js')
+  return superviseProxies(a)
 }
