@@ -34,7 +34,17 @@ export interface SandboxExtras {
   binds?: Array<{ source: string; destination: string; readonly: boolean }>
   /** OCI annotations, e.g. the labels that make a container attributable (`dev.grail.project`) */
   annotations?: Record<string, string>
+  /**
+   * Host path of a static init (tini) to run as PID 1 in front of the process, as `docker --init` does:
+   * it forwards signals (an app that is PID 1 gets no default signal actions, so busybox httpd ignored
+   * SIGTERM) and reaps orphaned children. Mounted read-only at `INIT_PATH`, on the /dev tmpfs, so it
+   * never shows in the rootfs or its upper dir.
+   */
+  init?: string
 }
+
+/** Where the init is mounted inside an instance. */
+export const INIT_PATH = '/dev/init'
 
 /**
  * The OCI runtime config (config.json) for one build step or instance. The rootfs is an overlay prepared
@@ -80,6 +90,9 @@ export function runtimeConfig(
       options: ['rbind', 'ro'],
     })
   }
+  if (extras.init) {
+    mounts.push({ destination: INIT_PATH, type: 'bind', source: extras.init, options: ['bind', 'ro'] })
+  }
   for (const b of extras.binds ?? []) {
     mounts.push({
       destination: b.destination,
@@ -94,7 +107,7 @@ export function runtimeConfig(
     process: {
       terminal: false,
       user: { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids ?? [] },
-      args: proc.argv,
+      args: extras.init ? [INIT_PATH, '--', ...proc.argv] : proc.argv,
       env: proc.env,
       cwd: proc.cwd,
       capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, inheritable: [], ambient: [] },

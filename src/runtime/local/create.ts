@@ -11,6 +11,7 @@ import { runCommand } from '../../util/exec.js'
 import type { InstanceSpec } from '../types.js'
 import type { UnpackedImage } from './image.js'
 import { unpackImage } from './image.js'
+import { instanceInit } from './init.js'
 import { destroyInstance } from './lifecycle.js'
 import { checkSpec, instancePaths, instanceRelPath, isInstanceId, volumePath } from './layout.js'
 import type { InstanceRecord } from './record.js'
@@ -176,7 +177,7 @@ async function bundleInstance(
       network: true,
       hostname: spec.id,
     },
-    { binds, annotations: recordAnnotations(rec) },
+    { binds, annotations: recordAnnotations(rec), init: await instanceInit() },
   )
   await writeFile(p.config, JSON.stringify(config, null, 2))
   await mkdir(home.runcRoot, { recursive: true })

@@ -22,20 +22,23 @@ async function containerStatus(home: GrailHome, id: string): Promise<string | un
   return (await listContainers(home.runcRoot)).get(id)?.status
 }
 
+/** How a stop ended: the process was not running, it exited on SIGTERM, or it needed SIGKILL. */
+export type StopOutcome = 'not-running' | 'TERM' | 'KILL'
+
 /**
  * SIGTERM, then polls (every 50 ms) until runc reports the container stopped, and sends SIGKILL once
  * `graceMs` has passed. A container that does not exist or has stopped already is left as it is.
  */
-export async function stopInstance(home: GrailHome, id: string, graceMs: number): Promise<void> {
+export async function stopInstance(home: GrailHome, id: string, graceMs: number): Promise<StopOutcome> {
   instancePaths(home, id)
   const status = await containerStatus(home, id)
-  if (status === undefined || status === 'stopped') return
+  if (status === undefined || status === 'stopped') return 'not-running'
   await runCommand(runcKillCommand({ runcRoot: home.runcRoot, id, signal: 'TERM' }), { allowFailure: true })
   const deadline = Date.now() + graceMs
   let killed = false
   for (;;) {
     const now = await containerStatus(home, id)
-    if (now === undefined || now === 'stopped') return
+    if (now === undefined || now === 'stopped') return killed ? 'KILL' : 'TERM'
     if (!killed && Date.now() >= deadline) {
       await runCommand(runcKillCommand({ runcRoot: home.runcRoot, id, signal: 'KILL' }), {
         allowFailure: true,

