@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { appendEvent, liveInstances } from '../state/index.js'
 import type { ApplyEnv } from './apply.js'
 import { proxyDir } from './apply.js'
-import { removeInstance } from './instances.js'
+import { removeInstances } from './instances.js'
 
 /**
  * `grail down`: every instance of the environment (known to state or only found by the provider) is
@@ -16,9 +16,12 @@ export async function downEnvironment(
   const ids = new Set(liveInstances(a.db, a.environment).map((r) => r.id))
   for (const o of await a.provider.list({ project: a.project.name, environment: a.environment }))
     ids.add(o.id)
-  for (const id of ids) {
-    await removeInstance(a.db, a.provider, id, { reason: 'grail down', graceMs: 2000 })
-  }
+  await removeInstances(
+    a.db,
+    a.provider,
+    [...ids].map((id) => ({ id, reason: 'grail down' })),
+    { graceMs: 2000 },
+  )
   const { stopProxy } = await import('../proxy/supervisor.js')
   for (const service of opts.services) await stopProxy(proxyDir(a.home, a.environment, service))
   if (opts.volumes)
