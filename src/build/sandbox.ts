@@ -1,4 +1,5 @@
 import type { Command } from '../util/exec.js'
+import { defaultSeccomp } from './seccomp.js'
 
 /** What a sandboxed build step runs and with which identity. */
 export interface SandboxProcess {
@@ -132,6 +133,7 @@ export function runtimeConfig(
         '/proc/scsi',
       ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      seccomp: defaultSeccomp(),
     },
   }
 }

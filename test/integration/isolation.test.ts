@@ -27,6 +27,7 @@ images:
     base: { rootfs: ./rootfs.tar }
     steps:
       - copy: site/ /srv/www
+      - run: cat /proc/self/status > /build-status
       - cmd: ${JSON.stringify(HTTPD)}
   orphans:
     base: { rootfs: ./rootfs.tar }
@@ -152,6 +153,19 @@ describe('local instance isolation', () => {
       [],
     )
     assert.deepEqual(procs.map((x) => x.comm).sort(), ['init', 'sleep'])
+    await p.destroy(h)
+  })
+
+  test('a seccomp filter applies to run steps and instances; a syscall Docker refuses fails', async () => {
+    const h = await started(instance('web'))
+    assert.match((await p.exec(h, ['cat', '/build-status'])).stdout, /^Seccomp:\s+2$/m)
+    assert.match((await p.exec(h, ['cat', '/proc/1/status'])).stdout, /^Seccomp:\s+2$/m)
+    // a new user namespace needs no capability, only the filter refuses it
+    const res = await p.exec(h, ['/bin/busybox', 'unshare', '-U', 'true'])
+    assert.notEqual(res.code, 0)
+    assert.match(res.stderr, /Operation not permitted/)
+    // what an app needs still works: threads and processes (clone), sockets
+    assert.equal((await p.exec(h, ['/bin/sh', '-c', '(echo child) | cat'])).stdout, 'child\n')
     await p.destroy(h)
   })
 
