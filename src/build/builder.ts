@@ -95,7 +95,11 @@ export async function buildImage(
   } = {},
 ): Promise<BuiltImage> {
   const emit = opts.onEvent ?? (() => {})
-  const envFor: BuildEnv = { ...env, log: (line) => emit({ type: 'log', image: image.name, line }) }
+  const envFor: BuildEnv = {
+    ...env,
+    log: (line) => emit({ type: 'log', image: image.name, line }),
+    ...(image.resources ? { resources: image.resources } : {}),
+  }
   const planned = await planBase(image, envFor)
   const steps = await keySteps(image, planned.key)
   const buildKey = steps.at(-1)?.key ?? planned.key

@@ -2,6 +2,7 @@ import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import type { ImageConfig } from '../oci/types.js'
+import type { Resources } from '../spec/types.js'
 import type { Db, PackageInfo } from '../state/index.js'
 
 /** Everything a build step needs from its surroundings. */
@@ -16,6 +17,8 @@ export interface BuildEnv {
   /** `build --refresh`: every step runs again (Debian packages re-resolved), and the caches take the result */
   refresh?: boolean
   log: (line: string) => void
+  /** limits of each `run` step of the image being built */
+  resources?: Resources
 }
 
 export interface LayerDesc {

@@ -1,3 +1,4 @@
+import type { Resources } from '../spec/types.js'
 import type { Command } from '../util/exec.js'
 import { defaultSeccomp } from './seccomp.js'
 
@@ -42,6 +43,18 @@ export interface SandboxExtras {
    * never shows in the rootfs or its upper dir.
    */
   init?: string
+  /** cgroup limits (memory, CPU time, processes) */
+  resources?: Resources
+}
+
+/** OCI `linux.resources` for limits: memory in bytes, CPU time as a CFS quota per 100 ms period. */
+export function cgroupResources(r: Resources): Record<string, unknown> {
+  const period = 100_000
+  return {
+    ...(r.memory === undefined ? {} : { memory: { limit: r.memory } }),
+    ...(r.cpus === undefined ? {} : { cpu: { quota: Math.round(r.cpus * period), period } }),
+    ...(r.pids === undefined ? {} : { pids: { limit: r.pids } }),
+  }
 }
 
 /** Where the init is mounted inside an instance. */
@@ -134,6 +147,7 @@ export function runtimeConfig(
       ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
       seccomp: defaultSeccomp(),
+      ...(extras.resources ? { resources: cgroupResources(extras.resources) } : {}),
     },
   }
 }

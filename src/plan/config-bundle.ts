@@ -1,7 +1,7 @@
 import { canonicalJson } from '../oci/canonical-json.js'
 import type { Digest } from '../oci/digest.js'
 import { sha256 } from '../oci/digest.js'
-import type { ServiceSpec } from '../spec/types.js'
+import type { Resources, ServiceSpec } from '../spec/types.js'
 
 /** A service's deploy-time configuration: what a config-only release changes. */
 export interface ConfigBundle {
@@ -10,6 +10,8 @@ export interface ConfigBundle {
   /** what else shapes the running instance without being in the image */
   port: number | null
   volumes: Array<{ name: string; path: string }>
+  /** present only when set, so bundles (and their digests) of services without them stay as they were */
+  resources?: Resources
 }
 
 /** The bundle of a service as the spec declares it, with keys in a fixed order. */
@@ -19,6 +21,7 @@ export function configBundleOf(service: ServiceSpec): ConfigBundle {
     files: service.files,
     port: service.port ?? null,
     volumes: service.volumes.map((v) => ({ name: v.name, path: v.path })),
+    ...(service.resources ? { resources: service.resources } : {}),
   }
 }
 

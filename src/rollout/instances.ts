@@ -70,6 +70,7 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
     files: config.files,
     volumes: ctx.volumes,
     port: ctx.port,
+    ...(config.resources ? { resources: config.resources } : {}),
   })
   crashPoint('instance-created')
   setInstancePhase(ctx.db, id, 'starting')

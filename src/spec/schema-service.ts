@@ -9,6 +9,7 @@ import {
   report,
 } from './schema-common.js'
 import { healthcheckSchema } from './schema-health.js'
+import { resourcesSchema } from './schema-resources.js'
 import { recycleSchema, rolloutSchema } from './schema-rollout.js'
 import type { ServiceSpec, VolumeSpec } from './types.js'
 
@@ -104,6 +105,11 @@ export const serviceShape = {
     .prefault({})
     .describe('Drift detection settings.'),
   recycle: recycleSchema.prefault({}).describe('Scheduled replacement of old instances.'),
+  resources: resourcesSchema
+    .optional()
+    .describe(
+      'Limits of each instance (`memory`, `cpus`, `pids`); a change makes a new release. Default: none.',
+    ),
 }
 
 type ServiceOut = z.output<z.ZodObject<typeof serviceShape>>

@@ -2,7 +2,7 @@
 // runs as PID 1, the image's user, the seccomp filter, resource limits, the network namespace and the
 // user namespace. Each case looks at what the instance itself sees or what the host sees of it.
 import assert from 'node:assert/strict'
-import { readFile, readdir, readlink } from 'node:fs/promises'
+import { readFile, readdir, readlink, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
@@ -169,6 +169,28 @@ describe('local instance isolation', () => {
     await p.destroy(h)
   })
 
+  test('resources: pids and memory limits hold inside the instance; the CPU quota is set', async () => {
+    const h = await started(instance('web', { resources: { memory: 32 * 1024 ** 2, pids: 10, cpus: 0.5 } }))
+    const forks = await p.exec(h, [
+      '/bin/sh',
+      '-c',
+      'for i in $(/bin/busybox seq 20); do sleep 2 & done; wait',
+    ])
+    assert.match(forks.stderr, /can't fork/)
+    // a 64 MiB buffer in a 32 MiB instance: the kernel kills it (SIGKILL: 137)
+    const big = await p.exec(h, ['/bin/busybox', 'dd', 'if=/dev/zero', 'of=/dev/null', 'bs=64M', 'count=1'])
+    assert.equal(big.code, 137, big.stderr)
+    const pid = (await p.inspect(h)).pid
+    const cgroups = await readFile(`/proc/${pid}/cgroup`, 'utf8')
+    const cpuPath = /^\d+:[^:]*\bcpu\b[^:]*:(.*)$/m.exec(cgroups)?.[1]
+    assert.ok(cpuPath, cgroups)
+    assert.equal(
+      (await readFile(join('/sys/fs/cgroup/cpu', cpuPath, 'cpu.cfs_quota_us'), 'utf8')).trim(),
+      '50000',
+    )
+    await p.destroy(h)
+  })
+
   test("the process runs as the image's user, resolved from the image's /etc/passwd", async () => {
     const h = await started(instance('www'))
     const ep = await p.endpoint(h, 8080)
@@ -178,4 +200,34 @@ describe('local instance isolation', () => {
     assert.equal((await p.exec(h, ['id', '-u'])).stdout.trim(), '33')
     await p.destroy(h)
   })
+})
+
+test("a build's run steps are held to the image's resources: a step beyond its memory limit fails", async () => {
+  const yaml = (resources: string) => `project: limits
+images:
+  big:
+    base: { rootfs: ./rootfs.tar }
+${resources}    steps:
+      - run: /bin/busybox dd if=/dev/zero of=/dev/null bs=64M count=1
+`
+  const dir = await tempProject({ 'grail.yaml': yaml('    resources: { memory: 32m, pids: 20 }\n') })
+  try {
+    makeBusyboxRootfs(join(dir, 'rootfs.tar'))
+    const home = homeAt(join(dir, '.grail'))
+    await assert.rejects(
+      runBuild({ project: await loadProject(dir), home }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'RUN_FAILED')
+        assert.match(err.message, /exited with 137/)
+        return true
+      },
+    )
+    // without the limit the same step passes
+    await writeFile(join(dir, 'grail.yaml'), yaml(''))
+    const built = await runBuild({ project: await loadProject(dir), home })
+    assert.equal(built.images.length, 1)
+    assert.deepEqual(await mountsUnder(dir), [])
+  } finally {
+    await removeDir(dir)
+  }
 })

@@ -7,6 +7,7 @@ import { overlayMountCommand, runtimeConfig } from '../../build/sandbox.js'
 import { GrailError, isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import type { OciStore } from '../../oci/store.js'
+import { checkResources } from '../../util/cgroups.js'
 import { runCommand } from '../../util/exec.js'
 import type { InstanceSpec } from '../types.js'
 import type { UnpackedImage } from './image.js'
@@ -90,6 +91,7 @@ export async function createInstance(
   opts: CreateOptions = {},
 ): Promise<void> {
   checkSpec(spec)
+  if (spec.resources) await checkResources(spec.resources, `instance ${spec.id}`)
   const image = await unpackImage(home, store, spec.image.digest)
   const hostPort = spec.port === undefined ? undefined : await freePort(await recordedPorts(home))
   const env: Record<string, string> = { ...spec.env }
@@ -177,7 +179,12 @@ async function bundleInstance(
       network: true,
       hostname: spec.id,
     },
-    { binds, annotations: recordAnnotations(rec), init: await instanceInit() },
+    {
+      binds,
+      annotations: recordAnnotations(rec),
+      init: await instanceInit(),
+      ...(spec.resources ? { resources: spec.resources } : {}),
+    },
   )
   await writeFile(p.config, JSON.stringify(config, null, 2))
   await mkdir(home.runcRoot, { recursive: true })
