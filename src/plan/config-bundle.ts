@@ -12,6 +12,8 @@ export interface ConfigBundle {
   volumes: Array<{ name: string; path: string }>
   /** present only when set, so bundles (and their digests) of services without them stay as they were */
   resources?: Resources
+  /** present only for the opt-out (`host`): the default keeps older bundles' digests */
+  network?: 'host'
 }
 
 /** The bundle of a service as the spec declares it, with keys in a fixed order. */
@@ -22,6 +24,7 @@ export function configBundleOf(service: ServiceSpec): ConfigBundle {
     port: service.port ?? null,
     volumes: service.volumes.map((v) => ({ name: v.name, path: v.path })),
     ...(service.resources ? { resources: service.resources } : {}),
+    ...(service.network === 'host' ? { network: 'host' as const } : {}),
   }
 }
 

@@ -71,6 +71,7 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
     volumes: ctx.volumes,
     port: ctx.port,
     ...(config.resources ? { resources: config.resources } : {}),
+    network: config.network ?? 'private',
   })
   crashPoint('instance-created')
   setInstancePhase(ctx.db, id, 'starting')

@@ -45,6 +45,8 @@ export interface InstanceSpec {
   port?: number
   /** limits the provider enforces (memory, CPU time, processes) */
   resources?: Resources
+  /** 'private' (default): its own network namespace, reached at `endpoint()`; 'host': the host's */
+  network?: 'private' | 'host'
 }
 
 export interface InstanceHandle {

@@ -105,6 +105,7 @@ function expectedProject(dir: string): Project {
     },
     drift: { ignore: ['/tmp/**'] },
     recycle: { maxAge: 7 * 86_400_000, jitter: 600_000, window: '02:00-05:00', order: 'most-drifted' },
+    network: 'private',
   }
   const worker: ServiceSpec = {
     name: 'worker',
@@ -113,6 +114,7 @@ function expectedProject(dir: string): Project {
     env: {},
     files: {},
     volumes: [],
+    network: 'private',
     rollout: {
       strategy: 'rolling',
       maxSurge: 1,

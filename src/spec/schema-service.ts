@@ -105,6 +105,12 @@ export const serviceShape = {
     .prefault({})
     .describe('Drift detection settings.'),
   recycle: recycleSchema.prefault({}).describe('Scheduled replacement of old instances.'),
+  network: z
+    .enum(['private', 'host'], { error: 'expected private (a network namespace per instance) or host' })
+    .default('private')
+    .describe(
+      "`private`: each instance has its own network namespace, reached by the proxy on a link only this host has, with no outbound network; `host`: it shares the host's network and gets a free loopback port as `PORT`. Default `private`.",
+    ),
   resources: resourcesSchema
     .optional()
     .describe(

@@ -125,6 +125,8 @@ export interface ServiceSpec {
   recycle: RecycleSpec
   /** limits of each instance */
   resources?: Resources
+  /** 'private': a network namespace per instance; 'host': the host's */
+  network: 'private' | 'host'
 }
 
 export interface EnvironmentSpec {

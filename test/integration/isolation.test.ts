@@ -2,7 +2,8 @@
 // runs as PID 1, the image's user, the seccomp filter, resource limits, the network namespace and the
 // user namespace. Each case looks at what the instance itself sees or what the host sees of it.
 import assert from 'node:assert/strict'
-import { readFile, readdir, readlink, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
@@ -12,9 +13,11 @@ import { homeAt } from '../../src/home.js'
 import type { OciStore } from '../../src/oci/store.js'
 import { openStore } from '../../src/oci/store.js'
 import type { ImageRef, InstanceSpec, RuntimeProvider } from '../../src/runtime/index.js'
-import { createLocalProvider } from '../../src/runtime/index.js'
+import { runcDeleteCommand } from '../../src/build/sandbox.js'
+import { createLocalProvider, reconcileLocal } from '../../src/runtime/index.js'
 import { stopInstance } from '../../src/runtime/local/lifecycle.js'
 import { loadProject } from '../../src/spec/index.js'
+import { runCommand } from '../../src/util/exec.js'
 import { mountsUnder } from '../../src/util/mounts.js'
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { removeDir, tempProject } from '../helpers/project.js'
@@ -188,6 +191,55 @@ describe('local instance isolation', () => {
       (await readFile(join('/sys/fs/cgroup/cpu', cpuPath, 'cpu.cfs_quota_us'), 'utf8')).trim(),
       '50000',
     )
+    await p.destroy(h)
+  })
+
+  test('each instance has its own network namespace, reached at its endpoint; two listen on one port', async () => {
+    const [a, b] = [instance('web'), instance('web')]
+    const [ha, hb] = [await started(a), await started(b)]
+    const [ea, eb] = [await p.endpoint(ha, 8080), await p.endpoint(hb, 8080)]
+    assert.equal(ea.port, 8080)
+    assert.equal(eb.port, 8080)
+    assert.notEqual(ea.host, eb.host)
+    assert.match(ea.host, /^169\.254\./)
+    for (const e of [ea, eb])
+      assert.equal(await fetchText(`http://${e.host}:${e.port}/index.html`), 'isolated\n')
+    // the instance sees its loopback and its link, none of the host's interfaces
+    const devs = (await p.exec(ha, ['cat', '/proc/net/dev'])).stdout
+    const names = [...devs.matchAll(/^\s*([^\s:]+):/gm)].map((m) => m[1]).sort()
+    assert.deepEqual(names, ['eth0', 'lo'])
+    const pid = (await p.inspect(ha)).pid
+    assert.notEqual(await readlink(`/proc/${pid}/ns/net`), await readlink('/proc/self/ns/net'))
+    const rec = JSON.parse(await readFile(join(f.home.instances, a.id, 'instance.json'), 'utf8'))
+    assert.ok(existsSync(`/run/netns/${rec.netns}`))
+    await p.destroy(ha)
+    await p.destroy(hb)
+    // destroy takes the namespace and the host end of the link with it
+    assert.ok(!existsSync(`/run/netns/${rec.netns}`))
+    assert.ok(!existsSync(`/sys/class/net/grl${rec.link.toString(16).padStart(4, '0')}`))
+  })
+
+  test('network: host shares the host network namespace and gets a free loopback port', async () => {
+    const h = await started(instance('web', { network: 'host' }))
+    const pid = (await p.inspect(h)).pid
+    assert.equal(await readlink(`/proc/${pid}/ns/net`), await readlink('/proc/self/ns/net'))
+    const e = await p.endpoint(h, 8080)
+    assert.equal(e.host, '127.0.0.1')
+    assert.equal(await fetchText(`http://${e.host}:${e.port}/index.html`), 'isolated\n')
+    await p.destroy(h)
+  })
+
+  test('a namespace left by a killed run (record lost, container gone) is removed by reconcileLocal', async () => {
+    const s = instance('web')
+    const h = await started(s)
+    const dir = join(f.home.instances, s.id)
+    const rec = JSON.parse(await readFile(join(dir, 'instance.json'), 'utf8'))
+    await runCommand(runcDeleteCommand({ runcRoot: f.home.runcRoot, id: s.id }))
+    await rm(join(dir, 'instance.json'))
+    assert.ok(existsSync(`/run/netns/${rec.netns}`))
+    assert.deepEqual(await reconcileLocal(f.home), [dir])
+    assert.ok(!existsSync(`/run/netns/${rec.netns}`))
+    assert.ok(!existsSync(dir))
     await p.destroy(h)
   })
 

@@ -17,7 +17,8 @@ import { destroyInstance } from './lifecycle.js'
 import { checkSpec, instancePaths, instanceRelPath, isInstanceId, volumePath } from './layout.js'
 import type { InstanceRecord } from './record.js'
 import { readRecord, recordAnnotations, writeRecord } from './record.js'
-import { runDetached, runcCreateCommand } from './runc.js'
+import { netnsName, wireInstance } from './network.js'
+import { listContainers, runDetached, runcCreateCommand } from './runc.js'
 
 /** A port nothing listens on right now on loopback, and no other instance of this home was given. */
 async function freePort(taken: Set<number>): Promise<number> {
@@ -93,10 +94,14 @@ export async function createInstance(
   checkSpec(spec)
   if (spec.resources) await checkResources(spec.resources, `instance ${spec.id}`)
   const image = await unpackImage(home, store, spec.image.digest)
-  const hostPort = spec.port === undefined ? undefined : await freePort(await recordedPorts(home))
+  const hostNetwork = spec.network === 'host'
+  // on the host's network two instances cannot both listen on the spec's port: each gets a free one
+  const hostPort =
+    spec.port === undefined || !hostNetwork ? undefined : await freePort(await recordedPorts(home))
   const env: Record<string, string> = { ...spec.env }
   if (env.PATH === undefined) env.PATH = DEFAULT_PATH_ENV.slice('PATH='.length)
   if (hostPort !== undefined) env.PORT = String(hostPort)
+  else if (spec.port !== undefined) env.PORT = String(spec.port)
   const volumes = spec.volumes.map((v) => ({
     ...v,
     source: volumePath(home, spec.labels.project, spec.labels.environment, v.name),
@@ -108,7 +113,9 @@ export async function createInstance(
     env,
     files: Object.keys(spec.files),
     volumes,
-    ...(spec.port === undefined ? {} : { port: spec.port, hostPort }),
+    ...(spec.port === undefined ? {} : { port: spec.port }),
+    ...(hostPort === undefined ? {} : { hostPort }),
+    ...(hostNetwork ? {} : { netns: netnsName(home, spec.id) }),
     createdAt: new Date().toISOString(),
   }
   await recordInstance(home, rec)
@@ -176,7 +183,8 @@ async function bundleInstance(
       cwd: cfg.WorkingDir || '/',
       uid,
       gid,
-      network: true,
+      // false: a namespace of its own (loopback only until it is wired below)
+      network: rec.netns === undefined,
       hostname: spec.id,
     },
     {
@@ -189,4 +197,17 @@ async function bundleInstance(
   await writeFile(p.config, JSON.stringify(config, null, 2))
   await mkdir(home.runcRoot, { recursive: true })
   await runDetached(runcCreateCommand({ runcRoot: home.runcRoot, bundle: p.dir, id: spec.id }), p)
+  if (rec.netns !== undefined) {
+    // wired while the container waits for `start`, so the process finds its network in place
+    const pid = (await listContainers(home.runcRoot)).get(spec.id)?.pid
+    if (!pid) throw new Error(`runc created ${spec.id} but reports no pid; this is a bug`)
+    await wireInstance({
+      netns: rec.netns,
+      pid,
+      onLink: async (link) => {
+        rec.link = link
+        await writeRecord(p.dir, rec)
+      },
+    })
+  }
 }

@@ -7,6 +7,7 @@ import type { GrailHome } from '../../home.js'
 import { runCommand } from '../../util/exec.js'
 import { mountsUnder, pidAlive } from '../../util/mounts.js'
 import { instancePaths, isInstanceId } from './layout.js'
+import { netnsName, unwireInstance } from './network.js'
 import { readRecord, writeRecord } from './record.js'
 import { listContainers, runcKillCommand, runcStartCommand } from './runc.js'
 
@@ -66,6 +67,9 @@ export async function destroyInstance(home: GrailHome, id: string): Promise<void
   if ((await containerStatus(home, id)) !== undefined) {
     await runCommand(runcDeleteCommand({ runcRoot: home.runcRoot, id }))
   }
+  // the namespace goes before the dir that records it; a record-less dir still names it by its id
+  const rec = await readRecord(p.dir)
+  await unwireInstance(rec?.netns ?? netnsName(home, id), rec?.link)
   // rm must never run through a live mount: it would delete through it
   await unmountAll(p.dir)
   await rm(p.dir, { recursive: true, force: true })
@@ -94,6 +98,7 @@ export async function reconcileLocal(home: GrailHome): Promise<string[]> {
     if (staging) stale = !pidAlive(Number(staging[1]))
     else if (isInstanceId(name)) stale = !containers.has(name) && (await readRecord(dir)) === undefined
     if (!stale) continue
+    if (isInstanceId(name)) await unwireInstance(netnsName(home, name), undefined)
     await unmountAll(dir)
     await rm(dir, { recursive: true, force: true })
     cleaned.push(dir)
