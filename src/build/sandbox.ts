@@ -45,6 +45,8 @@ export interface SandboxExtras {
   init?: string
   /** cgroup limits (memory, CPU time, processes) */
   resources?: Resources
+  /** a user namespace mapping ids 0…size-1 to host ids base…: root inside is not root on the host */
+  idMap?: { base: number; size: number }
 }
 
 /** OCI `linux.resources` for limits: memory in bytes, CPU time as a CFS quota per 100 ms period. */
@@ -73,6 +75,7 @@ export function runtimeConfig(
 ): Record<string, unknown> {
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }]
   if (!proc.network) namespaces.push({ type: 'network' })
+  if (extras.idMap) namespaces.push({ type: 'user' })
   const mounts: Array<Record<string, unknown>> = [
     { destination: '/proc', type: 'proc', source: 'proc' },
     {
@@ -94,7 +97,15 @@ export function runtimeConfig(
       options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
     },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    // sysfs can be mounted only in a network namespace the user namespace owns; else the host's, bound
+    extras.idMap && proc.network
+      ? {
+          destination: '/sys',
+          type: 'bind',
+          source: '/sys',
+          options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+        }
+      : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
   ]
   if (proc.network) {
     mounts.push({
@@ -148,6 +159,12 @@ export function runtimeConfig(
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
       seccomp: defaultSeccomp(),
       ...(extras.resources ? { resources: cgroupResources(extras.resources) } : {}),
+      ...(extras.idMap
+        ? {
+            uidMappings: [{ containerID: 0, hostID: extras.idMap.base, size: extras.idMap.size }],
+            gidMappings: [{ containerID: 0, hostID: extras.idMap.base, size: extras.idMap.size }],
+          }
+        : {}),
     },
   }
 }

@@ -14,6 +14,7 @@ export interface ConfigBundle {
   resources?: Resources
   /** present only for the opt-out (`host`): the default keeps older bundles' digests */
   network?: 'host'
+  userns?: 'host'
 }
 
 /** The bundle of a service as the spec declares it, with keys in a fixed order. */
@@ -25,6 +26,7 @@ export function configBundleOf(service: ServiceSpec): ConfigBundle {
     volumes: service.volumes.map((v) => ({ name: v.name, path: v.path })),
     ...(service.resources ? { resources: service.resources } : {}),
     ...(service.network === 'host' ? { network: 'host' as const } : {}),
+    ...(service.userns === 'host' ? { userns: 'host' as const } : {}),
   }
 }
 

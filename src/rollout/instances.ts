@@ -72,6 +72,7 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
     port: ctx.port,
     ...(config.resources ? { resources: config.resources } : {}),
     network: config.network ?? 'private',
+    userns: config.userns ?? 'private',
   })
   crashPoint('instance-created')
   setInstancePhase(ctx.db, id, 'starting')

@@ -129,7 +129,8 @@ export function runProviderContract(name: string, setup: () => Promise<ContractS
         'mkdir /srv/newdir && echo x > /srv/newdir/file',
         'echo kept > /var/lib/data/kept',
       ].join(' && ')
-      assert.equal((await p.exec(first, ['sh', '-c', script])).code, 0)
+      const ran = await p.exec(first, ['sh', '-c', script])
+      assert.equal(ran.code, 0, ran.stderr)
       const changes = await p.diff(first)
       // what is there now comes with each A and C: type, mode, owner, size and the content's sha256
       const added = changes.find((c) => c.path === '/srv/data/added')?.current

@@ -47,6 +47,8 @@ export interface InstanceSpec {
   resources?: Resources
   /** 'private' (default): its own network namespace, reached at `endpoint()`; 'host': the host's */
   network?: 'private' | 'host'
+  /** 'private' (default): root in the instance is an unprivileged host uid; 'host': the host's root */
+  userns?: 'private' | 'host'
 }
 
 export interface InstanceHandle {

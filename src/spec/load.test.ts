@@ -106,6 +106,7 @@ function expectedProject(dir: string): Project {
     drift: { ignore: ['/tmp/**'] },
     recycle: { maxAge: 7 * 86_400_000, jitter: 600_000, window: '02:00-05:00', order: 'most-drifted' },
     network: 'private',
+    userns: 'private',
   }
   const worker: ServiceSpec = {
     name: 'worker',
@@ -115,6 +116,7 @@ function expectedProject(dir: string): Project {
     files: {},
     volumes: [],
     network: 'private',
+    userns: 'private',
     rollout: {
       strategy: 'rolling',
       maxSurge: 1,

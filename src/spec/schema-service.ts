@@ -111,6 +111,14 @@ export const serviceShape = {
     .describe(
       "`private`: each instance has its own network namespace, reached by the proxy on a link only this host has, with no outbound network; `host`: it shares the host's network and gets a free loopback port as `PORT`. Default `private`.",
     ),
+  userns: z
+    .enum(['private', 'host'], {
+      error: 'expected private (root in an instance is not root on the host) or host',
+    })
+    .default('private')
+    .describe(
+      "`private`: a user namespace maps root and every uid of an instance to an unprivileged host id range of the project; `host`: the instance's root is the host's root (see docs/deploying.md). Default `private`.",
+    ),
   resources: resourcesSchema
     .optional()
     .describe(

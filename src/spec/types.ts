@@ -127,6 +127,8 @@ export interface ServiceSpec {
   resources?: Resources
   /** 'private': a network namespace per instance; 'host': the host's */
   network: 'private' | 'host'
+  /** 'private': a user namespace maps the instance's ids to an unprivileged host range; 'host': none */
+  userns: 'private' | 'host'
 }
 
 export interface EnvironmentSpec {

@@ -3,7 +3,7 @@
 // user namespace. Each case looks at what the instance itself sees or what the host sees of it.
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { readFile, readdir, readlink, rm, writeFile } from 'node:fs/promises'
+import { readFile, readdir, readlink, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, before, describe, test } from 'node:test'
@@ -240,6 +240,39 @@ describe('local instance isolation', () => {
     assert.deepEqual(await reconcileLocal(f.home), [dir])
     assert.ok(!existsSync(`/run/netns/${rec.netns}`))
     assert.ok(!existsSync(dir))
+    await p.destroy(h)
+  })
+
+  test("a user namespace maps the instance's ids to the project's unprivileged range", async () => {
+    const s = instance('www', { volumes: [{ name: 'data', path: '/data' }] })
+    const h = await started(s)
+    const { base } = JSON.parse(await readFile(join(f.home.root, 'userns.json'), 'utf8'))
+    assert.ok(base >= 1 << 20)
+    const map = (await p.exec(h, ['cat', '/proc/self/uid_map'])).stdout.trim().split(/\s+/)
+    assert.deepEqual(map, ['0', String(base), '65536'])
+    // the image's user www (33) is host uid base+33; what it writes belongs to that uid on the host
+    assert.equal((await p.exec(h, ['id', '-u'])).stdout.trim(), '33')
+    assert.equal((await p.exec(h, ['/bin/sh', '-c', 'echo x > /data/made && echo y > /tmp/made'])).code, 0)
+    const vol = await stat(join(f.home.volumes, 'iso', 'test', 'data', 'made'))
+    assert.equal(vol.uid, base + 33)
+    const upper = await stat(join(f.home.instances, s.id, 'upper', 'tmp', 'made'))
+    assert.equal(upper.uid, base + 33)
+    assert.equal(upper.gid, base + 33)
+    // the drift scan reports owners as the instance knows them
+    const made = (await p.diff(h)).find((c) => c.path === '/tmp/made')
+    assert.equal(made?.current?.uid, 33)
+    // on the host, the instance's processes run as that unprivileged uid
+    const pid = (await p.inspect(h)).pid
+    const status = await readFile(`/proc/${pid}/status`, 'utf8')
+    assert.match(status, new RegExp(`^Uid:\\s+${base + 33}\\s`, 'm'))
+    await p.destroy(h)
+    assert.deepEqual(await mountsUnder('/run/grail'), [])
+  })
+
+  test('userns: host opts out: root in the instance is the host root', async () => {
+    const h = await started(instance('web', { userns: 'host' }))
+    const map = (await p.exec(h, ['cat', '/proc/self/uid_map'])).stdout.trim().split(/\s+/)
+    assert.deepEqual(map, ['0', '0', '4294967295'])
     await p.destroy(h)
   })
 

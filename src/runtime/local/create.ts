@@ -18,6 +18,14 @@ import { checkSpec, instancePaths, instanceRelPath, isInstanceId, volumePath } f
 import type { InstanceRecord } from './record.js'
 import { readRecord, recordAnnotations, writeRecord } from './record.js'
 import { netnsName, wireInstance } from './network.js'
+import {
+  USERNS_SIZE,
+  allowTraverse,
+  ensureShiftedLowers,
+  homeIdRange,
+  stageDir,
+  stageMount,
+} from './userns.js'
 import { listContainers, runDetached, runcCreateCommand } from './runc.js'
 
 /** A port nothing listens on right now on loopback, and no other instance of this home was given. */
@@ -102,6 +110,7 @@ export async function createInstance(
   if (env.PATH === undefined) env.PATH = DEFAULT_PATH_ENV.slice('PATH='.length)
   if (hostPort !== undefined) env.PORT = String(hostPort)
   else if (spec.port !== undefined) env.PORT = String(spec.port)
+  const idRange = spec.userns === 'host' ? undefined : await homeIdRange(home)
   const volumes = spec.volumes.map((v) => ({
     ...v,
     source: volumePath(home, spec.labels.project, spec.labels.environment, v.name),
@@ -116,12 +125,13 @@ export async function createInstance(
     ...(spec.port === undefined ? {} : { port: spec.port }),
     ...(hostPort === undefined ? {} : { hostPort }),
     ...(hostNetwork ? {} : { netns: netnsName(home, spec.id) }),
+    ...(idRange ? { idBase: idRange.base } : {}),
     createdAt: new Date().toISOString(),
   }
   await recordInstance(home, rec)
   if (opts.crashAfter === 'record') return
   try {
-    await bundleInstance(home, spec, rec, image, opts)
+    await bundleInstance(home, store, spec, rec, image, opts)
   } catch (err) {
     // a failed create leaves nothing behind; a crash instead leaves a record that destroy cleans up
     await destroyInstance(home, spec.id)
@@ -132,6 +142,7 @@ export async function createInstance(
 /** Everything after the record: deploy files, overlay, volumes, runtime config, `runc create`. */
 async function bundleInstance(
   home: GrailHome,
+  store: OciStore,
   spec: InstanceSpec,
   rec: InstanceRecord,
   image: UnpackedImage,
@@ -144,17 +155,21 @@ async function bundleInstance(
     })
   }
   for (const d of [p.upper, p.work, p.rootfs, p.files]) await mkdir(d)
-  const binds: Array<{ source: string; destination: string; readonly: boolean }> = []
-  for (const [path, content] of Object.entries(spec.files)) {
-    const source = join(p.files, instanceRelPath(path, 'deploy file'))
-    await mkdir(dirname(source), { recursive: true })
-    await writeFile(source, content, { mode: 0o644 })
-    binds.push({ source, destination: path, readonly: true })
+  const base = rec.idBase
+  if (base !== undefined) {
+    // the merged root takes the upper dir's owner: the instance's root, whatever host uid that is
+    await chown(p.upper, base, base)
+    await allowTraverse([p.files])
   }
 
-  // lower dirs by name relative to the snapshots dir keep the mount options short (one page at most)
+  // lower dirs by name relative to the snapshots dir keep the mount options short (one page at most);
+  // a user-namespaced instance gets copies of them owned by its id range (runc 1.1 has no idmapped mounts)
+  const lowers =
+    base === undefined
+      ? image.lowers.map((l) => basename(l))
+      : await ensureShiftedLowers(home, store, image.layers, base)
   const mount = overlayMountCommand({
-    lowers: image.lowers.map((l) => basename(l)),
+    lowers,
     upper: p.upper,
     work: p.work,
     target: p.rootfs,
@@ -170,13 +185,39 @@ async function bundleInstance(
     })
   }
   const { uid, gid } = await resolveUser(p.rootfs, cfg.User)
+  // the host ids of the instance's user: shifted into the range under a user namespace
+  const owner = { uid: uid + (base ?? 0), gid: gid + (base ?? 0) }
+  const binds: Array<{ source: string; destination: string; readonly: boolean }> = []
+  for (const [path, content] of Object.entries(spec.files)) {
+    const source = join(p.files, instanceRelPath(path, 'deploy file'))
+    await mkdir(dirname(source), { recursive: true })
+    await writeFile(source, content, { mode: 0o644 })
+    // the app reads its deploy files as its own user, which on the host is a uid of the range
+    if (base !== undefined) await chown(source, owner.uid, owner.gid)
+    binds.push({ source, destination: path, readonly: true })
+  }
   for (const v of rec.volumes) {
     // a new volume belongs to the instance's user, so a non-root process can write its data
-    if ((await mkdir(v.source, { recursive: true })) !== undefined) await chown(v.source, uid, gid)
+    if ((await mkdir(v.source, { recursive: true })) !== undefined)
+      await chown(v.source, owner.uid, owner.gid)
     binds.push({ source: v.source, destination: v.path, readonly: false })
   }
+  let root = p.rootfs
+  if (base !== undefined) {
+    // runc, inside the user namespace, reaches everything through the stage dir (see stageDir)
+    const stage = stageDir(home, spec.id)
+    root = await stageMount(stage, 'rootfs', p.rootfs)
+    const files = await stageMount(stage, 'files', p.files)
+    for (const b of binds) {
+      if (b.source.startsWith(`${p.files}/`)) b.source = join(files, b.source.slice(p.files.length + 1))
+    }
+    for (const [i, v] of rec.volumes.entries()) {
+      const staged = await stageMount(stage, `volume-${i}`, v.source)
+      for (const b of binds) if (b.source === v.source) b.source = staged
+    }
+  }
   const config = runtimeConfig(
-    p.rootfs,
+    root,
     {
       argv,
       env: Object.entries(rec.env).map(([k, v]) => `${k}=${v}`),
@@ -192,9 +233,11 @@ async function bundleInstance(
       annotations: recordAnnotations(rec),
       init: await instanceInit(),
       ...(spec.resources ? { resources: spec.resources } : {}),
+      ...(base === undefined ? {} : { idMap: { base, size: USERNS_SIZE } }),
     },
   )
-  await writeFile(p.config, JSON.stringify(config, null, 2))
+  // 0600: the process env in it may hold secrets
+  await writeFile(p.config, JSON.stringify(config, null, 2), { mode: 0o600 })
   await mkdir(home.runcRoot, { recursive: true })
   await runDetached(runcCreateCommand({ runcRoot: home.runcRoot, bundle: p.dir, id: spec.id }), p)
   if (rec.netns !== undefined) {

@@ -10,6 +10,8 @@ import type { ImageConfig, Manifest } from '../../oci/types.js'
 export interface UnpackedImage {
   config: ImageConfig
   lowers: string[]
+  /** the layers, bottom first (for copies with shifted owners) */
+  layers: LayerRef[]
 }
 
 /**
@@ -32,5 +34,5 @@ export async function unpackImage(home: GrailHome, store: OciStore, digest: Dige
   })
   const lowers = await ensureLowers(home, store, layers)
   if (lowers.length === 0) lowers.push(await emptySnapshot(home))
-  return { config, lowers }
+  return { config, lowers, layers }
 }

@@ -9,6 +9,7 @@ import { mountsUnder, pidAlive } from '../../util/mounts.js'
 import { instancePaths, isInstanceId } from './layout.js'
 import { netnsName, unwireInstance } from './network.js'
 import { readRecord, writeRecord } from './record.js'
+import { stageDir } from './userns.js'
 import { listContainers, runcKillCommand, runcStartCommand } from './runc.js'
 
 /** Starts a created instance's process and records when. */
@@ -57,6 +58,13 @@ async function unmountAll(dir: string): Promise<void> {
   if (left.length > 0) throw new Error(`still mounted after umount: ${left.join(', ')}`)
 }
 
+/** Unmounts and removes a user-namespaced instance's stage dir (its bind mounts of rootfs and sources). */
+async function unmountStage(home: GrailHome, id: string): Promise<void> {
+  const stage = stageDir(home, id)
+  await unmountAll(stage)
+  await rm(stage, { recursive: true, force: true })
+}
+
 /**
  * Removes an instance: its runc container (killed if running), its overlay mount and its bundle dir with
  * the upper dir and logs. Volume data is not under the bundle dir and stays. Works on half-created
@@ -71,6 +79,7 @@ export async function destroyInstance(home: GrailHome, id: string): Promise<void
   const rec = await readRecord(p.dir)
   await unwireInstance(rec?.netns ?? netnsName(home, id), rec?.link)
   // rm must never run through a live mount: it would delete through it
+  await unmountStage(home, id)
   await unmountAll(p.dir)
   await rm(p.dir, { recursive: true, force: true })
 }
@@ -98,7 +107,10 @@ export async function reconcileLocal(home: GrailHome): Promise<string[]> {
     if (staging) stale = !pidAlive(Number(staging[1]))
     else if (isInstanceId(name)) stale = !containers.has(name) && (await readRecord(dir)) === undefined
     if (!stale) continue
-    if (isInstanceId(name)) await unwireInstance(netnsName(home, name), undefined)
+    if (isInstanceId(name)) {
+      await unwireInstance(netnsName(home, name), undefined)
+      await unmountStage(home, name)
+    }
     await unmountAll(dir)
     await rm(dir, { recursive: true, force: true })
     cleaned.push(dir)

@@ -25,6 +25,8 @@ export interface InstanceRecord {
    */
   netns?: string
   link?: number
+  /** userns: private: the host uid (and gid) that uid 0 of the instance maps to; 65536 ids from there */
+  idBase?: number
   createdAt: string
   startedAt?: string
 }

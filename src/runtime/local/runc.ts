@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, readFileSync } from 'node:fs'
 import { GrailError, isErrno } from '../../errors.js'
 import type { Command } from '../../util/exec.js'
 import { runCommand } from '../../util/exec.js'
@@ -77,12 +77,12 @@ export async function runDetached(cmd: Command, logs: { stdout: string; stderr: 
       child.on('exit', (c, signal) => resolve(c ?? (signal ? -1 : 0)))
     })
     if (code !== 0) {
+      // the log goes with the instance when the failed create is undone: its tail goes into the error
+      const tail = readFileSync(logs.stderr, 'utf8').trim().split('\n').slice(-5)
       throw new GrailError(
         'COMMAND_FAILED',
         `${cmd.file} ${cmd.args.slice(2, 3).join(' ')} exited with ${code}`,
-        {
-          details: [`see ${logs.stderr}`],
-        },
+        { details: tail },
       )
     }
   } finally {
