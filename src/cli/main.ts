@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { registerBuild } from './commands/build.js'
 import { registerDeploy } from './commands/deploy.js'
@@ -6,22 +7,42 @@ import { registerLifecycle } from './commands/lifecycle.js'
 import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
+import { registerState } from './commands/state.js'
 import type { GlobalOptions } from './project.js'
-import { EXIT, reportError } from './render.js'
+import { EXIT, ignoreClosedPipes, reportError, reportUsageError } from './render.js'
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+    version: string
+  }
+  return pkg.version
+}
 
 /**
  * The `grail` entry point: parses argv, runs one command, maps the outcome to an exit code.
  * Commands load the engine lazily so that `grail build` of an unchanged image starts fast.
  */
 export async function main(argv: string[]): Promise<number> {
+  ignoreClosedPipes()
+  // with --json every error is one JSON object on stderr, usage errors included: commander's own
+  // message is held back and rendered by reportUsageError instead
+  const json = argv.includes('--json')
   const program = new Command('grail')
     .description('immutable infrastructure: reproducible golden images, deployed by replacement')
+    .version(packageVersion(), '-V, --version', 'print the version of Grail')
     .option('-C, --chdir <dir>', 'run as if started in DIR')
     .option('-f, --file <file>', 'spec file (default: grail.yaml in the directory or a parent)')
     .option('--json', 'machine-readable output')
-    .showHelpAfterError()
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .configureOutput({
+      writeErr: (s) => {
+        if (!json) process.stderr.write(s)
+      },
+      outputError: (s, write) => {
+        if (!json) write(s)
+      },
+    })
+  if (!json) program.showHelpAfterError()
   const globals = () => program.opts<GlobalOptions>()
   registerInit(program, globals)
   registerBuild(program, globals)
@@ -31,14 +52,17 @@ export async function main(argv: string[]): Promise<number> {
   registerOperate(program, globals)
   registerDrift(program, globals)
   registerLifecycle(program, globals)
+  registerState(program, globals)
   try {
     await program.parseAsync(argv)
     // a command may ask for another status without failing (plan/drift --detailed-exitcode: 2)
     return typeof process.exitCode === 'number' ? process.exitCode : EXIT.ok
   } catch (err) {
     if (err instanceof CommanderError) {
-      return err.exitCode === 0 ? EXIT.ok : EXIT.user
+      if (err.exitCode === 0) return EXIT.ok
+      if (json) reportUsageError(err)
+      return EXIT.user
     }
-    return reportError(err, argv.includes('--json'))
+    return reportError(err, json)
   }
 }

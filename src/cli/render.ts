@@ -75,24 +75,79 @@ export function shortDigest(d: string): string {
 }
 
 /**
+ * A reader that goes away (`grail status | head -1`) closes the pipe: the rest of the output has nowhere
+ * to go, but the command still finishes what it does (an apply must not stop half-way because its
+ * output is no longer read), so a closed stdout or stderr is ignored instead of crashing the process.
+ */
+export function ignoreClosedPipes(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EPIPE' || err.code === 'ERR_STREAM_DESTROYED') return
+      throw err
+    })
+  }
+}
+
+function writeJsonError(error: Record<string, unknown>): void {
+  process.stderr.write(`${JSON.stringify({ error })}\n`)
+}
+
+/** A usage error (unknown command or option, missing or invalid argument) as JSON on stderr. */
+export function reportUsageError(err: { code: string; message: string }): void {
+  if (err.code === 'commander.help') {
+    // `grail` with no command shows the help on stderr; as JSON that is the error it stands for
+    writeJsonError({
+      code: 'USAGE_NO_COMMAND',
+      message: 'no command given',
+      details: [],
+      hint: 'see `grail --help`',
+    })
+    return
+  }
+  writeJsonError({
+    code: `USAGE_${err.code
+      .replace(/^commander\./, '')
+      .replace(/[A-Z]/g, (c) => `_${c}`)
+      .toUpperCase()}`,
+    message: err.message.replace(/^error: /, ''),
+    details: [],
+    hint: 'see `grail --help`',
+  })
+}
+
+/** The state database is damaged past what the open-time check saw: a user error, not a bug. */
+function corruption(err: unknown): GrailError | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  if (!(err instanceof Error) || typeof code !== 'string') return undefined
+  if (!code.startsWith('SQLITE_CORRUPT') && code !== 'SQLITE_NOTADB') return undefined
+  return new GrailError('STATE_DAMAGED', `the state database (.grail/state.db) is damaged: ${err.message}`, {
+    hint: 'restore it from a backup, or run `grail state reset --force` to start over (images are kept)',
+  })
+}
+
+/**
  * Maps any error to an exit code and a message on stderr: a user error shows its message, details and
- * hint (no stack); anything else is a bug and shows its stack.
+ * hint (no stack); anything else is a bug and shows its stack. With `json`, either is one JSON object.
  */
 export function reportError(err: unknown, json: boolean): number {
-  if (err instanceof GrailError) {
+  const user = err instanceof GrailError ? err : corruption(err)
+  if (user) {
     if (json) {
-      process.stderr.write(
-        `${JSON.stringify({ error: { code: err.code, message: err.message, details: err.details, hint: err.hint } })}\n`,
-      )
+      writeJsonError({ code: user.code, message: user.message, details: user.details, hint: user.hint })
     } else {
-      process.stderr.write(`${style.red('error')}: ${err.message}\n`)
-      for (const d of err.details) process.stderr.write(`${d.replace(/^/gm, '  ')}\n`)
-      if (err.hint) process.stderr.write(`${style.dim('hint')}: ${err.hint}\n`)
+      process.stderr.write(`${style.red('error')}: ${user.message}\n`)
+      for (const d of user.details) process.stderr.write(`${d.replace(/^/gm, '  ')}\n`)
+      if (user.hint) process.stderr.write(`${style.dim('hint')}: ${user.hint}\n`)
     }
     return EXIT.user
   }
   const e = err instanceof Error ? err : new Error(String(err))
+  const note = 'This is a bug in Grail; please report it with the command you ran.'
+  if (json) {
+    writeJsonError({ code: 'INTERNAL', message: e.message, stack: e.stack ?? e.message, note })
+    return EXIT.internal
+  }
   process.stderr.write(`${style.red('internal error')}: ${e.stack ?? e.message}\n`)
-  process.stderr.write('This is a bug in Grail; please report it with the command you ran.\n')
+  process.stderr.write(`${note}\n`)
   return EXIT.internal
 }

@@ -1,47 +1,41 @@
 import assert from 'node:assert/strict'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { setTimeout as sleep } from 'node:timers/promises'
-import { after, test } from 'node:test'
-import type { RuntimeProvider } from '../runtime/types.js'
-import { liveInstances, openDb, recordInstance } from '../state/index.js'
-import { STOP_CONCURRENCY, removeInstances } from './instances.js'
+import { test } from 'node:test'
+import fc from 'fast-check'
+import { isInstanceId } from '../runtime/local/layout.js'
+import { NAME_MAX, NAME_PATTERN, RESERVED_SERVICE_PREFIX } from '../spec/schema-common.js'
+import { MAX_INSTANCE_ID, instanceId } from './instances.js'
 
-const dirs: string[] = []
-after(async () => {
-  for (const d of dirs) await rm(d, { recursive: true, force: true })
+/** Every service name the schema accepts. */
+const serviceName = fc
+  .stringMatching(NAME_PATTERN)
+  .filter((s) => s.length <= NAME_MAX && !`${s}-`.startsWith(RESERVED_SERVICE_PREFIX))
+
+test('every valid service name gives a valid instance id at every release number', () => {
+  fc.assert(
+    fc.property(
+      serviceName,
+      fc.integer({ min: 1, max: Number.MAX_SAFE_INTEGER }),
+      fc.stringMatching(/^[0-9a-f]{6}$/),
+      (service, release, suffix) => {
+        const id = instanceId(service, release, suffix)
+        assert.ok(id.length <= MAX_INSTANCE_ID, id)
+        assert.ok(isInstanceId(id), id)
+        assert.ok(id.endsWith(`-r${release}-${suffix}`), id)
+      },
+    ),
+    { numRuns: 2000 },
+  )
 })
 
-test('removeInstances stops several at once, never more than the bound (fake provider counting stops in flight)', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'grail-stop-'))
-  dirs.push(dir)
-  const db = openDb(join(dir, 'state.db'))
-  const ids = Array.from({ length: 20 }, (_, i) => `web-r1-${i}`)
-  for (const id of ids)
-    recordInstance(db, { id, service: 'web', environment: 'local', releaseNumber: 1, provider: 'fake' })
-  let inFlight = 0
-  let most = 0
-  const stopped: string[] = []
-  // a stop that waits, as one waiting on a process to exit does
-  const provider = {
-    name: 'fake',
-    async stop(h: { id: string }) {
-      inFlight++
-      most = Math.max(most, inFlight)
-      await sleep(20)
-      inFlight--
-      stopped.push(h.id)
-    },
-    async destroy() {},
-  } as unknown as RuntimeProvider
-  await removeInstances(
-    db,
-    provider,
-    ids.map((id) => ({ id, reason: 'grail down' })),
-    { graceMs: 1000 },
+test('a short service name is kept whole; a 63-character one is cut only as far as the release needs', () => {
+  assert.equal(instanceId('web', 12, 'abcdef'), 'web-r12-abcdef')
+  const long = 'a'.repeat(63)
+  assert.equal(instanceId(long, 1, 'abcdef'), `${'a'.repeat(53)}-r1-abcdef`)
+  assert.equal(instanceId(long, 10, 'abcdef'), `${'a'.repeat(52)}-r10-abcdef`)
+  assert.equal(instanceId(long, Number.MAX_SAFE_INTEGER, 'abcdef').length, 63)
+  // a cut that ends on '-' drops it, so the id never holds '--' from the cut
+  assert.equal(
+    instanceId(`${'a'.repeat(51)}-b${'c'.repeat(11)}`, 10, 'abcdef'),
+    `${'a'.repeat(51)}-r10-abcdef`,
   )
-  assert.deepEqual(stopped.sort(), [...ids].sort())
-  assert.equal(most, STOP_CONCURRENCY)
-  assert.deepEqual(liveInstances(db, 'local'), [])
 })

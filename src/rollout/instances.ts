@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto'
+import { GrailError } from '../errors.js'
 import type { Backend } from '../proxy/types.js'
 import type { InstanceHandle, RuntimeProvider } from '../runtime/types.js'
 import type { ConfigBundle } from '../plan/config-bundle.js'
@@ -26,6 +27,22 @@ export class GateFailed extends Error {
   }
 }
 
+/** Instance ids are at most this long: they are the instance's hostname, which a DNS label bounds. */
+export const MAX_INSTANCE_ID = 63
+
+/**
+ * A new instance's id: `<service>-r<release>-<6 hex>`, with the service name cut short when the whole
+ * would pass 63 characters. Release numbers grow without bound, so the id's length must not: at the
+ * largest safe integer (16 digits) the tail is 25 characters and 38 of the service name remain, enough
+ * to recognise it; the random part keeps ids unique, the service is recorded beside the id anyway.
+ */
+export function instanceId(service: string, release: number, suffix: string): string {
+  const tail = `-r${release}-${suffix}`
+  const room = MAX_INSTANCE_ID - tail.length
+  const head = service.length <= room ? service : service.slice(0, room).replace(/-+$/, '')
+  return head + tail
+}
+
 /** Without a declared check, a listening service must at least accept connections on its port. */
 export function effectiveCheck(ctx: RolloutContext): HealthCheck | undefined {
   if (ctx.healthcheck) return ctx.healthcheck
@@ -47,7 +64,7 @@ export function effectiveCheck(ctx: RolloutContext): HealthCheck | undefined {
  */
 export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promise<Serving> {
   const id =
-    ctx.newId?.(release.number) ?? `${ctx.service}-r${release.number}-${randomBytes(3).toString('hex')}`
+    ctx.newId?.(release.number) ?? instanceId(ctx.service, release.number, randomBytes(3).toString('hex'))
   const config = release.config as ConfigBundle
   recordInstance(ctx.db, {
     id,
@@ -124,8 +141,13 @@ export async function removeInstance(
   setInstancePhase(db, id, 'stopping', { reason: opts.reason })
   crashPoint('old-stopping')
   const h: InstanceHandle = { id, provider: provider.name }
-  await provider.stop(h, { graceMs: opts.graceMs })
-  await provider.destroy(h)
+  try {
+    await provider.stop(h, { graceMs: opts.graceMs })
+    await provider.destroy(h)
+  } catch (err) {
+    // a provider refuses an id it could never have created (state from an older Grail): nothing of it exists
+    if (!(err instanceof GrailError && err.code === 'BAD_INSTANCE_ID')) throw err
+  }
   setInstancePhase(db, id, 'destroyed', { reason: opts.reason })
 }
 

@@ -1,5 +1,6 @@
 import type { InstanceView } from '../plan/types.js'
-import type { InstanceObservation, RuntimeProvider } from '../runtime/types.js'
+import { GrailError } from '../errors.js'
+import type { InstanceObservation, InstanceState, RuntimeProvider } from '../runtime/types.js'
 import type { Db, InstanceRecord } from '../state/index.js'
 import { liveInstances } from '../state/index.js'
 
@@ -42,4 +43,23 @@ export async function observe(
     }
   }
   return { views, records, observed }
+}
+
+/**
+ * One instance state expects, as the provider reports it: `missing` when the provider has no such
+ * instance, `invalid id` when it could never have one (an id an older Grail made), so that `status`
+ * shows every record whatever state holds instead of failing on one.
+ */
+export async function inspectRecorded(
+  provider: RuntimeProvider,
+  id: string,
+): Promise<{ state: InstanceState | 'invalid id'; pid?: number }> {
+  try {
+    const o = await provider.inspect({ id, provider: provider.name })
+    return { state: o.state, ...(o.pid === undefined ? {} : { pid: o.pid }) }
+  } catch (err) {
+    if (err instanceof GrailError && err.code === 'INSTANCE_NOT_FOUND') return { state: 'missing' }
+    if (err instanceof GrailError && err.code === 'BAD_INSTANCE_ID') return { state: 'invalid id' }
+    throw err
+  }
 }

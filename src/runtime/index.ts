@@ -4,4 +4,9 @@
  * re-exported here).
  */
 export type * from './types.js'
-export { createLocalProvider, reconcileLocal, type LocalProviderOptions } from './local/index.js'
+export {
+  createLocalProvider,
+  destroyAllLocal,
+  reconcileLocal,
+  type LocalProviderOptions,
+} from './local/index.js'

@@ -125,6 +125,63 @@ describe('spec errors name file:line:col, the key path, expected and found, and 
     )
   })
 
+  it('a service name one character over the limit names the limit and offers the name cut to it', async () => {
+    const name = `s${'x'.repeat(63)}`
+    assert.equal(
+      await problem(lines('project: a', 'images: {web: {}}', 'services:', `  ${name}: {image: web}`)),
+      `grail.yaml:4:3  services.${name}: a name is at most 63 characters, this one has 64\n` +
+        `  hint: try "${name.slice(0, 63)}"`,
+    )
+  })
+
+  it('a service name at the limit is valid', async () => {
+    const dir = await tempProject(
+      {
+        'grail.yaml': lines(
+          'project: a',
+          'images: {web: {}}',
+          'services:',
+          `  ${'s'.repeat(63)}: {image: web}`,
+        ),
+      },
+      'grail-spec-err-',
+    )
+    dirs.push(dir)
+    const project = await loadProject(dir, { cwd: dir, env: {} })
+    assert.deepEqual(Object.keys(project.services), ['s'.repeat(63)])
+  })
+
+  for (const name of ['grail-b', 'grail-b-web']) {
+    it(`a service name starting with the build sandboxes' prefix is refused: ${name}`, async () => {
+      const problems = await problem(
+        lines('project: a', 'images: {web: {}}', 'services:', `  ${name}: {image: web}`),
+      )
+      assert.match(
+        problems,
+        /^grail\.yaml:4:3 {2}services\.grail-b.*: a service name may not start with "grail-b"/,
+      )
+      assert.match(problems, /hint: rename the service/)
+    })
+  }
+
+  it('a path in the image that climbs out with ".." is refused, with the path it means as the hint', async () => {
+    assert.equal(
+      await problem(lines(...IMAGE, '      - copy: site/ /../../../tmp/x')),
+      'grail.yaml:6:15  images.hello.steps[0].copy: copy destination "/../../../tmp/x" climbs out with ".."\n' +
+        '  hint: write the path without "..", e.g. "/tmp/x"',
+    )
+    assert.match(
+      await problem(lines(...IMAGE, '      - workdir: /srv/../../x')),
+      /steps\[0\]\.workdir: the path "\/srv\/\.\.\/\.\.\/x" climbs out with "\.\."/,
+    )
+    assert.match(
+      await problem(
+        lines('project: a', 'images: {web: {}}', 'services:', '  web: {image: web, volumes: ["d:/../x"]}'),
+      ),
+      /services\.web\.volumes\[0\]: volume path "\/\.\.\/x" climbs out/,
+    )
+  })
+
   it('service referencing an unknown image', async () => {
     assert.equal(
       await problem(lines('project: a', 'images:', '  hello: {}', 'services:', '  web:', '    image: helo')),

@@ -3,6 +3,7 @@
  * "expected <what>", which the error formatter completes with ", found <value>"; a custom issue may carry
  * `params` (see `IssueParams`) with a hint and where in the file it should point.
  */
+import { posix } from 'node:path'
 import { z } from 'zod'
 import { DURATION_PATTERN, parseDuration } from './duration.js'
 import { didYouMean, listAnd, listOr } from './suggest.js'
@@ -43,18 +44,52 @@ export function slugify(input: string): string {
     .slice(0, 63)
 }
 
+/** The longest name: a DNS label, so a name can become a hostname or a label on any provider. */
+export const NAME_MAX = 63
+
+/**
+ * Service names may not start with this: an instance id begins with its service's name, and Grail's
+ * build sandboxes (src/build/run-step.ts) share the runc root under ids starting `grail-b-`, which the
+ * stale-build cleaner deletes.
+ */
+export const RESERVED_SERVICE_PREFIX = 'grail-b-'
+
+function checkName(ctx: Ctx): void {
+  if (NAME_PATTERN.test(ctx.value as string)) return
+  const value = ctx.value as string
+  const slug = slugify(value)
+  const hint = NAME_PATTERN.test(slug) ? `try "${slug}"` : 'use lowercase letters, digits and "-"'
+  if (value.length > NAME_MAX && NAME_PATTERN.test(value.slice(0, NAME_MAX))) {
+    report(ctx, `a name is at most ${NAME_MAX} characters, this one has ${value.length}`, value, { hint })
+    return
+  }
+  report(ctx, NAME_EXPECTED, value, { hint })
+}
+
 /** A project, image, service, environment or volume name: `^[a-z0-9][a-z0-9-]{0,62}$`. */
 export function nameSchema(what: string) {
   return z
     .string({ error: `expected ${what}` })
-    .check((ctx) => {
-      if (NAME_PATTERN.test(ctx.value)) return
-      const slug = slugify(ctx.value)
-      report(ctx, NAME_EXPECTED, ctx.value, {
-        hint: NAME_PATTERN.test(slug) ? `try "${slug}"` : 'use lowercase letters, digits and "-"',
-      })
-    })
+    .check((ctx) => checkName(ctx as Ctx))
     .meta({ pattern: NAME_PATTERN.source })
+}
+
+/** A service name: a name that does not start Grail's reserved `grail-b-` (see RESERVED_SERVICE_PREFIX). */
+export function serviceNameSchema(what: string) {
+  return z
+    .string({ error: `expected ${what}` })
+    .check((ctx) => {
+      checkName(ctx as Ctx)
+      if (`${ctx.value}-`.startsWith(RESERVED_SERVICE_PREFIX)) {
+        report(
+          ctx,
+          `a service name may not start with "${RESERVED_SERVICE_PREFIX.slice(0, -1)}": Grail's build sandboxes use that prefix`,
+          ctx.value,
+          { hint: `rename the service, e.g. "${ctx.value.replace(/^grail-b/, 'svc')}"` },
+        )
+      }
+    })
+    .meta({ pattern: `^(?!grail-b(-|$))${NAME_PATTERN.source.slice(1)}` })
 }
 
 /** A whole number in [min, max], with one "expected" phrase for every way it can be wrong. */
@@ -66,12 +101,27 @@ export function integer(expected: string, min: number, max = Number.MAX_SAFE_INT
 /** A TCP/UDP port number, 1-65535. */
 export const portSchema = integer('a port number (1-65535)', 1, 65535)
 
-/** An absolute POSIX path inside the image or instance. */
+/**
+ * A path inside the image or instance that climbs with `..` is refused: it would name a place above
+ * the root that the image or instance cannot have. Reports it with the normalised path as the hint.
+ */
+export function checkNoDotDot(ctx: Ctx, path: string, what: string): boolean {
+  if (!path.split('/').includes('..')) return true
+  report(ctx, `${what} "${path}" climbs out with ".."`, path, {
+    hint: `write the path without "..", e.g. "${posix.normalize(path)}"`,
+  })
+  return false
+}
+
+/** An absolute POSIX path inside the image or instance, without `..`. */
 export function absolutePath(what = 'an absolute path (starting with "/")') {
   return z
     .string({ error: `expected ${what}` })
     .check((ctx) => {
-      if (ctx.value.startsWith('/')) return
+      if (ctx.value.startsWith('/')) {
+        checkNoDotDot(ctx as Ctx, ctx.value, 'the path')
+        return
+      }
       report(ctx, `expected ${what}`, ctx.value, {
         hint: `write "/${ctx.value.replace(/^\.?\/*/, '')}"`,
       })

@@ -2,6 +2,7 @@ import { z } from 'zod'
 import {
   NAME_PATTERN,
   absolutePath,
+  checkNoDotDot,
   envMapSchema,
   integer,
   nameSchema,
@@ -41,7 +42,7 @@ const volumeSchema = z
     const path = v.slice(colon + 1)
     if (colon < 0 || !NAME_PATTERN.test(name) || !path.startsWith('/')) {
       report(ctx, `${VOLUME_ERROR}, found "${v}"`, v, { hint: 'for example "data:/var/lib/app"' })
-    }
+    } else checkNoDotDot(ctx as unknown as Parameters<typeof checkNoDotDot>[0], path, 'volume path')
     return { name, path, exclusive: false }
   })
   .describe('A volume: `"NAME:/path"` or `{name, path, exclusive}`.')

@@ -7,6 +7,7 @@ import {
   integer,
   isPlainObject,
   portSchema,
+  checkNoDotDot,
   report,
   scalarString,
 } from './schema-common.js'
@@ -83,7 +84,7 @@ const copyStep = z
         report(ctx, `copy destination must be an absolute path in the image, found "${to}"`, c, {
           hint: `write "${parts.join(' ')} /${to.replace(/^\.?\/*/, '')}"`,
         })
-      }
+      } else checkNoDotDot(ctx as unknown as Ctx, to, 'copy destination')
       for (const src of parts) checkSource(ctx, src, [])
       return { kind: 'copy', from: parts, to, exclude: [] }
     }

@@ -6,7 +6,7 @@
  */
 import { z } from 'zod'
 import { baseSchema } from './schema-base.js'
-import { durationSchema, integer, nameSchema, report } from './schema-common.js'
+import { durationSchema, integer, nameSchema, report, serviceNameSchema } from './schema-common.js'
 import { resourcesSchema } from './schema-resources.js'
 import { serviceOverrideSchema, serviceSchema } from './schema-service.js'
 import { stepSchema } from './schema-steps.js'
@@ -54,7 +54,7 @@ const environmentSchema = z
         "Provider connection, e.g. `unix:///run/docker.sock` or `tcp://host:2376`. Default: the provider's usual socket.",
       ),
     services: z
-      .record(nameSchema('a service name'), serviceOverrideSchema)
+      .record(serviceNameSchema('a service name'), serviceOverrideSchema)
       .default({})
       .describe(
         'Per-service overrides, deep-merged into `services.<name>`: mappings merge, lists and values replace; `healthcheck` and `publish` replace as a whole.',
@@ -119,7 +119,7 @@ export const grailSchema = z
       .default({})
       .describe('Images to build, by name.'),
     services: z
-      .record(nameSchema('a service name'), serviceSchema)
+      .record(serviceNameSchema('a service name'), serviceSchema)
       .default({})
       .describe('Services to run, by name: instances of one image.'),
     environments: z

@@ -27,13 +27,26 @@ export function appendEvent(db: Db, kind: string, subject: string, data: Record<
   )
 }
 
-export function listEvents(db: Db, opts: { subject?: string; limit?: number } = {}): EventRecord[] {
-  const rows = (
-    opts.subject
-      ? db
-          .prepare('SELECT * FROM events WHERE subject = ? ORDER BY id DESC LIMIT ?')
-          .all(opts.subject, opts.limit ?? 100)
-      : db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(opts.limit ?? 100)
-  ) as Array<Omit<EventRecord, 'data'> & { data: string }>
+/**
+ * Events newest first: of one subject, at or after an ISO time (`since`), at most `limit` (default 100).
+ */
+export function listEvents(
+  db: Db,
+  opts: { subject?: string; since?: string; limit?: number } = {},
+): EventRecord[] {
+  const where: string[] = []
+  const args: unknown[] = []
+  if (opts.subject !== undefined) {
+    where.push('subject = ?')
+    args.push(opts.subject)
+  }
+  if (opts.since !== undefined) {
+    where.push('at >= ?')
+    args.push(opts.since)
+  }
+  const sql = `SELECT * FROM events${where.length ? ` WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ?`
+  const rows = db.prepare(sql).all(...args, opts.limit ?? 100) as Array<
+    Omit<EventRecord, 'data'> & { data: string }
+  >
   return rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> }))
 }

@@ -6,7 +6,8 @@ export {
   putCachedBase,
   putCachedLayer,
 } from './cache.js'
-export { type Db, nowIso, openDb } from './db.js'
+export { type Db, nowIso, openDb, type OpenDbOptions } from './db.js'
+export { isCorruption, RESET_COMMAND, stateLeftovers } from './guard.js'
 export { appendEvent, currentActor, type EventRecord, listEvents } from './events.js'
 export {
   finishHotfix,
@@ -40,6 +41,7 @@ export {
   recordInstance,
   setInstancePhase,
 } from './instances.js'
+export { type ProjectMeta, projectMeta, recordProjectMeta, servicesInState } from './meta.js'
 export { acquireLock, type LockHolder, releaseLock } from './locks.js'
 export {
   insertRelease,

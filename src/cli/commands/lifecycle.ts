@@ -129,7 +129,8 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
           const rec = findImage(db, parseImageRef(ref))
           if (pin) pinImage(db, rec, flags.reason)
           else unpinImage(db, rec.digest)
-          out(`${rec.name}@${rec.version} ${pin ? 'pinned' : 'unpinned'}`)
+          if (g.json) printJson({ name: rec.name, version: rec.version, digest: rec.digest, pinned: pin })
+          else out(`${rec.name}@${rec.version} ${pin ? 'pinned' : 'unpinned'}`)
         } finally {
           db.close()
         }

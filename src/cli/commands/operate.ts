@@ -1,5 +1,6 @@
 import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
+import { wholeNumber } from '../args.js'
 import type { GlobalOptions } from '../project.js'
 import { formatAge, out, printJson, shortDigest, style, table } from '../render.js'
 import { withEnvironment } from './with-environment.js'
@@ -12,12 +13,13 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .argument('[env]', 'environment')
     .action(async (env: string | undefined) => {
       const g = globals()
-      const rows = await withEnvironment(g, env, { lock: false }, async (a) => {
+      const rows = await withEnvironment(g, env, { lock: false, fromState: true }, async (a) => {
         const { liveInstances, listReleases } = await import('../../state/index.js')
+        const { inspectRecorded } = await import('../../rollout/observe.js')
         const releases = listReleases(a.db, a.environment)
         const out: Array<Record<string, unknown>> = []
         for (const rec of liveInstances(a.db, a.environment)) {
-          const obs = await a.provider.inspect({ id: rec.id, provider: a.provider.name })
+          const obs = await inspectRecorded(a.provider, rec.id)
           const rel = releases.find((r) => r.service === rec.service && r.number === rec.releaseNumber)
           out.push({
             id: rec.id,
@@ -72,12 +74,14 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .command('logs')
     .description("an instance's output")
     .argument('<instance>', 'instance id (see grail status)')
-    .option('-n, --tail <lines>', 'only the last lines', (v) => Number.parseInt(v, 10))
+    .option('-n, --tail <lines>', 'only the last lines', wholeNumber('a number of lines'))
     .action(async (id: string, flags: { tail?: number }) => {
       const g = globals()
-      const text = await withEnvironment(g, undefined, { lock: false }, (a) =>
-        a.provider.logs({ id, provider: a.provider.name }, { tailLines: flags.tail }),
-      )
+      const text = await withEnvironment(g, undefined, { lock: false, fromState: true }, async (a) => {
+        const h = { id, provider: a.provider.name }
+        await a.provider.inspect(h) // an id that names no instance is an error, not empty output
+        return a.provider.logs(h, { tailLines: flags.tail })
+      })
       process.stdout.write(text)
     })
 
@@ -88,11 +92,12 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .option('--volumes', 'also delete the volumes of this environment')
     .action(async (env: string | undefined, flags: { volumes?: boolean }) => {
       const g = globals()
-      const done = await withEnvironment(g, env, { lock: true }, async (a, project) => {
+      const done = await withEnvironment(g, env, { lock: true, fromState: true }, async (a, project) => {
         const { downEnvironment } = await import('../../rollout/down.js')
+        const { servicesOf } = await import('../project-from-state.js')
         return downEnvironment(a, {
           volumes: flags.volumes === true,
-          services: Object.keys(project.services),
+          services: servicesOf(a.db, project, a.environment),
         })
       })
       if (g.json) printJson(done)
@@ -100,13 +105,18 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
         out(
           `${done.environment}: destroyed ${done.instances.length} instance(s)${done.volumes ? ' and the volumes' : ''}`,
         )
+      if (done.failed.length > 0)
+        throw new GrailError('DOWN_INCOMPLETE', `${done.environment}: down could not remove everything`, {
+          details: done.failed.map((f) => `${f.what}: ${f.error}`),
+          hint: `fix the cause and run \`grail down\` again${flags.volumes ? '; the volumes were kept' : ''}`,
+        })
     })
 
   program
     .command('rollback')
     .description('re-deploy an earlier release of a service (default: the one before the active one)')
     .argument('<service>', 'service name')
-    .argument('[release]', 'release number', (v) => Number.parseInt(v, 10))
+    .argument('[release]', 'release number', wholeNumber('a release number'))
     .option('-e, --env <env>', 'environment')
     .action(async (service: string, releaseNo: number | undefined, flags: { env?: string }) => {
       const g = globals()

@@ -5,11 +5,15 @@ import { findSpecFile } from '../project.js'
 /** An opened environment; the type only, so this module loads nothing until a command runs. */
 type Env = Awaited<ReturnType<typeof import('../environment.js')['openEnvironment']>>
 
-/** Loads the project and opens an environment's state, provider and proxies; closes the database after. */
+/**
+ * Loads the project and opens an environment's state, provider and proxies; closes the database after.
+ * With `fromState`, an invalid spec is not the end: the command (status, logs, down) works on what state
+ * recorded of the project (its name and environments), after a warning that the spec is broken.
+ */
 export async function withEnvironment<T>(
   g: GlobalOptions,
   envArg: string | undefined,
-  opts: { lock: boolean },
+  opts: { lock: boolean; fromState?: boolean },
   fn: (a: Env, project: Project) => Promise<T>,
 ): Promise<T> {
   const [{ loadProjectCached }, { resolveHome }, state, { openEnvironment }] = await Promise.all([
@@ -18,11 +22,27 @@ export async function withEnvironment<T>(
     import('../../state/index.js'),
     import('../environment.js'),
   ])
-  const project = await loadProjectCached(findSpecFile(g))
-  const environment = envArg ?? Object.keys(project.environments)[0] ?? 'local'
-  const home = resolveHome(project.dir)
+  const target = findSpecFile(g)
+  let project: Project | undefined
+  let specError: unknown
+  try {
+    project = await loadProjectCached(target)
+  } catch (err) {
+    const { GrailError } = await import('../../errors.js')
+    if (!opts.fromState || !(err instanceof GrailError) || err.code !== 'SPEC_INVALID') throw err
+    specError = err
+  }
+  const { projectHome } = await import('../project.js')
+  const home = project ? resolveHome(project.dir) : projectHome(g)
   const db = state.openDb(home.db)
   try {
+    if (project) {
+      state.recordProjectMeta(db, { project: project.name, environments: Object.keys(project.environments) })
+    } else {
+      const { projectFromState } = await import('../project-from-state.js')
+      project = projectFromState(db, { target, envArg, specError, json: g.json === true })
+    }
+    const environment = envArg ?? Object.keys(project.environments)[0] ?? 'local'
     if (opts.lock) state.acquireLock(db, 'apply')
     try {
       return await fn(await openEnvironment({ project, environment, home, db }), project)
