@@ -49,8 +49,15 @@ export function parseRuncList(stdout: string): RuncContainer[] {
 
 /** Every container under Grail's runc root, by id. */
 export async function listContainers(runcRoot: string): Promise<Map<string, RuncContainer>> {
-  const res = await runCommand(runcListCommand({ runcRoot }))
-  return new Map(parseRuncList(res.stdout.toString('utf8')).map((c) => [c.id, c]))
+  // `runc list` fails when a container's state dir vanishes while it reads them (a parallel delete,
+  // as `down` runs them): that is a race, not an error, and the next listing no longer sees it
+  for (let attempt = 1; ; attempt++) {
+    const res = await runCommand(runcListCommand({ runcRoot }), { allowFailure: attempt < 10 })
+    if (res.code === 0) return new Map(parseRuncList(res.stdout.toString('utf8')).map((c) => [c.id, c]))
+    if (!/no such file or directory/.test(res.stderr.toString('utf8'))) {
+      await runCommand(runcListCommand({ runcRoot }))
+    }
+  }
 }
 
 /**
