@@ -11,7 +11,7 @@ export const HEALTH_INTERVAL_MS = 100
  * as PID 1 of its container, a bare httpd ignores SIGTERM, and both tools would then wait out their stop
  * grace period for every old instance (1 s in Grail, 10 s in docker), which measures the app, not the tool.
  */
-export const APP_SHELL = "trap 'exit 0' TERM; httpd -f -p 127.0.0.1:$PORT -h /srv/www & wait"
+export const APP_SHELL = "trap 'exit 0' TERM; httpd -f -p $PORT -h /srv/www & wait"
 
 const spec = (o: { publish: number; maxSurge: number }) => `project: rollbench
 images:

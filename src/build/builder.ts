@@ -187,7 +187,11 @@ export async function buildImage(
   } = {},
 ): Promise<BuiltImage> {
   const emit = opts.onEvent ?? (() => {})
-  const envFor: BuildEnv = { ...env, log: (line) => emit({ type: 'log', image: image.name, line }) }
+  const envFor: BuildEnv = {
+    ...env,
+    log: (line) => emit({ type: 'log', image: image.name, line }),
+    ...(image.resources ? { resources: image.resources } : {}),
+  }
   const found = await keyedVersion(envFor, image)
   const record = opts.record ?? true
 

@@ -2,6 +2,7 @@ import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import type { ImageConfig } from '../oci/types.js'
+import type { Resources } from '../spec/types.js'
 import type { Db, ImageRecord, PackageInfo } from '../state/index.js'
 
 /** Everything a build step needs from its surroundings. */
@@ -24,6 +25,8 @@ export interface BuildEnv {
   current?: ReadonlyMap<string, ImageRecord>
   /** resolve an unpinned parent to its current version even when revoked (to find what was built on it) */
   revokedParent?: boolean
+  /** limits of each `run` step of the image being built */
+  resources?: Resources
 }
 
 export interface LayerDesc {

@@ -3,6 +3,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import type { Step } from '../spec/types.js'
+import { checkResources } from '../util/cgroups.js'
 import { runCommand } from '../util/exec.js'
 import { DEFAULT_PATH_ENV } from './env.js'
 import type { BuildEnv, ImageState, LayerDesc } from './env.js'
@@ -71,6 +72,7 @@ export async function resolveUser(
  * upper dir (exactly what the command changed) into the step's layer.
  */
 export async function runStepLayer(env: BuildEnv, state: ImageState, step: RunStep): Promise<LayerDesc> {
+  if (env.resources) await checkResources(env.resources, `run step ${JSON.stringify(step.argv)}`)
   const lowers = await ensureLowers(env.home, env.store, state.layers)
   if (lowers.length === 0) lowers.push(await emptySnapshot(env.home))
   if (/[:,]/.test(env.home.snapshots) || /[:,]/.test(env.home.tmp)) {
@@ -107,14 +109,11 @@ export async function runStepLayer(env: BuildEnv, state: ImageState, step: RunSt
     const { uid, gid } = await resolveUser(dirs.rootfs, cfg.User)
     let procEnv = mergeEnv(cfg.Env ?? [], step.env)
     if (!procEnv.some((e) => e.startsWith('PATH='))) procEnv = [DEFAULT_PATH_ENV, ...procEnv]
-    const config = runtimeConfig(dirs.rootfs, {
-      argv: step.argv,
-      env: procEnv,
-      cwd: cfg.WorkingDir || '/',
-      uid,
-      gid,
-      network: step.network,
-    })
+    const config = runtimeConfig(
+      dirs.rootfs,
+      { argv: step.argv, env: procEnv, cwd: cfg.WorkingDir || '/', uid, gid, network: step.network },
+      env.resources ? { resources: env.resources } : {},
+    )
     await writeFile(join(dirs.bundle, 'config.json'), JSON.stringify(config))
     await mkdir(env.home.runcRoot, { recursive: true })
     started = true

@@ -1,4 +1,6 @@
+import type { Resources } from '../spec/types.js'
 import type { Command } from '../util/exec.js'
+import { defaultSeccomp } from './seccomp.js'
 
 /** What a sandboxed build step runs and with which identity. */
 export interface SandboxProcess {
@@ -34,7 +36,31 @@ export interface SandboxExtras {
   binds?: Array<{ source: string; destination: string; readonly: boolean }>
   /** OCI annotations, e.g. the labels that make a container attributable (`dev.grail.project`) */
   annotations?: Record<string, string>
+  /**
+   * Host path of a static init (tini) to run as PID 1 in front of the process, as `docker --init` does:
+   * it forwards signals (an app that is PID 1 gets no default signal actions, so busybox httpd ignored
+   * SIGTERM) and reaps orphaned children. Mounted read-only at `INIT_PATH`, on the /dev tmpfs, so it
+   * never shows in the rootfs or its upper dir.
+   */
+  init?: string
+  /** cgroup limits (memory, CPU time, processes) */
+  resources?: Resources
+  /** a user namespace mapping ids 0…size-1 to host ids base…: root inside is not root on the host */
+  idMap?: { base: number; size: number }
 }
+
+/** OCI `linux.resources` for limits: memory in bytes, CPU time as a CFS quota per 100 ms period. */
+export function cgroupResources(r: Resources): Record<string, unknown> {
+  const period = 100_000
+  return {
+    ...(r.memory === undefined ? {} : { memory: { limit: r.memory } }),
+    ...(r.cpus === undefined ? {} : { cpu: { quota: Math.round(r.cpus * period), period } }),
+    ...(r.pids === undefined ? {} : { pids: { limit: r.pids } }),
+  }
+}
+
+/** Where the init is mounted inside an instance. */
+export const INIT_PATH = '/dev/init'
 
 /**
  * The OCI runtime config (config.json) for one build step or instance. The rootfs is an overlay prepared
@@ -49,6 +75,7 @@ export function runtimeConfig(
 ): Record<string, unknown> {
   const namespaces = [{ type: 'pid' }, { type: 'ipc' }, { type: 'uts' }, { type: 'mount' }]
   if (!proc.network) namespaces.push({ type: 'network' })
+  if (extras.idMap) namespaces.push({ type: 'user' })
   const mounts: Array<Record<string, unknown>> = [
     { destination: '/proc', type: 'proc', source: 'proc' },
     {
@@ -70,7 +97,15 @@ export function runtimeConfig(
       options: ['nosuid', 'noexec', 'nodev', 'mode=1777', 'size=65536k'],
     },
     { destination: '/dev/mqueue', type: 'mqueue', source: 'mqueue', options: ['nosuid', 'noexec', 'nodev'] },
-    { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
+    // sysfs can be mounted only in a network namespace the user namespace owns; else the host's, bound
+    extras.idMap && proc.network
+      ? {
+          destination: '/sys',
+          type: 'bind',
+          source: '/sys',
+          options: ['rbind', 'nosuid', 'noexec', 'nodev', 'ro'],
+        }
+      : { destination: '/sys', type: 'sysfs', source: 'sysfs', options: ['nosuid', 'noexec', 'nodev', 'ro'] },
   ]
   if (proc.network) {
     mounts.push({
@@ -79,6 +114,9 @@ export function runtimeConfig(
       source: '/etc/resolv.conf',
       options: ['rbind', 'ro'],
     })
+  }
+  if (extras.init) {
+    mounts.push({ destination: INIT_PATH, type: 'bind', source: extras.init, options: ['bind', 'ro'] })
   }
   for (const b of extras.binds ?? []) {
     mounts.push({
@@ -94,7 +132,7 @@ export function runtimeConfig(
     process: {
       terminal: false,
       user: { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids ?? [] },
-      args: proc.argv,
+      args: extras.init ? [INIT_PATH, '--', ...proc.argv] : proc.argv,
       env: proc.env,
       cwd: proc.cwd,
       capabilities: { bounding: CAPS, effective: CAPS, permitted: CAPS, inheritable: [], ambient: [] },
@@ -119,6 +157,14 @@ export function runtimeConfig(
         '/proc/scsi',
       ],
       readonlyPaths: ['/proc/bus', '/proc/fs', '/proc/irq', '/proc/sys', '/proc/sysrq-trigger'],
+      seccomp: defaultSeccomp(),
+      ...(extras.resources ? { resources: cgroupResources(extras.resources) } : {}),
+      ...(extras.idMap
+        ? {
+            uidMappings: [{ containerID: 0, hostID: extras.idMap.base, size: extras.idMap.size }],
+            gidMappings: [{ containerID: 0, hostID: extras.idMap.base, size: extras.idMap.size }],
+          }
+        : {}),
     },
   }
 }

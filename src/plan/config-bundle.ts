@@ -1,7 +1,7 @@
 import { canonicalJson } from '../oci/canonical-json.js'
 import type { Digest } from '../oci/digest.js'
 import { sha256 } from '../oci/digest.js'
-import type { ServiceSpec } from '../spec/types.js'
+import type { Resources, ServiceSpec } from '../spec/types.js'
 
 /** A service's deploy-time configuration: what a config-only release changes. */
 export interface ConfigBundle {
@@ -12,6 +12,11 @@ export interface ConfigBundle {
   volumes: Array<{ name: string; path: string }>
   /** env keys and file paths marked secret; absent when none, so older bundles keep their digest */
   secret?: { env: string[]; files: string[] }
+  /** present only when set, so bundles (and their digests) of services without them stay as they were */
+  resources?: Resources
+  /** present only for the opt-out (`host`): the default keeps older bundles' digests */
+  network?: 'host'
+  userns?: 'host'
 }
 
 /** The bundle of a service as the spec declares it, with keys in a fixed order. */
@@ -24,6 +29,9 @@ export function configBundleOf(service: ServiceSpec): ConfigBundle {
     ...(service.secret && (service.secret.env.length > 0 || service.secret.files.length > 0)
       ? { secret: service.secret }
       : {}),
+    ...(service.resources ? { resources: service.resources } : {}),
+    ...(service.network === 'host' ? { network: 'host' as const } : {}),
+    ...(service.userns === 'host' ? { userns: 'host' as const } : {}),
   }
 }
 

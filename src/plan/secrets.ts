@@ -32,7 +32,7 @@ export function projectSecrets(
   const add = (value: string, what: string) => {
     if (!names.has(value)) names.set(value, what)
   }
-  const addBundle = (service: string, b: Partial<ConfigBundle>) => {
+  const addBundle = (service: string, b: Pick<Partial<ConfigBundle>, 'env' | 'files' | 'secret'>) => {
     for (const [k, v] of Object.entries(b.env ?? {}))
       if (b.secret?.env.includes(k) || isKey(k)) add(v, `the value of env ${k} of ${service}`)
     for (const path of b.secret?.files ?? []) {

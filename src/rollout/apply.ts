@@ -23,7 +23,17 @@ import {
 } from '../state/index.js'
 import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
-import { GateFailed, destroyInstance, launch, removeInstance, route, type Serving } from './instances.js'
+import { mapLimit } from '../util/pool.js'
+import {
+  GateFailed,
+  STOP_CONCURRENCY,
+  destroyInstance,
+  launch,
+  removeInstance,
+  removeInstances,
+  route,
+  type Serving,
+} from './instances.js'
 import { observe } from './observe.js'
 import { logTailsOf, restartHistory } from './crash-history.js'
 import { healthDetail, watchHealth } from './observe-health.js'
@@ -154,14 +164,16 @@ export async function recoverInterrupted(a: ApplyEnv): Promise<string[]> {
       done.push(`release ${r.service}#${r.number} undone`)
     }
   }
-  for (const rec of liveInstances(a.db, a.environment)) {
-    if (rec.phase === 'healthy' && !undo.has(`${rec.service}#${rec.releaseNumber}`)) continue
-    await removeInstance(a.db, a.provider, rec.id, {
-      reason: `interrupted while ${rec.phase}`,
-      graceMs: 1000,
-    })
-    done.push(`instance ${rec.id} (${rec.phase})`)
-  }
+  const leftovers = liveInstances(a.db, a.environment).filter(
+    (rec) => rec.phase !== 'healthy' || undo.has(`${rec.service}#${rec.releaseNumber}`),
+  )
+  await removeInstances(
+    a.db,
+    a.provider,
+    leftovers.map((rec) => ({ id: rec.id, reason: `interrupted while ${rec.phase}` })),
+    { graceMs: 1000 },
+  )
+  for (const rec of leftovers) done.push(`instance ${rec.id} (${rec.phase})`)
   const hotfixes = markInterruptedHotfixes(a.db, a.environment)
   if (hotfixes > 0)
     done.push(`${hotfixes} hotfix(es) interrupted while running: their changes are not excused`)
@@ -353,7 +365,7 @@ async function execute(a: ApplyEnv, action: Action): Promise<RolloutResult | nul
       ctx,
       serving.filter((s) => !action.instances.includes(s.id)),
     )
-    for (const id of action.instances) await destroyInstance(ctx, id, action.reason)
+    await mapLimit(action.instances, STOP_CONCURRENCY, (id) => destroyInstance(ctx, id, action.reason))
   }
   return null
 }
@@ -444,6 +456,18 @@ export async function applyEnvironment(
   const failed: FailedLaunch[] = []
   for (let i = 0; i < actions.length; i++) {
     const action = actions[i] as Action
+    // destroy actions (orphans, instances of removed services) touch no traffic: a run of them goes at once
+    if (action.kind === 'destroy') {
+      const run: Array<{ id: string; reason: string }> = []
+      for (let j = i; j < actions.length; j++) {
+        const next = actions[j] as Action
+        if (next.kind !== 'destroy') break
+        run.push({ id: next.instance, reason: next.reason })
+        i = j
+      }
+      await removeInstances(a.db, a.provider, run, { graceMs: 2000 })
+      continue
+    }
     // replacements of healthy instances (recycle, drift, an expired hotfix) go a disruption budget at a time
     if (isVoluntary(action) && budget > 1 && startFirst(a, action.service)) {
       const batch = [action]

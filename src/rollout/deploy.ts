@@ -2,7 +2,16 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import type { ReleaseRecord } from '../state/index.js'
 import { appendEvent, setReleaseStatus } from '../state/index.js'
 import { probeOnce } from './health.js'
-import { GateFailed, type Serving, destroyInstance, effectiveCheck, launch, route } from './instances.js'
+import { mapLimit } from '../util/pool.js'
+import {
+  GateFailed,
+  STOP_CONCURRENCY,
+  type Serving,
+  destroyInstance,
+  effectiveCheck,
+  launch,
+  route,
+} from './instances.js'
 import type { RolloutContext, RolloutResult } from './types.js'
 
 interface Run {
@@ -21,11 +30,12 @@ interface Run {
 async function retire(run: Run, victims: Serving[], reason: string): Promise<void> {
   run.old = run.old.filter((o) => !victims.includes(o))
   await route(run.ctx, [...run.old, ...run.fresh])
-  for (const v of victims) {
+  // out of the routes already: they stop side by side
+  await mapLimit(victims, STOP_CONCURRENCY, async (v) => {
     await destroyInstance(run.ctx, v.id, reason)
     run.destroyed.push(v.id)
     run.retired++
-  }
+  })
 }
 
 async function launchBatch(run: Run, count: number): Promise<void> {
@@ -48,10 +58,10 @@ async function rollBack(run: Run, reason: string): Promise<void> {
   const fresh = run.fresh
   run.fresh = []
   await route(ctx, run.old)
-  for (const f of fresh) {
+  await mapLimit(fresh, STOP_CONCURRENCY, async (f) => {
     await destroyInstance(ctx, f.id, `rollback: ${reason}`)
     run.destroyed.push(f.id)
-  }
+  })
   setReleaseStatus(ctx.db, ctx.service, run.release.number, 'rolled-back', reason)
   appendEvent(ctx.db, 'release.rolled-back', `${ctx.service}#${run.release.number}`, {
     environment: ctx.environment,

@@ -1,8 +1,9 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { appendEvent, clearRestarts, liveInstances } from '../state/index.js'
+import { mapLimit } from '../util/pool.js'
 import type { ApplyEnv } from './apply.js'
-import { removeInstance } from './instances.js'
+import { STOP_CONCURRENCY, removeInstance } from './instances.js'
 import { type ProxyReport, stopEnvironmentProxies } from './proxies.js'
 
 /** What `down` did: what it destroyed, and what it could not remove, each with why. */
@@ -34,14 +35,15 @@ export async function downEnvironment(
     ids.add(o.id)
   const destroyed: string[] = []
   const failed: DownResult['failed'] = []
-  for (const id of ids) {
+  // side by side, a bounded number at a time; one that cannot be removed does not stop the others
+  await mapLimit([...ids], STOP_CONCURRENCY, async (id) => {
     try {
       await removeInstance(a.db, a.provider, id, { reason: 'grail down', graceMs: 2000 })
       destroyed.push(id)
     } catch (err) {
       failed.push({ what: `instance ${id}`, error: messageOf(err) })
     }
-  }
+  })
   const proxies = await stopEnvironmentProxies(a.home, a.environment, Object.keys(a.project.environments), {
     onError: (what, err) => failed.push({ what, error: messageOf(err) }),
   })

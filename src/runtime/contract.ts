@@ -129,7 +129,8 @@ export function runProviderContract(name: string, setup: () => Promise<ContractS
         'mkdir /srv/newdir && echo x > /srv/newdir/file',
         'echo kept > /var/lib/data/kept',
       ].join(' && ')
-      assert.equal((await p.exec(first, ['sh', '-c', script])).code, 0)
+      const ran = await p.exec(first, ['sh', '-c', script])
+      assert.equal(ran.code, 0, ran.stderr)
       const changes = await p.diff(first)
       // what is there now comes with each A and C: type, mode, owner, size and the content's sha256
       const added = changes.find((c) => c.path === '/srv/data/added')?.current
@@ -162,11 +163,11 @@ export function runProviderContract(name: string, setup: () => Promise<ContractS
       assert.equal((await p.logs(first, { tailLines: 1 })).split('\n').length, 2)
     })
 
-    test('a second instance of the service listens on its own port and sees the volume', async () => {
+    test('a second instance of the service has its own endpoint and sees the volume', async () => {
       const second = await handle(2, 2)
       await p.start(second)
       const [a, b] = [await p.endpoint(first, 8080), await p.endpoint(second, 8080)]
-      assert.notEqual(a.port, b.port)
+      assert.notEqual(`${a.host}:${a.port}`, `${b.host}:${b.port}`)
       assert.equal(await fetchText(`http://${b.host}:${b.port}/index.html`), CONTRACT_IMAGE.PAGE)
       assert.equal((await p.exec(second, ['cat', '/var/lib/data/kept'])).stdout, 'kept\n')
       assert.deepEqual(await p.diff(second), [])

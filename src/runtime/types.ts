@@ -6,6 +6,7 @@
  */
 import type { Digest } from '../oci/digest.js'
 import type { FileEntry } from '../oci/file-manifest.js'
+import type { Resources } from '../spec/types.js'
 
 export interface InstanceLabels {
   project: string
@@ -42,6 +43,12 @@ export interface InstanceSpec {
   volumes: VolumeMount[]
   /** the port the process listens on inside the instance; the provider decides the host side */
   port?: number
+  /** limits the provider enforces (memory, CPU time, processes) */
+  resources?: Resources
+  /** 'private' (default): its own network namespace, reached at `endpoint()`; 'host': the host's */
+  network?: 'private' | 'host'
+  /** 'private' (default): root in the instance is an unprivileged host uid; 'host': the host's root */
+  userns?: 'private' | 'host'
 }
 
 export interface InstanceHandle {

@@ -108,6 +108,8 @@ function expectedProject(dir: string): Project {
     drift: { ignore: ['/tmp/**'] },
     recycle: { maxAge: 7 * 86_400_000, jitter: 600_000, window: '02:00-05:00', order: 'most-drifted' },
     crashLoop: { restarts: 3, window: 600_000, backoff: 30_000, maxBackoff: 600_000 },
+    network: 'private',
+    userns: 'private',
   }
   const worker: ServiceSpec = {
     name: 'worker',
@@ -117,6 +119,8 @@ function expectedProject(dir: string): Project {
     files: {},
     secret: { env: [], files: [] },
     volumes: [],
+    network: 'private',
+    userns: 'private',
     rollout: {
       strategy: 'rolling',
       maxSurge: 1,

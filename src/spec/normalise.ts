@@ -111,6 +111,7 @@ export function normaliseProject(
       context: resolve(dir, img.context),
       steps: img.steps,
       ...(epoch === undefined ? {} : { sourceDateEpoch: epoch }),
+      ...(img.resources === undefined ? {} : { resources: img.resources }),
     }
   }
   const services: Record<string, ServiceSpec> = {}

@@ -11,6 +11,7 @@ import {
   scalarString,
 } from './schema-common.js'
 import { healthcheckSchema } from './schema-health.js'
+import { resourcesSchema } from './schema-resources.js'
 import { crashLoopSchema, recycleSchema, rolloutSchema } from './schema-rollout.js'
 import type { ServiceSpec, VolumeSpec } from './types.js'
 
@@ -136,6 +137,25 @@ export const serviceShape = {
   crashLoop: crashLoopSchema
     .prefault({})
     .describe('Crash-loop detection: after this many restarts, apply waits out a growing backoff.'),
+  network: z
+    .enum(['private', 'host'], { error: 'expected private (a network namespace per instance) or host' })
+    .default('private')
+    .describe(
+      "`private`: each instance has its own network namespace, reached by the proxy on a link only this host has, with no outbound network; `host`: it shares the host's network and gets a free loopback port as `PORT`. Default `private`.",
+    ),
+  userns: z
+    .enum(['private', 'host'], {
+      error: 'expected private (root in an instance is not root on the host) or host',
+    })
+    .default('private')
+    .describe(
+      "`private`: a user namespace maps root and every uid of an instance to an unprivileged host id range of the project; `host`: the instance's root is the host's root (see docs/deploying.md). Default `private`.",
+    ),
+  resources: resourcesSchema
+    .optional()
+    .describe(
+      'Limits of each instance (`memory`, `cpus`, `pids`); a change makes a new release. Default: none.',
+    ),
 }
 
 type ServiceOut = z.output<z.ZodObject<typeof serviceShape>>

@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { baseSchema } from './schema-base.js'
 import { DEFAULT_REDACT_KEYS } from '../util/redact.js'
 import { durationSchema, integer, nameSchema, report, serviceNameSchema } from './schema-common.js'
+import { resourcesSchema } from './schema-resources.js'
 import { serviceOverrideSchema, serviceSchema } from './schema-service.js'
 import { stepSchema } from './schema-steps.js'
 
@@ -30,6 +31,11 @@ const imageSchema = z
       .array(stepSchema)
       .default([])
       .describe('Build steps, in order; each becomes (at most) one layer. Default: none.'),
+    resources: resourcesSchema
+      .optional()
+      .describe(
+        'Limits of each `run` step (`memory`, `cpus`, `pids`); they do not change the image. Default: none.',
+      ),
   })
   .describe('An image: a base plus steps, built reproducibly into a versioned OCI image.')
 

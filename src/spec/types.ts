@@ -56,6 +56,16 @@ export type Step =
 
 export type StepKind = Step['kind']
 
+/** Resource limits of an instance or a build `run` step; undefined means no limit. */
+export interface Resources {
+  /** bytes */
+  memory?: number
+  /** CPU time in CPUs per scheduling period */
+  cpus?: number
+  /** processes and threads at once */
+  pids?: number
+}
+
 export interface ImageSpec {
   name: string
   base: BaseSource
@@ -64,6 +74,8 @@ export interface ImageSpec {
   steps: Step[]
   /** mtime clamp for every layer, seconds since the epoch (SOURCE_DATE_EPOCH, else 1) */
   sourceDateEpoch?: number
+  /** limits of each `run` step */
+  resources?: Resources
 }
 
 export interface VolumeSpec {
@@ -121,6 +133,12 @@ export interface ServiceSpec {
   drift: { ignore: string[] }
   recycle: RecycleSpec
   crashLoop: CrashLoopSpec
+  /** limits of each instance */
+  resources?: Resources
+  /** 'private': a network namespace per instance; 'host': the host's */
+  network: 'private' | 'host'
+  /** 'private': a user namespace maps the instance's ids to an unprivileged host range; 'host': none */
+  userns: 'private' | 'host'
 }
 
 export interface EnvironmentSpec {

@@ -17,7 +17,7 @@ images:
     base: { rootfs: ./rootfs.tar }
     steps:
       - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "echo boot >> /data/boots.txt; exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+      - cmd: [/bin/sh, -c, "echo boot >> /data/boots.txt; exec httpd -f -p $PORT -h /srv/www"]
 services:
   web:
     image: web

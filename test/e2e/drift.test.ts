@@ -27,7 +27,7 @@ images:
     steps:
       # the site
       - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+      - cmd: [/bin/sh, -c, "exec httpd -f -p $PORT -h /srv/www"]
 services:
   web:
     image: web

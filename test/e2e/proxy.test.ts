@@ -26,7 +26,7 @@ images:
     base: { rootfs: ./rootfs.tar }
     steps:
       - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+      - cmd: [/bin/sh, -c, "exec httpd -f -p $PORT -h /srv/www"]
 services:
 ${services.map(([n, p]) => service(n, p)).join('')}`
 

@@ -139,7 +139,7 @@ images:
     base: { rootfs: ./rootfs.tar }
     steps:
       - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "echo boot >> /data/boots; exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+      - cmd: [/bin/sh, -c, "echo boot >> /data/boots; exec httpd -f -p $PORT -h /srv/www"]
 services:
   db:
     image: db

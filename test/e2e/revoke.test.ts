@@ -14,7 +14,7 @@ images:
     base: { rootfs: ./rootfs.tar }
     steps:
       - copy: site-base/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+      - cmd: [/bin/sh, -c, "exec httpd -f -p $PORT -h /srv/www"]
   app:
     base: { image: base${pin} }
     steps:

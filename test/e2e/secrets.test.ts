@@ -23,7 +23,7 @@ images:
       - copy: site/ /srv/www
       - user: "1000:1000"
       # the app refuses to start unless it can read its secret config as its own, unprivileged user
-      - cmd: [/bin/sh, -c, "test -r /etc/app.conf && exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+      - cmd: [/bin/sh, -c, "test -r /etc/app.conf && exec httpd -f -p $PORT -h /srv/www"]
 services:
   web:
     image: web

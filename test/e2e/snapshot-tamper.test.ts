@@ -16,6 +16,10 @@ ${httpdImages()}services:
     replicas: 2
     port: 8080
     healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
+    # the shared snapshots are what instances without a user namespace mount, and each is reached
+    # at its own loopback port, so the test can ask every instance what it serves
+    userns: host
+    network: host
 `
 
 interface Status {

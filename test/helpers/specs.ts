@@ -9,6 +9,6 @@ export function httpdImages(steps: string[] = []): string {
     base: { rootfs: ./rootfs.tar }
     steps:
       - copy: site/ /srv/www
-${steps.map((step) => `      - ${step}\n`).join('')}      - cmd: [/bin/sh, -c, "exec httpd -f -p 127.0.0.1:$PORT -h /srv/www"]
+${steps.map((step) => `      - ${step}\n`).join('')}      - cmd: [/bin/sh, -c, "exec httpd -f -p $PORT -h /srv/www"]
 `
 }

@@ -21,6 +21,11 @@ export interface ExtractOptions {
   label?: string
   /** Entries for which this returns false are skipped (after their names were checked). */
   filter?: (entry: TarEntry) => boolean
+  /**
+   * Added to every owner and group: a copy of a layer for a user namespace whose root is this host uid
+   * (the owners the instance sees are the layer's own).
+   */
+  idOffset?: number
 }
 
 /** What one extraction shares: the checked root and what this layer wrote so far. */
@@ -59,6 +64,10 @@ export async function extractLayer(
   await readTar(source, label, async (header, content) => {
     const entry = fromHeader(header, label)
     if (entry === undefined || (opts.filter && !opts.filter(entry))) return
+    if (opts.idOffset) {
+      entry.uid += opts.idOffset
+      entry.gid += opts.idOffset
+    }
     entries++
     const base = baseOf(entry.path)
     if (base === OPAQUE_WHITEOUT) return applyOpaque(state, header.name, parentOf(entry.path))

@@ -7,6 +7,7 @@ import { overlayMountCommand, runtimeConfig } from '../../build/sandbox.js'
 import { GrailError, isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import type { OciStore } from '../../oci/store.js'
+import { checkResources } from '../../util/cgroups.js'
 import { runCommand } from '../../util/exec.js'
 import {
   makePrivateDir,
@@ -17,11 +18,21 @@ import {
 import type { InstanceSpec } from '../types.js'
 import type { UnpackedImage } from './image.js'
 import { unpackImage } from './image.js'
+import { instanceInit } from './init.js'
 import { destroyInstance } from './lifecycle.js'
 import { checkSpec, instancePaths, instanceRelPath, isInstanceId, volumePath } from './layout.js'
 import type { InstanceRecord } from './record.js'
 import { readRecord, recordAnnotations, writeRecord } from './record.js'
-import { runDetached, runcCreateCommand } from './runc.js'
+import { netnsName, wireInstance } from './network.js'
+import {
+  USERNS_SIZE,
+  allowTraverse,
+  ensureShiftedLowers,
+  homeIdRange,
+  stageDir,
+  stageMount,
+} from './userns.js'
+import { listContainers, runDetached, runcCreateCommand } from './runc.js'
 
 /** A port nothing listens on right now on loopback, and no other instance of this home was given. */
 async function freePort(taken: Set<number>): Promise<number> {
@@ -95,11 +106,17 @@ export async function createInstance(
   opts: CreateOptions = {},
 ): Promise<void> {
   checkSpec(spec)
+  if (spec.resources) await checkResources(spec.resources, `instance ${spec.id}`)
   const image = await unpackImage(home, store, spec.image.digest, spec.image)
-  const hostPort = spec.port === undefined ? undefined : await freePort(await recordedPorts(home))
+  const hostNetwork = spec.network === 'host'
+  // on the host's network two instances cannot both listen on the spec's port: each gets a free one
+  const hostPort =
+    spec.port === undefined || !hostNetwork ? undefined : await freePort(await recordedPorts(home))
   const env: Record<string, string> = { ...spec.env }
   if (env.PATH === undefined) env.PATH = DEFAULT_PATH_ENV.slice('PATH='.length)
   if (hostPort !== undefined) env.PORT = String(hostPort)
+  else if (spec.port !== undefined) env.PORT = String(spec.port)
+  const idRange = spec.userns === 'host' ? undefined : await homeIdRange(home)
   const volumes = spec.volumes.map((v) => ({
     ...v,
     source: volumePath(home, spec.labels.project, spec.labels.environment, v.name),
@@ -111,13 +128,16 @@ export async function createInstance(
     env,
     files: Object.keys(spec.files),
     volumes,
-    ...(spec.port === undefined ? {} : { port: spec.port, hostPort }),
+    ...(spec.port === undefined ? {} : { port: spec.port }),
+    ...(hostPort === undefined ? {} : { hostPort }),
+    ...(hostNetwork ? {} : { netns: netnsName(home, spec.id) }),
+    ...(idRange ? { idBase: idRange.base } : {}),
     createdAt: new Date().toISOString(),
   }
   await recordInstance(home, rec)
   if (opts.crashAfter === 'record') return
   try {
-    await bundleInstance(home, spec, rec, image, opts)
+    await bundleInstance(home, store, spec, rec, image, opts)
   } catch (err) {
     // a failed create leaves nothing behind; a crash instead leaves a record that destroy cleans up
     await destroyInstance(home, spec.id)
@@ -138,6 +158,7 @@ export async function giveDeployFile(path: string, owner: { uid: number; gid: nu
 /** Everything after the record: deploy files, overlay, volumes, runtime config, `runc create`. */
 async function bundleInstance(
   home: GrailHome,
+  store: OciStore,
   spec: InstanceSpec,
   rec: InstanceRecord,
   image: UnpackedImage,
@@ -150,19 +171,21 @@ async function bundleInstance(
     })
   }
   for (const d of [p.upper, p.work, p.rootfs, p.files]) await mkdir(d)
-  const binds: Array<{ source: string; destination: string; readonly: boolean }> = []
-  const deployFiles: string[] = []
-  for (const [path, content] of Object.entries(spec.files)) {
-    const source = join(p.files, instanceRelPath(path, 'deploy file'))
-    await mkdir(dirname(source), { recursive: true, mode: PRIVATE_DIR_MODE })
-    await writePrivateFile(source, content)
-    deployFiles.push(source)
-    binds.push({ source, destination: path, readonly: true })
+  const base = rec.idBase
+  if (base !== undefined) {
+    // the merged root takes the upper dir's owner: the instance's root, whatever host uid that is
+    await chown(p.upper, base, base)
+    await allowTraverse([p.files])
   }
 
-  // lower dirs by name relative to the snapshots dir keep the mount options short (one page at most)
+  // lower dirs by name relative to the snapshots dir keep the mount options short (one page at most);
+  // a user-namespaced instance gets copies of them owned by its id range (runc 1.1 has no idmapped mounts)
+  const lowers =
+    base === undefined
+      ? image.lowers.map((l) => basename(l))
+      : await ensureShiftedLowers(home, store, image.layers, base)
   const mount = overlayMountCommand({
-    lowers: image.lowers.map((l) => basename(l)),
+    lowers,
     upper: p.upper,
     work: p.work,
     target: p.rootfs,
@@ -178,26 +201,72 @@ async function bundleInstance(
     })
   }
   const { uid, gid } = await resolveUser(p.rootfs, cfg.User)
-  for (const f of deployFiles) await giveDeployFile(f, { uid, gid })
+  // the host ids of the instance's user: shifted into the range under a user namespace
+  const owner = { uid: uid + (base ?? 0), gid: gid + (base ?? 0) }
+  const binds: Array<{ source: string; destination: string; readonly: boolean }> = []
+  for (const [path, content] of Object.entries(spec.files)) {
+    const source = join(p.files, instanceRelPath(path, 'deploy file'))
+    // under a user namespace runc reaches them as an unprivileged uid: parents it may pass, not list
+    await mkdir(dirname(source), { recursive: true, mode: base === undefined ? PRIVATE_DIR_MODE : 0o711 })
+    await writePrivateFile(source, content)
+    // the app reads its deploy files as its own user, which on the host may be a uid of the range
+    await giveDeployFile(source, owner)
+    binds.push({ source, destination: path, readonly: true })
+  }
   for (const v of rec.volumes) {
     // a new volume belongs to the instance's user, so a non-root process can write its data
-    if ((await mkdir(v.source, { recursive: true })) !== undefined) await chown(v.source, uid, gid)
+    if ((await mkdir(v.source, { recursive: true })) !== undefined)
+      await chown(v.source, owner.uid, owner.gid)
     binds.push({ source: v.source, destination: v.path, readonly: false })
   }
+  let root = p.rootfs
+  if (base !== undefined) {
+    // runc, inside the user namespace, reaches everything through the stage dir (see stageDir)
+    const stage = stageDir(home, spec.id)
+    root = await stageMount(stage, 'rootfs', p.rootfs)
+    const files = await stageMount(stage, 'files', p.files)
+    for (const b of binds) {
+      if (b.source.startsWith(`${p.files}/`)) b.source = join(files, b.source.slice(p.files.length + 1))
+    }
+    for (const [i, v] of rec.volumes.entries()) {
+      const staged = await stageMount(stage, `volume-${i}`, v.source)
+      for (const b of binds) if (b.source === v.source) b.source = staged
+    }
+  }
   const config = runtimeConfig(
-    p.rootfs,
+    root,
     {
       argv,
       env: Object.entries(rec.env).map(([k, v]) => `${k}=${v}`),
       cwd: cfg.WorkingDir || '/',
       uid,
       gid,
-      network: true,
+      // false: a namespace of its own (loopback only until it is wired below)
+      network: rec.netns === undefined,
       hostname: spec.id,
     },
-    { binds, annotations: recordAnnotations(rec) },
+    {
+      binds,
+      annotations: recordAnnotations(rec),
+      init: await instanceInit(),
+      ...(spec.resources ? { resources: spec.resources } : {}),
+      ...(base === undefined ? {} : { idMap: { base, size: USERNS_SIZE } }),
+    },
   )
   await writePrivateFile(p.config, JSON.stringify(config, null, 2))
   await mkdir(home.runcRoot, { recursive: true })
   await runDetached(runcCreateCommand({ runcRoot: home.runcRoot, bundle: p.dir, id: spec.id }), p)
+  if (rec.netns !== undefined) {
+    // wired while the container waits for `start`, so the process finds its network in place
+    const pid = (await listContainers(home.runcRoot)).get(spec.id)?.pid
+    if (!pid) throw new Error(`runc created ${spec.id} but reports no pid; this is a bug`)
+    await wireInstance({
+      netns: rec.netns,
+      pid,
+      onLink: async (link) => {
+        rec.link = link
+        await writeRecord(p.dir, rec)
+      },
+    })
+  }
 }

@@ -10,6 +10,7 @@ import type { CurrentFile, FileChange } from '../types.js'
 import { unpackImage } from './image.js'
 import { instancePaths, instanceRelPath } from './layout.js'
 import { readRecord } from './record.js'
+import { USERNS_SIZE } from './userns.js'
 
 /** Mount destinations of the runtime config (proc, dev, sys, resolv.conf, volumes, deploy files). */
 async function mountPoints(configPath: string): Promise<string[]> {
@@ -65,21 +66,27 @@ export async function diffInstance(home: GrailHome, store: OciStore, id: string)
     if (e.type === 'directory') {
       if (inImage) continue // copied up because something below it changed
       if (mounts.some((m) => within(m, e.path))) continue // made by runc as a mount point's parent
-      changes.push({ kind: 'A', path: `/${e.path}`, current: await currentOf(e) })
+      changes.push({ kind: 'A', path: `/${e.path}`, current: await currentOf(e, rec.idBase) })
       continue
     }
-    changes.push({ kind: inImage ? 'C' : 'A', path: `/${e.path}`, current: await currentOf(e) })
+    changes.push({ kind: inImage ? 'C' : 'A', path: `/${e.path}`, current: await currentOf(e, rec.idBase) })
   }
   return changes.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
 }
 
-/** The entry as the instance has it now; regular files are hashed (only changed files are ever read). */
-async function currentOf(e: PackEntry): Promise<CurrentFile> {
+/**
+ * The entry as the instance has it now; regular files are hashed (only changed files are ever read).
+ * Under a user namespace the owners are the instance's own (host ids minus the range's base), as the
+ * image's manifest and `capture` know them.
+ */
+async function currentOf(e: PackEntry, idBase: number | undefined): Promise<CurrentFile> {
+  const inside = (id: number) =>
+    idBase !== undefined && id >= idBase && id < idBase + USERNS_SIZE ? id - idBase : id
   const out: CurrentFile = {
     type: e.type,
     mode: e.mode,
-    uid: e.uid,
-    gid: e.gid,
+    uid: inside(e.uid),
+    gid: inside(e.gid),
     size: e.type === 'file' ? e.size : 0,
   }
   if (e.linkname !== undefined) out.linkname = e.linkname

@@ -10,6 +10,8 @@ import type { ImageConfig, Manifest } from '../../oci/types.js'
 export interface UnpackedImage {
   config: ImageConfig
   lowers: string[]
+  /** the layers, bottom first (for copies with shifted owners) */
+  layers: LayerRef[]
 }
 
 /**
@@ -44,7 +46,7 @@ export async function unpackImage(
     })
     const lowers = await ensureLowers(home, store, layers, opts)
     if (lowers.length === 0) lowers.push(await emptySnapshot(home))
-    return { config, lowers }
+    return { config, lowers, layers }
   } catch (err) {
     // the blob is named by the store; which image it belongs to and how to get it back, here
     if (err instanceof GrailError && (err.code === 'BLOB_CORRUPT' || err.code === 'BLOB_MISSING'))

@@ -7,7 +7,9 @@ import type { GrailHome } from '../../home.js'
 import { runCommand } from '../../util/exec.js'
 import { mountsUnder, pidAlive } from '../../util/mounts.js'
 import { instancePaths, isInstanceId } from './layout.js'
+import { netnsName, unwireInstance } from './network.js'
 import { readRecord, writeRecord } from './record.js'
+import { stageDir } from './userns.js'
 import { listContainers, runcKillCommand, runcStartCommand } from './runc.js'
 
 /** Starts a created instance's process and records when. */
@@ -22,20 +24,23 @@ async function containerStatus(home: GrailHome, id: string): Promise<string | un
   return (await listContainers(home.runcRoot)).get(id)?.status
 }
 
+/** How a stop ended: the process was not running, it exited on SIGTERM, or it needed SIGKILL. */
+export type StopOutcome = 'not-running' | 'TERM' | 'KILL'
+
 /**
  * SIGTERM, then polls (every 50 ms) until runc reports the container stopped, and sends SIGKILL once
  * `graceMs` has passed. A container that does not exist or has stopped already is left as it is.
  */
-export async function stopInstance(home: GrailHome, id: string, graceMs: number): Promise<void> {
+export async function stopInstance(home: GrailHome, id: string, graceMs: number): Promise<StopOutcome> {
   instancePaths(home, id)
   const status = await containerStatus(home, id)
-  if (status === undefined || status === 'stopped') return
+  if (status === undefined || status === 'stopped') return 'not-running'
   await runCommand(runcKillCommand({ runcRoot: home.runcRoot, id, signal: 'TERM' }), { allowFailure: true })
   const deadline = Date.now() + graceMs
   let killed = false
   for (;;) {
     const now = await containerStatus(home, id)
-    if (now === undefined || now === 'stopped') return
+    if (now === undefined || now === 'stopped') return killed ? 'KILL' : 'TERM'
     if (!killed && Date.now() >= deadline) {
       await runCommand(runcKillCommand({ runcRoot: home.runcRoot, id, signal: 'KILL' }), {
         allowFailure: true,
@@ -53,6 +58,13 @@ async function unmountAll(dir: string): Promise<void> {
   if (left.length > 0) throw new Error(`still mounted after umount: ${left.join(', ')}`)
 }
 
+/** Unmounts and removes a user-namespaced instance's stage dir (its bind mounts of rootfs and sources). */
+async function unmountStage(home: GrailHome, id: string): Promise<void> {
+  const stage = stageDir(home, id)
+  await unmountAll(stage)
+  await rm(stage, { recursive: true, force: true })
+}
+
 /**
  * Removes an instance: its runc container (killed if running), its overlay mount and its bundle dir with
  * the upper dir and logs. Volume data is not under the bundle dir and stays. Works on half-created
@@ -63,7 +75,11 @@ export async function destroyInstance(home: GrailHome, id: string): Promise<void
   if ((await containerStatus(home, id)) !== undefined) {
     await runCommand(runcDeleteCommand({ runcRoot: home.runcRoot, id }))
   }
+  // the namespace goes before the dir that records it; a record-less dir still names it by its id
+  const rec = await readRecord(p.dir)
+  await unwireInstance(rec?.netns ?? netnsName(home, id), rec?.link)
   // rm must never run through a live mount: it would delete through it
+  await unmountStage(home, id)
   await unmountAll(p.dir)
   await rm(p.dir, { recursive: true, force: true })
 }
@@ -91,6 +107,10 @@ export async function reconcileLocal(home: GrailHome): Promise<string[]> {
     if (staging) stale = !pidAlive(Number(staging[1]))
     else if (isInstanceId(name)) stale = !containers.has(name) && (await readRecord(dir)) === undefined
     if (!stale) continue
+    if (isInstanceId(name)) {
+      await unwireInstance(netnsName(home, name), undefined)
+      await unmountStage(home, name)
+    }
     await unmountAll(dir)
     await rm(dir, { recursive: true, force: true })
     cleaned.push(dir)

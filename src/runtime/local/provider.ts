@@ -10,6 +10,7 @@ import { unpackImage } from './image.js'
 import { instancePaths } from './layout.js'
 import { destroyInstance, startInstance, stopInstance } from './lifecycle.js'
 import { inspectInstance, listInstances } from './observe.js'
+import { linkAddresses } from './network.js'
 import { readRecord } from './record.js'
 import { runcExecCommand } from './runc.js'
 
@@ -39,7 +40,8 @@ function idOf(h: InstanceHandle): string {
  * The embedded provider: instances are runc containers over overlay mounts of the image's snapshots, with
  * no daemon. Everything about an instance lives in `<home>/instances/<id>/` (record, runtime bundle, upper
  * dir, logs) and in Grail's own runc root, so any later process finds, stops or removes what an earlier
- * one created. Instances share the host's network: each gets a free loopback port as `PORT`.
+ * one created. Each instance has a network namespace of its own, linked to the host on a private
+ * point-to-point link (network.ts); with `network: host` it shares the host's and gets a free loopback port.
  */
 export function createLocalProvider(opts: LocalProviderOptions): RuntimeProvider {
   const { home, store } = opts
@@ -53,7 +55,9 @@ export function createLocalProvider(opts: LocalProviderOptions): RuntimeProvider
       return { id: spec.id, provider: 'local' }
     },
     start: (h) => startInstance(home, idOf(h)),
-    stop: (h, o) => stopInstance(home, idOf(h), o.graceMs),
+    async stop(h, o) {
+      await stopInstance(home, idOf(h), o.graceMs)
+    },
     destroy: (h) => destroyInstance(home, idOf(h)),
     list: (scope) => listInstances(home, scope),
     inspect: (h) => inspectInstance(home, idOf(h)),
@@ -72,7 +76,15 @@ export function createLocalProvider(opts: LocalProviderOptions): RuntimeProvider
           hint: 'it was destroyed, or created by an older Grail; replace it',
         })
       }
-      // the process listens on the host port it was given as PORT; any other port it opens is the host's
+      if (rec.netns !== undefined) {
+        if (rec.link === undefined) {
+          throw new GrailError('INSTANCE_NOT_READY', `instance ${h.id} has no network link yet`, {
+            hint: 'its create did not finish; destroy it (`grail apply` replaces it)',
+          })
+        }
+        return { host: linkAddresses(rec.link).instance, port }
+      }
+      // network: host: the process listens on the host port it was given as PORT
       return { host: '127.0.0.1', port: port === rec.port && rec.hostPort ? rec.hostPort : port }
     },
     async logs(h, o = {}) {

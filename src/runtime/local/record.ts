@@ -17,9 +17,17 @@ export interface InstanceRecord {
   /** absolute paths of deploy files, bind-mounted read-only from `files/` */
   files: string[]
   volumes: Array<VolumeMount & { source: string }>
-  /** the spec's port, and the host port the process really listens on (it shares the host's network) */
+  /** the spec's port, and (network: host) the host port the process really listens on */
   port?: number
   hostPort?: number
+  /**
+   * network: private (absent in records of older instances, which share the host's network): the named
+   * namespace, recorded before it exists, and the link, recorded before it is configured
+   */
+  netns?: string
+  link?: number
+  /** userns: private: the host uid (and gid) that uid 0 of the instance maps to; 65536 ids from there */
+  idBase?: number
   createdAt: string
   startedAt?: string
 }

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process'
-import { closeSync, openSync } from 'node:fs'
+import { closeSync, openSync, readFileSync } from 'node:fs'
 import { GrailError, isErrno } from '../../errors.js'
 import type { Command } from '../../util/exec.js'
 import { runCommand } from '../../util/exec.js'
@@ -50,8 +50,15 @@ export function parseRuncList(stdout: string): RuncContainer[] {
 
 /** Every container under Grail's runc root, by id. */
 export async function listContainers(runcRoot: string): Promise<Map<string, RuncContainer>> {
-  const res = await runCommand(runcListCommand({ runcRoot }))
-  return new Map(parseRuncList(res.stdout.toString('utf8')).map((c) => [c.id, c]))
+  // `runc list` fails when a container's state dir vanishes while it reads them (a parallel delete,
+  // as `down` runs them): that is a race, not an error, and the next listing no longer sees it
+  for (let attempt = 1; ; attempt++) {
+    const res = await runCommand(runcListCommand({ runcRoot }), { allowFailure: attempt < 10 })
+    if (res.code === 0) return new Map(parseRuncList(res.stdout.toString('utf8')).map((c) => [c.id, c]))
+    if (!/no such file or directory/.test(res.stderr.toString('utf8'))) {
+      await runCommand(runcListCommand({ runcRoot }))
+    }
+  }
 }
 
 /**
@@ -79,12 +86,12 @@ export async function runDetached(cmd: Command, logs: { stdout: string; stderr: 
       child.on('exit', (c, signal) => resolve(c ?? (signal ? -1 : 0)))
     })
     if (code !== 0) {
+      // the log goes with the instance when the failed create is undone: its tail goes into the error
+      const tail = readFileSync(logs.stderr, 'utf8').trim().split('\n').slice(-5)
       throw new GrailError(
         'COMMAND_FAILED',
         `${cmd.file} ${cmd.args.slice(2, 3).join(' ')} exited with ${code}`,
-        {
-          details: [`see ${logs.stderr}`],
-        },
+        { details: tail },
       )
     }
   } finally {
