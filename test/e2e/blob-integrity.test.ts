@@ -16,6 +16,8 @@ ${httpdImages()}services:
     replicas: 1
     port: 8080
     healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
+    # reached at its own loopback port, so the test can ask the instance itself what it serves
+    network: host
 `
 
 interface Image {

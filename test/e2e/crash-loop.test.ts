@@ -21,9 +21,8 @@ interface Status {
   }>
 }
 
-const DYING =
-  'echo serving; httpd -f -p 127.0.0.1:$PORT -h /srv/www & sleep 4; echo out of cheese, giving up; exit 3'
-const FIXED = 'echo serving; exec httpd -f -p 127.0.0.1:$PORT -h /srv/www'
+const DYING = 'echo serving; httpd -f -p $PORT -h /srv/www & sleep 4; echo out of cheese, giving up; exit 3'
+const FIXED = 'echo serving; exec httpd -f -p $PORT -h /srv/www'
 
 // a backoff far longer than the test, so "not during the backoff" never depends on how fast it runs
 const spec = (port: number, cmd: string) => `project: loopy
@@ -140,7 +139,7 @@ describe('a crash-looping service backs off', () => {
 
 // the app refuses to start while /data/broken exists (a volume, so every new instance sees it)
 const BROKEN =
-  'test -f /data/broken && echo refusing to start: /data/broken && exit 1; exec httpd -f -p 127.0.0.1:$PORT -h /srv/www'
+  'test -f /data/broken && echo refusing to start: /data/broken && exit 1; exec httpd -f -p $PORT -h /srv/www'
 
 describe('replacements that die before their gate count towards the loop', () => {
   let dir: string
