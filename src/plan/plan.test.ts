@@ -243,6 +243,27 @@ describe('config bundles', () => {
     assert.deepEqual(p.waiting, [])
   })
 
+  test('an instance changed by hand that is also unhealthy is replaced for its drift, naming both', () => {
+    const p = plan({
+      environment: 'local',
+      desired: [want()],
+      releases: { web: [release(1)] },
+      instances: [
+        inst('a', {
+          health: 'unhealthy',
+          healthDetail: 'connection refused',
+          drift: 'env: GREETING changed',
+        }),
+        inst('b'),
+        inst('c'),
+      ],
+    })
+    assert.deepEqual(
+      p.actions.map((a) => ('cause' in a ? [a.cause, a.reason] : [])),
+      [['drift', 'drift: env: GREETING changed (also unhealthy: connection refused)']],
+    )
+  })
+
   describe('crash loops', () => {
     const loopSpec = { restarts: 3, window: 600_000, backoff: 30_000, maxBackoff: 600_000 }
     const T = Date.parse('2026-01-01T12:00:00Z')

@@ -52,9 +52,12 @@ function deployReason(
 function replaceReason(inst: InstanceView): { cause: ReplaceCause; reason: string } | null {
   if (inst.state === 'missing') return { cause: 'missing', reason: 'missing' }
   if (inst.state === 'stopped') return { cause: 'crashed', reason: 'crashed: process exited' }
-  if (inst.health === 'unhealthy')
-    return { cause: 'unhealthy', reason: `unhealthy: ${inst.healthDetail ?? 'health check failing'}` }
-  if (inst.drift) return { cause: 'drift', reason: `drift: ${inst.drift}` }
+  const unhealthy =
+    inst.health === 'unhealthy' ? `unhealthy: ${inst.healthDetail ?? 'health check failing'}` : null
+  // changed by hand is the cause, not the app: drift does not count towards a crash loop
+  if (inst.drift)
+    return { cause: 'drift', reason: `drift: ${inst.drift}${unhealthy ? ` (also ${unhealthy})` : ''}` }
+  if (unhealthy) return { cause: 'unhealthy', reason: unhealthy }
   return null
 }
 
