@@ -98,8 +98,9 @@ async function oldestInstance(home: GrailHome): Promise<number | undefined> {
   let oldest: number | undefined
   for (const name of names.filter(isInstanceId)) {
     const rec = await readRecord(join(home.instances, name))
-    // a bundle without a readable record may be anything: as old as can be
-    const at = rec ? Date.parse(rec.createdAt) : 0
+    // a bundle without a readable record may be anything: as old as can be; a record is written before
+    // the create and its lower dirs are verified (and a damaged one retired) later, before the mount
+    const at = rec ? Date.parse(rec.mountedAt ?? rec.createdAt) : 0
     if (oldest === undefined || at < oldest) oldest = at
   }
   return oldest
