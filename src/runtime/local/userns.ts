@@ -176,7 +176,7 @@ async function ensureShifted(
  * devices) belongs to the host's root: unmapped in the namespace, so even the instance's root could not
  * write there. It goes to the range's root, as the layer's own root-owned entries did.
  */
-async function shiftLeftovers(dir: string, base: number): Promise<void> {
+export async function shiftLeftovers(dir: string, base: number): Promise<void> {
   for (const name of await readdir(dir)) {
     const path = join(dir, name)
     const st = await lstat(path)
