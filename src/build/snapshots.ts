@@ -27,9 +27,6 @@ export function snapshotPath(home: GrailHome, layer: LayerRef): string {
 /** Prefix of a snapshot dir taken out of use because it was damaged; gc removes it once nothing mounts it. */
 export const RETIRED_PREFIX = '.retired-'
 
-/** A verification at most this old is reused by a create (the drift scan before an apply made it). */
-const REUSE_CHECK_MS = 60_000
-
 /** The latest verification of each snapshot dir in this process, and the ones running now. */
 const checked = new Map<string, { at: number; damage: SnapshotDamage[] }>()
 const checking = new Map<string, Promise<SnapshotDamage[]>>()
@@ -39,21 +36,40 @@ const checking = new Map<string, Promise<SnapshotDamage[]>>()
  * made at or after `since` (ms) is reused, so a scan of many instances of one image hashes it once.
  * Undefined when the layer is not unpacked.
  */
-export async function checkSnapshot(
+export function checkSnapshot(
   home: GrailHome,
   store: OciStore,
   layer: LayerRef,
   opts: { since: number },
 ): Promise<SnapshotDamage[] | undefined> {
-  const dest = snapshotPath(home, layer)
+  return checkSnapshotDir(home, store, layer, snapshotPath(home, layer), opts)
+}
+
+/** Where the copy of a layer with every owner shifted by `base` (for a user namespace) lives. */
+export function shiftedSnapshotPath(home: GrailHome, base: number, layer: LayerRef): string {
+  return join(home.root, 'shifted', String(base), digestHex(layer.diffId))
+}
+
+/**
+ * checkSnapshot for any unpacked copy of a layer: `dest` is the dir, `idShift` what was added to every
+ * owner (a copy shifted into a user namespace).
+ */
+export async function checkSnapshotDir(
+  home: GrailHome,
+  store: OciStore,
+  layer: LayerRef,
+  dest: string,
+  opts: { since: number; idShift?: number },
+): Promise<SnapshotDamage[] | undefined> {
   if (!existsSync(dest)) return undefined
   const done = checked.get(dest)
   if (done && done.at >= opts.since) return done.damage
   let pending = checking.get(dest)
   if (!pending) {
     const at = Date.now()
+    const shift = opts.idShift === undefined ? {} : { idShift: opts.idShift }
     pending = layerFileList(home, store, layer.digest)
-      .then((entries) => verifySnapshotDir(dest, entries))
+      .then((entries) => verifySnapshotDir(dest, entries, shift))
       .then((damage) => {
         checked.set(dest, { at, damage })
         return damage
@@ -63,6 +79,14 @@ export async function checkSnapshot(
   }
   return pending
 }
+
+/** Records that `dest` was just unpacked from a verified blob: a create right after reuses that. */
+export function markVerified(dest: string): void {
+  checked.set(dest, { at: Date.now(), damage: [] })
+}
+
+/** A verification at most this old is reused by a create (the drift scan before an apply made it). */
+export const REUSE_CHECK_MS = 60_000
 
 /**
  * Makes sure a layer is unpacked as a read-only overlay lower dir (whiteouts as overlay whiteouts) that

@@ -6,7 +6,14 @@ import type { Project } from '../spec/types.js'
 import type { Db, HotfixRecord, InstanceRecord, ReleaseRecord } from '../state/index.js'
 import { listHotfixes, listReleases, liveInstances } from '../state/index.js'
 import { fileDrift } from './files.js'
-import { damagedSnapshots, retiredFindings, retiredSnapshots, snapshotFindings } from './snapshots.js'
+import {
+  damagedSnapshots,
+  retiredFindings,
+  retiredSnapshots,
+  type SnapshotUse,
+  snapshotFindings,
+  useKey,
+} from './snapshots.js'
 import type { FileFinding, InstanceDrift, RuntimeFinding } from './types.js'
 
 export interface DriftEnv {
@@ -101,28 +108,42 @@ export async function scanDrift(a: DriftEnv, opts: ScanOptions = {}): Promise<In
   const out: InstanceDrift[] = []
   const want = (id: string) => opts.instance === undefined || opts.instance === id
   const scanned = records.filter((r) => want(r.id) && r.phase === 'healthy')
-  // every shared snapshot the scanned instances run on is hashed once per scan (a 1 MB busybox layer:
-  // ~15 ms; 10,000 small files: ~0.4 s), however many instances share it
+  // every shared snapshot the scanned instances run on (and every copy of one shifted into a user
+  // namespace) is hashed once per scan (a 1 MB busybox layer: ~15 ms; 10,000 small files: ~0.4 s),
+  // however many instances share it
+  const useOf = (o: InstanceObservation): SnapshotUse => ({
+    image: o.imageDigest as Digest,
+    ...(o.idBase !== undefined ? { idBase: o.idBase } : {}),
+  })
   const damaged = await damagedSnapshots(
     a.home,
     a.store,
     scanned.flatMap((r) => {
       const o = observed.get(r.id)
-      return o !== undefined && o.state !== 'missing' ? [o.imageDigest as Digest] : []
+      return o !== undefined && o.state !== 'missing' ? [useOf(o)] : []
     }),
     Date.now(),
   )
   const retired = await retiredSnapshots(a.home)
+  const retiredShifted = new Map<number, Map<string, number[]>>()
   for (const rec of records) {
     if (!want(rec.id) || rec.phase !== 'healthy') continue
     const o = observed.get(rec.id)
     const release = releases.get(`${rec.service}#${rec.releaseNumber}`)
     const runtime = runtimeFindings(o, release, rec)
     if (o !== undefined && o.state !== 'missing') {
-      runtime.push(...snapshotFindings(a.home, damaged.get(o.imageDigest as Digest) ?? []))
+      runtime.push(...snapshotFindings(a.home, damaged.get(useKey(useOf(o))) ?? []))
       // the start is after the mount; state's record is written before the create, so it may be older
       const since = o.startedAt ?? rec.createdAt
       runtime.push(...(await retiredFindings(a.store, o.imageDigest as Digest, since, retired)))
+      if (o.idBase !== undefined) {
+        let mine = retiredShifted.get(o.idBase)
+        if (mine === undefined) {
+          mine = await retiredSnapshots(a.home, o.idBase)
+          retiredShifted.set(o.idBase, mine)
+        }
+        runtime.push(...(await retiredFindings(a.store, o.imageDigest as Digest, since, mine, o.idBase)))
+      }
     }
     const svc = a.project.environments[a.environment]?.services[rec.service]
     const mine = hotfixes.get(rec.id) ?? []

@@ -1,6 +1,13 @@
 import { join } from 'node:path'
 import { readdir } from 'node:fs/promises'
-import { checkSnapshot, type LayerRef, RETIRED_PREFIX, snapshotPath } from '../build/snapshots.js'
+import {
+  checkSnapshot,
+  checkSnapshotDir,
+  type LayerRef,
+  RETIRED_PREFIX,
+  shiftedSnapshotPath,
+  snapshotPath,
+} from '../build/snapshots.js'
 import { GrailError, isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
@@ -14,6 +21,30 @@ export interface DamagedSnapshot {
   dir: string
   layer: Digest
   damage: SnapshotDamage[]
+  /** the copy shifted into a user namespace, not the shared snapshot */
+  shifted?: boolean
+}
+
+/** What an instance runs on: its image, and the id base of its user namespace if it has one. */
+export interface SnapshotUse {
+  image: Digest
+  idBase?: number
+}
+
+/** The key of a use in damagedSnapshots' result. */
+export function useKey(u: SnapshotUse): string {
+  return u.idBase === undefined ? u.image : `${u.image}@${u.idBase}`
+}
+
+/** A check that found nothing to check against (no sound blob) counts as no result. */
+async function orSkip(p: Promise<SnapshotDamage[] | undefined>): Promise<SnapshotDamage[] | undefined> {
+  try {
+    return await p
+  } catch (err) {
+    if (err instanceof GrailError && (err.code === 'BLOB_MISSING' || err.code === 'BLOB_CORRUPT'))
+      return undefined
+    throw err
+  }
 }
 
 async function layersOf(store: OciStore, image: Digest): Promise<LayerRef[] | undefined> {
@@ -31,32 +62,33 @@ async function layersOf(store: OciStore, image: Digest): Promise<LayerRef[] | un
 
 /**
  * Verifies the unpacked snapshots (shared, read-only overlay lower dirs) of each image, every snapshot
- * once per call even when many instances and images share it, and returns the damaged ones by image.
- * Results made at or after `since` are reused (a create right after the scan does not hash again).
+ * once per call even when many instances and images share it, and returns the damaged ones by use
+ * (useKey). A use in a user namespace also has its image's copies shifted to its id base verified:
+ * those are its lower dirs. Results made at or after `since` are reused (a create right after the scan
+ * does not hash again).
  */
 export async function damagedSnapshots(
   home: GrailHome,
   store: OciStore,
-  images: readonly Digest[],
+  uses: readonly SnapshotUse[],
   since: number,
-): Promise<Map<Digest, DamagedSnapshot[]>> {
-  const out = new Map<Digest, DamagedSnapshot[]>()
-  for (const image of new Set(images)) {
+): Promise<Map<string, DamagedSnapshot[]>> {
+  const out = new Map<string, DamagedSnapshot[]>()
+  const unique = new Map(uses.map((u) => [useKey(u), u]))
+  for (const [key, use] of unique) {
     const found: DamagedSnapshot[] = []
-    for (const layer of (await layersOf(store, image)) ?? []) {
-      let damage: SnapshotDamage[] | undefined
-      try {
-        damage = await checkSnapshot(home, store, layer, { since })
-      } catch (err) {
-        // no sound blob to list the layer from: nothing to check the snapshot against
-        if (err instanceof GrailError && (err.code === 'BLOB_MISSING' || err.code === 'BLOB_CORRUPT'))
-          continue
-        throw err
-      }
+    for (const layer of (await layersOf(store, use.image)) ?? []) {
+      // no sound blob to list the layer from: nothing to check the snapshot against
+      const damage = await orSkip(checkSnapshot(home, store, layer, { since }))
       if (damage && damage.length > 0)
         found.push({ dir: snapshotPath(home, layer), layer: layer.digest, damage })
+      if (use.idBase === undefined) continue
+      const dir = shiftedSnapshotPath(home, use.idBase, layer)
+      const shifted = await orSkip(checkSnapshotDir(home, store, layer, dir, { since, idShift: use.idBase }))
+      if (shifted && shifted.length > 0)
+        found.push({ dir, layer: layer.digest, damage: shifted, shifted: true })
     }
-    if (found.length > 0) out.set(image, found)
+    if (found.length > 0) out.set(key, found)
   }
   return out
 }
@@ -75,18 +107,21 @@ export function snapshotFindings(home: GrailHome, damaged: readonly DamagedSnaps
     const more = d.damage.length > 3 ? `, and ${d.damage.length - 3} more` : ''
     return {
       kind: 'snapshot',
-      detail: `shared image snapshot changed: ${shown.join(', ')}${more}`,
+      detail: `${d.shifted ? "image snapshot's copy for the user namespace" : 'shared image snapshot'} changed: ${shown.join(', ')}${more}`,
       class: 'unexplained',
     }
   })
 }
 
-/** Retired (damaged, replaced) snapshot dirs by layer diff id (hex): when each was retired (ms). */
-export async function retiredSnapshots(home: GrailHome): Promise<Map<string, number[]>> {
+/**
+ * Retired (damaged, replaced) snapshot dirs by layer diff id (hex): when each was retired (ms). In the
+ * shared snapshots dir, or with `idBase` among the copies shifted to that base.
+ */
+export async function retiredSnapshots(home: GrailHome, idBase?: number): Promise<Map<string, number[]>> {
   const out = new Map<string, number[]>()
   let names: string[] = []
   try {
-    names = await readdir(home.snapshots)
+    names = await readdir(idBase === undefined ? home.snapshots : join(home.root, 'shifted', String(idBase)))
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err
   }
@@ -112,7 +147,9 @@ export async function retiredFindings(
   image: Digest,
   mountedBy: string,
   retired: Map<string, number[]>,
+  idBase?: number,
 ): Promise<RuntimeFinding[]> {
+  const where = idBase === undefined ? 'snapshots' : `shifted/${idBase}`
   if (retired.size === 0) return []
   const created = Date.parse(mountedBy)
   const out: RuntimeFinding[] = []
@@ -122,7 +159,7 @@ export async function retiredFindings(
     if (at === undefined) continue
     out.push({
       kind: 'snapshot',
-      detail: `runs on snapshots/${hex} as it was when found damaged (${new Date(at).toISOString()}); new instances get it unpacked anew`,
+      detail: `runs on ${where}/${hex} as it was when found damaged (${new Date(at).toISOString()}); new instances get it unpacked anew`,
       class: 'unexplained',
     })
   }

@@ -2,7 +2,7 @@ import type { Digest } from '../oci/digest.js'
 import { GrailError } from '../errors.js'
 import { liveInstances } from '../state/index.js'
 import type { DriftEnv } from './scan.js'
-import { damagedSnapshots } from './snapshots.js'
+import { damagedSnapshots, type SnapshotUse, useKey } from './snapshots.js'
 import type { SnapshotDamage } from '../build/snapshot-verify.js'
 
 export interface VerifyReport {
@@ -16,17 +16,24 @@ export interface VerifyReport {
 
 /**
  * `grail verify`: hashes, now, everything the environment's instances run on: every blob of their images
- * against its digest, and every shared snapshot against its layer's recorded entries (the drift scan
+ * against its digest, and every shared snapshot (and copy of one shifted into a user namespace) against
+ * its layer's recorded entries (the drift scan
  * does the latter too, on every plan). Reports what is damaged and which instances it affects.
  */
 export async function verifyEnvironment(a: DriftEnv): Promise<VerifyReport> {
   const observed = await a.provider.list({ project: a.project.name, environment: a.environment })
   const known = new Set(liveInstances(a.db, a.environment).map((r) => r.id))
   const users = new Map<Digest, string[]>()
+  // who runs on what: the shared snapshots, and in a user namespace the copies shifted to its base
+  const uses = new Map<string, { use: SnapshotUse; ids: string[] }>()
   for (const o of observed) {
     if (o.state === 'missing' || !known.has(o.id)) continue
     const d = o.imageDigest as Digest
     users.set(d, [...(users.get(d) ?? []), o.id])
+    const use: SnapshotUse = { image: d, ...(o.idBase !== undefined ? { idBase: o.idBase } : {}) }
+    const u = uses.get(useKey(use)) ?? { use, ids: [] }
+    u.ids.push(o.id)
+    uses.set(useKey(use), u)
   }
   const report: VerifyReport = {
     environment: a.environment,
@@ -35,12 +42,17 @@ export async function verifyEnvironment(a: DriftEnv): Promise<VerifyReport> {
     snapshots: [],
     blobs: [],
   }
-  const damaged = await damagedSnapshots(a.home, a.store, [...users.keys()], Date.now())
+  const damaged = await damagedSnapshots(
+    a.home,
+    a.store,
+    [...uses.values()].map((u) => u.use),
+    Date.now(),
+  )
   const seen = new Map<string, VerifyReport['snapshots'][number]>()
-  for (const [image, list] of damaged) {
+  for (const [key, list] of damaged) {
     for (const d of list) {
       const entry = seen.get(d.dir) ?? { dir: d.dir, layer: d.layer, damage: d.damage, instances: [] }
-      entry.instances.push(...(users.get(image) ?? []))
+      for (const id of uses.get(key)?.ids ?? []) if (!entry.instances.includes(id)) entry.instances.push(id)
       seen.set(d.dir, entry)
     }
   }

@@ -65,6 +65,29 @@ async function mtimeOf(path: string): Promise<number> {
 }
 
 /** Creation time (ms) of the oldest instance bundle of this home, local provider; undefined if none. */
+/** Retired shifted copies no instance can still mount (none is older than the retirement), by dir. */
+async function retiredShifted(home: GrailHome, oldest: number | undefined): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>()
+  const root = join(home.root, 'shifted')
+  let bases: string[] = []
+  try {
+    bases = await readdir(root)
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
+  for (const base of bases.filter((b) => /^\d+$/.test(b))) {
+    const dir = join(root, base)
+    const names = (await readdir(dir)).filter((name) => {
+      // one a killed gc was removing is finished whatever its age
+      if (name.startsWith(DOOMED_PREFIX)) return true
+      const at = name.startsWith(RETIRED_PREFIX) ? Number(name.split('-').at(-1)) : Number.NaN
+      return Number.isFinite(at) && (oldest === undefined || oldest > at)
+    })
+    if (names.length > 0) out.set(dir, names)
+  }
+  return out
+}
+
 async function oldestInstance(home: GrailHome): Promise<number | undefined> {
   let names: string[] = []
   try {
@@ -75,8 +98,9 @@ async function oldestInstance(home: GrailHome): Promise<number | undefined> {
   let oldest: number | undefined
   for (const name of names.filter(isInstanceId)) {
     const rec = await readRecord(join(home.instances, name))
-    // a bundle without a readable record may be anything: as old as can be
-    const at = rec ? Date.parse(rec.createdAt) : 0
+    // a bundle without a readable record may be anything: as old as can be; a record is written before
+    // the create and its lower dirs are verified (and a damaged one retired) later, before the mount
+    const at = rec ? Date.parse(rec.mountedAt ?? rec.createdAt) : 0
     if (oldest === undefined || at < oldest) oldest = at
   }
   return oldest
@@ -220,6 +244,11 @@ export async function collectGarbage(
     doomedSnapshots.push(name)
   }
   if (!opts.dryRun) await deleteSnapshots(env.home.snapshots, doomedSnapshots)
+  // the same for damaged copies of snapshots shifted into a user namespace (shifted/<base>/)
+  for (const [dir, names] of await retiredShifted(env.home, oldest)) {
+    for (const name of names) report.snapshots.bytes += await sizeOf(join(dir, name))
+    if (!opts.dryRun) await deleteSnapshots(dir, names)
+  }
 
   if (!opts.dryRun) {
     // caches that point at deleted blobs are dropped, so a build never trusts them

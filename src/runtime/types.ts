@@ -69,6 +69,8 @@ export interface InstanceObservation {
   /** ISO time the process started */
   startedAt?: string
   exitCode?: number
+  /** in a user namespace: the host id its root maps to (its image's lower dirs are copies shifted by it) */
+  idBase?: number
 }
 
 export interface FileChange {

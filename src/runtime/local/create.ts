@@ -184,6 +184,8 @@ async function bundleInstance(
     base === undefined
       ? image.lowers.map((l) => basename(l))
       : await ensureShiftedLowers(home, store, image.layers, base)
+  rec.mountedAt = new Date().toISOString()
+  await writeRecord(p.dir, rec)
   const mount = overlayMountCommand({
     lowers,
     upper: p.upper,

@@ -39,6 +39,7 @@ async function fromRecord(
     mounts: live ? recorded.filter((m) => live.mountPoints.has(m.destination)) : recorded,
     ...(pid !== undefined ? { pid } : {}),
     ...(rec.startedAt ? { startedAt: rec.startedAt } : {}),
+    ...(rec.idBase !== undefined ? { idBase: rec.idBase } : {}),
   }
 }
 

@@ -29,6 +29,11 @@ export interface InstanceRecord {
   /** userns: private: the host uid (and gid) that uid 0 of the instance maps to; 65536 ids from there */
   idBase?: number
   createdAt: string
+  /**
+   * written just before the overlay is mounted, after its lower dirs were verified: an instance mounted
+   * after a damaged snapshot (or shifted copy) was retired runs on its replacement (gc relies on it)
+   */
+  mountedAt?: string
   startedAt?: string
 }
 

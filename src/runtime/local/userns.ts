@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream, existsSync } from 'node:fs'
+import { createReadStream } from 'node:fs'
 import {
   chmod,
   chown,
@@ -16,6 +16,7 @@ import {
 import { join } from 'node:path'
 import { PassThrough } from 'node:stream'
 import type { LayerRef } from '../../build/snapshots.js'
+import { checkSnapshotDir, markVerified, RETIRED_PREFIX, REUSE_CHECK_MS } from '../../build/snapshots.js'
 import { GrailError, isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import { digestHex } from '../../oci/digest.js'
@@ -117,7 +118,9 @@ const pending = new Map<string, Promise<void>>()
 /**
  * The image's layers (topmost first, as overlay wants them) unpacked with every owner shifted by
  * `base`, each once per range; the blob is hashed while it streams and a copy appears (by rename) only
- * when it matched. Returns lowerdir names relative to the snapshots dir.
+ * when it matched. An existing copy is verified first (or a verification of the last minute reused,
+ * as for shared snapshots): a damaged one is moved aside, never rewritten (running instances may have
+ * it as a lower dir), and unpacked again. Returns lowerdir names relative to the snapshots dir.
  */
 export async function ensureShiftedLowers(
   home: GrailHome,
@@ -129,14 +132,12 @@ export async function ensureShiftedLowers(
   for (const layer of layers) {
     const rel = shiftedSnapshotRel(base, layer)
     const dest = join(home.snapshots, rel)
-    if (!existsSync(dest)) {
-      let p = pending.get(dest)
-      if (!p) {
-        p = unpackShifted(home, store, layer, dest, base).finally(() => pending.delete(dest))
-        pending.set(dest, p)
-      }
-      await p
+    let p = pending.get(dest)
+    if (!p) {
+      p = ensureShifted(home, store, layer, dest, base).finally(() => pending.delete(dest))
+      pending.set(dest, p)
     }
+    await p
     out.unshift(rel)
   }
   if (out.length === 0) {
@@ -149,12 +150,33 @@ export async function ensureShiftedLowers(
   return out
 }
 
+async function ensureShifted(
+  home: GrailHome,
+  store: OciStore,
+  layer: LayerRef,
+  dest: string,
+  base: number,
+): Promise<void> {
+  const since = Date.now() - REUSE_CHECK_MS
+  const damage = await checkSnapshotDir(home, store, layer, dest, { since, idShift: base })
+  if (damage !== undefined && damage.length === 0) return
+  if (damage !== undefined) {
+    const name = `${RETIRED_PREFIX}${digestHex(layer.diffId)}-${Date.now()}`
+    // another process may have retired it first
+    await rename(dest, join(home.root, 'shifted', String(base), name)).catch((err: unknown) => {
+      if (!isErrno(err, 'ENOENT')) throw err
+    })
+  }
+  await unpackShifted(home, store, layer, dest, base)
+  markVerified(dest)
+}
+
 /**
  * What the extractor made that no entry describes (parent dirs a layer leaves out, overlay whiteout
  * devices) belongs to the host's root: unmapped in the namespace, so even the instance's root could not
  * write there. It goes to the range's root, as the layer's own root-owned entries did.
  */
-async function shiftLeftovers(dir: string, base: number): Promise<void> {
+export async function shiftLeftovers(dir: string, base: number): Promise<void> {
   for (const name of await readdir(dir)) {
     const path = join(dir, name)
     const st = await lstat(path)
