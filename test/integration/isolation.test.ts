@@ -19,6 +19,7 @@ import { stopInstance } from '../../src/runtime/local/lifecycle.js'
 import { loadProject } from '../../src/spec/index.js'
 import { runCommand } from '../../src/util/exec.js'
 import { mountsUnder } from '../../src/util/mounts.js'
+import { stageDir } from '../../src/runtime/local/userns.js'
 import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
 import { removeDir, tempProject } from '../helpers/project.js'
 
@@ -266,7 +267,9 @@ describe('local instance isolation', () => {
     const status = await readFile(`/proc/${pid}/status`, 'utf8')
     assert.match(status, new RegExp(`^Uid:\\s+${base + 33}\\s`, 'm'))
     await p.destroy(h)
-    assert.deepEqual(await mountsUnder('/run/grail'), [])
+    // its stage dir (bind mounts for runc inside the namespace) goes with it
+    assert.deepEqual(await mountsUnder(stageDir(f.home, s.id)), [])
+    assert.ok(!existsSync(stageDir(f.home, s.id)))
   })
 
   test('userns: host opts out: root in the instance is the host root', async () => {
