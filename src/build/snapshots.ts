@@ -159,6 +159,21 @@ async function unpackToTemp(home: GrailHome, store: OciStore, layer: LayerRef): 
   await mkdir(home.snapshots, { recursive: true })
   const tmp = join(home.snapshots, `.tmp-${process.pid}-${randomBytes(6).toString('hex')}`)
   await mkdir(tmp)
+  await extractVerifiedLayer(store, layer, tmp)
+  return tmp
+}
+
+/**
+ * Extracts a layer blob into `dir` (made by the caller) while hashing it; nothing unverified stays: on a
+ * failure, or bytes that do not hash to the layer's digest, `dir` is removed and BLOB_MISSING or
+ * BLOB_CORRUPT names the blob. `idOffset` shifts every owner (a user namespace's copy).
+ */
+export async function extractVerifiedLayer(
+  store: OciStore,
+  layer: LayerRef,
+  dir: string,
+  opts: { idOffset?: number } = {},
+): Promise<void> {
   const hash = createHash('sha256')
   const tee = new PassThrough()
   const src = createReadStream(store.blobPath(layer.digest))
@@ -166,18 +181,21 @@ async function unpackToTemp(home: GrailHome, store: OciStore, layer: LayerRef): 
   src.on('error', (e) => tee.destroy(e))
   src.pipe(tee)
   try {
-    await extractLayer(tee, tmp, { mode: 'snapshot', label: `layer ${layer.digest}`, allowDevices: false })
+    await extractLayer(tee, dir, {
+      mode: 'snapshot',
+      label: `layer ${layer.digest}`,
+      allowDevices: false,
+      ...(opts.idOffset === undefined ? {} : { idOffset: opts.idOffset }),
+    })
   } catch (err) {
-    await rm(tmp, { recursive: true, force: true })
+    await rm(dir, { recursive: true, force: true })
     // a corrupt blob usually fails as a broken gzip stream ("invalid distance code"): say what it is
     throw (await layerBlobProblem(store, layer.digest)) ?? err
   }
-  const actual = `sha256:${hash.digest('hex')}`
-  if (actual !== layer.digest) {
-    await rm(tmp, { recursive: true, force: true })
+  if (`sha256:${hash.digest('hex')}` !== layer.digest) {
+    await rm(dir, { recursive: true, force: true })
     throw blobError(store, layer.digest, 'corrupt')
   }
-  return tmp
 }
 
 /** A layer blob that cannot be unpacked: BLOB_MISSING or BLOB_CORRUPT (the caller adds which image). */

@@ -1,5 +1,4 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { createReadStream } from 'node:fs'
 import {
   chmod,
   chown,
@@ -14,14 +13,18 @@ import {
   writeFile,
 } from 'node:fs/promises'
 import { join } from 'node:path'
-import { PassThrough } from 'node:stream'
 import type { LayerRef } from '../../build/snapshots.js'
-import { checkSnapshotDir, markVerified, RETIRED_PREFIX, REUSE_CHECK_MS } from '../../build/snapshots.js'
+import {
+  checkSnapshotDir,
+  extractVerifiedLayer,
+  markVerified,
+  RETIRED_PREFIX,
+  REUSE_CHECK_MS,
+} from '../../build/snapshots.js'
 import { GrailError, isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import { digestHex } from '../../oci/digest.js'
 import type { OciStore } from '../../oci/store.js'
-import { extractLayer } from '../../oci/tar/index.js'
 import type { Command } from '../../util/exec.js'
 import { runCommand } from '../../util/exec.js'
 
@@ -198,25 +201,8 @@ async function unpackShifted(
   await mkdir(tmp)
   // the layer's root dir, if the tar has no entry for it, belongs to the range's root
   await chown(tmp, base, base)
-  const hash = createHash('sha256')
-  const tee = new PassThrough()
-  const src = createReadStream(store.blobPath(layer.digest))
-  src.on('data', (c) => hash.update(c as Buffer))
-  src.on('error', (e) => tee.destroy(e))
-  src.pipe(tee)
+  await extractVerifiedLayer(store, layer, tmp, { idOffset: base })
   try {
-    await extractLayer(tee, tmp, {
-      mode: 'snapshot',
-      label: `layer ${layer.digest}`,
-      allowDevices: false,
-      idOffset: base,
-    })
-    const actual = `sha256:${hash.digest('hex')}`
-    if (actual !== layer.digest) {
-      throw new GrailError('BLOB_CORRUPT', `layer blob ${store.blobPath(layer.digest)} hashes to ${actual}`, {
-        hint: 'delete the blob and rebuild the image that uses it',
-      })
-    }
     await shiftLeftovers(tmp, base)
   } catch (err) {
     await rm(tmp, { recursive: true, force: true })
