@@ -112,8 +112,12 @@ describe('the supervised proxy', () => {
     await sleep(1000)
     const during = await load.stop()
     t.diagnostic(`around the kill: ${during.ok} ok, ${during.failed} failed ${during.errors.slice(0, 3)}`)
-    // the keeper holds the listening socket: only requests in flight at the kill can fail, one per worker
-    assert.ok(during.failed <= workers, `${during.failed} failed: ${during.errors.slice(0, 5).join('\n')}`)
+    // the keeper holds the listening socket: only connections the dead daemon had accepted can fail, a
+    // request in flight on one and, at most, the next request a worker sends on it before it sees the close
+    assert.ok(
+      during.failed <= 2 * workers,
+      `${during.failed} failed: ${during.errors.slice(0, 5).join('\n')}`,
+    )
     const steady = startLoad(url(), { workers })
     await sleep(2000)
     const afterwards = await steady.stop()
