@@ -27,7 +27,8 @@ export function openDb(file: string, opts: OpenDbOptions = {}): Db {
   try {
     db = new Database(file)
     db.pragma('busy_timeout = 5000')
-    db.pragma('journal_mode = WAL')
+    // switching to WAL needs a lock the busy handler does not wait for: only a new database switches
+    if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL')
     // env values and deploy files live in releases: the database and its WAL are owner-only
     tightenHomeSync(dirname(file))
     db.pragma('synchronous = NORMAL')
