@@ -1,9 +1,13 @@
 import { existsSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isErrno } from '../errors.js'
 
-/** True while `pid` is a running process (a zombie awaiting its parent counts as gone). */
+/**
+ * True while `pid` is a running process. A zombie awaiting its parent counts as gone, but only once every
+ * thread of it has exited: the main thread of a multi-threaded process (node is one) turns zombie first,
+ * while its other threads still run their exit and still hold its files, a listening socket among them.
+ */
 export async function isAlive(pid: number): Promise<boolean> {
   try {
     process.kill(pid, 0)
@@ -14,9 +18,12 @@ export async function isAlive(pid: number): Promise<boolean> {
     throw err
   }
   try {
-    // /proc/<pid>/stat: "pid (comm) S ..."; comm may hold spaces and parens, so read after the last ')'.
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8')
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z'
+    if (!isZombie(await readFile(`/proc/${pid}/stat`, 'utf8'))) return true
+    for (const task of await readdir(`/proc/${pid}/task`).catch(() => [])) {
+      const stat = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => '')
+      if (stat !== '' && !isZombie(stat)) return true
+    }
+    return false
   } catch (err) {
     // Gone since the kill(0) (the read of a vanishing /proc entry fails with ESRCH), or no /proc on this
     // system (then kill(0) is all there is to go by).
@@ -24,6 +31,15 @@ export async function isAlive(pid: number): Promise<boolean> {
     if (isErrno(err, 'ENOENT')) return !existsSync('/proc/self')
     throw err
   }
+}
+
+/**
+ * True when a `/proc/<pid>/stat` line ("pid (comm) S ...") is of a task that exited: zombie or dead. comm may
+ * hold spaces and parens, so the state is read after the last ')'.
+ */
+function isZombie(stat: string): boolean {
+  const state = stat.charAt(stat.lastIndexOf(')') + 2)
+  return state === 'Z' || state === 'X'
 }
 
 /**
