@@ -6,6 +6,8 @@ export interface Context {
   readonly table: RouteTable
   /** How long traffic waits for a backend when none can take it. */
   readonly waitMs: number
+  /** How long a request waits for a backend's response header before the backend is ejected. */
+  readonly responseTimeoutMs: number
   readonly log: ProxyLog | undefined
   /** Counts one client-visible failure. */
   readonly fail: () => void
@@ -30,15 +32,16 @@ export interface Attempt {
 /** What one kind of traffic does once routing decided; one static object per mode, so routing allocates nothing. */
 export interface RouteHooks<A extends Attempt> {
   dispatch(ctx: Context, attempt: A, r: Route): void
-  /** idle: there was no backend at all (rather than only refusing ones) */
+  /** idle: no backend was in rotation (none at all, or all ejected), rather than only refusing ones */
   giveUp(ctx: Context, attempt: A, idle: boolean): void
   /** the client left while waiting */
   gone(attempt: A): boolean
 }
 
 /**
- * Picks a backend for an attempt and dispatches it. With none to take it, waits for the set to change
- * (no backend at all) or pauses and tries the set again (all refused), up to `waitMs`, then gives up.
+ * Picks a backend in rotation for an attempt and dispatches it. With none to take it, waits for the set
+ * to change or an ejected backend to be readmitted (none in rotation) or pauses and tries the set again
+ * (all it tried refused), up to `waitMs`, then gives up.
  */
 export function routeOrWait<A extends Attempt>(ctx: Context, attempt: A, hooks: RouteHooks<A>): void {
   const r = ctx.table.pick(attempt.tried)
@@ -48,7 +51,7 @@ export function routeOrWait<A extends Attempt>(ctx: Context, attempt: A, hooks: 
   }
   if (attempt.deadline === 0) attempt.deadline = Date.now() + ctx.waitMs
   const left = attempt.deadline - Date.now()
-  const idle = ctx.table.size === 0
+  const idle = ctx.table.available === 0
   if (left <= 0 || ctx.table.closed) {
     hooks.giveUp(ctx, attempt, idle)
     return

@@ -1,5 +1,5 @@
 import { GrailError } from '../errors.js'
-import type { Backend, ProxyStats } from './types.js'
+import type { Backend, BackendCheck, Ejection, ProxyStats } from './types.js'
 
 /** What `GET /status` on a proxy daemon's control socket answers. */
 export interface ProxyStatus {
@@ -8,6 +8,8 @@ export interface ProxyStatus {
   readonly listen: { readonly host: string; readonly port: number }
   readonly mode: 'http' | 'tcp'
   readonly backends: Backend[]
+  /** The backends of the set the proxy has taken out of rotation (failed checks or requests). */
+  readonly ejected: Ejection[]
   readonly stats: ProxyStats
   /** Pid of the keeper that restarts this daemon when it dies; null when it runs unsupervised. */
   readonly supervisor: number | null
@@ -123,8 +125,32 @@ export function parseBackends(value: unknown, where: string): Backend[] {
     }
     if (ids.has(id)) throw new GrailError('PROXY_BAD_BACKENDS', `${where}: backend id "${id}" appears twice`)
     ids.add(id)
-    return { id, host, port }
+    if (o.check === undefined) return { id, host, port }
+    return { id, host, port, check: parseCheck(o.check, `${where}: backends[${i}].check`) }
   })
+}
+
+function parseCheck(value: unknown, where: string): BackendCheck {
+  const o = (typeof value === 'object' && value !== null ? value : {}) as Record<string, unknown>
+  const bad = (what: string): never => {
+    throw new GrailError('PROXY_BAD_BACKENDS', `${where}: ${what}`)
+  }
+  const whole = (k: string, min: number, max: number): number => {
+    const v = o[k]
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+      bad(`${k} must be ${min}..${max}`)
+    return v as number
+  }
+  const timing = {
+    port: whole('port', 1, 65535),
+    interval: whole('interval', 1, 86_400_000),
+    timeout: whole('timeout', 1, 86_400_000),
+  }
+  if (o.type === 'tcp') return { type: 'tcp', ...timing }
+  if (o.type !== 'http') return bad('type must be http or tcp')
+  const { path } = o
+  if (typeof path !== 'string' || !path.startsWith('/')) return bad('path must start with /')
+  return { type: 'http', path, expectStatus: whole('expectStatus', 100, 599), ...timing }
 }
 
 function usage(message: string): never {

@@ -93,6 +93,7 @@ export async function runDaemon(
         listen: { host: args.listenHost, port: args.listenPort },
         mode: args.mode,
         backends: proxy.backends(),
+        ejected: proxy.ejected(),
         stats: proxy.stats(),
         supervisor: (await opts.supervisor?.()) ?? null,
       }

@@ -176,10 +176,15 @@ test('with no backend for the whole wait a request gets 503', async () => {
   assert.equal(proxy.stats().failed, 1)
 })
 
-test('when every backend refuses the request gets 502 at the end of the wait', async () => {
+test('when every backend refuses, each is ejected and the request gets 503 naming them at the end of the wait', async () => {
   const { proxy, port, all, byId } = await setup(['gone'], { waitForBackendMs: 200 })
   await proxy.setBackends(all)
   await byId.gone?.stop()
   const r = await send(port)
-  assert.equal(r.status, 502)
+  assert.equal(r.status, 503)
+  assert.match(r.body, /^no healthy backend: all 1 failing their health checks \(gone: ECONNREFUSED\)/)
+  assert.deepEqual(
+    proxy.ejected().map((e) => e.id),
+    ['gone'],
+  )
 })

@@ -69,7 +69,14 @@ export function createHttpHandler(ctx: Context): (req: IncomingMessage, res: Ser
 const HTTP_HOOKS: RouteHooks<Exchange> = {
   dispatch,
   giveUp(ctx, ex, idle) {
-    ctx.log?.('no-backend', { mode: 'http', url: ex.req.url })
+    const ejected = ctx.table.ejected()
+    ctx.log?.('no-backend', { mode: 'http', url: ex.req.url, ejected: ejected.map((e) => e.id) })
+    if (idle && ejected.length > 0) {
+      // every backend fails its checks: say so rather than send traffic to one known to be failing
+      const why = ejected.map((e) => `${e.id}: ${e.reason}`).join('; ')
+      fail(ctx, ex, 503, `no healthy backend: all ${ejected.length} failing their health checks (${why})\n`)
+      return
+    }
     fail(ctx, ex, idle ? 503 : 502)
   },
   gone: (ex) => ex.res.destroyed,
@@ -98,10 +105,41 @@ function dispatch(ctx: Context, ex: Exchange, r: Route): void {
   const release = (): void => {
     if (released) return
     released = true
+    stopWaiting()
     ctx.table.release(r)
   }
+  // Passive checks: no response header within the timeout ejects the backend; its ejection (by any
+  // request or probe) sends this request elsewhere when it may be sent again.
+  let timer: NodeJS.Timeout | undefined
+  const onEjected = (): void => {
+    if (ex.upstream !== up || ex.res.destroyed || ex.responded || !mayResend(ex, r)) return
+    stopWaiting()
+    abandon(ctx, ex, r, up, 'ejected')
+    release()
+  }
+  const stopWaiting = (): void => {
+    clearTimeout(timer)
+    r.waiting?.delete(onEjected)
+  }
+  const startTimer = (): void => {
+    timer = setTimeout(() => {
+      stopWaiting()
+      if (ex.upstream !== up || ex.res.destroyed || ex.responded) return
+      ctx.table.eject(r, `no response within ${ctx.responseTimeoutMs} ms`)
+      if (mayResend(ex, r)) abandon(ctx, ex, r, up, 'response-timeout')
+      else {
+        ex.upstream = undefined
+        up.destroy()
+        ctx.log?.('upstream-error', { backend: r.backend.id, code: 'response-timeout', url: ex.req.url })
+        fail(ctx, ex, 504)
+      }
+      release()
+    }, ctx.responseTimeoutMs)
+  }
+  r.waiting?.add(onEjected)
   up.on('close', release)
   up.on('response', (pres) => {
+    stopWaiting()
     if (ex.upstream !== up || ex.res.destroyed) return void pres.resume()
     if (pres.statusCode === 408 && staleConnection(r, up) && mayResend(ex, r)) {
       // The backend timed out the connection it had kept, not this request: close it and send again.
@@ -119,9 +157,12 @@ function dispatch(ctx: Context, ex: Exchange, r: Route): void {
     onUpstreamError(ctx, ex, r, up, err)
   })
   if (!ex.hasBody) {
+    startTimer()
     up.end()
     return
   }
+  // a body is waited for from when it was all sent: a slow upload is not a slow backend
+  up.once('finish', startTimer)
   // The body is streamed only once the socket is connected, so a refused connect leaves it unread and the
   // request can still go to another backend.
   up.once('socket', (socket) => {
@@ -160,6 +201,7 @@ function onUpstreamError(ctx: Context, ex: Exchange, r: Route, up: ClientRequest
     return
   }
   const code = (err as NodeJS.ErrnoException).code
+  if (isConnectError(code)) ctx.table.eject(r, code ?? 'connect failed')
   const again =
     !r.forced && (isConnectError(code) || (code !== undefined && CLOSED_ERRORS.has(code) && mayResend(ex, r)))
   if (!again) {
@@ -190,14 +232,27 @@ function retry(ctx: Context, ex: Exchange, r: Route, why: string): void {
   route(ctx, ex)
 }
 
-function fail(ctx: Context, ex: Exchange, status: number): void {
+/** Gives up on the request on `up` (nothing of its answer reached the client) and sends it again elsewhere. */
+function abandon(ctx: Context, ex: Exchange, r: Route, up: ClientRequest, why: string): void {
+  ex.resends++
+  retry(ctx, ex, r, why)
+  up.destroy()
+}
+
+const FAIL_BODY: Record<number, string> = {
+  502: 'bad gateway\n',
+  503: 'no backend available\n',
+  504: 'gateway timeout: the backend did not answer in time\n',
+}
+
+function fail(ctx: Context, ex: Exchange, status: number, text?: string): void {
   ctx.fail()
   const { res } = ex
   if (res.headersSent) {
     res.destroy()
     return
   }
-  const body = status === 503 ? 'no backend available\n' : 'bad gateway\n'
+  const body = text ?? FAIL_BODY[status] ?? 'bad gateway\n'
   res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(body) })
   res.end(body)
 }

@@ -7,17 +7,28 @@ import { RouteTable } from './routes.js'
 import { createTcpHandler } from './tcp.js'
 import type { TrafficProxy, ProxyOptions } from './types.js'
 
-export type { Backend, TrafficProxy, ProxyLog, ProxyOptions, ProxyStats, SwapResult } from './types.js'
+export type {
+  Backend,
+  BackendCheck,
+  Ejection,
+  TrafficProxy,
+  ProxyLog,
+  ProxyOptions,
+  ProxyStats,
+  SwapResult,
+} from './types.js'
 
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000
 const DEFAULT_WAIT_FOR_BACKEND_MS = 5_000
+const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000
 
 /**
  * Starts a traffic router on `listenHost:listenPort` with an empty backend set; call `setBackends` with the
  * healthy instances. In `tcp` mode each connection is piped to one backend, in `http` mode each request is
- * routed on its own; both go round robin over the current set, fail over when a backend refuses the
- * connection, and drain removed backends on a swap. Health is the caller's decision: the proxy only fails
- * over on connect errors. Rejects with PROXY_LISTEN when the address cannot be bound.
+ * routed on its own; both go round robin over the backends in rotation, fail over when a backend refuses
+ * the connection, and drain removed backends on a swap. A backend leaves the rotation when its own check
+ * fails or when it refuses a connection or does not answer within `responseTimeoutMs` (http), and comes
+ * back after `READMIT_PASSES` passing probes. Rejects with PROXY_LISTEN when the address cannot be bound.
  */
 export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
   const table = new RouteTable({
@@ -25,11 +36,13 @@ export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
     drainTimeoutMs: opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
     spareIdleMs: opts.spareIdleMs,
     log: opts.log,
+    healthChecks: opts.healthChecks,
   })
   let failed = 0
   const ctx: Context = {
     table,
     waitMs: opts.waitForBackendMs ?? DEFAULT_WAIT_FOR_BACKEND_MS,
+    responseTimeoutMs: opts.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
     log: opts.log,
     fail: () => {
       failed++
@@ -57,6 +70,7 @@ export async function startProxy(opts: ProxyOptions): Promise<TrafficProxy> {
     listenHandle: (server as unknown as { _handle: object })._handle,
     setBackends: (backends) => table.set(backends),
     backends: () => table.backends(),
+    ejected: () => table.ejected(),
     stats: () => table.stats(failed),
     close: () => {
       closing ??= close()

@@ -1,10 +1,12 @@
 import type { Socket } from 'node:net'
 import { BackendAgent } from './agent.js'
-import type { Backend, ProxyLog, ProxyStats, SwapResult } from './types.js'
+import { watchRoute } from './health-watch.js'
+import type { Backend, Ejection, ProxyLog, ProxyStats, SwapResult } from './types.js'
 
 /** One backend as the proxy tracks it: in-flight count, connection pool (http) or open links (tcp). */
 export interface Route {
-  readonly backend: Backend
+  /** Replaced by a swap that keeps the route but changes its check. */
+  backend: Backend
   /** Connections or requests in flight now. */
   active: number
   total: number
@@ -17,6 +19,14 @@ export interface Route {
   /** Client sockets piped to this backend (tcp mode), closed at the drain timeout. */
   readonly links: Set<Socket> | undefined
   onIdle: (() => void) | undefined
+  /** Set while the backend is out of rotation: `pick` skips it until its probes pass again. */
+  ejected: Ejection | undefined
+  /** Passing probes in a row since the ejection. */
+  passes: number
+  /** Requests (http) waiting for this backend's response header: each is told when it is ejected. */
+  readonly waiting: Set<() => void> | undefined
+  /** Stops the route's health checks. */
+  unwatch: (() => void) | undefined
 }
 
 /** What a route table needs to know. */
@@ -26,7 +36,12 @@ export interface RouteTableOptions {
   /** How long a spare connection may wait for a request (see BackendAgent). */
   readonly spareIdleMs?: number
   readonly log: ProxyLog | undefined
+  /** Run active and readmission checks (default true; the unit tests of routing alone turn it off). */
+  readonly healthChecks?: boolean
 }
+
+/** Passing probes in a row an ejected backend needs before it takes traffic again. */
+export const READMIT_PASSES = 2
 
 const routeKey = (b: Backend): string => `${b.id}\0${b.host}\0${b.port}`
 
@@ -59,18 +74,59 @@ export class RouteTable {
     return this.#list.length
   }
 
-  /** The next backend by round robin, skipping `tried`; undefined when none is left. */
+  /** Number of backends of the current set in rotation (not ejected). */
+  get available(): number {
+    let n = 0
+    for (const r of this.#list) if (r.ejected === undefined) n++
+    return n
+  }
+
+  /** The next backend in rotation by round robin, skipping `tried`; undefined when none is left. */
   pick(tried?: readonly Route[]): Route | undefined {
     const list = this.#list
     const n = list.length
     if (n === 0) return undefined
     if (this.#rr > 0x3fffffff) this.#rr = 0
-    if (tried === undefined) return list[this.#rr++ % n]
     for (let i = 0; i < n; i++) {
       const r = list[this.#rr++ % n]
-      if (r !== undefined && !tried.includes(r)) return r
+      if (r !== undefined && r.ejected === undefined && (tried === undefined || !tried.includes(r))) return r
     }
     return undefined
+  }
+
+  /**
+   * Takes `r` out of rotation at once (a failed probe, a refused connect, a response that did not come in
+   * time); requests waiting on it for a response header are told, so they can go elsewhere.
+   */
+  eject(r: Route, reason: string): void {
+    if (r.ejected !== undefined || r.removed || this.#closed) return
+    r.ejected = { id: r.backend.id, reason, since: new Date().toISOString() }
+    r.passes = 0
+    this.#opts.log?.('eject', { backend: r.backend.id, reason, inRotation: this.available })
+    if (this.available === 0)
+      this.#opts.log?.('all-ejected', { backends: this.#list.map((x) => x.backend.id) })
+    for (const tell of [...(r.waiting ?? [])]) tell()
+  }
+
+  /** Records one probe of `r`: a failure ejects it, `READMIT_PASSES` passes in a row readmit it. */
+  observe(r: Route, ok: boolean, detail: string): void {
+    if (r.removed) return
+    if (!ok) {
+      if (r.ejected === undefined) this.eject(r, detail)
+      else r.passes = 0
+      return
+    }
+    if (r.ejected === undefined || ++r.passes < READMIT_PASSES) return
+    const was = r.ejected
+    r.ejected = undefined
+    r.passes = 0
+    this.#opts.log?.('readmit', { backend: r.backend.id, ejectedFor: was.reason, since: was.since })
+    for (const wake of [...this.#waiters]) wake()
+  }
+
+  /** The backends of the current set that are out of rotation. */
+  ejected(): Ejection[] {
+    return this.#list.flatMap((r) => (r.ejected === undefined ? [] : [r.ejected]))
   }
 
   /** Counts one connection or request as in flight on `r`. */
@@ -133,7 +189,15 @@ export class RouteTable {
       const key = routeKey(b)
       const kept = old.get(key)
       old.delete(key)
-      return kept ?? this.#create({ id: b.id, host: b.host, port: b.port })
+      const backend: Backend = {
+        id: b.id,
+        host: b.host,
+        port: b.port,
+        ...(b.check ? { check: b.check } : {}),
+      }
+      if (kept === undefined) return this.#create(backend)
+      kept.backend = backend
+      return kept
     })
     this.#list = next
     for (const wake of [...this.#waiters]) wake()
@@ -150,7 +214,7 @@ export class RouteTable {
 
   #create(backend: Backend): Route {
     const http = this.#opts.mode === 'http'
-    return {
+    const r: Route = {
       backend,
       active: 0,
       total: 0,
@@ -168,11 +232,19 @@ export class RouteTable {
         : undefined,
       links: http ? undefined : new Set(),
       onIdle: undefined,
+      ejected: undefined,
+      passes: 0,
+      waiting: http ? new Set() : undefined,
+      unwatch: undefined,
     }
+    if (this.#opts.healthChecks !== false) r.unwatch = watchRoute(this, r)
+    return r
   }
 
   #drain(r: Route): Promise<void> {
     r.removed = true
+    r.unwatch?.()
+    r.unwatch = undefined
     this.#draining.add(r)
     return new Promise((resolve) => {
       let timer: NodeJS.Timeout | undefined

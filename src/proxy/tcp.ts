@@ -60,6 +60,7 @@ function dispatch(ctx: Context, link: Link, r: Route): void {
       ctx.fail()
       return client.destroy()
     }
+    ctx.table.eject(r, code ?? 'connect failed')
     ctx.log?.('failover', { backend: r.backend.id, code })
     if (link.tried === undefined) link.tried = []
     link.tried.push(r)

@@ -1,11 +1,34 @@
-/** One instance the proxy may send traffic to. The caller only lists healthy instances. */
+/**
+ * How the proxy checks one backend on its own: an HTTP GET of `path` that must answer `expectStatus`, or
+ * a TCP connect, on `port` of the backend's host, every `interval` ms, each probe failing after `timeout`.
+ */
+export type BackendCheck = { readonly port: number; readonly interval: number; readonly timeout: number } & (
+  | { readonly type: 'http'; readonly path: string; readonly expectStatus: number }
+  | { readonly type: 'tcp' }
+)
+
+/** One instance the proxy may send traffic to. The caller only lists instances it counts as healthy. */
 export interface Backend {
   readonly id: string
   readonly host: string
   readonly port: number
+  /** The active health check; without one the proxy only checks passively (see `ProxyOptions`). */
+  readonly check?: BackendCheck
 }
 
-/** Receives proxy events (`listen`, `backends`, `failover`, `drained`, `drain-timeout`, `no-backend`). */
+/** A backend the proxy has taken out of rotation, and why. */
+export interface Ejection {
+  readonly id: string
+  /** what the failing probe or request saw: "HTTP 500", "timed out", "ECONNREFUSED" */
+  readonly reason: string
+  /** ISO time of the ejection */
+  readonly since: string
+}
+
+/**
+ * Receives proxy events (`listen`, `backends`, `failover`, `drained`, `drain-timeout`, `no-backend`,
+ * `eject`, `readmit`).
+ */
 export type ProxyLog = (event: string, data: object) => void
 
 /** How a proxy listens and forwards. */
@@ -22,6 +45,13 @@ export interface ProxyOptions {
   readonly waitForBackendMs?: number
   /** How long a connection opened ahead of the next request may wait unused before it is closed. Default 4 000. */
   readonly spareIdleMs?: number
+  /**
+   * How long a request may wait for the response header of a backend before the backend is ejected and
+   * the request retried elsewhere (idempotent, body not sent) or answered 504. Default 30 000.
+   */
+  readonly responseTimeoutMs?: number
+  /** Run active checks and readmission probes (default true). */
+  readonly healthChecks?: boolean
   /**
    * A listening socket handle (from `TrafficProxy.listenHandle` of an earlier process, passed over IPC) to
    * serve on instead of binding `listenHost:listenPort`.
@@ -61,6 +91,8 @@ export interface TrafficProxy {
   setBackends(backends: readonly Backend[]): Promise<SwapResult>
   /** The current backend set. */
   backends(): Backend[]
+  /** The backends of the set that are out of rotation now (failed checks or requests). */
+  ejected(): Ejection[]
   stats(): ProxyStats
   /** Stops listening, drains in-flight traffic (up to `drainTimeoutMs`), then closes every connection. */
   close(): Promise<void>
