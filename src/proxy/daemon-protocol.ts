@@ -8,8 +8,8 @@ export interface ProxyStatus {
   readonly listen: { readonly host: string; readonly port: number }
   readonly mode: 'http' | 'tcp'
   readonly backends: Backend[]
-  /** The backends of the set the proxy has taken out of rotation (failed checks or requests). */
-  readonly ejected: Ejection[]
+  /** The backends of the set the proxy has taken out of rotation (absent from daemons of older Grails). */
+  readonly ejected?: Ejection[]
   readonly stats: ProxyStats
   /** Pid of the keeper that restarts this daemon when it dies; null when it runs unsupervised. */
   readonly supervisor: number | null

@@ -9,6 +9,7 @@ import { GrailError, isErrno } from '../errors.js'
 import { createProxyClient, type ProxyClient } from './control-client.js'
 import { daemonArgv, DaemonExit, formatListen, type ProxyStatus } from './daemon-protocol.js'
 import { isAlive, isProxyDaemon, signal, waitForExit } from './process.js'
+import type { Ejection } from './types.js'
 
 export type { ProxyClient } from './control-client.js'
 export type { ProxyStatus } from './daemon-protocol.js'
@@ -123,8 +124,19 @@ export function proxyStatus(dir: string): Promise<ProxyStatus | undefined> {
 
 /** How a proxy daemon is doing, as `status` reports it. */
 export type ProxyHealth =
-  | { readonly state: 'up'; readonly pid: number; readonly keeper: number; readonly backends: number }
-  | { readonly state: 'unsupervised'; readonly pid: number; readonly backends: number }
+  | {
+      readonly state: 'up'
+      readonly pid: number
+      readonly keeper: number
+      readonly backends: number
+      readonly ejected: Ejection[]
+    }
+  | {
+      readonly state: 'unsupervised'
+      readonly pid: number
+      readonly backends: number
+      readonly ejected: Ejection[]
+    }
   | { readonly state: 'down'; readonly pid?: number }
 
 /**
@@ -148,8 +160,10 @@ export async function proxyHealth(dir: string, waitMs = 10_000): Promise<ProxyHe
     return pid === undefined ? { state: 'down' } : { state: 'down', pid }
   }
   const backends = status.backends.length
-  if (status.supervisor === null) return { state: 'unsupervised', pid: status.pid, backends }
-  return { state: 'up', pid: status.pid, keeper: status.supervisor, backends }
+  // a daemon started by an older Grail reports no ejections
+  const ejected = status.ejected ?? []
+  if (status.supervisor === null) return { state: 'unsupervised', pid: status.pid, backends, ejected }
+  return { state: 'up', pid: status.pid, keeper: status.supervisor, backends, ejected }
 }
 
 /**

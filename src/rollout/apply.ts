@@ -13,6 +13,7 @@ import type { InstanceRecord, ReleaseRecord } from '../state/index.js'
 import {
   appendEvent,
   insertRelease,
+  lastProbes,
   latestImage,
   listImages,
   listReleases,
@@ -24,7 +25,10 @@ import {
 import { crashPoint } from './crash-points.js'
 import { rollOut } from './deploy.js'
 import { mapLimit } from '../util/pool.js'
+import { backendCheckOf, countedUnhealthy, withCheck } from './backend-check.js'
+import { checkFor } from './health.js'
 import {
+  backendsOf,
   GateFailed,
   STOP_CONCURRENCY,
   destroyInstance,
@@ -273,16 +277,35 @@ async function contextFor(a: ApplyEnv, svc: ServiceSpec, imageDigest: string): P
   }
 }
 
-/** Healthy instances of a release, with where to reach them. */
+/**
+ * Instances of a release that passed their gate, with where to reach them and the check the proxy runs on
+ * each; those Grail's last probes count as unhealthy are marked, so no route goes to them.
+ */
 export async function servingOf(a: ApplyEnv, svc: ServiceSpec, release: number): Promise<Serving[]> {
+  const records = liveInstances(a.db, a.environment, svc.name).filter(
+    (rec) => rec.phase === 'healthy' && rec.releaseNumber === release,
+  )
+  if (records.length === 0) return []
+  const digest = listReleases(a.db, a.environment, svc.name).find((r) => r.number === release)?.imageDigest
+  const check = checkFor(
+    svc.healthcheck ?? (digest === undefined ? undefined : await a.imageHealthcheck(digest)),
+    svc.port,
+  )
+  const probes = lastProbes(
+    a.db,
+    records.map((r) => r.id),
+  )
   const out: Serving[] = []
-  for (const rec of liveInstances(a.db, a.environment, svc.name)) {
-    if (rec.phase !== 'healthy' || rec.releaseNumber !== release) continue
-    const backend =
-      svc.port === undefined
-        ? null
-        : { id: rec.id, ...(await a.provider.endpoint({ id: rec.id, provider: a.provider.name }, svc.port)) }
-    out.push({ id: rec.id, release, backend })
+  for (const rec of records) {
+    const h = { id: rec.id, provider: a.provider.name }
+    let backend: Serving['backend'] = null
+    if (svc.port !== undefined) {
+      const endpoint = await a.provider.endpoint(h, svc.port)
+      const proxyCheck = await backendCheckOf(check, endpoint.port, (p) => a.provider.endpoint(h, p))
+      backend = withCheck({ id: rec.id, ...endpoint }, proxyCheck)
+    }
+    const unhealthy = countedUnhealthy(check, probes.get(rec.id))
+    out.push({ id: rec.id, release, backend, ...(unhealthy ? { unhealthy } : {}) })
   }
   return out
 }
@@ -446,10 +469,7 @@ export async function applyEnvironment(
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
     const active = activeRelease(a, svc.name)
     const router = await a.routerFor(svc)
-    if (active && router)
-      await router.setBackends(
-        (await servingOf(a, svc, active.number)).flatMap((s) => (s.backend ? [s.backend] : [])),
-      )
+    if (active && router) await router.setBackends(backendsOf(await servingOf(a, svc, active.number)))
   }
   const budget = Math.max(1, a.project.policies.disruptionBudget.maxUnavailable)
   const actions = thePlan.actions

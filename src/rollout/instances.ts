@@ -7,6 +7,7 @@ import type { HealthCheck } from '../spec/types.js'
 import type { Db, ReleaseRecord } from '../state/index.js'
 import { recordInstance, setInstancePhase } from '../state/index.js'
 import { mapLimit } from '../util/pool.js'
+import { backendCheckOf, withCheck } from './backend-check.js'
 import { crashPoint } from './crash-points.js'
 import { checkFor, waitHealthy } from './health.js'
 import type { RolloutContext } from './types.js'
@@ -15,7 +16,15 @@ import type { RolloutContext } from './types.js'
 export interface Serving {
   id: string
   release: number
+  /** where the proxy reaches it, with the check the proxy runs on it; null when it does not listen */
   backend: Backend | null
+  /** Grail's last probes count it as unhealthy: it keeps its place in the rollout but gets no traffic */
+  unhealthy?: boolean
+}
+
+/** The backends to route to: the serving instances that listen, minus those Grail counts as unhealthy. */
+export function backendsOf(serving: readonly Serving[]): Backend[] {
+  return serving.flatMap((s) => (s.backend !== null && s.unhealthy !== true ? [s.backend] : []))
 }
 
 export class GateFailed extends Error {
@@ -132,10 +141,14 @@ export async function launch(ctx: RolloutContext, release: ReleaseRecord): Promi
   }
   setInstancePhase(ctx.db, id, 'healthy', endpoint ? { hostPort: endpoint.port } : {})
   crashPoint('instance-healthy')
+  const proxyCheck =
+    endpoint === null
+      ? undefined
+      : await backendCheckOf(check, endpoint.port, (p) => ctx.provider.endpoint(h, p))
   return {
     id,
     release: release.number,
-    backend: endpoint ? { id, host: endpoint.host, port: endpoint.port } : null,
+    backend: endpoint ? withCheck({ id, host: endpoint.host, port: endpoint.port }, proxyCheck) : null,
   }
 }
 
@@ -190,7 +203,7 @@ export async function destroyInstance(ctx: RolloutContext, id: string, reason: s
 /** Points the router at exactly these instances (atomic; resolves after removed ones drained). */
 export async function route(ctx: RolloutContext, serving: readonly Serving[]): Promise<void> {
   if (!ctx.router) return
-  const backends = serving.flatMap((s) => (s.backend ? [s.backend] : []))
+  const backends = backendsOf(serving)
   await ctx.router.setBackends(backends)
   crashPoint('traffic-switched')
   ctx.onEvent?.({ type: 'traffic', backends: backends.map((b) => b.id) })

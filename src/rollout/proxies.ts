@@ -2,9 +2,11 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import type { GrailHome } from '../home.js'
 import type { FoundProxy } from '../proxy/supervisor.js'
+import type { Ejection } from '../proxy/types.js'
 import type { ServiceSpec } from '../spec/types.js'
 import { listReleases } from '../state/index.js'
 import { type ApplyEnv, proxyDir, servingOf } from './apply.js'
+import { backendsOf } from './instances.js'
 
 /** What Grail found, or did, about one proxy. */
 export interface ProxyReport {
@@ -18,6 +20,8 @@ export interface ProxyReport {
   /** pid of the daemon that serves now (up, restarted) or that was stopped */
   readonly pid?: number
   readonly detail: string
+  /** backends the running proxy has taken out of rotation (failed its checks or requests), with why */
+  readonly ejected?: Ejection[]
 }
 
 /** Where every proxy of a project keeps its directory. */
@@ -46,7 +50,18 @@ export async function superviseProxies(a: ApplyEnv): Promise<ProxyReport[]> {
     const base = { environment: a.environment, service: svc.name, listen: listenOf(svc) }
     const health = await proxyHealth(dir)
     if (health.state === 'up') {
-      reports.push({ ...base, state: 'up', pid: health.pid, detail: `${health.backends} backend(s)` })
+      const { ejected } = health
+      const out =
+        ejected.length === 0
+          ? ''
+          : `, ${ejected.length} out of rotation: ${ejected.map((e) => `${e.id} (${e.reason} since ${e.since})`).join(', ')}`
+      reports.push({
+        ...base,
+        state: 'up',
+        pid: health.pid,
+        detail: `${health.backends} backend(s)${out}`,
+        ...(ejected.length > 0 ? { ejected } : {}),
+      })
       continue
     }
     const was =
@@ -59,7 +74,7 @@ export async function superviseProxies(a: ApplyEnv): Promise<ProxyReport[]> {
       const restored = await proxyStatus(dir)
       if (restored?.backends.length === 0) {
         // the routes file went with the daemon: route to the healthy instances state knows
-        const backends = serving.flatMap((s) => (s.backend ? [s.backend] : []))
+        const backends = backendsOf(serving)
         if (backends.length > 0) await router.setBackends(backends)
       }
       const now = await proxyStatus(dir)
