@@ -54,7 +54,7 @@ async function serviceProcess(initPid: number): Promise<number> {
 }
 
 interface Status {
-  instances: Array<{ id: string; pid: number | null; service: string }>
+  instances: Array<{ id: string; pid: number | null; service: string; health: string }>
   proxies: Array<{
     service: string
     state: string
@@ -67,6 +67,7 @@ describe('the proxy routes by health', () => {
   let dir: string
   let port: number
   let stoppedPid: number | undefined
+  let sickId: string | undefined
   const daemon = () =>
     createProxyClient({ socketPath: proxyFiles(join(dir, '.grail/proxy/local-web')).socket, pid: 0 })
 
@@ -84,7 +85,6 @@ describe('the proxy routes by health', () => {
   after(async () => {
     // a stopped process cannot be stopped for good: continue it first so down can end it
     if (stoppedPid !== undefined) process.kill(stoppedPid, 'SIGCONT')
-    if (process.env.KEEP_DIR) return void console.log('KEPT', dir)
     await tearDown(dir)
   })
 
@@ -92,11 +92,9 @@ describe('the proxy routes by health', () => {
     const status = parseJson<Status>(await grail(['--json', 'status'], { cwd: dir }))
     const web = status.instances.filter((i) => i.service === 'web')
     assert.equal(web.length, 3)
-    const [stopped, sick, well] = web as [
-      Status['instances'][0],
-      Status['instances'][0],
-      Status['instances'][0],
-    ]
+    type Instance = Status['instances'][0]
+    const [stopped, sick, well] = web as [Instance, Instance, Instance]
+    sickId = sick.id
     assert.ok(stopped.pid !== null && sick.pid !== null, 'the runtime reports each instance process')
     const url = `http://127.0.0.1:${port}/id`
 
@@ -159,9 +157,13 @@ describe('the proxy routes by health', () => {
     )
     assert.match(text.stdout, new RegExp(`${sick.id} \\(HTTP 500 since `))
     assert.match(text.stdout, new RegExp(`${stopped.id} \\((timed out|no response within \\d+ ms) since `))
+  })
 
-    // both come back once they answer their checks again
-    process.kill(main, 'SIGCONT')
+  test('both come back into rotation once they pass their checks again', async () => {
+    const web = parseJson<Status>(await grail(['--json', 'status'], { cwd: dir })).instances
+    const sick = web.find((i) => i.id === sickId) as Status['instances'][0]
+    const url = `http://127.0.0.1:${port}/id`
+    if (stoppedPid !== undefined) process.kill(stoppedPid, 'SIGCONT')
     stoppedPid = undefined
     await rm(`/proc/${sick.pid}/root/tmp/sick`)
     for (let i = 0; i < 300 && ((await daemon().status()).ejected ?? []).length > 0; i++) await sleep(100)
@@ -171,5 +173,49 @@ describe('the proxy routes by health', () => {
     const readmitted = await back.stop()
     assert.equal(readmitted.failed, 0, readmitted.errors.slice(0, 5).join('\n'))
     assert.deepEqual([...new Set(readmitted.bodies)].sort(), web.map((i) => i.id).sort(), 'all three answer')
+  })
+
+  test('the routes Grail gives a restarted proxy leave out an instance its own probes count as unhealthy', async () => {
+    const web = parseJson<Status>(await grail(['--json', 'status'], { cwd: dir })).instances
+    const sick = web.find((i) => i.id === sickId) as Status['instances'][0]
+    await writeFile(`/proc/${sick.pid}/root/tmp/sick`, '')
+    try {
+      const seen = parseJson<Status>(await grail(['--json', 'status'], { cwd: dir }))
+      assert.equal(
+        seen.instances.find((i) => i.id === sick.id)?.health,
+        'unhealthy',
+        'Grail counts it unhealthy',
+      )
+      // the proxy and its keeper gone, and its routes with them: Grail routes from what it knows
+      const proxyDir = join(dir, '.grail/proxy/local-web')
+      const pidIn = async (f: string) => Number((await readFile(join(proxyDir, f), 'utf8')).trim())
+      const daemonPid = await pidIn('pid')
+      process.kill(await pidIn('keeper.pid'), 'SIGKILL')
+      await sleep(100)
+      process.kill(daemonPid, 'SIGKILL')
+      for (let i = 0; i < 100; i++) {
+        try {
+          process.kill(daemonPid, 0)
+          await sleep(50)
+        } catch {
+          break
+        }
+      }
+      await rm(join(proxyDir, 'state.json'))
+      const res = await grail(['status'], { cwd: dir })
+      assert.match(
+        res.stdout,
+        /proxy local\/web on .*: restarted \(pid \d+\): .*restarted with 2 backend\(s\)/,
+      )
+      assert.deepEqual(
+        (await daemon().status()).backends.map((b) => b.id).sort(),
+        web
+          .filter((i) => i.id !== sick.id)
+          .map((i) => i.id)
+          .sort(),
+      )
+    } finally {
+      await rm(`/proc/${sick.pid}/root/tmp/sick`, { force: true })
+    }
   })
 })
