@@ -57,3 +57,42 @@ test('a backend list needs ids, hosts, valid ports, and unique ids', () => {
     /"a" appears twice/,
   )
 })
+
+test("a backend's health check travels with it and is validated, naming the backend", () => {
+  const check = {
+    type: 'http',
+    path: '/healthz',
+    expectStatus: 200,
+    port: 8081,
+    interval: 1000,
+    timeout: 500,
+  }
+  const tcp = { type: 'tcp', port: 8080, interval: 2000, timeout: 1000 }
+  assert.deepEqual(
+    parseBackends(
+      [
+        { id: 'a', host: '10.0.0.1', port: 8080, check },
+        { id: 'b', host: '10.0.0.2', port: 8080, check: tcp },
+        { id: 'c', host: '10.0.0.3', port: 8080 },
+      ],
+      'PUT /backends',
+    ),
+    [
+      { id: 'a', host: '10.0.0.1', port: 8080, check },
+      { id: 'b', host: '10.0.0.2', port: 8080, check: tcp },
+      { id: 'c', host: '10.0.0.3', port: 8080 },
+    ],
+  )
+  const bad = (c: unknown, re: RegExp) =>
+    assert.throws(
+      () => parseBackends([{ id: 'a', host: 'h', port: 1, check: c }], 'state.json'),
+      (err: unknown) =>
+        err instanceof GrailError && err.code === 'PROXY_BAD_BACKENDS' && re.test(err.message),
+    )
+  bad({ ...check, type: 'exec' }, /^state\.json: backends\[0\]\.check: type must be http or tcp$/)
+  bad({ ...check, path: 'healthz' }, /check: path must start with \//)
+  bad({ ...check, interval: 0 }, /check: interval must be 1\.\.86400000/)
+  bad({ ...check, port: 70000 }, /check: port must be 1\.\.65535/)
+  bad({ ...check, expectStatus: '200' }, /check: expectStatus must be 100\.\.599/)
+  bad('tcp', /check: /)
+})

@@ -186,6 +186,47 @@ test('a daemon killed with SIGKILL is restarted by its keeper at once, on the sa
   assert.ok(events.some((l) => l.includes('"event":"daemon-restart"')))
 })
 
+test('the checks sent with the backends are saved; a daemon its keeper restarts ejects by them again and logs it', async () => {
+  const old = await ensure()
+  const [a, b] = all as [Backend, Backend]
+  // the test backends answer 200 everywhere: a check expecting 204 fails on b
+  const failing: Backend = {
+    ...b,
+    check: { type: 'http', path: '/healthz', expectStatus: 204, port: b.port, interval: 100, timeout: 500 },
+  }
+  await old.setBackends([a, failing])
+  const persisted = JSON.parse(await readFile(join(dir, 'state.json'), 'utf8')) as { backends: Backend[] }
+  assert.deepEqual(persisted.backends, [a, failing])
+  const ejectedBy = async (client: ProxyClient): Promise<string[]> => {
+    for (let i = 0; i < 100; i++) {
+      const ids = ((await client.status()).ejected ?? []).map((e) => `${e.id}: ${e.reason}`)
+      if (ids.length > 0) return ids
+      await sleep(50)
+    }
+    return []
+  }
+  assert.deepEqual(await ejectedBy(old), ['b: HTTP 200'])
+  for (let i = 0; i < 6; i++)
+    assert.equal((await send(port, { agent: new Agent({ keepAlive: false }) })).body, 'a')
+  process.kill(old.pid, 'SIGKILL')
+  assert.equal(await waitForExit(old.pid, 5_000), true)
+  assert.equal((await send(port, { agent: new Agent({ keepAlive: false }) })).status, 200)
+  const fresh = await ensure()
+  assert.notEqual(fresh.pid, old.pid)
+  assert.deepEqual((await fresh.status()).backends, [a, failing], 'the restarted daemon has the checks')
+  assert.deepEqual(await ejectedBy(fresh), ['b: HTTP 200'])
+  const lines = (await readFile(join(dir, 'proxy.log'), 'utf8')).split('\n').filter(Boolean)
+  const ejections = lines
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((e) => e.event === 'eject')
+  assert.ok(ejections.length >= 2, 'each daemon logged its ejection')
+  assert.deepEqual(
+    { backend: ejections.at(-1)?.backend, reason: ejections.at(-1)?.reason, pid: ejections.at(-1)?.pid },
+    { backend: 'b', reason: 'HTTP 200', pid: fresh.pid },
+  )
+  await fresh.setBackends([a, b])
+})
+
 test('a daemon whose keeper was killed too is started again by the next ensureProxy, with its routes', async () => {
   const old = await ensure()
   await old.setBackends([all[0] as Backend, all[1] as Backend])

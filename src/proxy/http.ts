@@ -41,8 +41,10 @@ interface Exchange {
  * another backend: always when the connect failed (nothing was sent), and, for an idempotent method whose
  * body was not streamed yet, when the backend reset or closed the connection without an answer or
  * answered `408` on a connection opened before the request (it timed out that connection, not the
- * request; RFC 9110 15.5.9 allows repeating it). A POST or PATCH the backend may have received is never
- * sent twice: it gets 502.
+ * request; RFC 9110 15.5.9 allows repeating it), or when the backend was ejected (a failed probe, or no
+ * response header within `responseTimeoutMs`) while the request waited for its answer. A refused connect
+ * and a missing response header eject the backend. A POST or PATCH the backend may have received is never
+ * sent twice: it gets 502 (504 when the backend did not answer in time).
  */
 export function createHttpHandler(ctx: Context): (req: IncomingMessage, res: ServerResponse) => void {
   return (req, res) => {
