@@ -166,6 +166,9 @@ describe('grail drift / hotfix / capture (local provider)', () => {
   test('a hotfix is recorded with its diff, excused until its TTL, and replaced by the next apply after it', async () => {
     const [target, other] = await ids()
     assert.ok(target && other)
+    // long enough for the checks within it on a busy machine; the test waits for its end below
+    const ttlMs = 30_000
+    const started = Date.now()
     const res = await grail(
       [
         'hotfix',
@@ -173,7 +176,7 @@ describe('grail drift / hotfix / capture (local provider)', () => {
         '--reason',
         'urgent typo',
         '--ttl',
-        '4s',
+        `${ttlMs / 1000}s`,
         '--',
         '/bin/sh',
         '-c',
@@ -222,7 +225,7 @@ describe('grail drift / hotfix / capture (local provider)', () => {
       ],
     )
     inside(target, 'rm /srv/www/extra.html')
-    await sleep(4500)
+    await sleep(started + ttlMs + 500 - Date.now())
     const p = await plan()
     assert.deepEqual(
       p.actions.map((x) => [x.kind, 'instance' in x ? x.instance : '']),
