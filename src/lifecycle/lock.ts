@@ -10,7 +10,7 @@ import type { ImageSpec, Project } from '../spec/types.js'
 import type { Db, ImageRecord } from '../state/index.js'
 import { listImages } from '../state/index.js'
 import type { Lock, LockedImage } from './lock-file.js'
-import { LOCK_FILE, parseLock, serialiseLock } from './lock-file.js'
+import { LOCK_FILE, LOCK_VERSION, parseLock, serialiseLock } from './lock-file.js'
 
 export { LOCK_FILE, LOCK_VERSION, parseLock, serialiseLock } from './lock-file.js'
 export type { Lock, LockedImage } from './lock-file.js'
@@ -59,7 +59,7 @@ export async function writeLock(
   project: Project,
   store: OciStore,
   built: BuiltImage[],
-): Promise<{ changed: string[] }> {
+): Promise<{ changed: string[]; upgraded: boolean }> {
   // a lock that does not parse is replaced (a build is what writes a good one), but a newer Grail's lock
   // is not downgraded behind its user's back
   const previous = await readLock(project).catch((err: unknown) => {
@@ -79,7 +79,7 @@ export async function writeLock(
   const tmp = join(dirname(file), `.${LOCK_FILE}.${process.pid}.tmp`)
   await writeFile(tmp, serialiseLock(project.name, images))
   await rename(tmp, file)
-  return { changed }
+  return { changed, upgraded: previous !== undefined && previous.lockVersion < LOCK_VERSION }
 }
 
 /**

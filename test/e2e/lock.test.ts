@@ -190,8 +190,13 @@ services:
       s.instances.map((i) => [i.image, i.digest]),
       [['tools v2', l.images.tools?.digest]],
     )
-    // the next build writes it in the current format: the same bytes as the other machine's
-    assert.equal((await grail(['build'], { cwd: b, env: envB })).code, 0)
+    // the next build writes it in the current format, and says so: the same bytes as the other machine's
+    const rebuilt = await grail(['build'], { cwd: b, env: envB })
+    assert.equal(rebuilt.code, 0, rebuilt.stderr)
+    assert.match(
+      rebuilt.stdout,
+      /grail\.lock: rewritten in the current format \(no local version numbers\); commit it/,
+    )
     assert.equal(await readFile(join(b, 'grail.lock'), 'utf8'), await readFile(join(a, 'grail.lock'), 'utf8'))
   })
 
