@@ -180,12 +180,14 @@ describe('the proxy routes by health', () => {
     const sick = web.find((i) => i.id === sickId) as Status['instances'][0]
     await writeFile(`/proc/${sick.pid}/root/tmp/sick`, '')
     try {
-      const seen = parseJson<Status>(await grail(['--json', 'status'], { cwd: dir }))
-      assert.equal(
-        seen.instances.find((i) => i.id === sick.id)?.health,
-        'unhealthy',
-        'Grail counts it unhealthy',
-      )
+      // a probe younger than the check's interval is reused by status: ask until a fresh one ran
+      let health: string | undefined
+      for (let i = 0; i < 10 && health !== 'unhealthy'; i++) {
+        await sleep(INTERVAL_MS)
+        const seen = parseJson<Status>(await grail(['--json', 'status'], { cwd: dir }))
+        health = seen.instances.find((x) => x.id === sick.id)?.health
+      }
+      assert.equal(health, 'unhealthy', 'Grail counts it unhealthy')
       // the proxy and its keeper gone, and its routes with them: Grail routes from what it knows
       const proxyDir = join(dir, '.grail/proxy/local-web')
       const pidIn = async (f: string) => Number((await readFile(join(proxyDir, f), 'utf8')).trim())
