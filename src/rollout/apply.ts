@@ -287,10 +287,13 @@ export async function servingOf(a: ApplyEnv, svc: ServiceSpec, release: number):
   )
   if (records.length === 0) return []
   const digest = listReleases(a.db, a.environment, svc.name).find((r) => r.number === release)?.imageDigest
-  const check = checkFor(
-    svc.healthcheck ?? (digest === undefined ? undefined : await a.imageHealthcheck(digest)),
-    svc.port,
-  )
+  const imageCheck = digest === undefined ? undefined : await a.imageHealthcheck(digest)
+  // Grail's own probes judge by the spec's check (as observe-health does); the proxy is given only what
+  // is fixed for the release (its image's check, else a connect), since the spec's check may be a new
+  // one being rolled out (a release whose check fails must not eject the old instances still serving);
+  // instances launched under the spec's check carry it in the routes the rollout sets
+  const check = checkFor(svc.healthcheck ?? imageCheck, svc.port)
+  const releaseCheck = checkFor(imageCheck, svc.port)
   const probes = lastProbes(
     a.db,
     records.map((r) => r.id),
@@ -301,7 +304,7 @@ export async function servingOf(a: ApplyEnv, svc: ServiceSpec, release: number):
     let backend: Serving['backend'] = null
     if (svc.port !== undefined) {
       const endpoint = await a.provider.endpoint(h, svc.port)
-      const proxyCheck = await backendCheckOf(check, endpoint.port, (p) => a.provider.endpoint(h, p))
+      const proxyCheck = await backendCheckOf(releaseCheck, endpoint.port, (p) => a.provider.endpoint(h, p))
       backend = withCheck({ id: rec.id, ...endpoint }, proxyCheck)
     }
     const unhealthy = countedUnhealthy(check, probes.get(rec.id))
