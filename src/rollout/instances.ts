@@ -22,9 +22,15 @@ export interface Serving {
   unhealthy?: boolean
 }
 
-/** The backends to route to: the serving instances that listen, minus those Grail counts as unhealthy. */
+/**
+ * The backends to route to: the serving instances that listen, minus those Grail counts as unhealthy.
+ * When Grail counts every one unhealthy, all stay listed: Grail's probes follow the spec's check, which
+ * may be a new one being rolled out, and the proxy's own checks still eject those that really fail.
+ */
 export function backendsOf(serving: readonly Serving[]): Backend[] {
-  return serving.flatMap((s) => (s.backend !== null && s.unhealthy !== true ? [s.backend] : []))
+  const listening = serving.filter((s) => s.backend !== null)
+  const healthy = listening.filter((s) => s.unhealthy !== true)
+  return (healthy.length > 0 ? healthy : listening).flatMap((s) => (s.backend ? [s.backend] : []))
 }
 
 export class GateFailed extends Error {
