@@ -13,7 +13,8 @@ import { EXIT, out, printJson, style } from '../render.js'
 
 function renderPlan(p: Plan, buildLines: string[]): void {
   const waiting = p.waiting ?? []
-  if (p.actions.length === 0 && waiting.length === 0 && buildLines.length === 0) {
+  const blocked = p.blocked ?? []
+  if (p.actions.length === 0 && waiting.length === 0 && buildLines.length === 0 && blocked.length === 0) {
     out(`${p.environment}: up to date, nothing to do`)
     return
   }
@@ -22,8 +23,10 @@ function renderPlan(p: Plan, buildLines: string[]): void {
     ...(buildLines.length > 0
       ? [`${buildLines.length} image${buildLines.length === 1 ? '' : 's'} to build`]
       : []),
+    ...(blocked.length > 0 ? [`${blocked.length} blocked`] : []),
   ]
   if (counts.length > 0) out(style.bold(`${p.environment}: ${counts.join(', ')}`))
+  for (const b of blocked) out(`  ${style.red('blocked'.padEnd(10))} ${b.service}  ${b.reason}`)
   for (const line of buildLines) out(`  ${style.yellow('build'.padEnd(10))} ${line}`)
   for (const a of p.actions) {
     const what = 'instance' in a ? a.instance : 'instances' in a ? a.instances.join(', ') : ''
@@ -78,7 +81,9 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     .option('--detailed-exitcode', 'exit 2 when there are changes to apply')
     .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
       const g = globals()
-      const { planEnvironment, pendingBuildLines } = await import('../../rollout/apply.js')
+      const { blockedByRevocation, planEnvironment, pendingBuildLines } = await import(
+        '../../rollout/apply.js'
+      )
       const p = await withEnvironment(g, env, { lock: false }, async (a) => {
         const { superviseProxies } = await import('../../rollout/proxies.js')
         noteProxies(await superviseProxies(a))
@@ -86,6 +91,9 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       })
       if (g.json) printJson(p)
       else renderPlan(p, pendingBuildLines(p))
+      // a revoked image nothing may replace is an error, not a pending change: exit 1 with or without
+      // --detailed-exitcode, as apply does
+      if (p.blocked.length > 0) throw blockedByRevocation(p)
       // a crash loop backing off is pending too: the environment has not converged
       if (flags.detailedExitcode && p.actions.length + p.waiting.length + p.builds.length > 0)
         process.exitCode = EXIT.pending

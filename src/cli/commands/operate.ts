@@ -153,7 +153,8 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .action(async (service: string, releaseNo: number | undefined, flags: { env?: string }) => {
       const g = globals()
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
-        const { listReleases } = await import('../../state/index.js')
+        const { listReleases, revokedDigests } = await import('../../state/index.js')
+        const { rollbackTarget } = await import('../../plan/index.js')
         const { deploy } = await import('../../rollout/apply.js')
         const svc = a.project.environments[a.environment]?.services[service]
         if (!svc)
@@ -161,20 +162,19 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
             hint: 'see `grail status`',
           })
         const releases = listReleases(a.db, a.environment, service)
-        const active = releases.find((r) => r.status === 'active')
-        const target =
-          releaseNo === undefined
-            ? releases.find((r) => r.status === 'superseded' && r.number !== active?.number)
-            : releases.find((r) => r.number === releaseNo)
-        if (!target) {
-          throw new GrailError(
-            'NO_SUCH_RELEASE',
-            `${service}: no ${releaseNo === undefined ? 'earlier' : `#${releaseNo}`} release to roll back to`,
-            {
-              hint: `releases: ${releases.map((r) => `#${r.number} ${r.status}`).join(', ') || 'none'}`,
-            },
-          )
+        const choice = rollbackTarget(releases, revokedDigests(a.db), releaseNo)
+        const list = releases.map((r) => `#${r.number} ${r.status}`).join(', ') || 'none'
+        if (choice.kind === 'revoked') {
+          throw new GrailError('RELEASE_REVOKED', `${a.environment}: ${service}: ${choice.reason}`, {
+            hint: `roll back to a release whose image is not revoked (releases: ${list}), or unrevoke it (\`grail unrevoke ${choice.release.imageName}@${choice.release.imageVersion}\`)`,
+          })
         }
+        if (choice.kind === 'none') {
+          throw new GrailError('NO_SUCH_RELEASE', `${a.environment}: ${service}: ${choice.reason}`, {
+            hint: `releases: ${list}`,
+          })
+        }
+        const target = choice.release
         return deploy(a, svc, target)
       })
       if (g.json) printJson(res)
