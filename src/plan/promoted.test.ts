@@ -104,7 +104,7 @@ describe('plan: revoked images in a promoted-to environment', () => {
       /^prod: service web runs image web@2 \(222222222222\), which is revoked \(CVE-2026-1\)/,
     )
     assert.match(b?.reason ?? '', /no release promoted to prod can replace it/)
-    assert.match(b?.reason ?? '', /earlier promotions are revoked too \(web@1\)/)
+    assert.match(b?.reason ?? '', /can replace it: every promotion runs a revoked image \(web@2, web@1\)$/)
     assert.match(b?.hint ?? '', /grail promote web --from staging --to prod/)
     assert.match(b?.hint ?? '', /grail unrevoke web@2/)
   })

@@ -46,11 +46,9 @@ export function choosePromoted(opts: {
   const shown = active && revoked[active.imageDigest] !== undefined ? active : newest
   const from = sourceEnv(newest.promotedFrom)
   const ref = `${shown.imageName}@${shown.imageVersion}`
-  const earlier = [
-    ...new Set(promoted.filter((r) => r !== shown).map((r) => `${r.imageName}@${r.imageVersion}`)),
-  ].filter((r) => r !== ref)
+  const all = [...new Set(promoted.map((r) => `${r.imageName}@${r.imageVersion}`))]
   const others =
-    earlier.length > 0 ? `; the images of earlier promotions are revoked too (${earlier.join(', ')})` : ''
+    all.length > 1 || all[0] !== ref ? `: every promotion runs a revoked image (${all.join(', ')})` : ''
   return {
     kind: 'blocked',
     blocked: {

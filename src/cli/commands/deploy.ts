@@ -26,7 +26,11 @@ function renderPlan(p: Plan, buildLines: string[]): void {
     ...(blocked.length > 0 ? [`${blocked.length} blocked`] : []),
   ]
   if (counts.length > 0) out(style.bold(`${p.environment}: ${counts.join(', ')}`))
-  for (const b of blocked) out(`  ${style.red('blocked'.padEnd(10))} ${b.service}  ${b.reason}`)
+  // the reason itself is the error that follows
+  for (const b of blocked)
+    out(
+      `  ${style.red('blocked'.padEnd(10))} ${b.service}  image ${b.image.name}@${b.image.version} is revoked`,
+    )
   for (const line of buildLines) out(`  ${style.yellow('build'.padEnd(10))} ${line}`)
   for (const a of p.actions) {
     const what = 'instance' in a ? a.instance : 'instances' in a ? a.instances.join(', ') : ''

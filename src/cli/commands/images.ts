@@ -128,7 +128,7 @@ export function registerRevoke(program: Command, globals: () => GlobalOptions): 
     .option('--cascade', 'also revoke every image built on it')
     .action(async (ref: string, flags: { reason: string; cascade?: boolean }) => {
       const g = globals()
-      const { openDb } = await import('../../state/index.js')
+      const { allReleases, openDb } = await import('../../state/index.js')
       const { revokeImages } = await import('../../lifecycle/revoke.js')
       const db = openDb(projectHome(g).db)
       try {
@@ -143,7 +143,20 @@ export function registerRevoke(program: Command, globals: () => GlobalOptions): 
                 `built on it and still active: ${res.children.map((c) => `${c.name}@${c.version}`).join(', ')} (--cascade revokes them too)`,
               ),
             )
-          out(style.dim('`grail apply` replaces every instance that runs a revoked image'))
+          const digests = new Set(res.revoked.map((r) => r.digest))
+          const where = [
+            ...new Set(
+              allReleases(db)
+                .filter((r) => r.status === 'active' && digests.has(r.imageDigest))
+                .map((r) => `${r.environment} (${r.service})`),
+            ),
+          ]
+          if (where.length > 0) out(`running in: ${where.join(', ')}`)
+          out(
+            style.dim(
+              '`grail apply ENV` replaces it in each environment (one that receives promotions with its newest promotion that is not revoked)',
+            ),
+          )
         }
       } finally {
         db.close()
