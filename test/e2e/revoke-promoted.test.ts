@@ -8,7 +8,7 @@ import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Plan } from '../../src/plan/index.js'
-import { startLoad } from '../helpers/load.js'
+import { assertSteady, startLoad } from '../helpers/load.js'
 import { freePort } from '../helpers/net.js'
 import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
 import { httpdImages } from '../helpers/specs.js'
@@ -81,7 +81,7 @@ describe('grail revoke in a promoted-to environment (local provider)', () => {
     const report = await load.stop()
     assert.equal(applied.code, 0, applied.stderr + applied.stdout)
     assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
-    assert.ok(report.ok > 0)
+    assertSteady(report)
     const prod = await status('prod')
     assert.equal(prod.instances.length, 2)
     assert.ok(
