@@ -76,10 +76,15 @@ describe('grail revoke in a promoted-to environment (local provider)', () => {
       /deploy +web +new release: the running image \w+ is revoked \(CVE-2026-0002\); image web v1 \(\w+\) of release #\d+ \(promoted from staging#1\) replaces it/,
     )
     const v1 = (await status('staging')).releases.find((r) => r.number === 1)?.imageDigest
+    // an apply killed right after it recorded the replacement release: the next one undoes and redoes it
+    const killed = await grail(['apply', 'prod'], { cwd: dir, env: { GRAIL_CRASH_AT: 'release-recorded' } })
+    assert.notEqual(killed.code, 0, killed.stdout)
+    assert.equal(await page(), 'v2', 'the killed apply changed no instance')
     const load = startLoad(prodUrl, { workers: 8 })
     const applied = await run(['apply', 'prod'])
     const report = await load.stop()
     assert.equal(applied.code, 0, applied.stderr + applied.stdout)
+    assert.match(applied.stdout, /recovered: release web#5 undone/)
     assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
     assertSteady(report)
     const prod = await status('prod')
