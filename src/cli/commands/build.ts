@@ -58,7 +58,7 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
           'NOT_REPRODUCIBLE',
           `${failed.map((f) => f.image).join(', ')}: a second build from nothing gave a different image`,
           {
-            hint: 'the files named above depend on the time or the machine; make the step deterministic (or honour SOURCE_DATE_EPOCH)',
+            hint: 'the files named above depend on what the second build varies (the time, host name, time zone, locale, environment order, build path: see docs/building.md); make the step deterministic, e.g. take the time from $SOURCE_DATE_EPOCH',
           },
         )
       }
