@@ -43,6 +43,8 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
       else {
         renderOutcome(outcome)
         if (lock.changed.length > 0) out(style.dim(`grail.lock: ${lock.changed.join(', ')} updated`))
+        if (lock.upgraded)
+          out(style.dim('grail.lock: rewritten in the current format (no local version numbers); commit it'))
         if (flags.refresh) {
           const changed = outcome.images.filter((i) => !i.unchanged).map((i) => `${i.name} v${i.version}`)
           out(
@@ -99,7 +101,7 @@ export function renderOutcome(outcome: BuildOutcome): void {
 export async function writeLockAfter(
   project: Project,
   outcome: BuildOutcome,
-): Promise<{ changed: string[] }> {
+): Promise<{ changed: string[]; upgraded: boolean }> {
   const [{ writeLock }, { openStore }, { resolveHome }] = await Promise.all([
     import('../../lifecycle/lock.js'),
     import('../../oci/store.js'),
