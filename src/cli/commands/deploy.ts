@@ -166,6 +166,9 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       ])
       const project = await loadProjectCached(findSpecFile(g))
       const environment = env ?? Object.keys(project.environments)[0] ?? 'local'
+      // before building: `up nosuch` is the same error as `plan nosuch`, and builds nothing
+      const { requireEnvironment } = await import('../../spec/environments.js')
+      requireEnvironment(project, environment)
       const images = [
         ...new Set(Object.values(project.environments[environment]?.services ?? {}).map((s) => s.image)),
       ]
