@@ -4,6 +4,7 @@ import type { OciStore } from '../oci/store.js'
 import type { ImageConfig } from '../oci/types.js'
 import type { Resources } from '../spec/types.js'
 import type { Db, ImageRecord, PackageInfo } from '../state/index.js'
+import type { StepVariation } from './variation.js'
 
 /** Everything a build step needs from its surroundings. */
 export interface BuildEnv {
@@ -27,6 +28,8 @@ export interface BuildEnv {
   revokedParent?: boolean
   /** limits of each `run` step of the image being built */
   resources?: Resources
+  /** what `run` steps see of their surroundings (the second build of `--verify` varies it) */
+  variation?: StepVariation
 }
 
 export interface LayerDesc {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
-import { basename, join } from 'node:path'
+import { basename, join, posix } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import type { Step } from '../spec/types.js'
 import { checkResources } from '../util/cgroups.js'
@@ -17,6 +17,7 @@ import {
   umountCommand,
 } from './sandbox.js'
 import { emptySnapshot, ensureLowers, lookupInLowers } from './snapshots.js'
+import { NORMAL_VARIATION, STEP_UMASK, inTimeNamespace, variedEnv } from './variation.js'
 
 export type RunStep = Extract<Step, { kind: 'run' }>
 
@@ -80,7 +81,8 @@ export async function runStepLayer(env: BuildEnv, state: ImageState, step: RunSt
       hint: 'overlayfs cannot take such paths; set GRAIL_HOME to a directory without them',
     })
   }
-  const work = env.store.tmpPath('run')
+  const vary = env.variation ?? NORMAL_VARIATION
+  const work = env.store.tmpPath(vary.workLabel)
   const dirs = {
     upper: join(work, 'upper'),
     work: join(work, 'work'),
@@ -109,16 +111,36 @@ export async function runStepLayer(env: BuildEnv, state: ImageState, step: RunSt
     const { uid, gid } = await resolveUser(dirs.rootfs, cfg.User)
     let procEnv = mergeEnv(cfg.Env ?? [], step.env)
     if (!procEnv.some((e) => e.startsWith('PATH='))) procEnv = [DEFAULT_PATH_ENV, ...procEnv]
+    // tools that stamp their output take the time from here (reproducible-builds.org), the clamp of the layers
+    if (!procEnv.some((e) => e.startsWith('SOURCE_DATE_EPOCH=')))
+      procEnv = [...procEnv, `SOURCE_DATE_EPOCH=${env.epoch}`]
+    const cwd = cfg.WorkingDir || '/'
     const config = runtimeConfig(
       dirs.rootfs,
-      { argv: step.argv, env: procEnv, cwd: cfg.WorkingDir || '/', uid, gid, network: step.network },
-      env.resources ? { resources: env.resources } : {},
+      {
+        argv: step.argv,
+        env: variedEnv(procEnv, vary),
+        // the same directory, reached by another path: $PWD and getcwd() differ, the files written do not
+        cwd: vary.rootAlias ? posix.join(vary.rootAlias, cwd) : cwd,
+        uid,
+        gid,
+        network: step.network,
+        hostname: vary.hostname,
+        umask: STEP_UMASK,
+      },
+      {
+        ...(env.resources ? { resources: env.resources } : {}),
+        ...(vary.rootAlias ? { rootAlias: vary.rootAlias } : {}),
+      },
     )
     await writeFile(join(dirs.bundle, 'config.json'), JSON.stringify(config))
     await mkdir(env.home.runcRoot, { recursive: true })
     started = true
     const result = await runCommand(
-      runcRunCommand({ runcRoot: env.home.runcRoot, bundle: dirs.bundle, id }),
+      inTimeNamespace(
+        runcRunCommand({ runcRoot: env.home.runcRoot, bundle: dirs.bundle, id }),
+        vary.clockOffset,
+      ),
       {
         allowFailure: true,
         onOutput: (chunk) => {

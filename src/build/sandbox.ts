@@ -12,6 +12,8 @@ export interface SandboxProcess {
   additionalGids?: number[]
   network: boolean
   hostname?: string
+  /** the process's umask (runc's default, 022, when unset) */
+  umask?: number
 }
 
 const CAPS = [
@@ -47,6 +49,8 @@ export interface SandboxExtras {
   resources?: Resources
   /** a user namespace mapping ids 0…size-1 to host ids base…: root inside is not root on the host */
   idMap?: { base: number; size: number }
+  /** the rootfs mounted a second time at this path (non-recursive), on the /dev tmpfs */
+  rootAlias?: string
 }
 
 /** OCI `linux.resources` for limits: memory in bytes, CPU time as a CFS quota per 100 ms period. */
@@ -118,6 +122,9 @@ export function runtimeConfig(
   if (extras.init) {
     mounts.push({ destination: INIT_PATH, type: 'bind', source: extras.init, options: ['bind', 'ro'] })
   }
+  if (extras.rootAlias) {
+    mounts.push({ destination: extras.rootAlias, type: 'bind', source: rootfs, options: ['bind'] })
+  }
   for (const b of extras.binds ?? []) {
     mounts.push({
       destination: b.destination,
@@ -131,7 +138,12 @@ export function runtimeConfig(
     ...(extras.annotations ? { annotations: extras.annotations } : {}),
     process: {
       terminal: false,
-      user: { uid: proc.uid, gid: proc.gid, additionalGids: proc.additionalGids ?? [] },
+      user: {
+        uid: proc.uid,
+        gid: proc.gid,
+        additionalGids: proc.additionalGids ?? [],
+        ...(proc.umask === undefined ? {} : { umask: proc.umask }),
+      },
       args: extras.init ? [INIT_PATH, '--', ...proc.argv] : proc.argv,
       env: proc.env,
       cwd: proc.cwd,

@@ -9,29 +9,11 @@ import type { Manifest } from '../oci/types.js'
 import type { ImageSpec, Project } from '../spec/types.js'
 import type { Db, ImageRecord } from '../state/index.js'
 import { listImages } from '../state/index.js'
+import type { Lock, LockedImage } from './lock-file.js'
+import { LOCK_FILE, LOCK_VERSION, parseLock, serialiseLock } from './lock-file.js'
 
-export const LOCK_FILE = 'grail.lock'
-const LOCK_VERSION = 1
-
-/** What one image of the spec resolved to when it was last built: meant for git, read by `apply --locked`. */
-export interface LockedImage {
-  version: number
-  digest: string
-  /** digest of the image's definition in the spec (base and steps, paths relative to the project) */
-  spec: string
-  /** the parent image of a `base: {image}` */
-  parent: string | null
-  /** layer digests, base layers first */
-  layers: string[]
-  /** Debian packages as resolved (name=version:architecture) */
-  packages: string[]
-}
-
-export interface Lock {
-  lockVersion: number
-  project: string
-  images: Record<string, LockedImage>
-}
+export { LOCK_FILE, LOCK_VERSION, parseLock, serialiseLock } from './lock-file.js'
+export type { Lock, LockedImage } from './lock-file.js'
 
 export const lockPath = (project: Pick<Project, 'dir'>): string => join(project.dir, LOCK_FILE)
 
@@ -45,6 +27,7 @@ export function imageSpecDigest(project: Project, image: ImageSpec): string {
   return sha256(canonicalJson({ ...image, context: rel(image.context), base }))
 }
 
+/** The project's grail.lock, or undefined when there is none (see `parseLock` for what it accepts). */
 export async function readLock(project: Pick<Project, 'dir'>): Promise<Lock | undefined> {
   let text: string
   try {
@@ -53,35 +36,13 @@ export async function readLock(project: Pick<Project, 'dir'>): Promise<Lock | un
     if (isErrno(err, 'ENOENT')) return undefined
     throw err
   }
-  let lock: Lock
-  try {
-    lock = JSON.parse(text) as Lock
-  } catch (err) {
-    throw new GrailError(
-      'LOCK_INVALID',
-      `${lockPath(project)} is not valid JSON: ${(err as Error).message}`,
-      {
-        hint: 'restore it from git, or delete it and run `grail build` to write a new one',
-      },
-    )
-  }
-  if (lock.lockVersion !== LOCK_VERSION || typeof lock.images !== 'object' || lock.images === null) {
-    throw new GrailError(
-      'LOCK_INVALID',
-      `${lockPath(project)}: unknown lock format (lockVersion ${lock.lockVersion})`,
-      {
-        hint: 'it was written by another Grail version; run `grail build` to write it again',
-      },
-    )
-  }
-  return lock
+  return parseLock(text, lockPath(project))
 }
 
 async function lockedEntry(project: Project, store: OciStore, rec: ImageRecord): Promise<LockedImage> {
   const manifest = await store.readJson<Manifest>(rec.digest)
   const spec = project.images[rec.name] as ImageSpec
   return {
-    version: rec.version,
     digest: rec.digest,
     spec: imageSpecDigest(project, spec),
     parent: rec.parentDigest,
@@ -98,8 +59,13 @@ export async function writeLock(
   project: Project,
   store: OciStore,
   built: BuiltImage[],
-): Promise<{ changed: string[] }> {
-  const previous = await readLock(project).catch(() => undefined)
+): Promise<{ changed: string[]; upgraded: boolean }> {
+  // a lock that does not parse is replaced (a build is what writes a good one), but a newer Grail's lock
+  // is not downgraded behind its user's back
+  const previous = await readLock(project).catch((err: unknown) => {
+    if (err instanceof GrailError && err.code === 'LOCK_INVALID') return undefined
+    throw err
+  })
   const images: Record<string, LockedImage> = {}
   for (const [name, entry] of Object.entries(previous?.images ?? {}))
     if (project.images[name]) images[name] = entry
@@ -109,20 +75,11 @@ export async function writeLock(
     if (images[b.name]?.digest !== entry.digest) changed.push(b.name)
     images[b.name] = entry
   }
-  const lock: Lock = {
-    lockVersion: LOCK_VERSION,
-    project: project.name,
-    images: Object.fromEntries(
-      Object.keys(images)
-        .sort()
-        .map((k) => [k, images[k] as LockedImage]),
-    ),
-  }
   const file = lockPath(project)
   const tmp = join(dirname(file), `.${LOCK_FILE}.${process.pid}.tmp`)
-  await writeFile(tmp, `${JSON.stringify(lock, null, 2)}\n`)
+  await writeFile(tmp, serialiseLock(project.name, images))
   await rename(tmp, file)
-  return { changed }
+  return { changed, upgraded: previous !== undefined && previous.lockVersion < LOCK_VERSION }
 }
 
 /**
@@ -167,20 +124,21 @@ export function lockedImages(
         },
       )
     }
-    const rec = catalog.find((i) => i.digest === entry.digest)
+    // the lock names a digest; which version number this machine's catalog gave it is local
+    const rec = catalog.find((i) => i.name === name && i.digest === entry.digest)
     if (!rec) {
       throw new GrailError(
         'LOCK_IMAGE_MISSING',
         `image ${name} ${entry.digest} of ${LOCK_FILE} is not in this machine's catalog`,
         {
-          hint: 'run `grail build`: builds are reproducible, so the same spec and context give this digest again',
+          hint: `run \`grail build ${name}\`: builds are reproducible, so the same spec and sources give this digest again`,
         },
       )
     }
     if (rec.status === 'revoked') {
       throw new GrailError(
         'LOCK_IMAGE_REVOKED',
-        `image ${name} v${rec.version} of ${LOCK_FILE} is revoked: ${rec.statusReason}`,
+        `image ${name} ${entry.digest} of ${LOCK_FILE} (here v${rec.version}) is revoked: ${rec.statusReason}`,
         {
           hint: 'build a new version, commit the new grail.lock and deploy that',
         },

@@ -12,7 +12,7 @@ import { promisify } from 'node:util'
 import { GrailError } from '../errors.js'
 import { isAlive, waitForExit } from './process.js'
 import { ensureProxy, type ProxyClient, proxyFiles, stopProxy } from './supervisor.js'
-import { send, startHttpBackend, type TestBackend } from './testing.js'
+import { answered, send, startHttpBackend, type TestBackend } from './testing.js'
 import type { Backend } from './types.js'
 
 const run = promisify(execFile)
@@ -128,9 +128,9 @@ test('swapping backends under steady load through the daemon fails no request', 
   const failures: string[] = []
   const seenAfterLast = new Set<string>()
   let lastSwapDone = false
-  const until = Date.now() + 2_200
+  let stop = false
   const worker = async (): Promise<void> => {
-    while (Date.now() < until) {
+    while (!stop) {
       try {
         const r = await send(port, { path: '/slow?ms=5', agent })
         if (r.status === 200) ok++
@@ -143,18 +143,19 @@ test('swapping backends under steady load through the daemon fails no request', 
   }
   const load = Promise.all(Array.from({ length: 16 }, () => worker()))
   const swaps: Backend[][] = [[c, d], [a, c], [b], [d, a, c]]
+  // Each swap comes after 100 more answers, however fast the machine is today.
   for (const set of swaps) {
-    await sleep(350)
+    await answered(() => ok + failures.length, 100)
     const result = await client.setBackends(set)
     assert.deepEqual(result.forced, [])
   }
   lastSwapDone = true
+  await answered(() => ok + failures.length, 100)
+  stop = true
   await load
   agent.destroy()
-  t.diagnostic(`${ok} requests in 2.2 s through the daemon across ${swaps.length} swaps`)
+  t.diagnostic(`${ok} requests through the daemon across ${swaps.length} swaps`)
   assert.deepEqual(failures, [])
-  // At least 200 req/s over the 2.2 s run.
-  assert.ok(ok >= 440, `only ${ok} requests completed`)
   assert.equal((await client.status()).stats.failed, 0)
   for (const id of seenAfterLast) assert.ok(['d', 'a', 'c'].includes(id), `answered by removed backend ${id}`)
 })

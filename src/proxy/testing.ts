@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict'
 import { type Agent, createServer, request, type Server } from 'node:http'
 import {
   type AddressInfo,
@@ -5,6 +6,7 @@ import {
   createServer as createTcpServer,
   type Server as TcpServer,
 } from 'node:net'
+import { setTimeout as sleep } from 'node:timers/promises'
 import type { Backend } from './types.js'
 
 /** A test backend: its `Backend` entry and a way to stop it (refusing new connections afterwards). */
@@ -116,4 +118,14 @@ export function exchange(port: number, data: string, beforeEnd?: Promise<unknown
     socket.write(data)
     void Promise.resolve(beforeEnd).then(() => socket.end())
   })
+}
+
+/** Waits until `count()` grew by `more`; a load that stalls for 30 s fails the test. */
+export async function answered(count: () => number, more: number): Promise<void> {
+  const target = count() + more
+  const deadline = Date.now() + 30_000
+  while (count() < target) {
+    assert.ok(Date.now() < deadline, `the load stalled at ${count()} requests`)
+    await sleep(10)
+  }
 }

@@ -18,7 +18,7 @@ async function serve(handler: Parameters<typeof createServer>[1]): Promise<numbe
   return (s.address() as AddressInfo).port
 }
 
-const base = { interval: 20, timeout: 200, healthyThreshold: 2, unhealthyThreshold: 3, startPeriod: 0 }
+const base = { interval: 20, timeout: 2000, healthyThreshold: 2, unhealthyThreshold: 3, startPeriod: 0 }
 const http = (path = '/healthz'): HealthCheck => ({ ...base, type: 'http', path, expectStatus: 200 })
 
 test('http: the status decides, and a closed port is "connection refused"', async () => {

@@ -26,7 +26,7 @@ const debianObject = z.strictObject({
     .array(token('a Debian package name', /^[a-z0-9][a-z0-9+.-]+$/))
     .default([])
     .describe(
-      'Extra packages to install (`busybox`, `ca-certificates`); versions are pinned in grail.lock. Default: none.',
+      'Extra packages to install (`busybox`, `ca-certificates`); the versions installed are recorded in grail.lock. Default: none.',
     ),
   components: z
     .array(token('an archive component such as main', /^[a-z][a-z0-9-]*$/))

@@ -8,7 +8,7 @@ import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { listEvents, openDb } from '../../src/state/index.js'
-import { startLoad } from '../helpers/load.js'
+import { assertSteady, startLoad } from '../helpers/load.js'
 import { freePort } from '../helpers/net.js'
 import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
 
@@ -114,7 +114,7 @@ describe('grail up / apply / rollback / down (local provider)', () => {
       const report = await load.stop()
       assert.equal(res.code, 0, res.stderr + res.stdout)
       assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
-      assert.ok(report.rate >= 200, `load was ${report.rate.toFixed(0)} req/s`)
+      assertSteady(report)
       const after = startLoad(url, { workers: 4 })
       const tail = await after.stop()
       assert.ok(tail.bodies.length > 0 && tail.bodies.every((b) => b === page))

@@ -1,7 +1,8 @@
 // grail.lock: written by build, and `apply --locked` deploying exactly its digests (not the newest build),
 // or failing with a clear message when the lock does not match the spec.
 import assert from 'node:assert/strict'
-import { readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import type { Lock } from '../../src/lifecycle/lock.js'
@@ -41,7 +42,8 @@ describe('grail.lock and apply --locked (local provider)', () => {
     const l = await lock()
     assert.equal(l.project, 'locking')
     assert.equal(l.images.web?.digest, first)
-    assert.equal(l.images.web?.version, 1)
+    assert.equal(l.lockVersion, 2)
+    assert.deepEqual(Object.keys(l.images.web ?? {}), ['digest', 'spec', 'parent', 'layers', 'packages'])
     assert.match(l.images.web?.spec ?? '', /^sha256:[0-9a-f]{64}$/)
     assert.ok((l.images.web?.layers.length ?? 0) >= 2)
   })
@@ -79,6 +81,152 @@ describe('grail.lock and apply --locked (local provider)', () => {
       s.instances.every((i) => i.digest === first),
       'nothing was deployed by the failed applies',
     )
+  })
+})
+
+// Acceptance (issue 14, point 2): the lock is a function of the spec, its sources and the archive. Two
+// clean checkouts, in other directories, on two state dirs (GRAIL_HOME), built at different seconds, one
+// of them after an earlier build that gave its catalog other version numbers, write the same bytes.
+describe('grail.lock is the same on every machine (local provider)', () => {
+  const twinSpec = `project: twins
+${httpdImages()}  tools:
+    base: { image: web }
+    steps:
+      - run: echo tools > /etc/tools
+services:
+  web:
+    image: tools
+    replicas: 1
+    port: 8080
+    healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
+`
+  let root: string
+  let source: string
+  const checkout = async (name: string) => {
+    const dir = join(root, name, 'src', 'twins')
+    await mkdir(join(root, name, 'src'), { recursive: true })
+    await cp(source, dir, { recursive: true })
+    return dir
+  }
+  const homeOf = async (name: string) => {
+    const home = join(root, name, 'state')
+    await mkdir(home, { recursive: true })
+    return { GRAIL_HOME: home }
+  }
+  interface Image {
+    name: string
+    version: number
+    digest: string
+    createdAt: string
+  }
+  const catalog = async (cwd: string, env: Record<string, string>) =>
+    parseJson<Image[]>(await grail(['--json', 'images'], { cwd, env }))
+  /** waits for the wall clock's second to move past `after` (an ISO time), so two builds differ in time */
+  const nextSecond = async (after: string) => {
+    const s = Math.floor(Date.parse(after) / 1000)
+    while (Math.floor(Date.now() / 1000) <= s) await new Promise((r) => setTimeout(r, 50))
+  }
+  let a: string
+  let b: string
+  let envA: Record<string, string>
+  let envB: Record<string, string>
+
+  before(async () => {
+    root = await mkdtemp(join(tmpdir(), 'grail-twins-'))
+    source = await busyboxProject({ 'grail.yaml': twinSpec, 'site/index.html': 'same\n' })
+    a = await checkout('alice')
+    b = await checkout('ci-runner-7')
+    envA = await homeOf('alice')
+    envB = { ...(await homeOf('ci-runner-7')), TZ: 'Pacific/Auckland', LANG: 'fr_FR.UTF-8' }
+  })
+  after(async () => {
+    await grail(['down'], { cwd: b, env: envB })
+    await removeDir(root)
+    await removeDir(source)
+  })
+
+  test('two checkouts on two state dirs, other catalog numbers, other seconds: byte-identical locks', async () => {
+    const builtA = await grail(['build'], { cwd: a, env: envA })
+    assert.equal(builtA.code, 0, builtA.stderr + builtA.stdout)
+    const lockA = await readFile(join(a, 'grail.lock'), 'utf8')
+
+    // the second machine has built another version before: its counters are ahead
+    await writeFile(join(b, 'site/index.html'), 'an older page\n')
+    assert.equal((await grail(['build'], { cwd: b, env: envB })).code, 0)
+    await writeFile(join(b, 'site/index.html'), 'same\n')
+    const atA = await catalog(a, envA)
+    await nextSecond(atA.map((i) => i.createdAt).sort()[atA.length - 1] as string)
+    const builtB = await grail(['build'], { cwd: b, env: envB, umask: '077' })
+    assert.equal(builtB.code, 0, builtB.stderr + builtB.stdout)
+    assert.match(builtB.stdout, /built web v2 /)
+
+    assert.equal(await readFile(join(b, 'grail.lock'), 'utf8'), lockA)
+    assert.ok(lockA.endsWith('}\n'))
+    assert.doesNotMatch(lockA, new RegExp(`${root}|"version"|\\d{4}-\\d\\d-\\d\\dT`))
+    // the same digests carry other numbers and build times on the two machines
+    const atB = await catalog(b, envB)
+    for (const name of ['web', 'tools']) {
+      const x = atA.find((i) => i.name === name) as Image
+      const y = atB.find((i) => i.name === name && i.digest === x.digest) as Image
+      assert.ok(y, `${name} ${x.digest} is in both catalogs`)
+      assert.deepEqual([x.version, y.version], [1, 2])
+      assert.notEqual(Math.floor(Date.parse(x.createdAt) / 1000), Math.floor(Date.parse(y.createdAt) / 1000))
+    }
+  })
+
+  test('apply --locked finds the locked digest by digest (here v2), also from a version-1 lock', async () => {
+    // the other machine's lock, in the old format with its own version number: the number is ignored
+    const l = JSON.parse(await readFile(join(a, 'grail.lock'), 'utf8')) as Lock
+    const v1 = {
+      ...l,
+      lockVersion: 1,
+      images: Object.fromEntries(Object.entries(l.images).map(([k, e]) => [k, { version: 1, ...e }])),
+    }
+    await writeFile(join(b, 'grail.lock'), JSON.stringify(v1, null, 2))
+    const applied = await grail(['apply', '--locked'], { cwd: b, env: envB })
+    assert.equal(applied.code, 0, applied.stderr + applied.stdout)
+    const s = parseJson<Status>(await grail(['--json', 'status'], { cwd: b, env: envB }))
+    assert.deepEqual(
+      s.instances.map((i) => [i.image, i.digest]),
+      [['tools v2', l.images.tools?.digest]],
+    )
+    // the next build writes it in the current format, and says so: the same bytes as the other machine's
+    const rebuilt = await grail(['build'], { cwd: b, env: envB })
+    assert.equal(rebuilt.code, 0, rebuilt.stderr)
+    assert.match(
+      rebuilt.stdout,
+      /grail\.lock: rewritten in the current format \(no local version numbers\); commit it/,
+    )
+    assert.equal(await readFile(join(b, 'grail.lock'), 'utf8'), await readFile(join(a, 'grail.lock'), 'utf8'))
+  })
+
+  test('a locked digest this machine never built: apply --locked names the image and digest', async () => {
+    const c = await checkout('fresh')
+    await cp(join(a, 'grail.lock'), join(c, 'grail.lock'))
+    const res = await grail(['apply', '--locked'], { cwd: c, env: await homeOf('fresh') })
+    assert.equal(res.code, 1, res.stderr + res.stdout)
+    const l = JSON.parse(await readFile(join(a, 'grail.lock'), 'utf8')) as Lock
+    assert.match(
+      res.stderr,
+      new RegExp(`image tools ${l.images.tools?.digest} of grail\\.lock is not in this machine's catalog`),
+    )
+    assert.match(res.stderr, /grail build tools/)
+  })
+
+  test('a lock of a newer format is refused by build and apply --locked, and left as it is', async () => {
+    const future = `${JSON.stringify({ lockVersion: 3, project: 'twins', images: {} }, null, 2)}\n`
+    await writeFile(join(b, 'grail.lock'), future)
+    for (const args of [['build'], ['apply', '--locked']]) {
+      const res = await grail(args, { cwd: b, env: envB })
+      assert.equal(res.code, 1, res.stderr + res.stdout)
+      assert.match(
+        res.stderr,
+        /grail\.lock has lockVersion 3, a format newer than this Grail reads \(1 to 2\)/,
+      )
+      assert.match(res.stderr, /upgrade Grail/)
+      assert.doesNotMatch(res.stderr, /\n\s+at /, 'no stack trace')
+    }
+    assert.equal(await readFile(join(b, 'grail.lock'), 'utf8'), future)
   })
 })
 

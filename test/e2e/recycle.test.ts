@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { Plan } from '../../src/plan/index.js'
 import { openDb } from '../../src/state/index.js'
-import { startLoad } from '../helpers/load.js'
+import { assertSteady, startLoad } from '../helpers/load.js'
 import { freePort } from '../helpers/net.js'
 import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
 import { httpdImages } from '../helpers/specs.js'
@@ -22,7 +22,7 @@ ${httpdImages()}services:
     publish: ${port}
     healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
     rollout: { healthTimeout: 5s, drain: 300ms }
-    recycle: { maxAge: 3s }
+    recycle: { maxAge: 20s }
 policies:
   disruptionBudget: { maxUnavailable: 1, minHealthy: 3 }
 `
@@ -86,7 +86,9 @@ describe('grail recycle (local provider)', () => {
   })
 
   test('past maxAge, plan names the age and recycle replaces them oldest first, one at a time, under load with no failure', async () => {
-    await sleep(3500)
+    // until the youngest instance is past maxAge, counted from when it was made (up may be slow today)
+    const youngest = Math.max(...(await status()).instances.map((i) => Date.parse(i.createdAt)))
+    await sleep(Math.max(0, youngest + 20_500 - Date.now()))
     const before = (await status()).instances.sort((a, b) => a.createdAt.localeCompare(b.createdAt))
     const oldest = before.map((i) => i.id)
     const plan = parseJson<Plan>(await grail(['--json', 'plan'], { cwd: dir }))
@@ -95,7 +97,7 @@ describe('grail recycle (local provider)', () => {
       oldest,
       'oldest first',
     )
-    for (const a of plan.actions) assert.match(a.reason, /^age \d+s > maxAge 3s$/)
+    for (const a of plan.actions) assert.match(a.reason, /^age \d+s > maxAge 20s$/)
     const dry = await grail(['recycle', '--dry-run'], { cwd: dir })
     assert.match(dry.stdout, new RegExp(`due web ${oldest[0]}`))
 
@@ -107,7 +109,7 @@ describe('grail recycle (local provider)', () => {
     const { fewest, most } = await watch.stop()
     assert.equal(res.code, 0, res.stderr + res.stdout)
     assert.equal(report.failed, 0, report.errors.slice(0, 5).join('\n'))
-    assert.ok(report.rate >= 200, `load was ${report.rate.toFixed(0)} req/s`)
+    assertSteady(report)
     assert.ok(fewest >= 3, `healthy instances dropped to ${fewest}`)
     assert.ok(most <= 4, `at most one replacement at a time (saw ${most} instances)`)
 

@@ -1,7 +1,7 @@
 // The golden image of examples/hello (Debian essential + busybox, built with mmdebstrap): reproducible
 // across directories, verified, and accepted by real clients: skopeo, umoci, and a real dockerd.
 import assert from 'node:assert/strict'
-import { cp, mkdtemp, readFile, readlink, utimes } from 'node:fs/promises'
+import { cp, mkdtemp, readFile, readlink, utimes, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -18,7 +18,10 @@ interface BuildJson {
 
 async function copyHello(): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'grail-hello-'))
-  await cp(join(REPO, 'examples/hello'), dir, { recursive: true, filter: (src) => !src.includes('.grail') })
+  await cp(join(REPO, 'examples/hello'), dir, {
+    recursive: true,
+    filter: (src) => !src.includes('.grail') && !src.endsWith('grail.lock'),
+  })
   return dir
 }
 
@@ -35,19 +38,26 @@ describe('examples/hello golden image', () => {
     for (const d of dirs) await removeDir(d)
   })
 
-  test('two builds in two directories, with other file times, umask and environment, give the same digest', async () => {
+  test('two clean checkouts on two state dirs, with other file times, umask, environment, build time and catalog numbers, give the same digest and byte-identical grail.lock files', async () => {
     const b = await copyHello()
     dirs.push(b)
-    const later = new Date(Date.now() + 7_200_000)
-    for (const f of ['site/index.html', 'site/healthz', 'grail.yaml']) await utimes(join(b, f), later, later)
     const env = {
       LANG: 'fr_FR.UTF-8',
       TZ: 'Pacific/Auckland',
       TMPDIR: '/var/tmp',
       PATH: `${join(REPO, 'node_modules/.bin')}:${process.env.PATH}`,
     }
+    // this machine built another page first, so its catalog numbers the same image v2, not v1
+    const page = await readFile(join(b, 'site/index.html'), 'utf8')
+    await writeFile(join(b, 'site/index.html'), `${page}<!-- an older page -->\n`)
+    assert.equal((await grail(['build'], { cwd: b, env })).code, 0)
+    await writeFile(join(b, 'site/index.html'), page)
+    const later = new Date(Date.now() + 7_200_000)
+    for (const f of ['site/index.html', 'site/healthz', 'grail.yaml']) await utimes(join(b, f), later, later)
     const again = parseJson<BuildJson>(await grail(['build', '--json'], { cwd: b, env, umask: '077' }))
     assert.equal(again.images[0]?.digest, built.images[0]?.digest)
+    assert.deepEqual([built.images[0]?.version, again.images[0]?.version], [1, 2])
+    assert.equal(await readFile(join(b, 'grail.lock'), 'utf8'), await readFile(join(a, 'grail.lock'), 'utf8'))
   })
 
   test('grail build --verify passes', async () => {

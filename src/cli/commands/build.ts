@@ -43,6 +43,8 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
       else {
         renderOutcome(outcome)
         if (lock.changed.length > 0) out(style.dim(`grail.lock: ${lock.changed.join(', ')} updated`))
+        if (lock.upgraded)
+          out(style.dim('grail.lock: rewritten in the current format (no local version numbers); commit it'))
         if (flags.refresh) {
           const changed = outcome.images.filter((i) => !i.unchanged).map((i) => `${i.name} v${i.version}`)
           out(
@@ -58,7 +60,7 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
           'NOT_REPRODUCIBLE',
           `${failed.map((f) => f.image).join(', ')}: a second build from nothing gave a different image`,
           {
-            hint: 'the files named above depend on the time or the machine; make the step deterministic (or honour SOURCE_DATE_EPOCH)',
+            hint: 'the files named above depend on what the second build varies (the time, host name, time zone, locale, environment order, build path: see docs/building.md); make the step deterministic, e.g. take the time from $SOURCE_DATE_EPOCH',
           },
         )
       }
@@ -99,7 +101,7 @@ export function renderOutcome(outcome: BuildOutcome): void {
 export async function writeLockAfter(
   project: Project,
   outcome: BuildOutcome,
-): Promise<{ changed: string[] }> {
+): Promise<{ changed: string[]; upgraded: boolean }> {
   const [{ writeLock }, { openStore }, { resolveHome }] = await Promise.all([
     import('../../lifecycle/lock.js'),
     import('../../oci/store.js'),

@@ -8,7 +8,7 @@ import { formatAge, formatBytes, out, printJson, shortDigest, style, table } fro
 export function registerImages(program: Command, globals: () => GlobalOptions): void {
   program
     .command('images')
-    .description('list built images: version, digest, size, packages, status')
+    .description("list built images: version (this machine's catalog number), digest, size, packages, status")
     .option('--tree', 'show ancestry: each image under the image version it was built on')
     .action(async (flags: { tree?: boolean }) => {
       const g = globals()
