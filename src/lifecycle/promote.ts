@@ -1,6 +1,7 @@
 import { GrailError } from '../errors.js'
 import type { ApplyEnv } from '../rollout/apply.js'
 import { deploy } from '../rollout/apply.js'
+import { requireEnvironment } from '../spec/environments.js'
 import type { RolloutResult } from '../rollout/types.js'
 import { appendEvent, insertRelease, listReleases, revokedDigests } from '../state/index.js'
 
@@ -27,13 +28,7 @@ export async function promote(target: ApplyEnv, service: string, fromEnv: string
       hint: 'name two environments: grail promote SERVICE --from staging --to prod',
     })
   }
-  for (const env of [fromEnv, toEnv]) {
-    if (!target.project.environments[env]) {
-      throw new GrailError('UNKNOWN_ENVIRONMENT', `${target.project.file}: no environment named "${env}"`, {
-        hint: `environments in this project: ${Object.keys(target.project.environments).join(', ')}`,
-      })
-    }
-  }
+  for (const env of [fromEnv, toEnv]) requireEnvironment(target.project, env)
   const svc = target.project.environments[toEnv]?.services[service]
   if (!svc || !target.project.environments[fromEnv]?.services[service]) {
     throw new GrailError('UNKNOWN_SERVICE', `service ${service} is not in both ${fromEnv} and ${toEnv}`, {

@@ -8,7 +8,8 @@ import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js'
 import { configBundleOf, configDigest, plan, promotedReleases } from '../plan/index.js'
-import type { HealthCheck, ServiceSpec } from '../spec/types.js'
+import { requireEnvironment } from '../spec/environments.js'
+import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
 import type { InstanceRecord, ReleaseRecord } from '../state/index.js'
 import {
   appendEvent,
@@ -62,12 +63,8 @@ export interface ApplyEnv extends DriftEnv {
  */
 export async function desiredServices(a: ApplyEnv): Promise<DesiredService[]> {
   const { project, environment, db, locked } = a
-  const env = project.environments[environment]
-  if (!env) {
-    throw new GrailError('UNKNOWN_ENVIRONMENT', `${project.file}: no environment named "${environment}"`, {
-      hint: `environments in this project: ${Object.keys(project.environments).join(', ')}`,
-    })
-  }
+  requireEnvironment(project, environment)
+  const env = project.environments[environment] as Project['environments'][string]
   const releases = listReleases(db, environment)
   const promotedOf = (service: string): ReleaseRecord | undefined =>
     promotedReleases(releases.filter((r) => r.service === service))[0]
