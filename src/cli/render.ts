@@ -119,6 +119,9 @@ function withoutSecrets(err: unknown): unknown {
   if (err instanceof Error) {
     const copy = new Error(shown(err.message))
     copy.stack = shown(err.stack ?? err.message)
+    // the code (ENOSPC, SQLITE_CORRUPT) decides whether it is a user error
+    const code = (err as { code?: unknown }).code
+    if (typeof code === 'string') Object.assign(copy, { code })
     return copy
   }
   return shown(String(err))
@@ -175,13 +178,22 @@ function corruption(err: unknown): GrailError | undefined {
   })
 }
 
+/** A full disk or quota is the machine's state, not a bug: a user error with what frees space. */
+function diskFull(err: unknown): GrailError | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  if (!(err instanceof Error) || !['ENOSPC', 'EDQUOT', 'SQLITE_FULL'].includes(String(code))) return undefined
+  return new GrailError('DISK_FULL', `the disk is full: ${err.message}`, {
+    hint: 'free space on the filesystem that holds .grail (`df -h .grail`): `grail gc --dry-run` shows what garbage collection would free, `grail images` the image sizes',
+  })
+}
+
 /**
  * Maps any error to an exit code and a message on stderr: a user error shows its message, details and
  * hint (no stack); anything else is a bug and shows its stack. With `json`, either is one JSON object.
  */
 export function reportError(thrown: unknown, json: boolean): number {
   const err = withoutSecrets(thrown)
-  const user = err instanceof GrailError ? err : corruption(err)
+  const user = err instanceof GrailError ? err : (corruption(err) ?? diskFull(err))
   if (user) {
     if (json) {
       writeJsonError({ code: user.code, message: user.message, details: user.details, hint: user.hint })

@@ -1,8 +1,9 @@
 import { GrailError } from '../errors.js'
 import type { ApplyEnv } from '../rollout/apply.js'
 import { deploy } from '../rollout/apply.js'
+import { requireEnvironment } from '../spec/environments.js'
 import type { RolloutResult } from '../rollout/types.js'
-import { appendEvent, insertRelease, listReleases } from '../state/index.js'
+import { appendEvent, insertRelease, listReleases, revokedDigests } from '../state/index.js'
 
 export interface PromoteResult {
   service: string
@@ -27,13 +28,7 @@ export async function promote(target: ApplyEnv, service: string, fromEnv: string
       hint: 'name two environments: grail promote SERVICE --from staging --to prod',
     })
   }
-  for (const env of [fromEnv, toEnv]) {
-    if (!target.project.environments[env]) {
-      throw new GrailError('UNKNOWN_ENVIRONMENT', `${target.project.file}: no environment named "${env}"`, {
-        hint: `environments in this project: ${Object.keys(target.project.environments).join(', ')}`,
-      })
-    }
-  }
+  for (const env of [fromEnv, toEnv]) requireEnvironment(target.project, env)
   const svc = target.project.environments[toEnv]?.services[service]
   if (!svc || !target.project.environments[fromEnv]?.services[service]) {
     throw new GrailError('UNKNOWN_SERVICE', `service ${service} is not in both ${fromEnv} and ${toEnv}`, {
@@ -45,6 +40,17 @@ export async function promote(target: ApplyEnv, service: string, fromEnv: string
     throw new GrailError('NOTHING_TO_PROMOTE', `${service} has no active release in ${fromEnv}`, {
       hint: `deploy it there first: grail apply ${fromEnv}`,
     })
+  }
+  const revoked = revokedDigests(target.db)[source.imageDigest]
+  if (revoked !== undefined) {
+    // the environment would run an image pulled out of service, and the next plan would replace it again
+    throw new GrailError(
+      'PROMOTE_REVOKED',
+      `${service}: release ${fromEnv}#${source.number} runs image ${source.imageName}@${source.imageVersion}, which is revoked (${revoked}); it is not promoted to ${toEnv}`,
+      {
+        hint: `deploy a build that is not revoked to ${fromEnv} first (\`grail up ${fromEnv}\`), then promote it`,
+      },
+    )
   }
   const base = {
     service,

@@ -1,8 +1,11 @@
 export { plan, type PlanInput } from './plan.js'
 export { configBundleOf, configDigest, type ConfigBundle } from './config-bundle.js'
+export { choosePromoted, promotedReleases, type PromotedChoice } from './promoted.js'
+export { rollbackTarget, type RollbackChoice } from './rollback.js'
 export { type CrashLoop, crashLoopOf, type RestartView } from './crash-loop.js'
 export type {
   Action,
+  Blocked,
   DesiredService,
   InstanceView,
   PendingBuild,

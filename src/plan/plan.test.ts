@@ -21,7 +21,10 @@ const release = (number: number, over: Partial<ReleaseView> = {}): ReleaseView =
   number,
   imageDigest: D1,
   configDigest: C1,
+  imageName: 'hello',
+  imageVersion: 2,
   status: 'active',
+  promotedFrom: null,
   ...over,
 })
 const inst = (id: string, over: Partial<InstanceView> = {}): InstanceView => ({

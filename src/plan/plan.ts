@@ -1,6 +1,8 @@
 import { type CrashLoop, type RestartView, crashLoopOf } from './crash-loop.js'
+import { type PromotedChoice, choosePromoted } from './promoted.js'
 import type {
   Action,
+  Blocked,
   DesiredService,
   InstanceView,
   PendingBuild,
@@ -16,7 +18,10 @@ export interface PlanInput {
   /** releases per service, any order */
   releases: Record<string, ReleaseView[]>
   instances: InstanceView[]
-  /** revoked image digests with the reason: a release running one is replaced */
+  /**
+   * revoked image digests with the reason (with `--cascade`, those built on a revoked one): a release
+   * running one is replaced, in a promoted-to environment by its newest promotion that is not revoked
+   */
   revoked?: Record<string, string>
   /** epoch milliseconds; crash-loop detection needs it */
   now?: number
@@ -30,19 +35,27 @@ function shortDigest(d: string): string {
   return d.replace(/^sha256:/, '').slice(0, 12)
 }
 
+/** How a promoted release is named in a reason: `release #4 (promoted from staging#3)`. */
+function promotedNote(choice: PromotedChoice | null): string {
+  if (choice?.kind !== 'run') return ''
+  return ` of release #${choice.release.number} (promoted from ${choice.release.promotedFrom})`
+}
+
 /** Why a service needs a new release, or null when its active release already matches the spec. */
 function deployReason(
   want: DesiredService & { image: NonNullable<DesiredService['image']> },
   active: ReleaseView | undefined,
   revoked: Record<string, string>,
+  choice: PromotedChoice | null,
 ): string | null {
-  if (!active) return 'new release: first deploy'
+  const image = `image ${want.image.name} v${want.image.version} (${shortDigest(want.image.digest)})${promotedNote(choice)}`
+  if (!active) return `new release: first deploy${choice ? `: ${image}` : ''}`
   const why = revoked[active.imageDigest]
   if (why !== undefined && active.imageDigest !== want.image.digest) {
-    return `new release: the running image ${shortDigest(active.imageDigest)} is revoked (${why}); image ${want.image.name} v${want.image.version} (${shortDigest(want.image.digest)}) replaces it`
+    return `new release: the running image ${shortDigest(active.imageDigest)} is revoked (${why}); ${image} replaces it`
   }
   if (active.imageDigest !== want.image.digest) {
-    return `new release: image ${want.image.name} v${want.image.version} (${shortDigest(want.image.digest)}) replaces ${shortDigest(active.imageDigest)}`
+    return `new release: ${image} replaces ${shortDigest(active.imageDigest)}`
   }
   if (active.configDigest !== want.configDigest) return 'new release: config changed'
   return null
@@ -68,6 +81,7 @@ function replaceReason(inst: InstanceView): { cause: ReplaceCause; reason: strin
 export function plan(input: PlanInput): Plan {
   const actions: Action[] = []
   const waiting: Waiting[] = []
+  const blocked: Blocked[] = []
   const builds = new Map<string, PendingBuild>()
   const wanted = new Set(input.desired.map((d) => d.service))
   for (const want of input.desired) {
@@ -85,8 +99,22 @@ export function plan(input: PlanInput): Plan {
       b.services.push(want.service)
       builds.set(want.build.image, b)
     }
-    const image = want.build ? null : want.image
-    const reason = image ? deployReason({ ...want, image }, active, input.revoked ?? {}) : null
+    const revoked = input.revoked ?? {}
+    const choice = want.promoted
+      ? choosePromoted({ environment: input.environment, want, releases, active, revoked })
+      : null
+    if (choice?.kind === 'blocked') {
+      // nothing allowed here may replace a revoked image: no new instance of it either, and apply refuses
+      blocked.push(choice.blocked)
+      continue
+    }
+    const chosen = choice?.release
+    const image = want.build
+      ? null
+      : chosen
+        ? { name: chosen.imageName, version: chosen.imageVersion, digest: chosen.imageDigest }
+        : want.image
+    const reason = image ? deployReason({ ...want, image }, active, revoked, choice) : null
     if (reason && image) {
       actions.push({
         kind: 'deploy',
@@ -197,7 +225,7 @@ export function plan(input: PlanInput): Plan {
       })
     }
   }
-  return { environment: input.environment, actions, waiting, builds: [...builds.values()] }
+  return { environment: input.environment, actions, waiting, builds: [...builds.values()], blocked }
 }
 
 /** The crash loop of a service's active release, when the input allows telling (a `now` and a policy). */

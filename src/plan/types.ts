@@ -5,13 +5,32 @@ import type { CrashLoopSpec } from '../spec/types.js'
 export interface DesiredService {
   service: string
   replicas: number
-  /** the image version to run; null when none can be named until a build (see `build`) */
+  /**
+   * the image version to run; null when none can be named until a build (see `build`), or when the
+   * environment runs what is promoted to it (see `promoted`)
+   */
   image: { name: string; version: number; digest: Digest } | null
   configDigest: Digest
   /** when restarts make a crash loop (absent: never) */
   crashLoop?: CrashLoopSpec
   /** the spec builds an image the catalog does not have yet: no new release until it is built */
   build?: { image: string; reason: string }
+  /**
+   * the environment receives promotions of this service: it runs its newest promoted release whose image
+   * is not revoked (the planner picks it from the releases), never the spec's build
+   */
+  promoted?: boolean
+}
+
+/** A service the plan cannot converge: what it runs is revoked and nothing allowed there replaces it. */
+export interface Blocked {
+  service: string
+  /** the revoked image named in the reason */
+  image: { name: string; version: number; digest: Digest }
+  /** names the environment, the service and the revoked image */
+  reason: string
+  /** how to unblock it (promote a good release, unrevoke) */
+  hint: string
 }
 
 /** An image that must be built before its services can be deployed (sources or spec changed). */
@@ -27,7 +46,11 @@ export interface ReleaseView {
   number: number
   imageDigest: Digest
   configDigest: Digest
+  imageName: string
+  imageVersion: number
   status: 'pending' | 'active' | 'superseded' | 'failed' | 'rolled-back'
+  /** `ENV#NUMBER` it was promoted from, or null for a release made from the spec */
+  promotedFrom: string | null
 }
 
 /** One instance as state and the provider see it together. */
@@ -93,4 +116,6 @@ export interface Plan {
   waiting: Waiting[]
   /** images to build first; `apply` refuses while there are any, `up` builds them */
   builds: PendingBuild[]
+  /** services left as they are because what they run is revoked with no allowed replacement: an error */
+  blocked: Blocked[]
 }

@@ -7,8 +7,9 @@ import type { InstanceDrift } from '../drift/types.js'
 import { GrailError } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import type { Action, DesiredService, Plan, ReleaseView } from '../plan/index.js'
-import { configBundleOf, configDigest, plan } from '../plan/index.js'
-import type { HealthCheck, ServiceSpec } from '../spec/types.js'
+import { configBundleOf, configDigest, plan, promotedReleases } from '../plan/index.js'
+import { requireEnvironment } from '../spec/environments.js'
+import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
 import type { InstanceRecord, ReleaseRecord } from '../state/index.js'
 import {
   appendEvent,
@@ -20,6 +21,7 @@ import {
   markInterruptedHotfixes,
   recordRestart,
   liveInstances,
+  revokedDigests,
   setReleaseStatus,
 } from '../state/index.js'
 import { crashPoint } from './crash-points.js'
@@ -65,18 +67,11 @@ export interface ApplyEnv extends DriftEnv {
  */
 export async function desiredServices(a: ApplyEnv): Promise<DesiredService[]> {
   const { project, environment, db, locked } = a
-  const env = project.environments[environment]
-  if (!env) {
-    throw new GrailError('UNKNOWN_ENVIRONMENT', `${project.file}: no environment named "${environment}"`, {
-      hint: `environments in this project: ${Object.keys(project.environments).join(', ')}`,
-    })
-  }
+  requireEnvironment(project, environment)
+  const env = project.environments[environment] as Project['environments'][string]
   const releases = listReleases(db, environment)
   const promotedOf = (service: string): ReleaseRecord | undefined =>
-    releases
-      .filter((r) => r.service === service && r.promotedFrom !== null)
-      .filter((r) => r.status !== 'failed' && r.status !== 'rolled-back')
-      .sort((x, y) => y.number - x.number)[0]
+    promotedReleases(releases.filter((r) => r.service === service))[0]
   const services = Object.values(env.services)
   // an environment that receives promotions runs what was promoted to it, not what the spec builds
   const needed = services.filter((s) => !locked?.[s.image] && !promotedOf(s.name)).map((s) => s.image)
@@ -96,13 +91,8 @@ export async function desiredServices(a: ApplyEnv): Promise<DesiredService[]> {
         image: { name: pinned.name, version: pinned.version, digest: pinned.digest as Digest },
       }
     }
-    const promoted = promotedOf(svc.name)
-    if (promoted) {
-      return {
-        ...base,
-        image: { name: promoted.imageName, version: promoted.imageVersion, digest: promoted.imageDigest },
-      }
-    }
+    // which promotion runs (the newest whose image is not revoked) is the planner's choice
+    if (promotedOf(svc.name)) return { ...base, image: null, promoted: true }
     const now = current.get(svc.image)
     const versions = listImages(db, svc.image)
     if (now !== undefined && !now.built && versions.length > 0) {
@@ -122,7 +112,7 @@ export async function desiredServices(a: ApplyEnv): Promise<DesiredService[]> {
     if (!image && versions.length > 0) {
       throw new GrailError(
         'IMAGE_REVOKED',
-        `service ${svc.name}: every version of image ${svc.image} is revoked`,
+        `${environment}: service ${svc.name}: every version of image ${svc.image} is revoked`,
         {
           hint: `build a new version (\`grail build ${svc.image}\`) or unrevoke one (\`grail unrevoke ${svc.image}@N\`)`,
         },
@@ -237,9 +227,7 @@ export async function planWithDrift(
       if (v) v.recycle = { reason: due.reason, rank }
     }
   }
-  const revoked: Record<string, string> = {}
-  for (const i of listImages(a.db))
-    if (i.status === 'revoked') revoked[i.digest] = i.statusReason ?? 'revoked'
+  const revoked = revokedDigests(a.db)
   const history = restartHistory(a, now)
   const logTails = await logTailsOf(
     a,
@@ -440,6 +428,16 @@ function buildNeeded(p: Plan): GrailError {
   })
 }
 
+/**
+ * A revoked image with nothing allowed to replace it (a promoted-to environment whose every promotion is
+ * revoked) stops `apply` before it changes anything, as `plan` reports it.
+ */
+export function blockedByRevocation(p: Plan): GrailError {
+  return new GrailError('REVOKED_NO_REPLACEMENT', p.blocked.map((b) => b.reason).join('\n'), {
+    hint: `${[...new Set(p.blocked.map((b) => b.hint))].join('; ')}; nothing was changed`,
+  })
+}
+
 /** A new instance of an active release (a replacement or an extra replica) that failed its health gate. */
 export interface FailedLaunch {
   service: string
@@ -466,6 +464,7 @@ export async function applyEnvironment(
   const { stopUnneededProxies, superviseProxies } = await import('./proxies.js')
   const proxies = [...(await stopUnneededProxies(a)), ...(await superviseProxies(a))]
   const full = await planEnvironment(a)
+  if (!opts.only && full.blocked.length > 0) throw blockedByRevocation(full)
   if (!opts.only && full.builds.length > 0) throw buildNeeded(full)
   const thePlan = opts.only ? { ...full, actions: full.actions.filter(opts.only) } : full
   const results: RolloutResult[] = []

@@ -4,6 +4,7 @@
  */
 export { defineConfig } from './define-config.js'
 export { formatDuration, parseDuration } from './duration.js'
+export { requireEnvironment } from './environments.js'
 export { grailJsonSchema } from './json-schema.js'
 export type { LoadOptions } from './load.js'
 export { SPEC_FILE_NAMES, findSpecFile, loadProject, parseYamlSpec, projectFromRaw } from './load.js'

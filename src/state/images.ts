@@ -183,6 +183,20 @@ export function insertImage(
   return recordImageVersion(db, rec).record
 }
 
+/**
+ * Every revoked image digest with the reason it was revoked: what plans replace and rollbacks refuse.
+ * A `--cascade` revocation gave each descendant its own row, so they are here too.
+ */
+export function revokedDigests(db: Db): Record<string, string> {
+  const rows = db
+    .prepare("SELECT digest, status_reason FROM images WHERE status = 'revoked'")
+    .all() as Array<{
+    digest: string
+    status_reason: string | null
+  }>
+  return Object.fromEntries(rows.map((r) => [r.digest, r.status_reason ?? 'revoked']))
+}
+
 /** Sets an image version's status (revoke, unrevoke, deprecate) with its reason. */
 export function setImageStatus(
   db: Db,

@@ -36,6 +36,7 @@ export {
   unpinImage,
   latestImage,
   listImages,
+  revokedDigests,
   type PackageInfo,
 } from './images.js'
 export {

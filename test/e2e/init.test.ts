@@ -1,10 +1,12 @@
 // `grail init` scaffolds a spec that validates as is, and never overwrites one by accident.
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
-import { mkdtemp } from 'node:fs/promises'
+import { mkdtemp, readFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, test } from 'node:test'
+import { fileURLToPath } from 'node:url'
+import { grailJsonSchemaText } from '../../src/spec/json-schema.js'
 import { loadProject } from '../../src/spec/index.js'
 import { grail, removeDir } from '../helpers/project.js'
 
@@ -30,4 +32,25 @@ test('grail init writes a valid spec and a site, then refuses to overwrite it', 
   assert.equal(again.code, 1)
   assert.match(again.stderr, /grail\.yaml already exists/)
   assert.match(again.stderr, /--force/)
+})
+
+test('grail init points editors at the schema of the installed Grail, never at a network location', async () => {
+  const parent = await mkdtemp(join(tmpdir(), 'grail init schema '))
+  dirs.push(parent)
+  const res = await grail(['init', parent])
+  assert.equal(res.code, 0, res.stderr)
+  const spec = await readFile(join(parent, 'grail.yaml'), 'utf8')
+  const modeline = spec.split('\n')[0] ?? ''
+  // yaml-language-server reads the modeline up to the first whitespace
+  const m = /^# yaml-language-server: \$schema=(\S+)$/.exec(modeline)
+  assert.ok(m?.[1], `first line is the modeline: ${modeline}`)
+  assert.doesNotMatch(spec, /https?:\/\//)
+  const url = new URL(m[1])
+  assert.equal(url.protocol, 'file:')
+  const schema = await readFile(fileURLToPath(url), 'utf8')
+  assert.equal(schema, grailJsonSchemaText())
+
+  const printed = await grail(['schema'])
+  assert.equal(printed.code, 0, printed.stderr)
+  assert.equal(printed.stdout, schema)
 })

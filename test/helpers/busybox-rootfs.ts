@@ -7,10 +7,10 @@ import { join } from 'node:path'
  * A tiny root filesystem tarball made from Debian's static busybox: enough for sandboxed `run` steps and
  * an httpd, in milliseconds instead of the seconds a Debian bootstrap takes.
  */
-export function makeBusyboxRootfs(dest: string): string {
+export function makeBusyboxRootfs(dest: string, opts: { dirs?: string[] } = {}): string {
   const dir = mkdtempSync(join(tmpdir(), 'grail-bbroot-'))
   try {
-    for (const d of ['bin', 'etc', 'tmp', 'srv', 'usr/bin', 'var'])
+    for (const d of ['bin', 'etc', 'tmp', 'srv', 'usr/bin', 'var', ...(opts.dirs ?? [])])
       mkdirSync(join(dir, d), { recursive: true })
     chmodSync(join(dir, 'tmp'), 0o1777)
     copyFileSync('/bin/busybox', join(dir, 'bin', 'busybox'))

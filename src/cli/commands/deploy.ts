@@ -2,18 +2,19 @@ import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import type { Plan } from '../../plan/index.js'
 import type { RolloutEvent } from '../../rollout/types.js'
-import type { Project } from '../../spec/types.js'
 import { buildProgress } from '../progress.js'
 import { noteProxies, proxyLine } from '../proxies.js'
 import { renderOutcome, writeLockAfter } from './build.js'
 import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
+import { afterFailedGate, servingNow } from '../serving.js'
 import { withEnvironment } from './with-environment.js'
 import { EXIT, out, printJson, style } from '../render.js'
 
 function renderPlan(p: Plan, buildLines: string[]): void {
   const waiting = p.waiting ?? []
-  if (p.actions.length === 0 && waiting.length === 0 && buildLines.length === 0) {
+  const blocked = p.blocked ?? []
+  if (p.actions.length === 0 && waiting.length === 0 && buildLines.length === 0 && blocked.length === 0) {
     out(`${p.environment}: up to date, nothing to do`)
     return
   }
@@ -22,8 +23,14 @@ function renderPlan(p: Plan, buildLines: string[]): void {
     ...(buildLines.length > 0
       ? [`${buildLines.length} image${buildLines.length === 1 ? '' : 's'} to build`]
       : []),
+    ...(blocked.length > 0 ? [`${blocked.length} blocked`] : []),
   ]
   if (counts.length > 0) out(style.bold(`${p.environment}: ${counts.join(', ')}`))
+  // the reason itself is the error that follows
+  for (const b of blocked)
+    out(
+      `  ${style.red('blocked'.padEnd(10))} ${b.service}  image ${b.image.name}@${b.image.version} is revoked`,
+    )
   for (const line of buildLines) out(`  ${style.yellow('build'.padEnd(10))} ${line}`)
   for (const a of p.actions) {
     const what = 'instance' in a ? a.instance : 'instances' in a ? a.instances.join(', ') : ''
@@ -78,7 +85,9 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     .option('--detailed-exitcode', 'exit 2 when there are changes to apply')
     .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
       const g = globals()
-      const { planEnvironment, pendingBuildLines } = await import('../../rollout/apply.js')
+      const { blockedByRevocation, planEnvironment, pendingBuildLines } = await import(
+        '../../rollout/apply.js'
+      )
       const p = await withEnvironment(g, env, { lock: false }, async (a) => {
         const { superviseProxies } = await import('../../rollout/proxies.js')
         noteProxies(await superviseProxies(a))
@@ -86,6 +95,9 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       })
       if (g.json) printJson(p)
       else renderPlan(p, pendingBuildLines(p))
+      // a revoked image nothing may replace is an error, not a pending change: exit 1 with or without
+      // --detailed-exitcode, as apply does
+      if (p.blocked.length > 0) throw blockedByRevocation(p)
       // a crash loop backing off is pending too: the environment has not converged
       if (flags.detailedExitcode && p.actions.length + p.waiting.length + p.builds.length > 0)
         process.exitCode = EXIT.pending
@@ -108,14 +120,23 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
         locked = lockedImages(project, await readLock(project), a.db, names)
       }
       const r = await applyEnvironment({ ...a, locked, onEvent: rolloutPrinter(g.json === true) })
-      return { ...r, urls: urlsOf(project, a.environment) }
+      const { listReleases } = await import('../../state/index.js')
+      const serving = servingNow(listReleases(a.db, a.environment), project, a.environment)
+      // a URL only where a release serves: after a failed first deploy there is nothing behind it
+      const urls = serving.flatMap((s) =>
+        s.url && s.release !== undefined ? [{ service: s.service, url: s.url }] : [],
+      )
+      return { ...r, serving, urls }
     })
     if (g.json) printJson(res)
     else {
       for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))
       for (const p of res.proxies) if (p.state !== 'up') out(proxyLine(p))
       renderPlan(res.plan, [])
-      for (const u of res.urls) out(`${style.bold(u.service)}: ${style.cyan(u.url)}`)
+      for (const s of res.serving) {
+        if (s.release === undefined) out(`${style.bold(s.service)}: ${style.red('nothing serves yet')}`)
+        else if (s.url) out(`${style.bold(s.service)}: ${style.cyan(s.url)}`)
+      }
     }
     if (res.failed.length > 0) {
       const f = res.failed[0] as (typeof res.failed)[number]
@@ -129,13 +150,21 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     }
     const failed = res.results.filter((r) => !r.ok)
     if (failed.length > 0) {
-      throw new GrailError(
-        'ROLLED_BACK',
-        `${failed.map((f) => `${f.release.service} release ${f.release.number}`).join(', ')} rolled back: ${failed[0]?.reason}`,
-        {
-          hint: 'the previous release is still serving; see `grail status` and `grail logs INSTANCE`',
-        },
+      const lines = failed.map((f) =>
+        afterFailedGate(res.serving, {
+          service: f.release.service,
+          release: f.release.number,
+          reason: f.reason,
+        }),
       )
+      const nothing = failed.some(
+        (f) => res.serving.find((s) => s.service === f.release.service)?.release === undefined,
+      )
+      throw new GrailError('ROLLED_BACK', lines.join('; '), {
+        hint: nothing
+          ? 'fix the image or its config so that its health check passes within rollout.healthTimeout, then `grail up`; `grail logs INSTANCE` and `grail events` show why it failed'
+          : 'fix the image or its config, then `grail up`; see `grail status` and `grail logs INSTANCE`',
+      })
     }
   }
 
@@ -166,6 +195,9 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       ])
       const project = await loadProjectCached(findSpecFile(g))
       const environment = env ?? Object.keys(project.environments)[0] ?? 'local'
+      // before building: `up nosuch` is the same error as `plan nosuch`, and builds nothing
+      const { requireEnvironment } = await import('../../spec/environments.js')
+      requireEnvironment(project, environment)
       const images = [
         ...new Set(Object.values(project.environments[environment]?.services ?? {}).map((s) => s.image)),
       ]
@@ -180,10 +212,4 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       // a concurrent `up` of the same project: wait for its apply, then converge on the same versions
       await apply(g, environment, { waitForLock: true })
     })
-}
-
-function urlsOf(project: Project, environment: string): Array<{ service: string; url: string }> {
-  return Object.values(project.environments[environment]?.services ?? {}).flatMap((s) =>
-    s.publish ? [{ service: s.name, url: `http://${s.publish.host}:${s.publish.port}/` }] : [],
-  )
 }

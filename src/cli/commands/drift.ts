@@ -80,7 +80,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
           const { scanDrift } = await import('../../drift/scan.js')
           const { superviseProxies } = await import('../../rollout/proxies.js')
           if (!flags.fix) noteProxies(await superviseProxies(a))
-          let plan: Plan = { environment: a.environment, actions: [], waiting: [], builds: [] }
+          let plan: Plan = { environment: a.environment, actions: [], waiting: [], builds: [], blocked: [] }
           let drift: InstanceDrift[]
           const unplannable: Array<{ service: string; reason: string }> = []
           try {
@@ -103,6 +103,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
               ...plan.actions.flatMap((x) =>
                 x.kind === 'deploy' ? [{ service: x.service, reason: x.reason }] : [],
               ),
+              ...plan.blocked.map((b) => ({ service: b.service, reason: b.reason })),
               ...plan.builds.flatMap((b) =>
                 b.services.map((service) => ({ service, reason: `${b.image}: ${b.reason}` })),
               ),

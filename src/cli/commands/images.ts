@@ -16,7 +16,8 @@ export function registerImages(program: Command, globals: () => GlobalOptions): 
       const { openDb, listImages } = await import('../../state/index.js')
       const db = openDb(home.db)
       try {
-        const images = listImages(db).map((i) => ({ ...i, outOfDate: outOfDate(i, listImages(db)) }))
+        const all = listImages(db)
+        const images = all.map((i) => ({ ...i, outOfDate: outOfDate(i, all) }))
         if (g.json) {
           printJson(images)
           return
@@ -71,15 +72,29 @@ export function registerImages(program: Command, globals: () => GlobalOptions): 
 
 type Listed = ImageRecord & { outOfDate: string | null }
 
-/** "base v3 is newer" when the image was built on a version of its parent that is no longer the newest. */
+/**
+ * "built on base v2, v3 is newer" when the image was built on a version of its base that is no longer
+ * the newest. A capture's parent is an earlier version of the same image (the version the instance ran,
+ * plus one layer), not a base: that parent is never "newer" than what was captured from it, so the
+ * check looks through it to the base the lineage was built on.
+ */
 function outOfDate(i: ImageRecord, all: ImageRecord[]): string | null {
-  if (i.parentDigest === null) return null
-  const parent = all.find((p) => p.digest === i.parentDigest)
-  if (!parent) return null
-  const newest = all.find((p) => p.name === parent.name && p.status === 'active')
-  return newest && newest.version > parent.version
-    ? `built on ${parent.name} v${parent.version}, v${newest.version} is newer`
-    : null
+  const seen = new Set<string>()
+  let cur = i
+  for (;;) {
+    if (cur.parentDigest === null || seen.has(cur.digest)) return null
+    seen.add(cur.digest)
+    const parent = all.find((p) => p.digest === cur.parentDigest)
+    if (!parent) return null
+    if (parent.name === cur.name) {
+      cur = parent
+      continue
+    }
+    const newest = all.find((p) => p.name === parent.name && p.status === 'active')
+    return newest && newest.version > parent.version
+      ? `built on ${parent.name} v${parent.version}, v${newest.version} is newer`
+      : null
+  }
 }
 
 function statusText(i: Listed): string {
@@ -128,7 +143,7 @@ export function registerRevoke(program: Command, globals: () => GlobalOptions): 
     .option('--cascade', 'also revoke every image built on it')
     .action(async (ref: string, flags: { reason: string; cascade?: boolean }) => {
       const g = globals()
-      const { openDb } = await import('../../state/index.js')
+      const { allReleases, openDb } = await import('../../state/index.js')
       const { revokeImages } = await import('../../lifecycle/revoke.js')
       const db = openDb(projectHome(g).db)
       try {
@@ -143,7 +158,20 @@ export function registerRevoke(program: Command, globals: () => GlobalOptions): 
                 `built on it and still active: ${res.children.map((c) => `${c.name}@${c.version}`).join(', ')} (--cascade revokes them too)`,
               ),
             )
-          out(style.dim('`grail apply` replaces every instance that runs a revoked image'))
+          const digests = new Set(res.revoked.map((r) => r.digest))
+          const where = [
+            ...new Set(
+              allReleases(db)
+                .filter((r) => r.status === 'active' && digests.has(r.imageDigest))
+                .map((r) => `${r.environment} (${r.service})`),
+            ),
+          ]
+          if (where.length > 0) out(`running in: ${where.join(', ')}`)
+          out(
+            style.dim(
+              '`grail apply ENV` replaces it in each environment (one that receives promotions with its newest promotion that is not revoked)',
+            ),
+          )
         }
       } finally {
         db.close()

@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs'
 import { mkdir, writeFile } from 'node:fs/promises'
 import { basename, join, resolve } from 'node:path'
+import { pathToFileURL } from 'node:url'
 import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
+import { installedSchemaPath } from '../../spec/schema-file.js'
 import type { GlobalOptions } from '../project.js'
 import { SPEC_FILES } from '../project.js'
 import { out, printJson, style } from '../render.js'
@@ -17,10 +19,18 @@ export function projectNameFor(dir: string): string {
   return /^[a-z0-9]/.test(name) ? name : 'app'
 }
 
+/**
+ * The editor modeline for the schema of the installed Grail, as a file URL: the modeline ends at the
+ * first space, so a path with spaces has to be percent-encoded. None when the schema file is missing.
+ */
+export function schemaModeline(schemaFile = installedSchemaPath()): string {
+  if (!existsSync(schemaFile)) return ''
+  return `# yaml-language-server: $schema=${pathToFileURL(schemaFile).href}\n`
+}
+
 /** The spec `grail init` writes: a working golden image and a service, with comments. */
-export function initTemplate(name: string): string {
-  return `# yaml-language-server: $schema=https://grail.dev/schema/grail.schema.json
-# Reference: docs/spec.md. Build with \`grail build\`, list with \`grail images\`.
+export function initTemplate(name: string, modeline = schemaModeline()): string {
+  return `${modeline}# Reference: docs/spec.md. Build with \`grail build\`, list with \`grail images\`.
 project: ${name}
 
 images:

@@ -3,6 +3,7 @@ import type { Action } from '../../plan/index.js'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
 import { out, printJson, style } from '../render.js'
+import { afterFailedGate, servingNow } from '../serving.js'
 import { withEnvironment } from './with-environment.js'
 
 const isRecycle = (x: Action): boolean => x.kind === 'replace' && x.cause === 'recycle'
@@ -52,9 +53,11 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
     .requiredOption('--to <env>', 'the environment that receives it')
     .action(async (service: string, flags: { from: string; to: string }) => {
       const g = globals()
-      const res = await withEnvironment(g, flags.to, { lock: true }, async (a) => {
+      const res = await withEnvironment(g, flags.to, { lock: true }, async (a, project) => {
         const { promote } = await import('../../lifecycle/promote.js')
-        return promote(a, service, flags.from)
+        const { listReleases } = await import('../../state/index.js')
+        const r = await promote(a, service, flags.from)
+        return { ...r, serving: servingNow(listReleases(a.db, a.environment), project, a.environment) }
       })
       if (g.json) printJson(res)
       else if (!res.deployed)
@@ -64,13 +67,14 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
           `${flags.to}: ${service} release #${res.to.release} = ${flags.from}#${res.from.release} ${style.dim(res.imageDigest)} ${res.rollout?.ok ? style.green('active') : style.red('rolled back')}`,
         )
       if (res.rollout && !res.rollout.ok) {
-        throw new GrailError(
-          'ROLLED_BACK',
-          `${service} in ${flags.to}: the promoted release was rolled back: ${res.rollout.reason}`,
-          {
-            hint: `the previous release is still serving; see \`grail status ${flags.to}\``,
-          },
-        )
+        const what = afterFailedGate(res.serving, {
+          service,
+          release: res.to.release ?? 0,
+          reason: res.rollout.reason,
+        })
+        throw new GrailError('ROLLED_BACK', `${flags.to}: promoted ${what}`, {
+          hint: `see \`grail status ${flags.to}\`; the release in ${flags.from} is unchanged`,
+        })
       }
     })
 

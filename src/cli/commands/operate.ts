@@ -153,7 +153,8 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .action(async (service: string, releaseNo: number | undefined, flags: { env?: string }) => {
       const g = globals()
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
-        const { listReleases } = await import('../../state/index.js')
+        const { listReleases, revokedDigests } = await import('../../state/index.js')
+        const { rollbackTarget } = await import('../../plan/index.js')
         const { deploy } = await import('../../rollout/apply.js')
         const svc = a.project.environments[a.environment]?.services[service]
         if (!svc)
@@ -161,29 +162,54 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
             hint: 'see `grail status`',
           })
         const releases = listReleases(a.db, a.environment, service)
-        const active = releases.find((r) => r.status === 'active')
-        const target =
-          releaseNo === undefined
-            ? releases.find((r) => r.status === 'superseded' && r.number !== active?.number)
-            : releases.find((r) => r.number === releaseNo)
-        if (!target) {
-          throw new GrailError(
-            'NO_SUCH_RELEASE',
-            `${service}: no ${releaseNo === undefined ? 'earlier' : `#${releaseNo}`} release to roll back to`,
-            {
-              hint: `releases: ${releases.map((r) => `#${r.number} ${r.status}`).join(', ') || 'none'}`,
-            },
-          )
+        const choice = rollbackTarget(releases, revokedDigests(a.db), releaseNo)
+        const list = releases.map((r) => `#${r.number} ${r.status}`).join(', ') || 'none'
+        if (choice.kind === 'revoked') {
+          throw new GrailError('RELEASE_REVOKED', `${a.environment}: ${service}: ${choice.reason}`, {
+            hint: `roll back to a release whose image is not revoked (releases: ${list}), or unrevoke it (\`grail unrevoke ${choice.release.imageName}@${choice.release.imageVersion}\`)`,
+          })
         }
-        return deploy(a, svc, target)
+        if (choice.kind === 'none') {
+          throw new GrailError('NO_SUCH_RELEASE', `${a.environment}: ${service}: ${choice.reason}`, {
+            hint: `releases: ${list}`,
+          })
+        }
+        const target = choice.release
+        const r = await deploy(a, svc, target)
+        if (!r.ok) return { ...r, environment: a.environment, promoted: false, nextApply: null }
+        // rollback pins nothing: apply deploys what the spec builds now, so say whether that undoes this
+        const { desiredServices } = await import('../../rollout/apply.js')
+        const want = (await desiredServices(a)).find((d) => d.service === service)
+        const same = want?.image?.digest === target.imageDigest && want.configDigest === target.configDigest
+        return {
+          ...r,
+          environment: a.environment,
+          promoted: want?.promoted === true,
+          nextApply: same
+            ? null
+            : want?.image
+              ? `${want.image.name} v${want.image.version}${want.configDigest === target.configDigest ? '' : " with the spec's config"}`
+              : `a new build of ${svc.image}`,
+        }
       })
       if (g.json) printJson(res)
-      else
-        out(
-          res.ok
-            ? `${service}: release #${res.release.number} active again`
-            : `${service}: rollback failed: ${res.reason}`,
-        )
+      else if (!res.ok) out(`${service}: rollback failed: ${res.reason}`)
+      else {
+        out(`${service}: release #${res.release.number} active again`)
+        if (res.nextApply && res.promoted)
+          out(
+            style.yellow(
+              `warning: ${res.environment} runs what is promoted to it, and its newest promotion is ${res.nextApply}: the next \`grail apply\` of ${res.environment} replaces release #${res.release.number} again and undoes this rollback. To keep it, revoke that version (\`grail revoke IMAGE@VERSION --reason …\`)`,
+            ),
+          )
+        else if (res.nextApply)
+          out(
+            style.yellow(
+              `warning: the spec still deploys ${res.nextApply}: the next \`grail apply\` or \`grail up\` of ${res.environment} replaces release #${res.release.number} again and undoes this rollback. To keep it, make the spec build what #${res.release.number} runs (revert the change in git), or revoke the version it deploys (\`grail revoke IMAGE@VERSION --reason …\`)`,
+            ),
+          )
+        else out(`the spec deploys what release #${res.release.number} runs: the next apply keeps it`)
+      }
       if (!res.ok)
         throw new GrailError(
           'ROLLBACK_FAILED',

@@ -44,6 +44,10 @@ export async function withEnvironment<T>(
       project = projectFromState(db, { target, envArg, specError, json: g.json === true })
     }
     const environment = envArg ?? Object.keys(project.environments)[0] ?? 'local'
+    const { requireEnvironment } = await import('../../spec/environments.js')
+    // status, logs and down also reach an environment the spec dropped but state still has
+    const inState = state.projectMeta(db)?.environments ?? []
+    requireEnvironment(project, environment, { inState, allowInState: opts.fromState === true })
     await useProjectSecrets(g, project, db)
     if (opts.lock === 'wait') {
       const { out, style } = await import('../render.js')
