@@ -86,3 +86,43 @@ describe('an environment the spec dropped while it still runs', () => {
     assert.match(down.stdout, /old: destroyed 1 instance/)
   })
 })
+
+describe('an environment whose provider this Grail does not have', () => {
+  let dir: string
+  before(async () => {
+    const yaml = spec(['staging'], 1).replace(
+      /\n$/,
+      '\n  prod: { provider: docker, endpoint: "unix:///run/docker.sock" }\n',
+    )
+    dir = await busyboxProject({ 'grail.yaml': yaml, 'site/index.html': 'hi\n' })
+  })
+  after(async () => removeDir(dir))
+
+  for (const argv of [
+    ['plan', 'prod'],
+    ['up', 'prod'],
+    ['apply', 'prod'],
+    ['status', 'prod'],
+    ['down', 'prod'],
+  ]) {
+    test(`grail ${argv.join(' ')} is an error naming the provider and the ones there are, and runs nothing locally`, async () => {
+      const res = await grail(argv, { cwd: dir })
+      assert.equal(res.code, 1, `${argv.join(' ')}\n${res.stdout}\n${res.stderr}`)
+      assert.match(
+        res.stderr,
+        /environments\.prod\.provider is "docker", a provider this Grail does not have/,
+      )
+      assert.match(res.stderr, /providers this Grail has: local/)
+    })
+  }
+
+  test('nothing was built, and the local environment still works', async () => {
+    const images = await grail(['--json', 'images'], { cwd: dir })
+    assert.equal(images.code, 0, images.stderr)
+    assert.deepEqual(JSON.parse(images.stdout), [])
+    // staging is planned as usual: it only says its image needs a build
+    const plan = await grail(['plan', 'staging'], { cwd: dir })
+    assert.doesNotMatch(plan.stderr, /provider/)
+    assert.match(plan.stderr, /needs image web, which has not been built/)
+  })
+})
