@@ -32,11 +32,15 @@ export function watchRoute(table: RouteTable, r: Route): () => void {
       schedule()
       return
     }
-    void probeBackend(r.backend.host, check).then((res) => {
-      if (stopped) return
-      table.observe(r, res.ok, res.detail)
-      schedule()
-    })
+    void probeBackend(r.backend.host, check)
+      .then((res) => {
+        if (!stopped) table.observe(r, res.ok, res.detail)
+      })
+      // a probe that throws must not end the daemon (an unhandled rejection would), nor stop the checks
+      .catch(() => {})
+      .finally(() => {
+        if (!stopped) schedule()
+      })
   }
   schedule()
   return () => {
