@@ -191,9 +191,7 @@ async function stopDaemon(
   answering = true,
 ): Promise<void> {
   const deadline = Date.now() + graceMs
-  const keeperPid = await readPid(files.keeperPid)
-  const keeper = keeperPid !== undefined && (await isOurs(keeperPid, files)) ? keeperPid : undefined
-  const daemon = pid !== undefined && (await isOurs(pid, files)) ? pid : undefined
+  const { keeper, daemon } = await ourProcesses(files, pid)
   let asked = false
   if (answering && pid !== undefined) {
     try {
@@ -225,6 +223,18 @@ async function isOurs(pid: number, files: ProxyFiles): Promise<boolean> {
   return (await isAlive(pid)) && (await isProxyDaemon(pid, files.socket))
 }
 
+/** The keeper (from its pid file) and the daemon `pid` of `files`, each only while it runs and is ours. */
+async function ourProcesses(
+  files: ProxyFiles,
+  pid: number | undefined,
+): Promise<{ keeper: number | undefined; daemon: number | undefined }> {
+  const keeperPid = await readPid(files.keeperPid)
+  return {
+    keeper: keeperPid !== undefined && (await isOurs(keeperPid, files)) ? keeperPid : undefined,
+    daemon: pid !== undefined && (await isOurs(pid, files)) ? pid : undefined,
+  }
+}
+
 /**
  * The status of the daemon of `files`, or undefined when none runs. A daemon that does not answer (yet),
  * or whose keeper is restarting it, gets `waitMs` to do so; then the keeper and the daemon are killed:
@@ -233,10 +243,7 @@ async function isOurs(pid: number, files: ProxyFiles): Promise<boolean> {
 async function findDaemon(files: ProxyFiles, waitMs: number): Promise<ProxyStatus | undefined> {
   const status = await probe(files.socket)
   if (status !== undefined) return status
-  const pid = await readPid(files.pid)
-  const keeperPid = await readPid(files.keeperPid)
-  const keeper = keeperPid !== undefined && (await isOurs(keeperPid, files)) ? keeperPid : undefined
-  const daemon = pid !== undefined && (await isOurs(pid, files)) ? pid : undefined
+  const { keeper, daemon } = await ourProcesses(files, await readPid(files.pid))
   if (keeper === undefined && daemon === undefined) return undefined
   const deadline = Date.now() + waitMs
   while (Date.now() < deadline) {
