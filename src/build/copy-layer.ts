@@ -3,7 +3,7 @@ import type { PackEntry } from '../oci/tar/index.js'
 import type { CopyEntry } from './copy-step.js'
 import type { BuildEnv, ImageState, LayerDesc } from './env.js'
 import { layerFromEntries } from './layers.js'
-import { ensureLowers, lookupInLowers } from './snapshots.js'
+import { ensureLowers, lookupInLowers } from '../container/snapshots.js'
 
 /**
  * Turns a copy step's files into a layer. Directories on the way to the destination are added only when

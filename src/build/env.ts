@@ -63,5 +63,3 @@ export function hostArchitecture(): string {
 export function emptyConfig(architecture = hostArchitecture()): ImageConfig {
   return { architecture, os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: [] }, history: [] }
 }
-
-export const DEFAULT_PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'

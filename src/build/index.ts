@@ -11,5 +11,4 @@ export { compareImages, type VerifyReport, type FileDifference } from './verify.
 export { cleanStaleWork } from './stale.js'
 export { HEALTHCHECK_LABEL } from './config-steps.js'
 export { mmdebstrapCommand } from './base-debian.js'
-export { runtimeConfig, runcRunCommand, overlayMountCommand } from './sandbox.js'
 export { currentImages, whatChanged, type CurrentImage } from './current.js'

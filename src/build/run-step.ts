@@ -1,72 +1,28 @@
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { basename, join, posix } from 'node:path'
-import { GrailError, isErrno } from '../errors.js'
+import { GrailError } from '../errors.js'
 import type { Step } from '../spec/types.js'
-import { checkResources } from '../util/cgroups.js'
-import { runCommand } from '../util/exec.js'
-import { DEFAULT_PATH_ENV } from './env.js'
-import type { BuildEnv, ImageState, LayerDesc } from './env.js'
-import { mergeEnv } from './config-steps.js'
-import { layerFromDir } from './layers.js'
+import { DEFAULT_PATH_ENV, resolveUser } from '../container/process.js'
 import {
   overlayMountCommand,
   runcDeleteCommand,
   runcRunCommand,
   runtimeConfig,
   umountCommand,
-} from './sandbox.js'
-import { emptySnapshot, ensureLowers, lookupInLowers } from './snapshots.js'
+} from '../container/sandbox.js'
+import { emptySnapshot, ensureLowers, lookupInLowers } from '../container/snapshots.js'
+import { checkResources } from '../util/cgroups.js'
+import { runCommand } from '../util/exec.js'
+import type { BuildEnv, ImageState, LayerDesc } from './env.js'
+import { mergeEnv } from './config-steps.js'
+import { layerFromDir } from './layers.js'
 import { NORMAL_VARIATION, STEP_UMASK, inTimeNamespace, variedEnv } from './variation.js'
 
 export type RunStep = Extract<Step, { kind: 'run' }>
 
 /** Paths that exist only as mount points of the sandbox; what the step leaves under them is not content. */
 const MOUNT_POINTS = ['proc', 'sys', 'dev']
-
-async function readIdDb(rootfs: string, file: 'passwd' | 'group'): Promise<string[][]> {
-  try {
-    return (await readFile(join(rootfs, 'etc', file), 'utf8')).split('\n').map((l) => l.split(':'))
-  } catch (err) {
-    if (isErrno(err, 'ENOENT')) return []
-    throw err
-  }
-}
-
-/** The row of /etc/passwd or /etc/group for a name, or a user error naming the file and the fix. */
-async function lookupName(rootfs: string, file: 'passwd' | 'group', name: string): Promise<string[]> {
-  const row = (await readIdDb(rootfs, file)).find((r) => r[0] === name)
-  if (!row) {
-    const what = file === 'passwd' ? 'user' : 'group'
-    throw new GrailError(
-      `UNKNOWN_${what.toUpperCase()}`,
-      `${what} "${name}" does not exist in the image's /etc/${file}`,
-      {
-        hint: `create the ${what} in an earlier run step, or use a numeric id`,
-      },
-    )
-  }
-  return row
-}
-
-/**
- * Resolves `user` (name or uid, optional :group) against the image's own passwd and group files. As in
- * Docker, a numeric uid with no group takes its primary group from /etc/passwd when listed there, else 0.
- */
-export async function resolveUser(
-  rootfs: string,
-  user: string | undefined,
-): Promise<{ uid: number; gid: number }> {
-  if (!user) return { uid: 0, gid: 0 }
-  const [u = '', g] = user.split(':')
-  const passwd = /^\d+$/.test(u)
-    ? (await readIdDb(rootfs, 'passwd')).find((r) => r[2] === u)
-    : await lookupName(rootfs, 'passwd', u)
-  const uid = /^\d+$/.test(u) ? Number(u) : Number(passwd?.[2])
-  let gid = passwd ? Number(passwd[3]) : 0
-  if (g !== undefined) gid = /^\d+$/.test(g) ? Number(g) : Number((await lookupName(rootfs, 'group', g))[2])
-  return { uid, gid }
-}
 
 /**
  * Runs one `run` step in a runc sandbox over an overlay of the image so far, and turns the overlay's

@@ -4,7 +4,7 @@ import { isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import { runCommand } from '../util/exec.js'
 import { mountsUnder, pidAlive } from '../util/mounts.js'
-import { runcDeleteCommand, umountCommand } from './sandbox.js'
+import { runcDeleteCommand, umountCommand } from '../container/sandbox.js'
 
 /** Work dirs and sandbox ids carry their owner's pid: `<label>-<pid>-<hex>`. */
 const OWNED = /-(\d+)-[0-9a-f]{8,12}$/

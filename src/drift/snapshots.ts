@@ -7,13 +7,13 @@ import {
   RETIRED_PREFIX,
   shiftedSnapshotPath,
   snapshotPath,
-} from '../build/snapshots.js'
+} from '../container/snapshots.js'
 import { GrailError, isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
-import type { SnapshotDamage } from '../build/snapshot-verify.js'
+import type { SnapshotDamage } from '../container/snapshot-verify.js'
 import type { RuntimeFinding } from './types.js'
 
 /** A damaged snapshot: which dir, which layer of the image, and what differs in it. */

@@ -3,7 +3,7 @@ import { GrailError } from '../errors.js'
 import { liveInstances } from '../state/index.js'
 import type { DriftEnv } from './scan.js'
 import { damagedSnapshots, type SnapshotUse, useKey } from './snapshots.js'
-import type { SnapshotDamage } from '../build/snapshot-verify.js'
+import type { SnapshotDamage } from '../container/snapshot-verify.js'
 
 export interface VerifyReport {
   environment: string

@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { lookupInLowers } from '../../build/snapshots.js'
+import { lookupInLowers } from '../../container/snapshots.js'
 import { GrailError } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import { sha256File } from '../../oci/digest.js'

@@ -1,6 +1,6 @@
 import type { GrailHome } from '../../home.js'
-import type { LayerRef } from '../../build/snapshots.js'
-import { emptySnapshot, ensureLowers } from '../../build/snapshots.js'
+import type { LayerRef } from '../../container/snapshots.js'
+import { emptySnapshot, ensureLowers } from '../../container/snapshots.js'
 import { GrailError } from '../../errors.js'
 import type { Digest } from '../../oci/digest.js'
 import type { OciStore } from '../../oci/store.js'

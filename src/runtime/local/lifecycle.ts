@@ -1,7 +1,7 @@
 import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { runcDeleteCommand, umountCommand } from '../../build/sandbox.js'
+import { runcDeleteCommand, umountCommand } from '../../container/sandbox.js'
 import { isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import { runCommand } from '../../util/exec.js'

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { runtimeConfig } from '../../build/sandbox.js'
+import { runtimeConfig } from '../../container/sandbox.js'
 import {
   parseRuncList,
   runcCreateCommand,

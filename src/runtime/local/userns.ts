@@ -13,14 +13,14 @@ import {
   writeFile,
 } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { LayerRef } from '../../build/snapshots.js'
+import type { LayerRef } from '../../container/snapshots.js'
 import {
   checkSnapshotDir,
   extractVerifiedLayer,
   markVerified,
   RETIRED_PREFIX,
   REUSE_CHECK_MS,
-} from '../../build/snapshots.js'
+} from '../../container/snapshots.js'
 import { GrailError, isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import { digestHex } from '../../oci/digest.js'

@@ -1,3 +1,6 @@
+// container/: the runc and overlayfs code the builder's sandbox and the local provider share. This file:
+// the seccomp profile every container (build step or instance) runs under.
+
 /**
  * The seccomp filter of build `run` steps and instances: the syscalls Docker's default profile allows
  * (moby profiles/seccomp/default.json) for the capabilities Grail grants (`CAPS` in sandbox.ts), and

@@ -1,3 +1,6 @@
+// container/: the runc and overlayfs code the builder's sandbox and the local provider share. This file:
+// layers unpacked once into read-only, content-addressed snapshot dirs (the overlay lower dirs of build
+// steps and instances), verified before reuse and replaced, never rewritten, when damaged.
 import { createHash, randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
 import type { Stats } from 'node:fs'

@@ -1,8 +1,11 @@
+// container/: the runc and overlayfs code the builder's sandboxed `run` steps and the local provider's
+// instances share. This file: the OCI runtime config (config.json) of a bundle, and the runc, mount and
+// umount argv that run it over an overlay of snapshot dirs, as data.
 import type { Resources } from '../spec/types.js'
 import type { Command } from '../util/exec.js'
 import { defaultSeccomp } from './seccomp.js'
 
-/** What a sandboxed build step runs and with which identity. */
+/** What a container (a build step or an instance) runs and with which identity. */
 export interface SandboxProcess {
   argv: string[]
   env: string[]

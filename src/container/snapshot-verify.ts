@@ -1,3 +1,5 @@
+// container/: the runc and overlayfs code the builder's sandbox and the local provider share. This file:
+// checks an unpacked snapshot dir against the entries its layer recorded (what drift calls damage).
 import { createHash } from 'node:crypto'
 import type { BigIntStats } from 'node:fs'
 import { createReadStream, lstatSync, readlinkSync } from 'node:fs'

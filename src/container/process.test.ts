@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict'
 import { after, test } from 'node:test'
 import { removeDir, tempProject } from '../../test/helpers/project.js'
-import { resolveUser } from './run-step.js'
+import { resolveUser } from './process.js'
 
 const dirs: string[] = []
 after(async () => {
