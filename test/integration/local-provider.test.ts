@@ -1,72 +1,74 @@
-// The provider contract against the local provider: real runc containers over overlay mounts of an image
-// built by the real builder from a busybox rootfs, in a temp Grail home; nothing may stay mounted. Then
-// what only the local provider promises: detached instances, strays found by annotation, crash cleanup.
+// The provider contract against the local provider: real runc containers over overlay mounts of the
+// contract image (test/helpers/contract-image.ts: built once by the real builder from a busybox rootfs, in
+// a temp Grail home); nothing may stay mounted. Then what only the local provider promises: detached instances, strays found by annotation, crash cleanup.
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
-import { rm, writeFile } from 'node:fs/promises'
+import { rename, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
-import { runBuild } from '../../src/build/index.js'
-import type { GrailHome } from '../../src/home.js'
-import { homeAt } from '../../src/home.js'
-import type { OciStore } from '../../src/oci/store.js'
-import { openStore } from '../../src/oci/store.js'
+import type { Manifest } from '../../src/oci/types.js'
 import { CONTRACT_IMAGE, runProviderContract } from '../../src/runtime/contract.js'
-import type { ImageRef, InstanceSpec, RuntimeProvider } from '../../src/runtime/index.js'
+import type { InstanceSpec, RuntimeProvider } from '../../src/runtime/index.js'
 import { createLocalProvider, reconcileLocal } from '../../src/runtime/index.js'
 import { createCrashed } from '../../src/runtime/local/testing.js'
-import { loadProject } from '../../src/spec/index.js'
 import { mountsUnder } from '../../src/util/mounts.js'
-import { makeBusyboxRootfs } from '../helpers/busybox-rootfs.js'
-import { REPO, removeDir, tempProject } from '../helpers/project.js'
+import { type ContractImage, assertNothingMounted, contractImageFixture } from '../helpers/contract-image.js'
+import { REPO } from '../helpers/project.js'
 
-const spec = `project: demo
-images:
-  app:
-    base: { rootfs: ./rootfs.tar }
-    steps:
-      - run: ${CONTRACT_IMAGE.RUN}
-      - copy: site/ /srv/www
-      - cmd: ${JSON.stringify(CONTRACT_IMAGE.CMD)}
-`
+const image = contractImageFixture()
 
-interface Fixture {
-  dir: string
-  home: GrailHome
-  store: OciStore
-  image: ImageRef
+/**
+ * Creates and starts `spec` from another process with a provider object of its own, as a second Grail
+ * would: nothing of it is known to this process's providers.
+ */
+async function createInChild(f: ContractImage, spec: InstanceSpec): Promise<void> {
+  const script = join(f.dir, 'start.mts')
+  await writeFile(
+    script,
+    `import { createLocalProvider } from ${JSON.stringify(join(REPO, 'src/runtime/index.ts'))}
+import { openStore } from ${JSON.stringify(join(REPO, 'src/oci/store.ts'))}
+const [home, spec] = JSON.parse(process.argv[2])
+const p = createLocalProvider({ home, store: await openStore(home.oci, home.tmp) })
+await p.start(await p.create(spec))
+`,
+  )
+  const code = await new Promise<number | null>((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', script, JSON.stringify([f.home, spec])], {
+      cwd: REPO,
+      stdio: 'inherit',
+    })
+    child.on('close', resolve)
+  })
+  assert.equal(code, 0, `the child that creates ${spec.id} exited with ${code}`)
 }
 
-/** A temp project with its own Grail home and the contract image built into it by the real builder. */
-async function fixture(): Promise<Fixture> {
-  const dir = await tempProject({ 'grail.yaml': spec, 'site/index.html': CONTRACT_IMAGE.PAGE })
-  makeBusyboxRootfs(join(dir, 'rootfs.tar'))
-  const home = homeAt(join(dir, '.grail'))
-  const built = (await runBuild({ project: await loadProject(dir), home })).images[0]
-  assert.ok(built)
-  const store = await openStore(home.oci, home.tmp)
-  return { dir, home, store, image: { name: built.name, version: built.version, digest: built.digest } }
-}
-
-/** Removes the fixture after checking that nothing of its instances is still mounted. */
-async function dispose(f: Fixture): Promise<void> {
-  assert.deepEqual(await mountsUnder(f.dir), [])
-  await removeDir(f.dir)
+/** Moves the image's layer blobs out of the store while `fn` runs, and back. */
+async function withoutLayerBlobs(f: ContractImage, fn: () => Promise<void>): Promise<void> {
+  const manifest = await f.store.readJson<Manifest>(f.image.digest)
+  const blobs = manifest.layers.map((l) => f.store.blobPath(l.digest))
+  for (const b of blobs) await rename(b, `${b}.away`)
+  try {
+    await fn()
+  } finally {
+    for (const b of blobs) await rename(`${b}.away`, b)
+  }
 }
 
 runProviderContract('local (runc + overlayfs)', async () => {
-  const f = await fixture()
+  const f = await image()
   return {
     provider: createLocalProvider({ home: f.home, store: f.store }),
     image: f.image,
     crash: (s, point) => createCrashed(f.home, f.store, s, point),
-    cleanup: () => dispose(f),
+    createElsewhere: (s) => createInChild(f, s),
+    withoutImageSource: (fn) => withoutLayerBlobs(f, fn),
+    cleanup: () => assertNothingMounted(f),
   }
 })
 
 describe('local provider', () => {
-  let f: Fixture
+  let f: ContractImage
   let p: RuntimeProvider
   const scope = { project: 'local-only' }
   const instance = (id: string): InstanceSpec => ({
@@ -79,34 +81,16 @@ describe('local provider', () => {
     port: 8080,
   })
   before(async () => {
-    f = await fixture()
+    f = await image()
     p = createLocalProvider({ home: f.home, store: f.store })
   })
   after(async () => {
     for (const o of await p.list(scope)) await p.destroy({ id: o.id, provider: 'local' })
-    await dispose(f)
+    await assertNothingMounted(f)
   })
 
   test('an instance outlives the process that created and started it', async () => {
-    const script = join(f.dir, 'start.mts')
-    await writeFile(
-      script,
-      `import { createLocalProvider } from ${JSON.stringify(join(REPO, 'src/runtime/index.ts'))}
-import { openStore } from ${JSON.stringify(join(REPO, 'src/oci/store.ts'))}
-const [home, spec] = JSON.parse(process.argv[2])
-const p = createLocalProvider({ home, store: await openStore(home.oci, home.tmp) })
-await p.start(await p.create(spec))
-`,
-    )
-    const code = await new Promise<number | null>((resolve) => {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', script, JSON.stringify([f.home, instance('detached')])],
-        { cwd: REPO, stdio: 'inherit' },
-      )
-      child.on('close', resolve)
-    })
-    assert.equal(code, 0)
+    await createInChild(f, instance('detached'))
     const h = { id: 'detached', provider: 'local' }
     assert.equal((await p.inspect(h)).state, 'running')
     const ep = await p.endpoint(h, 8080)
