@@ -1,10 +1,11 @@
 #!/usr/bin/env node
 // Runs every test file (unit tests next to the code, integration and e2e tests under test/) with node's
-// test runner, shows the spec report, and ends with one summary line: "N passed, N failed".
+// test runner, shows the spec report, and ends with one summary line: "N passed, N failed, N skipped".
 import { spawn } from 'node:child_process'
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, relative } from 'node:path'
+import { summaryLine, tapCounts } from './test-summary.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const args = process.argv.slice(2)
@@ -61,14 +62,11 @@ function runGroup(group) {
   )
   return new Promise((resolve) => {
     child.on('close', (code) => {
-      const counts = { code, passed: 0, failed: 0, skipped: 0 }
+      let counts = { code, passed: 0, failed: 1, skipped: 0, todo: 0 }
       try {
-        const text = readFileSync(tap, 'utf8')
-        counts.passed = Number(/^# pass (\d+)/m.exec(text)?.[1] ?? 0)
-        counts.failed = Number(/^# fail (\d+)/m.exec(text)?.[1] ?? 0)
-        counts.skipped = Number(/^# skipped (\d+)/m.exec(text)?.[1] ?? 0)
+        counts = { code, ...tapCounts(readFileSync(tap, 'utf8')) }
       } catch {
-        counts.failed = Math.max(counts.failed, 1)
+        // no report: the run itself failed, and counts as one failure
       }
       rmSync(tapDir, { recursive: true, force: true })
       resolve(counts)
@@ -76,16 +74,12 @@ function runGroup(group) {
   })
 }
 
-let passed = 0
-let failed = 0
-let skipped = 0
+const total = { passed: 0, failed: 0, skipped: 0, todo: 0 }
 let ok = true
 for (const group of groups) {
   const r = await runGroup(group)
-  passed += r.passed
-  failed += r.failed
-  skipped += r.skipped
+  for (const k of Object.keys(total)) total[k] += r[k]
   ok = ok && r.code === 0
 }
-console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`)
-process.exit(ok && failed === 0 && passed > 0 ? 0 : 1)
+console.log(summaryLine(total))
+process.exit(ok && total.failed === 0 && total.passed > 0 ? 0 : 1)
