@@ -61,12 +61,9 @@ export async function writeLock(
   store: OciStore,
   built: BuiltImage[],
 ): Promise<{ changed: string[]; upgraded: boolean }> {
-  // a lock that does not parse is replaced (a build is what writes a good one), but a newer Grail's lock
-  // is not downgraded behind its user's back
-  const previous = await readLock(project).catch((err: unknown) => {
-    if (err instanceof GrailError && err.code === 'LOCK_INVALID') return undefined
-    throw err
-  })
+  // a lock that does not parse stops the build and is left as it is: replacing it would drop the pins
+  // of every image this build did not build, and a newer Grail's lock is not downgraded either
+  const previous = await readLock(project)
   const images: Record<string, LockedImage> = {}
   for (const [name, entry] of Object.entries(previous?.images ?? {}))
     if (project.images[name]) images[name] = entry
