@@ -1,14 +1,137 @@
 /**
+ * Every code a `GrailError` carries: stable, for scripts (`--json` prints it), and listed with its
+ * meaning and usual fix in docs/cli.md ("Error codes"; errors.test.ts keeps the two equal). A new code
+ * goes here and into that table.
+ */
+export const ERROR_CODES = [
+  // spec and command line
+  'NO_SPEC',
+  'SPEC_AMBIGUOUS',
+  'SPEC_INVALID',
+  'SPEC_EXISTS',
+  'SPEC_NOT_EDITABLE',
+  'SOURCE_DATE_EPOCH_INVALID',
+  'UNKNOWN_ENVIRONMENT',
+  'UNKNOWN_IMAGE',
+  'UNKNOWN_SERVICE',
+  'PROVIDER_UNAVAILABLE',
+  'BAD_DURATION',
+  'BAD_SINCE',
+  'BAD_IMAGE_REF',
+  'BAD_DIGEST',
+  'BAD_NAME',
+  'BAD_PATH',
+  'BAD_INSTANCE_ID',
+  'BAD_HOME_PATH',
+  'RESOURCE_UNSUPPORTED',
+  'UNSUPPORTED_ARCH',
+  'TOOL_MISSING',
+  // building
+  'BASE_NOT_FOUND',
+  'BASE_INVALID',
+  'BASE_REVOKED',
+  'IMAGE_CYCLE',
+  'COPY_SOURCE_MISSING',
+  'COPY_OUTSIDE_CONTEXT',
+  'COPY_UNSUPPORTED',
+  'BAD_OWNER',
+  'UNKNOWN_USER',
+  'UNKNOWN_GROUP',
+  'RUN_FAILED',
+  'NOT_REPRODUCIBLE',
+  'LAYER_SOURCE_CHANGED',
+  'UNSAFE_BASE',
+  'UNSAFE_TAR',
+  'BAD_TAR',
+  'COMMAND_FAILED',
+  'DISK_FULL',
+  // images, store and lock
+  'BLOB_MISSING',
+  'BLOB_CORRUPT',
+  'DIGEST_MISMATCH',
+  'IMAGE_MISSING',
+  'IMAGE_NOT_BUILT',
+  'IMAGE_NOT_FOUND',
+  'IMAGE_REVOKED',
+  'BUILD_NEEDED',
+  'LOCK_MISSING',
+  'LOCK_INVALID',
+  'LOCK_TOO_NEW',
+  'LOCK_MISMATCH',
+  'LOCK_IMAGE_MISSING',
+  'LOCK_IMAGE_REVOKED',
+  'REVOKE_NO_REASON',
+  'GC_INCOMPLETE',
+  // deploying and operating
+  'LOCKED',
+  'ROLLED_BACK',
+  'ROLLBACK_FAILED',
+  'REPLACEMENT_FAILED',
+  'REVOKED_NO_REPLACEMENT',
+  'NO_SUCH_RELEASE',
+  'RELEASE_REVOKED',
+  'NOTHING_TO_PROMOTE',
+  'PROMOTE_SAME_ENV',
+  'PROMOTE_REVOKED',
+  'DOWN_INCOMPLETE',
+  'RESET_NEEDS_FORCE',
+  'NO_COMMAND',
+  'INSTANCE_EXISTS',
+  'INSTANCE_NOT_FOUND',
+  'INSTANCE_NOT_READY',
+  'NETWORK_EXHAUSTED',
+  'NETWORK_FAILED',
+  'NO_FREE_PORT',
+  'STILL_MOUNTED',
+  'BAD_STATE',
+  // drift, hotfix and capture
+  'DAMAGED',
+  'HOTFIX_NO_COMMAND',
+  'HOTFIX_NO_REASON',
+  'HOTFIX_TTL',
+  'HOTFIX_FAILED',
+  'NOTHING_TO_CAPTURE',
+  'CAPTURE_SECRET',
+  'CAPTURE_UNSAFE',
+  'CAPTURE_UNSUPPORTED',
+  // state
+  'STATE_DAMAGED',
+  'STATE_MISSING',
+  'STATE_TOO_NEW',
+  'STATE_UNREADABLE',
+  // proxy
+  'PROXY_LISTEN',
+  'PROXY_PORT',
+  'PROXY_PORT_IN_USE',
+  'PROXY_START',
+  'PROXY_BAD_STATE',
+  'PROXY_BAD_BACKENDS',
+  'PROXY_CONTROL',
+  'PROXY_CONTROL_BODY',
+  'PROXY_CONTROL_IN_USE',
+  'PROXY_DAEMON_USAGE',
+] as const
+
+export type ErrorCode = (typeof ERROR_CODES)[number]
+
+const KNOWN: ReadonlySet<string> = new Set(ERROR_CODES)
+
+/** True when `code` is one of Grail's error codes (e.g. one a proxy daemon sent back). */
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && KNOWN.has(code)
+}
+
+/**
  * Two tiers of errors. A `GrailError` is the user's to fix: it carries a stable code, a message that names
  * the file, key or instance involved, and a hint. Anything else is a bug and is reported with its stack.
  */
 export class GrailError extends Error {
-  readonly code: string
+  readonly code: ErrorCode
   readonly hint: string | undefined
   readonly details: readonly string[]
 
   constructor(
-    code: string,
+    code: ErrorCode,
     message: string,
     opts: { hint?: string; details?: readonly string[]; cause?: unknown } = {},
   ) {

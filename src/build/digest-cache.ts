@@ -1,8 +1,9 @@
-import { readFile, rename, stat, writeFile } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
 import { type Digest, sha256File } from '../oci/digest.js'
+import { writeAtomic } from '../util/write-atomic.js'
 
 interface Entry {
   sig: string
@@ -43,10 +44,8 @@ export async function fileDigest(home: GrailHome | undefined, path: string): Pro
   const after = await stat(path)
   if (signature(after) === sig && Date.now() - Math.max(after.mtimeMs, after.ctimeMs) > RACY_MS) {
     cache[path] = { sig, digest }
-    const tmp = `${file}.${process.pid}.tmp`
     try {
-      await writeFile(tmp, JSON.stringify(cache))
-      await rename(tmp, file)
+      await writeAtomic(file, JSON.stringify(cache))
     } catch (err) {
       // a home that cannot be written (read-only checkout) only costs the next plan a hash
       if (!isErrno(err, 'ENOENT') && !isErrno(err, 'EACCES') && !isErrno(err, 'EROFS')) throw err

@@ -1,11 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs'
-import { rename } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isErrno } from '../errors.js'
 import { resolveHome } from '../home.js'
 import { sha256Hex } from '../oci/digest.js'
 import type { Project } from '../spec/types.js'
-import { makePrivateDir, writePrivateFile } from '../util/private-fs.js'
+import { makePrivateDir, PRIVATE_FILE_MODE } from '../util/private-fs.js'
+import { writeAtomic } from '../util/write-atomic.js'
 import { SPEC_FILES } from './project.js'
 
 /** Bump when the normalised Project shape changes, so an old cache is never read as a new shape. */
@@ -62,9 +62,7 @@ export async function loadProjectCached(target: string): Promise<Project> {
   }
   const project = await load()
   await makePrivateDir(dirname(cacheFile))
-  const tmp = `${cacheFile}.${process.pid}.tmp`
   // the normalised spec holds every env value and deploy file: owner-only
-  await writePrivateFile(tmp, JSON.stringify({ key, project }))
-  await rename(tmp, cacheFile)
+  await writeAtomic(cacheFile, JSON.stringify({ key, project }), { mode: PRIVATE_FILE_MODE })
   return project
 }

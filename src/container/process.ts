@@ -23,7 +23,7 @@ async function lookupName(rootfs: string, file: 'passwd' | 'group', name: string
   if (!row) {
     const what = file === 'passwd' ? 'user' : 'group'
     throw new GrailError(
-      `UNKNOWN_${what.toUpperCase()}`,
+      file === 'passwd' ? 'UNKNOWN_USER' : 'UNKNOWN_GROUP',
       `${what} "${name}" does not exist in the image's /etc/${file}`,
       {
         hint: `create the ${what} in an earlier run step, or use a numeric id`,

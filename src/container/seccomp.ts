@@ -7,6 +7,7 @@
  * nothing more. Everything else fails with EPERM, as there. Kept as data so a review compares it with
  * Docker's list line by line.
  */
+import { GrailError } from '../errors.js'
 
 /** Allowed whatever the capabilities (Docker's first, unconditional group). */
 const ALLOWED = `
@@ -93,7 +94,9 @@ export interface SeccompRule {
 export function defaultSeccomp(arch: string = process.arch): Record<string, unknown> {
   const architectures = ARCHES[arch]
   if (!architectures) {
-    throw new Error(`no seccomp profile for architecture ${arch}; Grail supports x64 and arm64`)
+    throw new GrailError('UNSUPPORTED_ARCH', `this machine's architecture ${arch} has no seccomp profile`, {
+      hint: 'run Grail on x64 or arm64 (the architectures its RUN sandbox and instances have a profile for)',
+    })
   }
   const allow = (names: string[]): SeccompRule => ({ names, action: 'SCMP_ACT_ALLOW' })
   const syscalls: SeccompRule[] = [

@@ -126,7 +126,7 @@ async function ensureOnce(home: GrailHome, store: OciStore, layer: LayerRef, des
   if (damage.length === 0) {
     // marks it in use: gc leaves snapshots touched within its grace period alone
     const now = new Date()
-    await utimes(dest, now, now).catch(() => undefined)
+    await utimes(dest, now, now)
     return dest
   }
   const fresh = await unpackToTemp(home, store, layer)

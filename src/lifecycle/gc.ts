@@ -24,7 +24,16 @@ import {
 import { mapLimit } from '../util/pool.js'
 import { type GcImage, type GcPlan, planGc } from './gc-plan.js'
 import { lockedDigests } from './lock.js'
-import { type BlobKind, blobKind, DOOMED_PREFIX, deleteBlobsInOrder, deleteSnapshots } from './gc-sweep.js'
+import {
+  type BlobKind,
+  blobKind,
+  DOOMED_PREFIX,
+  deleteBlobsInOrder,
+  deleteSnapshots,
+  type GcFailure,
+} from './gc-sweep.js'
+
+export type { GcFailure } from './gc-sweep.js'
 
 /** Blobs and snapshots younger than this are never deleted: a build running now may be writing or using them. */
 export const GC_GRACE_MS = 10 * 60_000
@@ -40,10 +49,16 @@ export interface GcEnv {
 export interface GcReport {
   dryRun: boolean
   images: { kept: number; collected: Array<{ name: string; version: number; digest: string }> }
-  blobs: { deleted: number; bytes: number; young: number }
+  /**
+   * `deleted` and `bytes` count what was really removed (a dry run: what would be); `left`: blobs not
+   * tried because an earlier phase failed (the next gc does them)
+   */
+  blobs: { deleted: number; bytes: number; young: number; left: number }
   snapshots: { deleted: number; bytes: number }
   /** why each kept image is kept */
   kept: Array<{ image: string; why: string }>
+  /** blobs and snapshot dirs that could not be deleted, with the reason; their bytes are not counted */
+  failed: GcFailure[]
 }
 
 async function sizeOf(path: string): Promise<number> {
@@ -181,9 +196,10 @@ export async function collectGarbage(
       kept: plan.kept.size,
       collected: plan.collected.map((i) => ({ name: i.name, version: i.version, digest: i.digest })),
     },
-    blobs: { deleted: 0, bytes: 0, young: 0 },
+    blobs: { deleted: 0, bytes: 0, young: 0, left: 0 },
     snapshots: { deleted: 0, bytes: 0 },
     kept: [...plan.kept].map(([image, why]) => ({ image, why })),
+    failed: [],
   }
   if (!opts.dryRun) {
     // the order makes a kill at any point harmless: tombstones first (the next gc sees these versions as
@@ -204,6 +220,7 @@ export async function collectGarbage(
   )
   const known = recordedImageBlobs(env.db)
   const doomed: Array<{ path: string; kind: BlobKind }> = []
+  const sizes = new Map<string, number>()
   for (const [i, hex] of candidates.entries()) {
     const st = stats[i]
     if (st === undefined) continue
@@ -211,12 +228,24 @@ export async function collectGarbage(
       report.blobs.young++
       continue
     }
-    report.blobs.deleted++
-    report.blobs.bytes += st.size
     const path = join(blobDir, hex)
-    if (!opts.dryRun) doomed.push({ path, kind: await blobKind(path, st.size, known, `sha256:${hex}`) })
+    if (opts.dryRun) {
+      report.blobs.deleted++
+      report.blobs.bytes += st.size
+      continue
+    }
+    sizes.set(path, st.size)
+    doomed.push({ path, kind: await blobKind(path, st.size, known, `sha256:${hex}`) })
   }
-  if (!opts.dryRun) await deleteBlobsInOrder(doomed, grace)
+  // only what was really unlinked counts as freed
+  for (const o of opts.dryRun ? [] : await deleteBlobsInOrder(doomed, grace)) {
+    if (o.result === 'deleted') {
+      report.blobs.deleted++
+      report.blobs.bytes += sizes.get(o.path) ?? 0
+    } else if (o.result === 'young') report.blobs.young++
+    else if (o.result === 'left') report.blobs.left++
+    else if (o.result === 'failed') report.failed.push(o.failure)
+  }
 
   let snapshots: string[] = []
   try {
@@ -225,6 +254,7 @@ export async function collectGarbage(
     if (!isErrno(err, 'ENOENT')) throw err
   }
   const doomedSnapshots: string[] = []
+  const snapshotSizes = new Map<string, { bytes: number; counted: boolean }>()
   const oldest = await oldestInstance(env.home)
   for (const name of snapshots) {
     // a dir a killed gc was removing is finished whatever its age; a damaged snapshot taken out of use
@@ -239,15 +269,30 @@ export async function collectGarbage(
     const path = join(env.home.snapshots, name)
     const st = await stat(path)
     if (!leftover && now - st.mtimeMs < grace) continue
+    const bytes = await sizeOf(path)
     if (!leftover) report.snapshots.deleted++
-    report.snapshots.bytes += await sizeOf(path)
+    report.snapshots.bytes += bytes
+    snapshotSizes.set(path, { bytes, counted: !leftover })
     doomedSnapshots.push(name)
   }
-  if (!opts.dryRun) await deleteSnapshots(env.home.snapshots, doomedSnapshots)
+  // a dir that could not be removed is taken back out of the counts
+  const uncount = (failed: Map<string, GcFailure>) => {
+    for (const f of failed.values()) {
+      const s = snapshotSizes.get(f.path)
+      report.snapshots.bytes -= s?.bytes ?? 0
+      if (s?.counted) report.snapshots.deleted--
+      report.failed.push(f)
+    }
+  }
+  if (!opts.dryRun) uncount(await deleteSnapshots(env.home.snapshots, doomedSnapshots))
   // the same for damaged copies of snapshots shifted into a user namespace (shifted/<base>/)
   for (const [dir, names] of await retiredShifted(env.home, oldest)) {
-    for (const name of names) report.snapshots.bytes += await sizeOf(join(dir, name))
-    if (!opts.dryRun) await deleteSnapshots(dir, names)
+    for (const name of names) {
+      const bytes = await sizeOf(join(dir, name))
+      report.snapshots.bytes += bytes
+      snapshotSizes.set(join(dir, name), { bytes, counted: false })
+    }
+    if (!opts.dryRun) uncount(await deleteSnapshots(dir, names))
   }
 
   if (!opts.dryRun) {
@@ -276,6 +321,7 @@ export async function collectGarbage(
       collected: report.images.collected.map((i) => `${i.name}@${i.version}`),
       blobs: report.blobs,
       snapshots: report.snapshots,
+      failed: report.failed,
     })
   }
   return report

@@ -36,8 +36,17 @@ const DIGEST = /^sha256:[0-9a-f]{64}$/
 
 function invalid(file: string, what: string): GrailError {
   return new GrailError('LOCK_INVALID', `${file}: ${what}`, {
-    hint: 'restore it from git, or delete it and run `grail build` to write a new one',
+    hint: 'restore it from git (`git checkout -- grail.lock`), or fix the entry named; deleting it and running `grail build` writes a new one, but only with the images this build builds',
   })
+}
+
+/** `file:line:col` of a JSON.parse error's "at position N", when V8 gives one. */
+function where(file: string, text: string, err: Error): string {
+  const m = /at position (\d+)/.exec(err.message)
+  const at = m ? Number(m[1]) : err.message.includes('end of JSON input') ? text.length : undefined
+  if (at === undefined) return file
+  const before = text.slice(0, at).split('\n')
+  return `${file}:${before.length}:${(before.at(-1)?.length ?? 0) + 1}`
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -80,7 +89,7 @@ export function parseLock(text: string, file: string): Lock {
   try {
     raw = JSON.parse(text)
   } catch (err) {
-    throw invalid(file, `not valid JSON: ${(err as Error).message}`)
+    throw invalid(where(file, text, err as Error), `not valid JSON: ${(err as Error).message}`)
   }
   if (!isRecord(raw)) throw invalid(file, 'not a lock (expected a JSON object)')
   const v = raw.lockVersion

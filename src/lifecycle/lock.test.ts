@@ -73,7 +73,13 @@ describe('parseLock', () => {
   })
 
   test('refuses what is not a lock, naming the file and the key', () => {
-    rejects('{"lockVersion": 2, "project": "x", "images": {', 'LOCK_INVALID', /grail\.lock: not valid JSON/)
+    rejects(
+      '{"lockVersion": 2, "project": "x", "images": {',
+      'LOCK_INVALID',
+      /grail\.lock:1:47: not valid JSON/,
+    )
+    // a line and column where V8 gives a position (a missing comma, here before "project")
+    rejects('{\n  "lockVersion": 2\n  "project": "x"\n}\n', 'LOCK_INVALID', /grail\.lock:3:3: not valid JSON/)
     rejects('[]', 'LOCK_INVALID', /not a lock/)
     rejects('{"project": "x", "images": {}}', 'LOCK_INVALID', /unknown lock format \(lockVersion undefined\)/)
     rejects('{"lockVersion": 0, "project": "x", "images": {}}', 'LOCK_INVALID', /lockVersion 0/)

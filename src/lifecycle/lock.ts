@@ -1,5 +1,5 @@
-import { readFile, rename, writeFile } from 'node:fs/promises'
-import { dirname, join, relative } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { join, relative } from 'node:path'
 import type { BuiltImage } from '../build/builder.js'
 import { GrailError, isErrno } from '../errors.js'
 import { canonicalJson } from '../oci/canonical-json.js'
@@ -9,6 +9,7 @@ import type { Manifest } from '../oci/types.js'
 import type { ImageSpec, Project } from '../spec/types.js'
 import type { Db, ImageRecord } from '../state/index.js'
 import { listImages } from '../state/index.js'
+import { writeAtomic } from '../util/write-atomic.js'
 import type { Lock, LockedImage } from './lock-file.js'
 import { LOCK_FILE, LOCK_VERSION, parseLock, serialiseLock } from './lock-file.js'
 
@@ -60,12 +61,9 @@ export async function writeLock(
   store: OciStore,
   built: BuiltImage[],
 ): Promise<{ changed: string[]; upgraded: boolean }> {
-  // a lock that does not parse is replaced (a build is what writes a good one), but a newer Grail's lock
-  // is not downgraded behind its user's back
-  const previous = await readLock(project).catch((err: unknown) => {
-    if (err instanceof GrailError && err.code === 'LOCK_INVALID') return undefined
-    throw err
-  })
+  // a lock that does not parse stops the build and is left as it is: replacing it would drop the pins
+  // of every image this build did not build, and a newer Grail's lock is not downgraded either
+  const previous = await readLock(project)
   const images: Record<string, LockedImage> = {}
   for (const [name, entry] of Object.entries(previous?.images ?? {}))
     if (project.images[name]) images[name] = entry
@@ -75,10 +73,7 @@ export async function writeLock(
     if (images[b.name]?.digest !== entry.digest) changed.push(b.name)
     images[b.name] = entry
   }
-  const file = lockPath(project)
-  const tmp = join(dirname(file), `.${LOCK_FILE}.${process.pid}.tmp`)
-  await writeFile(tmp, serialiseLock(project.name, images))
-  await rename(tmp, file)
+  await writeAtomic(lockPath(project), serialiseLock(project.name, images))
   return { changed, upgraded: previous !== undefined && previous.lockVersion < LOCK_VERSION }
 }
 

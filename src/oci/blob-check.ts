@@ -1,6 +1,7 @@
-import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { readFile, stat, unlink } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { isErrno } from '../errors.js'
+import { writeAtomic } from '../util/write-atomic.js'
 import type { Digest } from './digest.js'
 import { sha256File } from './digest.js'
 import type { OciStore } from './store.js'
@@ -51,10 +52,7 @@ async function fingerprint(path: string): Promise<Fingerprint | undefined> {
 }
 
 async function save(store: OciStore, cache: Map<string, Fingerprint>): Promise<void> {
-  const path = cachePath(store)
-  const tmp = `${path}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify(Object.fromEntries(cache)))
-  await rename(tmp, path)
+  await writeAtomic(cachePath(store), JSON.stringify(Object.fromEntries(cache)))
 }
 
 /** Hashes a blob unless its fingerprint is the one recorded when it last hashed right. */
@@ -94,7 +92,10 @@ export async function reusableBlobs(store: OciStore, digests: readonly Digest[])
   let changed = false
   for (const d of digests) {
     const health = await check(store, cache, d)
-    if (health === 'corrupt') await unlink(store.blobPath(d)).catch(() => undefined)
+    if (health === 'corrupt')
+      await unlink(store.blobPath(d)).catch((err: unknown) => {
+        if (!isErrno(err, 'ENOENT')) throw err
+      })
     if (health !== 'ok') {
       sound = false
       continue

@@ -1,7 +1,8 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
+import { writeAtomic } from '../util/write-atomic.js'
 import { type Digest, digestHex } from './digest.js'
 import type { OciStore } from './store.js'
 import { listLayer, OPAQUE_WHITEOUT, type TarEntry, WHITEOUT_PREFIX } from './tar/index.js'
@@ -41,9 +42,7 @@ async function readCached<T>(path: string): Promise<T | undefined> {
 
 async function writeCached(path: string, entries: unknown): Promise<void> {
   await mkdir(join(path, '..'), { recursive: true })
-  const tmp = `${path}.${process.pid}.tmp`
-  await writeFile(tmp, JSON.stringify({ format: FORMAT, entries }))
-  await rename(tmp, path)
+  await writeAtomic(path, JSON.stringify({ format: FORMAT, entries }))
 }
 
 /**

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
 import { createReadStream, existsSync } from 'node:fs'
-import { mkdir, open, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
+import { renameDurably, writeAtomic } from '../util/write-atomic.js'
 import { canonicalJson } from './canonical-json.js'
 import type { Digest } from './digest.js'
 import { digestHex, sha256, sha256File } from './digest.js'
@@ -34,14 +35,14 @@ export interface OciStore {
 export async function openStore(root: string, tmpDir: string): Promise<OciStore> {
   await mkdir(join(root, 'blobs', 'sha256'), { recursive: true })
   await mkdir(tmpDir, { recursive: true })
-  if (!existsSync(join(root, 'oci-layout'))) {
-    await writeFile(join(root, 'oci-layout'), '{"imageLayoutVersion":"1.0.0"}')
-  }
+  // first writer wins: a second process opening the store at the same time never replaces a real index
+  const create = (name: string, text: string) =>
+    writeAtomic(join(root, name), text, { exclusive: true }).catch((err: unknown) => {
+      if (!isErrno(err, 'EEXIST')) throw err
+    })
+  if (!existsSync(join(root, 'oci-layout'))) await create('oci-layout', '{"imageLayoutVersion":"1.0.0"}')
   if (!existsSync(join(root, 'index.json'))) {
-    await writeFile(
-      join(root, 'index.json'),
-      canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests: [] }),
-    )
+    await create('index.json', canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests: [] }))
   }
 
   const blobPath = (digest: Digest) => join(root, 'blobs', 'sha256', digestHex(digest))
@@ -63,8 +64,9 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
     if (existsSync(dest) && (await blobIsSound(digest))) {
       await rm(tmp, { force: true })
     } else {
-      // missing, or corrupt on disk: the verified new bytes take its place
-      await rename(tmp, dest)
+      // missing, or corrupt on disk: the verified new bytes take its place (fsynced: gc and the
+      // next build trust a blob that is there)
+      await renameDurably(tmp, dest)
     }
     return { digest, size }
   }
@@ -112,7 +114,12 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
       return { digest, size: Buffer.byteLength(data) }
     }
     const tmp = tmpPath('blob')
-    await writeFile(tmp, data)
+    try {
+      await writeFile(tmp, data)
+    } catch (err) {
+      await rm(tmp, { force: true })
+      throw err
+    }
     return adoptFile(tmp, digest)
   }
 
@@ -153,16 +160,11 @@ export async function openStore(root: string, tmpDir: string): Promise<OciStore>
       return JSON.parse(await readFile(join(root, 'index.json'), 'utf8')) as ImageIndex
     },
     async writeIndex(manifests) {
-      // temp + fsync + rename: readers (skopeo, a killed gc's successor) see the old index or the new one
-      const tmp = tmpPath('index')
-      const fh = await open(tmp, 'w', 0o644)
-      try {
-        await fh.writeFile(canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests }))
-        await fh.sync()
-      } finally {
-        await fh.close()
-      }
-      await rename(tmp, join(root, 'index.json'))
+      // atomic: readers (skopeo, a killed gc's successor) see the old index or the new one
+      await writeAtomic(
+        join(root, 'index.json'),
+        canonicalJson({ schemaVersion: 2, mediaType: MEDIA_INDEX, manifests }),
+      )
     },
   }
 }
@@ -172,8 +174,16 @@ export async function blobSize(store: OciStore, digest: Digest): Promise<number>
   return (await stat(store.blobPath(digest))).size
 }
 
-/** Marks a reused blob as in use: gc leaves blobs touched within its grace period alone. */
+/**
+ * Marks a reused blob as in use: gc leaves blobs touched within its grace period alone. A blob that is
+ * missing has nothing to protect (the build that needs it finds it missing); any other failure (EPERM,
+ * EROFS) is thrown, since a gc running now would take the blob as unused.
+ */
 export async function touchBlob(store: OciStore, digest: Digest): Promise<void> {
   const now = new Date()
-  await utimes(store.blobPath(digest), now, now).catch(() => undefined)
+  try {
+    await utimes(store.blobPath(digest), now, now)
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
 }

@@ -1,5 +1,5 @@
 import { request } from 'node:http'
-import { GrailError } from '../errors.js'
+import { GrailError, isErrorCode } from '../errors.js'
 import type { ProxyStatus } from './daemon-protocol.js'
 import type { Backend, SwapResult } from './types.js'
 
@@ -77,9 +77,13 @@ export function controlCall<T>(
         if (res.statusCode === 200) return resolve(parsed as T)
         const e = parsed as { code?: string; message?: string; hint?: string }
         reject(
-          new GrailError(e.code ?? 'PROXY_CONTROL', `proxy ${method} ${path} failed: ${e.message ?? raw}`, {
-            hint: e.hint,
-          }),
+          new GrailError(
+            isErrorCode(e.code) ? e.code : 'PROXY_CONTROL',
+            `proxy ${method} ${path} failed: ${e.message ?? raw}`,
+            {
+              hint: e.hint,
+            },
+          ),
         )
       })
     })

@@ -57,6 +57,7 @@ export async function runDaemon(
       await writeBackendState(args.state, backends)
       return { swap: proxy.setBackends(backends) }
     })
+    // the caller gets the failure from `swapped`; the chain only orders the next swap after this one
     order = swapped.catch(() => {})
     return swapped.then((s) => s.swap)
   }

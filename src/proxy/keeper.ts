@@ -1,6 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process'
-import { randomBytes } from 'node:crypto'
-import { rename, writeFile } from 'node:fs/promises'
+import { writeAtomic } from '../util/write-atomic.js'
 import type { ProxyLog } from './types.js'
 
 /** How the keeper runs its daemon. */
@@ -95,7 +94,5 @@ export function runKeeper(opts: KeeperOptions): Promise<number> {
 }
 
 async function writePid(file: string, pid: number): Promise<void> {
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
-  await writeFile(tmp, `${pid}\n`)
-  await rename(tmp, file)
+  await writeAtomic(file, `${pid}\n`)
 }

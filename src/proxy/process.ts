@@ -19,6 +19,7 @@ export async function isAlive(pid: number): Promise<boolean> {
   }
   try {
     if (!isZombie(await readFile(`/proc/${pid}/stat`, 'utf8'))) return true
+    // a task list or task that vanishes while read has exited: it keeps nothing alive
     for (const task of await readdir(`/proc/${pid}/task`).catch(() => [])) {
       const stat = await readFile(`/proc/${pid}/task/${task}/stat`, 'utf8').catch(() => '')
       if (stat !== '' && !isZombie(stat)) return true

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
+import { writeAtomic } from '../util/write-atomic.js'
 import { parseBackends } from './daemon-protocol.js'
 import type { Backend } from './types.js'
 
@@ -44,13 +44,6 @@ export async function readBackendState(file: string): Promise<Backend[]> {
  */
 export async function writeBackendState(file: string, backends: readonly Backend[]): Promise<void> {
   const body: StateFile = { version: 1, backends: [...backends] }
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`
   await mkdir(dirname(file), { recursive: true })
-  try {
-    await writeFile(tmp, `${JSON.stringify(body)}\n`, { flush: true })
-    await rename(tmp, file)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
+  await writeAtomic(file, `${JSON.stringify(body)}\n`)
 }

@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process'
-import { createHash, randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { mkdir, open, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, open, readFile, rm } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { GrailError, isErrno } from '../errors.js'
+import { writeAtomic } from '../util/write-atomic.js'
 import { createProxyClient, type ProxyClient } from './control-client.js'
 import { daemonArgv, DaemonExit, formatListen, type ProxyStatus } from './daemon-protocol.js'
 import { isAlive, isProxyDaemon, signal, waitForExit } from './process.js'
@@ -404,10 +405,4 @@ async function readPid(file: string): Promise<number | undefined> {
   }
   const pid = Number(text.trim())
   return Number.isInteger(pid) && pid > 0 ? pid : undefined
-}
-
-async function writeAtomic(file: string, text: string): Promise<void> {
-  const tmp = `${file}.${randomBytes(4).toString('hex')}.tmp`
-  await writeFile(tmp, text)
-  await rename(tmp, file)
 }

@@ -3,9 +3,8 @@
  * Document API finds where the steps go; the edit itself is one text insertion, so comments, quoting,
  * key order and blank lines elsewhere survive exactly (re-stringifying the document would not keep them).
  */
-import { randomBytes } from 'node:crypto'
-import { chmod, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
-import { basename, dirname, extname, join } from 'node:path'
+import { readFile, realpath, stat } from 'node:fs/promises'
+import { basename, extname } from 'node:path'
 import { isDeepStrictEqual } from 'node:util'
 import type { Document, Node, Pair, YAMLMap } from 'yaml'
 import {
@@ -19,6 +18,7 @@ import {
   Document as YamlDocument,
 } from 'yaml'
 import { GrailError, isErrno } from '../errors.js'
+import { writeAtomic } from '../util/write-atomic.js'
 import { displayFile } from './problems.js'
 import { didYouMean, listAnd } from './suggest.js'
 import { readYaml } from './yaml-source.js'
@@ -379,17 +379,6 @@ export async function appendImageSteps(
   const result = appendImageStepsToText(text, file, image, steps, opts)
   if (result === text) return result
   const { mode } = await stat(target)
-  const tmp = join(
-    dirname(target),
-    `.${basename(target)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`,
-  )
-  try {
-    await writeFile(tmp, result, { flush: true })
-    await chmod(tmp, mode & 0o7777)
-    await rename(tmp, target)
-  } catch (err) {
-    await rm(tmp, { force: true })
-    throw err
-  }
+  await writeAtomic(target, result, { mode: mode & 0o7777 })
   return result
 }

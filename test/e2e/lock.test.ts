@@ -266,3 +266,64 @@ images:
     assert.match(after.stdout, /stamped v2 unchanged/, 'the refreshed layers are what the cache holds now')
   })
 })
+
+// Acceptance (issue 10, point 5): a grail.lock that cannot be read stops the build with the file named
+// and a fix, and is left byte for byte as it was. Replacing it would drop the pins of every image the
+// build did not build (here `docs`, when only `web` is built).
+describe('an invalid grail.lock stops grail build and is left as it is', () => {
+  let dir: string
+  before(async () => {
+    dir = await busyboxProject({
+      'grail.yaml': `project: broken-lock
+${httpdImages()}  docs:
+    base: { rootfs: ./rootfs.tar }
+    steps:
+      - copy: site/ /srv/docs
+`,
+      'site/index.html': 'v1\n',
+    })
+  })
+  after(() => removeDir(dir))
+
+  test('truncated JSON, an unknown format version, a wrong type in an entry: exit 1, the file named, the lock untouched', async () => {
+    const built = await grail(['build'], { cwd: dir })
+    assert.equal(built.code, 0, built.stderr + built.stdout)
+    const good = await readFile(join(dir, 'grail.lock'), 'utf8')
+    const l = JSON.parse(good) as Lock
+    assert.ok(l.images.web && l.images.docs)
+    const cases: Array<[string, string, RegExp]> = [
+      ['truncated', good.slice(0, good.length / 2), /grail\.lock(:\d+:\d+)?: not valid JSON/],
+      ['unknown version', good.replace('"lockVersion": 2', '"lockVersion": "two"'), /unknown lock format/],
+      [
+        'wrong type',
+        JSON.stringify({ ...l, images: { ...l.images, docs: { ...l.images.docs, layers: 'sha256:x' } } }),
+        /images\.docs\.layers is not a list of digests/,
+      ],
+    ]
+    // a source change, so the build has something to write into the lock
+    await writeFile(join(dir, 'site/index.html'), 'v2\n')
+    for (const [what, text, message] of cases) {
+      await writeFile(join(dir, 'grail.lock'), text)
+      for (const args of [['build'], ['build', 'web']]) {
+        const res = await grail(args, { cwd: dir })
+        assert.equal(res.code, 1, `${what}: ${res.stderr}${res.stdout}`)
+        assert.match(res.stderr, new RegExp(`${join(dir, 'grail.lock')}`), what)
+        assert.match(res.stderr, message, what)
+        assert.match(res.stderr, /hint: restore it from git/, what)
+        assert.doesNotMatch(res.stderr, /\n\s+at |internal error/, `${what}: no stack trace`)
+        assert.doesNotMatch(res.stdout, /built web/, `${what}: nothing was built`)
+        assert.equal(await readFile(join(dir, 'grail.lock'), 'utf8'), text, `${what}: the lock is untouched`)
+      }
+    }
+    const json = await grail(['--json', 'build'], { cwd: dir })
+    assert.equal(json.code, 1)
+    assert.equal((JSON.parse(json.stderr) as { error: { code: string } }).error.code, 'LOCK_INVALID')
+    // restored, the next build updates web's entry and keeps docs'
+    await writeFile(join(dir, 'grail.lock'), good)
+    const fixed = await grail(['build', 'web'], { cwd: dir })
+    assert.equal(fixed.code, 0, fixed.stderr)
+    const after = JSON.parse(await readFile(join(dir, 'grail.lock'), 'utf8')) as Lock
+    assert.notEqual(after.images.web?.digest, l.images.web?.digest)
+    assert.deepEqual(after.images.docs, l.images.docs)
+  })
+})

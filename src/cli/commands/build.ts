@@ -30,6 +30,8 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
         import('../../home.js'),
       ])
       const project = await loadProjectCached(findSpecFile(g))
+      // before building: a grail.lock that cannot be read would stop the build at its end anyway
+      await (await import('../../lifecycle/lock.js')).readLock(project)
       const outcome = await runBuild({
         project,
         home: resolveHome(project.dir),

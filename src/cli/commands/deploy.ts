@@ -198,6 +198,7 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       // before building: `up nosuch` is the same error as `plan nosuch`, and builds nothing
       const { requireEnvironment } = await import('../../spec/environments.js')
       requireEnvironment(project, environment)
+      await (await import('../../lifecycle/lock.js')).readLock(project)
       const images = [
         ...new Set(Object.values(project.environments[environment]?.services ?? {}).map((s) => s.image)),
       ]

@@ -99,17 +99,27 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
           ...(graceMs !== undefined ? { graceMs } : {}),
         })
       })
-      if (g.json) {
-        printJson(res)
-        return
+      if (g.json) printJson(res)
+      else {
+        const { formatBytes } = await import('../render.js')
+        const verb = res.dryRun ? 'would delete' : 'deleted'
+        for (const i of res.images.collected)
+          out(`${style.yellow(verb)} ${i.name}@${i.version} ${style.dim(i.digest)}`)
+        out(
+          `${res.dryRun ? 'dry run: ' : ''}${res.images.collected.length} image version(s) ${verb}, ${res.images.kept} kept; ${res.blobs.deleted} blob(s) (${formatBytes(res.blobs.bytes)}) and ${res.snapshots.deleted} snapshot(s) (${formatBytes(res.snapshots.bytes)}) ${res.dryRun ? 'would be freed' : 'freed'}${res.blobs.young ? `; ${res.blobs.young} recent blob(s) kept for the grace period` : ''}${res.blobs.left ? `; ${res.blobs.left} blob(s) left for the next gc` : ''}`,
+        )
       }
-      const { formatBytes } = await import('../render.js')
-      const verb = res.dryRun ? 'would delete' : 'deleted'
-      for (const i of res.images.collected)
-        out(`${style.yellow(verb)} ${i.name}@${i.version} ${style.dim(i.digest)}`)
-      out(
-        `${res.dryRun ? 'dry run: ' : ''}${res.images.collected.length} image version(s) ${verb}, ${res.images.kept} kept; ${res.blobs.deleted} blob(s) (${formatBytes(res.blobs.bytes)}) and ${res.snapshots.deleted} snapshot(s) (${formatBytes(res.snapshots.bytes)}) ${res.dryRun ? 'would be freed' : 'freed'}${res.blobs.young ? `; ${res.blobs.young} recent blob(s) kept for the grace period` : ''}`,
-      )
+      if (res.failed.length > 0) {
+        const first = res.failed[0] as { path: string; code: string }
+        throw new GrailError(
+          'GC_INCOMPLETE',
+          `gc could not delete ${res.failed.length} file(s) or dir(s), e.g. ${first.path} (${first.code}); their bytes are not counted as freed`,
+          {
+            hint: 'see why they cannot be removed (an immutable attribute: lsattr; a read-only mount; a file still open) and run `grail gc` again; the store is valid meanwhile',
+            details: res.failed.map((f) => `${f.path}: ${f.message}`),
+          },
+        )
+      }
     })
 
   for (const [name, pin] of [

@@ -70,6 +70,7 @@ export async function readTar(
     await parsing
   } catch (err) {
     raw.stream.destroy()
+    // the parser's own failure, if any, follows the one thrown here (it is the cause or a consequence)
     await parsing.catch(() => undefined)
     throw handlerFailed ? err : asBadTar(err, label)
   }

@@ -46,7 +46,13 @@ async function freePort(taken: Set<number>): Promise<number> {
     })
     if (port > 0 && !taken.has(port)) return port
   }
-  throw new Error('no free loopback port found in 20 attempts')
+  throw new GrailError(
+    'NO_FREE_PORT',
+    `no free loopback port for a new instance (20 tries; ${taken.size} taken by this project's instances)`,
+    {
+      hint: 'the ephemeral port range (/proc/sys/net/ipv4/ip_local_port_range) is nearly used up: take down instances or projects that are not needed (`grail down`), or widen the range, and retry',
+    },
+  )
 }
 
 /** Host ports recorded by the instances of this home, so two instances never get the same one. */

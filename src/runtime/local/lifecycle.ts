@@ -2,7 +2,7 @@ import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { runcDeleteCommand, umountCommand } from '../../container/sandbox.js'
-import { isErrno } from '../../errors.js'
+import { GrailError, isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import { runCommand } from '../../util/exec.js'
 import { mountsUnder, pidAlive } from '../../util/mounts.js'
@@ -55,7 +55,11 @@ export async function stopInstance(home: GrailHome, id: string, graceMs: number)
 async function unmountAll(dir: string): Promise<void> {
   for (const m of await mountsUnder(dir)) await runCommand(umountCommand(m))
   const left = await mountsUnder(dir)
-  if (left.length > 0) throw new Error(`still mounted after umount: ${left.join(', ')}`)
+  if (left.length > 0) {
+    throw new GrailError('STILL_MOUNTED', `${left.join(', ')} still mounted after umount`, {
+      hint: `a process holds it (a shell whose working directory is inside it, an open file: \`fuser -vm ${left[0]}\` names it); stop that process and run the command again`,
+    })
+  }
 }
 
 /** Unmounts and removes a user-namespaced instance's stage dir (its bind mounts of rootfs and sources). */

@@ -1,7 +1,8 @@
-import { readFile, rename } from 'node:fs/promises'
+import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../../errors.js'
-import { writePrivateFile } from '../../util/private-fs.js'
+import { PRIVATE_FILE_MODE } from '../../util/private-fs.js'
+import { writeAtomic } from '../../util/write-atomic.js'
 import type { ImageRef, InstanceLabels, VolumeMount } from '../types.js'
 
 /**
@@ -59,11 +60,11 @@ export function recordAnnotations(rec: InstanceRecord): Record<string, string> {
   }
 }
 
-/** Writes `instance.json` into `dir` atomically (temp file, then rename). */
+/** Writes `instance.json` into `dir` atomically, owner-only (it holds the env). */
 export async function writeRecord(dir: string, rec: InstanceRecord): Promise<void> {
-  const tmp = join(dir, `.instance.json.${process.pid}`)
-  await writePrivateFile(tmp, `${JSON.stringify(rec, null, 2)}\n`)
-  await rename(tmp, join(dir, 'instance.json'))
+  await writeAtomic(join(dir, 'instance.json'), `${JSON.stringify(rec, null, 2)}\n`, {
+    mode: PRIVATE_FILE_MODE,
+  })
 }
 
 /** The record in `dir`, or undefined when there is none (never created, or removed by destroy). */

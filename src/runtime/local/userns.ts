@@ -27,6 +27,7 @@ import { digestHex } from '../../oci/digest.js'
 import type { OciStore } from '../../oci/store.js'
 import type { Command } from '../../util/exec.js'
 import { runCommand } from '../../util/exec.js'
+import { writeAtomic } from '../../util/write-atomic.js'
 
 /**
  * User namespaces of a project's instances. Every instance of one Grail home (one project) maps its
@@ -53,7 +54,7 @@ export async function homeIdRange(home: GrailHome): Promise<IdRange> {
   const slot = Number.parseInt(createHash('sha256').update(home.root).digest('hex').slice(0, 8), 16) % SLOTS
   const chosen: IdRange = { base: FIRST + slot * USERNS_SIZE, size: USERNS_SIZE }
   try {
-    await writeFile(file, `${JSON.stringify(chosen)}\n`, { flag: 'wx', mode: 0o644 })
+    await writeAtomic(file, `${JSON.stringify(chosen)}\n`, { exclusive: true, mode: 0o644 })
     return chosen
   } catch (err) {
     if (!isErrno(err, 'EEXIST')) throw err
