@@ -14,10 +14,10 @@ import { after, before, describe, test } from 'node:test'
 import type { ImageRef, InstanceHandle, InstanceSpec, RuntimeProvider } from './types.js'
 
 /**
- * What the image a provider is tested with must hold: busybox (`sh`, `cat`, `rm`, `mkdir`, `ln`, `httpd`), a
- * command that prints `LOG_LINE` followed by `$PORT` on stdout and then runs `httpd -f -p $PORT -h /srv/www`,
- * `/srv/www/index.html` with `PAGE` as content, and the files `/srv/data/change-me` and
- * `/srv/data/delete-me`. `/etc/grail` and `/var/lib` must not exist in it.
+ * What the image a provider is tested with must hold: busybox (`sh`, `cat`, `rm`, `mkdir`, `ln`,
+ * `httpd`), a command that prints `LOG_LINE` followed by `$PORT` on stdout and then runs
+ * `httpd -f -p $PORT -h /srv/www`, `/srv/www/index.html` with `PAGE` as content, and the files
+ * `/srv/data/change-me` and `/srv/data/delete-me`. `/etc/grail` and `/var/lib` must not exist in it.
  */
 export const CONTRACT_IMAGE = {
   PAGE: 'grail contract page\n',

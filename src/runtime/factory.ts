@@ -10,7 +10,7 @@ import type { OciStore } from '../oci/store.js'
 import type { Project } from '../spec/types.js'
 import type { RuntimeProvider } from './types.js'
 
-/** The providers this Grail can run services on (docker and swarm are named by the spec but not built yet). */
+/** The providers this Grail can run services on (the spec also names docker and swarm, not built yet). */
 export const PROVIDERS = ['local'] as const
 export type ProviderName = (typeof PROVIDERS)[number]
 

@@ -83,8 +83,9 @@ export interface FileChange {
 }
 
 /**
- * A path as it is in the instance now: the fields of an image's file manifest entry. Its content is read
- * through `RuntimeProvider.readFile`, never from a host path (a provider's files need not be on this machine).
+ * A path as it is in the instance now: the fields of an image's file manifest entry. Its content is
+ * read through `RuntimeProvider.readFile`, never from a host path (a provider's files need not be on
+ * this machine).
  */
 export type CurrentFile = Omit<FileEntry, 'path'>
 
@@ -140,7 +141,7 @@ export interface RuntimeProvider {
    * log. Instances with a record are left to `list` (state 'missing') and `destroy`.
    */
   reconcile(scope: Scope): Promise<string[]>
-  /** removes the data of the volumes of an environment (which `destroy` keeps); idempotent; returns the names removed */
+  /** removes the data of an environment's volumes (which `destroy` keeps); idempotent; returns their names */
   removeVolumes(scope: Scope & { environment: string }): Promise<string[]>
   /**
    * Stops and destroys every instance this provider has for Grail's home, whatever state says of it
