@@ -1,5 +1,7 @@
-import { chmod, copyFile, lstat, mkdir, readFile, rm, symlink } from 'node:fs/promises'
+import { createWriteStream } from 'node:fs'
+import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises'
 import { join, posix, relative } from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import { produceGrailBase } from '../build/base-local.js'
 import type { BuildEnv } from '../build/env.js'
 import { syncIndex, writeImage } from '../build/image-writer.js'
@@ -8,7 +10,7 @@ import { GrailError } from '../errors.js'
 import { imageFileManifest } from '../oci/file-manifest.js'
 import type { PackEntry } from '../oci/tar/index.js'
 import { WHITEOUT_PREFIX } from '../oci/tar/index.js'
-import type { FileChange } from '../runtime/types.js'
+import type { FileChange, InstanceHandle, RuntimeProvider } from '../runtime/types.js'
 import { appendImageSteps } from '../spec/edit.js'
 import { projectSecrets } from '../plan/secrets.js'
 import {
@@ -49,11 +51,46 @@ const defaultMode = (mode: number): number => (mode & 0o111 ? 0o755 : 0o644)
  * version of its image: the parent image plus one layer with the changed files and whiteouts for the
  * deleted ones, its provenance (instance, hotfixes) in the catalog and the event log. It also writes the
  * changed files under `captured/<image>/` and appends matching steps to grail.yaml (comments and layout
- * kept), so that the next ordinary build reproduces the same files.
+ * kept), so that the next ordinary build reproduces the same files. The changed files' content is read
+ * through the provider (`readFile`) into a staging dir of the home, removed afterwards.
  */
 export async function captureInstance(
   a: DriftEnv,
   opts: { instance: string; writeSpec: boolean; epoch?: number; allowSecrets?: boolean },
+): Promise<CaptureResult> {
+  await mkdir(a.home.tmp, { recursive: true })
+  const staging = await mkdtemp(join(a.home.tmp, 'capture-'))
+  try {
+    return await captureInto(a, opts, staging)
+  } finally {
+    await rm(staging, { recursive: true, force: true })
+  }
+}
+
+/**
+ * Copies the content of every changed regular file out of the instance (provider `readFile`) into
+ * `staging`; returns where each path's copy is, by path.
+ */
+async function stageChangedFiles(
+  provider: RuntimeProvider,
+  h: InstanceHandle,
+  changes: FileChange[],
+  staging: string,
+): Promise<Map<string, string>> {
+  const sources = new Map<string, string>()
+  for (const c of changes) {
+    if (c.kind === 'D' || c.current?.type !== 'file') continue
+    const to = join(staging, String(sources.size))
+    await pipeline(await provider.readFile(h, c.path), createWriteStream(to, { mode: 0o600 }))
+    sources.set(c.path, to)
+  }
+  return sources
+}
+
+async function captureInto(
+  a: DriftEnv,
+  opts: { instance: string; writeSpec: boolean; epoch?: number; allowSecrets?: boolean },
+  staging: string,
 ): Promise<CaptureResult> {
   const rec = liveInstance(a, opts.instance)
   const handle = { id: rec.id, provider: a.provider.name }
@@ -102,17 +139,9 @@ export async function captureInstance(
         },
       )
     }
-    if (c.kind !== 'D' && c.current?.type === 'file' && c.current.source === undefined) {
-      throw new GrailError(
-        'CAPTURE_UNSUPPORTED',
-        `provider ${a.provider.name} cannot read ${c.path} of ${rec.id}`,
-        {
-          hint: 'capture needs a provider that exposes changed files (the local provider does)',
-        },
-      )
-    }
   }
-  const secrets = await secretFiles(a, changes)
+  const sources = await stageChangedFiles(a.provider, handle, changes, staging)
+  const secrets = await secretFiles(a, changes, sources)
   if (secrets.length > 0 && opts.allowSecrets !== true) {
     throw new GrailError(
       'CAPTURE_SECRET',
@@ -162,10 +191,11 @@ export async function captureInstance(
       mode: cur.mode,
       uid: cur.uid,
       gid: cur.gid,
-      size: type === 'file' ? cur.size : 0,
+      // the staged copy's size: the file may have changed since the diff, and the layer holds the copy
+      size: type === 'file' ? (await lstat(sources.get(c.path) as string)).size : 0,
       mtime: epoch,
       ...(cur.linkname !== undefined && type === 'symlink' ? { linkname: cur.linkname } : {}),
-      ...(cur.source !== undefined && type === 'file' ? { source: cur.source } : {}),
+      ...(type === 'file' ? { source: sources.get(c.path) as string } : {}),
     })
   }
   const base = await produceGrailBase(parent, env, `capture:${parent.digest}`)
@@ -212,7 +242,7 @@ export async function captureInstance(
       `${f.path} holds ${f.why}; captured because of --allow-secrets, so the image and captured/ hold it`,
   )
   if (opts.writeSpec) {
-    const out = await writeCapturedFiles(a, parent, changes, warnings)
+    const out = await writeCapturedFiles(a, parent, changes, sources, warnings)
     dir = out.dir
     steps = out.steps
     if (steps.length > 0) {
@@ -253,6 +283,8 @@ async function writeCapturedFiles(
   a: DriftEnv,
   parent: ImageRecord,
   changes: FileChange[],
+  /** where the content of each changed regular file was staged */
+  sources: Map<string, string>,
   warnings: string[],
 ): Promise<{ dir: string; steps: Array<Record<string, unknown>> }> {
   const context = a.project.images[parent.name]?.context ?? a.project.dir
@@ -281,7 +313,7 @@ async function writeCapturedFiles(
     await rm(target, { force: true })
     if (cur.type === 'symlink') await symlink(cur.linkname ?? '', target)
     else {
-      await copyFile(cur.source as string, target)
+      await copyFile(sources.get(c.path) as string, target)
       await chmod(target, cur.mode & 0o7777)
     }
     const mode =
@@ -349,13 +381,14 @@ function unsafe(path: string): GrailError {
 async function secretFiles(
   a: DriftEnv,
   changes: FileChange[],
+  sources: Map<string, string>,
 ): Promise<Array<{ path: string; why: string }>> {
   const { redactor, names } = projectSecrets(a.project, allReleases(a.db))
   const found: Array<{ path: string; why: string }> = []
   for (const c of changes) {
-    const cur = c.current
-    if (c.kind === 'D' || cur?.type !== 'file' || cur.source === undefined) continue
-    const why = secretIn((await readFile(cur.source)).toString('latin1'), redactor, names)
+    const source = sources.get(c.path)
+    if (c.kind === 'D' || c.current?.type !== 'file' || source === undefined) continue
+    const why = secretIn((await readFile(source)).toString('latin1'), redactor, names)
     if (why !== undefined) found.push({ path: c.path, why })
   }
   return found

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
 import { createTwoFilesPatch } from 'diff'
 import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
@@ -62,8 +62,7 @@ export function sameChange(c: FileChange, h: HotfixChange): boolean {
 
 /** What a hotfix stores of a change: enough to recognise it later, never the content. */
 export function hotfixChangeOf(c: FileChange): HotfixChange {
-  const { source: _source, ...meta } = c.current ?? ({} as Partial<CurrentFile>)
-  return { kind: c.kind, path: c.path, ...meta }
+  return { kind: c.kind, path: c.path, ...(c.current ?? ({} as Partial<CurrentFile>)) }
 }
 
 const asEntry = (c: CurrentFile): Omit<FileEntry, 'path'> => ({
@@ -134,16 +133,17 @@ async function textDiff(
   c: FileChange,
   original: FileEntry | undefined,
 ): Promise<string | undefined> {
-  const source = c.current?.source
   if (
     original?.type !== 'file' ||
     c.current?.type !== 'file' ||
-    source === undefined ||
     original.size > DIFF_MAX_BYTES ||
     c.current.size > DIFF_MAX_BYTES
   )
     return undefined
-  const after = await readFile(source)
+  const h = { id: input.instance, provider: input.provider.name }
+  const after = await readStream(await input.provider.readFile(h, c.path), DIFF_MAX_BYTES)
+  // it grew past the limit since the diff: no text diff rather than half of one
+  if (after === undefined) return undefined
   const before = await readImageFile(input.home, input.store, input.image, c.path)
   if (before === undefined || isBinary(before) || isBinary(after)) return undefined
   return createTwoFilesPatch(
@@ -155,6 +155,21 @@ async function textDiff(
     undefined,
     { context: 3 },
   )
+}
+
+/** All of a stream, or undefined (and the stream destroyed) once it passes `max` bytes. */
+async function readStream(stream: Readable, max: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = []
+  let size = 0
+  for await (const chunk of stream) {
+    size += (chunk as Buffer).length
+    if (size > max) {
+      stream.destroy()
+      return undefined
+    }
+    chunks.push(chunk as Buffer)
+  }
+  return Buffer.concat(chunks)
 }
 
 const isBinary = (b: Buffer): boolean => b.subarray(0, 8000).includes(0)

@@ -8,8 +8,7 @@ import type { OciStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
 import { RETIRED_PREFIX } from '../container/snapshots.js'
 import { crashPoint } from '../rollout/crash-points.js'
-import { isInstanceId } from '../runtime/local/layout.js'
-import { readRecord } from '../runtime/local/record.js'
+import { oldestLocalInstance } from '../runtime/index.js'
 import type { RuntimeProvider } from '../runtime/types.js'
 import type { PolicySpec } from '../spec/types.js'
 import type { Db } from '../state/index.js'
@@ -79,7 +78,6 @@ async function mtimeOf(path: string): Promise<number> {
   }
 }
 
-/** Creation time (ms) of the oldest instance bundle of this home, local provider; undefined if none. */
 /** Retired shifted copies no instance can still mount (none is older than the retirement), by dir. */
 async function retiredShifted(home: GrailHome, oldest: number | undefined): Promise<Map<string, string[]>> {
   const out = new Map<string, string[]>()
@@ -101,24 +99,6 @@ async function retiredShifted(home: GrailHome, oldest: number | undefined): Prom
     if (names.length > 0) out.set(dir, names)
   }
   return out
-}
-
-async function oldestInstance(home: GrailHome): Promise<number | undefined> {
-  let names: string[] = []
-  try {
-    names = await readdir(home.instances)
-  } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err
-  }
-  let oldest: number | undefined
-  for (const name of names.filter(isInstanceId)) {
-    const rec = await readRecord(join(home.instances, name))
-    // a bundle without a readable record may be anything: as old as can be; a record is written before
-    // the create and its lower dirs are verified (and a damaged one retired) later, before the mount
-    const at = rec ? Date.parse(rec.mountedAt ?? rec.createdAt) : 0
-    if (oldest === undefined || at < oldest) oldest = at
-  }
-  return oldest
 }
 
 /** The catalog as the planner sees it: every image with the blobs it needs and the diff ids of its layers. */
@@ -255,7 +235,7 @@ export async function collectGarbage(
   }
   const doomedSnapshots: string[] = []
   const snapshotSizes = new Map<string, { bytes: number; counted: boolean }>()
-  const oldest = await oldestInstance(env.home)
+  const oldest = await oldestLocalInstance(env.home)
   for (const name of snapshots) {
     // a dir a killed gc was removing is finished whatever its age; a damaged snapshot taken out of use
     // goes once no instance is older than its retirement (every newer one mounted its replacement)

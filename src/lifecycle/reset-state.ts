@@ -2,7 +2,8 @@ import { readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
-import { destroyAllLocal } from '../runtime/index.js'
+import { openStore } from '../oci/store.js'
+import { homeProviders } from '../runtime/factory.js'
 import { appendEvent, openDb, stateLeftovers } from '../state/index.js'
 
 export interface ResetResult {
@@ -43,7 +44,9 @@ export async function resetState(home: GrailHome): Promise<ResetResult> {
   }
   const { stopProxy } = await import('../proxy/supervisor.js')
   for (const p of proxies) await stopProxy(join(proxyRoot, p), { graceMs: 2000 })
-  const instances = await destroyAllLocal(home, 2000)
+  const instances: string[] = []
+  for (const provider of await homeProviders({ home, store: await openStore(home.oci, home.tmp) }))
+    instances.push(...(await provider.destroyAll({ graceMs: 2000 })))
 
   let keptAs: string | undefined
   // a 0-byte database can still have its pages in the WAL: keep whatever holds a byte

@@ -54,8 +54,6 @@ export interface ApplyEnv extends DriftEnv {
   routerFor: (service: ServiceSpec) => Promise<Router | null>
   /** the image's own health check (from its label), when the service declares none */
   imageHealthcheck: (digest: string) => Promise<HealthCheck | undefined>
-  /** provider-level cleanup of what a killed run left (half-created instance dirs); names what it removed */
-  reconcile?: () => Promise<string[]>
   onEvent?: (service: string, e: RolloutEvent) => void
 }
 
@@ -459,7 +457,10 @@ export async function applyEnvironment(
   failed: FailedLaunch[]
   proxies: ProxyReport[]
 }> {
-  const recovered = [...((await a.reconcile?.()) ?? []), ...(await recoverInterrupted(a))]
+  const recovered = [
+    ...(await a.provider.reconcile({ project: a.project.name, environment: a.environment })),
+    ...(await recoverInterrupted(a)),
+  ]
   // proxies no service needs go first: a renamed service may publish its predecessor's port
   const { stopUnneededProxies, superviseProxies } = await import('./proxies.js')
   const proxies = [...(await stopUnneededProxies(a)), ...(await superviseProxies(a))]

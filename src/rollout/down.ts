@@ -1,5 +1,3 @@
-import { rm } from 'node:fs/promises'
-import { join } from 'node:path'
 import { appendEvent, clearRestarts, liveInstances } from '../state/index.js'
 import { mapLimit } from '../util/pool.js'
 import type { ApplyEnv } from './apply.js'
@@ -48,7 +46,7 @@ export async function downEnvironment(
     onError: (what, err) => failed.push({ what, error: messageOf(err) }),
   })
   if (opts.volumes && failed.length === 0)
-    await rm(join(a.home.volumes, a.project.name, a.environment), { recursive: true, force: true })
+    await a.provider.removeVolumes({ project: a.project.name, environment: a.environment })
   // taken down on purpose: a crash loop of before does not hold back the next `up`
   clearRestarts(a.db, a.environment)
   const volumes = opts.volumes && failed.length === 0

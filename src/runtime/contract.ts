@@ -10,14 +10,18 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import type { Readable } from 'node:stream'
 import { after, before, describe, test } from 'node:test'
 import type { ImageRef, InstanceHandle, InstanceSpec, RuntimeProvider } from './types.js'
 
 /**
- * What the image a provider is tested with must hold: busybox (`sh`, `cat`, `rm`, `mkdir`, `httpd`), a
- * command that prints `LOG_LINE` followed by `$PORT` on stdout and then runs `httpd -f -p $PORT -h /srv/www`,
- * `/srv/www/index.html` with `PAGE` as content, and the files `/srv/data/change-me` and
- * `/srv/data/delete-me`. `/etc/grail` and `/var/lib` must not exist in it.
+ * What the image a provider is tested with must hold: busybox (`sh`, `cat`, `rm`, `mkdir`, `ln`,
+ * `httpd`), a command that prints `LOG_LINE` followed by `$PORT` on stdout and then runs
+ * `httpd -f -p $PORT -h /srv/www`, `/srv/www/index.html` with `PAGE` as content, and the files
+ * `/srv/data/change-me` and `/srv/data/delete-me`. `/etc/grail` and `/var/lib` must not exist in it.
  */
 export const CONTRACT_IMAGE = {
   PAGE: 'grail contract page\n',
@@ -32,9 +36,11 @@ export interface ContractSetup {
   image: ImageRef
   /**
    * Leaves `spec` as a create killed halfway would: recorded but never started (and, for 'mount', with
-   * its filesystem prepared). Providers whose create is atomic leave it out and skip those cases.
+   * its filesystem prepared); 'unrecorded': with its filesystem prepared but nothing left that tells
+   * whose it is (what `reconcile` is for). Providers whose create is atomic leave it out and skip those
+   * cases.
    */
-  crash?: (spec: InstanceSpec, point: 'record' | 'mount') => Promise<void>
+  crash?: (spec: InstanceSpec, point: 'record' | 'mount' | 'unrecorded') => Promise<void>
   /**
    * Creates and starts `spec` behind the provider's back: through the engine directly, or through another
    * provider object in another process, as a second Grail or an operator would. `provider` must find it.
@@ -287,5 +293,112 @@ export function runProviderContract(name: string, setup: () => Promise<ContractS
         await p.destroy(h)
       })
     }
+
+    boundaryCases({ provider: () => p, setup: () => s, spec })
+  })
+}
+
+/**
+ * The methods that make the provider boundary complete (nothing outside a provider reads its files,
+ * removes its volumes or knows its ids): readFile, checkId, removeVolumes, reconcile. Registered inside
+ * the provider's `describe`, after the cases above (which leave no instance behind).
+ */
+function boundaryCases(c: {
+  provider: () => RuntimeProvider
+  setup: () => ContractSetup
+  spec: (n: number, release?: number) => InstanceSpec
+}): void {
+  const text = async (stream: Readable): Promise<string> => {
+    const chunks: Buffer[] = []
+    for await (const chunk of stream) chunks.push(chunk as Buffer)
+    return Buffer.concat(chunks).toString('utf8')
+  }
+
+  test('checkId accepts the contract ids and rejects the rest, naming the id', () => {
+    const p = c.provider()
+    for (const ok of ['a', 'web-r1-abc123', '0', 'a'.repeat(63)]) p.checkId(ok)
+    for (const bad of ['../x', 'x/y', 'Web', 'a'.repeat(64), '-x', '', 'a b', 'a.b']) {
+      assert.throws(
+        () => p.checkId(bad),
+        (err: Error & { code?: string }) =>
+          err.code === 'BAD_INSTANCE_ID' && err.message.includes(JSON.stringify(bad)),
+        bad,
+      )
+    }
+  })
+
+  test('readFile streams a file as the instance has it now, following links inside it only', async () => {
+    const p = c.provider()
+    const h = await p.create(c.spec(6, 6))
+    await p.start(h)
+    // resolved in the instance the link is /tmp/<name>, which does not exist there; followed on this
+    // machine from a directory of the instance's files, it would reach this file
+    const hostFile = join(tmpdir(), `grail-contract-escape-${randomBytes(4).toString('hex')}`)
+    await writeFile(hostFile, 'a file of the host\n')
+    const script = [
+      'echo readable > /srv/data/change-me',
+      'ln -s /srv/www/index.html /srv/data/inner-link',
+      `ln -s ${'../'.repeat(40)}${hostFile.slice(1)} /srv/data/escape`,
+    ].join(' && ')
+    const ran = await p.exec(h, ['sh', '-c', script])
+    assert.equal(ran.code, 0, ran.stderr)
+    assert.equal(await text(await p.readFile(h, '/srv/data/change-me')), 'readable\n')
+    // an unchanged file of the image, and one through a link inside the instance
+    assert.equal(await text(await p.readFile(h, '/srv/www/index.html')), CONTRACT_IMAGE.PAGE)
+    assert.equal(await text(await p.readFile(h, '/srv/data/inner-link')), CONTRACT_IMAGE.PAGE)
+    // a deleted file is not there any more
+    assert.equal((await p.exec(h, ['rm', '/srv/data/delete-me'])).code, 0)
+    await assert.rejects(p.readFile(h, '/srv/data/delete-me'), { code: 'INSTANCE_PATH_NOT_FOUND' })
+    try {
+      await assert.rejects(p.readFile(h, '/srv/data/escape'), { code: 'INSTANCE_PATH_NOT_FOUND' })
+    } finally {
+      await rm(hostFile, { force: true })
+    }
+    await assert.rejects(p.readFile(h, '/srv/data'), { code: 'INSTANCE_PATH_NOT_FILE' })
+    for (const outside of ['srv/www/index.html', '/srv/../../etc/hostname', '/']) {
+      await assert.rejects(p.readFile(h, outside), { code: 'BAD_PATH' }, outside)
+    }
+    await p.destroy(h)
+  })
+
+  test('removeVolumes removes the data that destroy kept, in its environment only', async () => {
+    const p = c.provider()
+    const labels = c.spec(7).labels
+    const h = await p.create(c.spec(7, 7))
+    await p.start(h)
+    assert.equal((await p.exec(h, ['sh', '-c', 'echo mine > /var/lib/data/mine'])).code, 0)
+    await p.destroy(h)
+    const other = { project: labels.project, environment: 'other' }
+    assert.deepEqual(await p.removeVolumes(other), [])
+    const again = await p.create(c.spec(8, 8))
+    await p.start(again)
+    assert.equal((await p.exec(again, ['cat', '/var/lib/data/mine'])).stdout, 'mine\n')
+    await p.destroy(again)
+    const scope = { project: labels.project, environment: labels.environment }
+    assert.deepEqual(await p.removeVolumes(scope), ['data'])
+    assert.deepEqual(await p.removeVolumes(scope), [])
+    const fresh = await p.create(c.spec(9, 9))
+    await p.start(fresh)
+    assert.notEqual((await p.exec(fresh, ['cat', '/var/lib/data/mine'])).code, 0)
+    await p.destroy(fresh)
+  })
+
+  test('reconcile removes a half-created instance nothing records, so its id can be created again', async (t) => {
+    const s = c.setup()
+    const p = c.provider()
+    if (!s.crash) return t.skip('provider creates atomically')
+    const sp = c.spec(10, 10)
+    await s.crash(sp, 'unrecorded')
+    const scope = { project: sp.labels.project }
+    assert.ok(!(await p.list(scope)).some((o) => o.id === sp.id))
+    const cleaned = await p.reconcile(scope)
+    assert.equal(cleaned.length, 1, cleaned.join(', '))
+    assert.match(cleaned[0] ?? '', new RegExp(sp.id))
+    assert.deepEqual(await p.reconcile(scope), [])
+    const h = await p.create(sp)
+    await p.start(h)
+    assert.equal((await p.inspect(h)).state, 'running')
+    await p.destroy(h)
+    assert.deepEqual(await p.list(scope), [])
   })
 }

@@ -4,9 +4,12 @@
  * re-exported here).
  */
 export type * from './types.js'
+export { createProvider, createProviderNamed, homeProviders, PROVIDERS, requireProvider } from './factory.js'
+export type { ProviderDeps, ProviderName } from './factory.js'
 export {
   createLocalProvider,
   destroyAllLocal,
+  oldestLocalInstance,
   reconcileLocal,
   type LocalProviderOptions,
 } from './local/index.js'

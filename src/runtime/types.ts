@@ -4,6 +4,7 @@
  * every instance carries labels that tie it back to its project, environment, service and release, so
  * `list` finds what state does not know about.
  */
+import type { Readable } from 'node:stream'
 import type { Digest } from '../oci/digest.js'
 import type { FileEntry } from '../oci/file-manifest.js'
 import type { Resources } from '../spec/types.js'
@@ -81,11 +82,12 @@ export interface FileChange {
   current?: CurrentFile
 }
 
-/** A path as it is in the instance now: the fields of an image's file manifest entry, and where to read it. */
-export interface CurrentFile extends Omit<FileEntry, 'path'> {
-  /** where this machine can read the content (local provider), for text diffs and capture */
-  source?: string
-}
+/**
+ * A path as it is in the instance now: the fields of an image's file manifest entry. Its content is
+ * read through `RuntimeProvider.readFile`, never from a host path (a provider's files need not be on
+ * this machine).
+ */
+export type CurrentFile = Omit<FileEntry, 'path'>
 
 export interface ExecResult {
   code: number
@@ -101,6 +103,12 @@ export interface Scope {
 
 export interface RuntimeProvider {
   readonly name: string
+  /**
+   * Refuses an id this provider cannot give an instance (before it reaches a path, an argv or an API
+   * call): a GrailError BAD_INSTANCE_ID naming the id and the rule. The contract's rule is
+   * `^[a-z0-9][a-z0-9-]{0,62}$`; a provider may reserve more.
+   */
+  checkId(id: string): void
   /** unpack / load / pull the image so create is fast; idempotent */
   prepareImage(image: ImageRef): Promise<void>
   /** always a fresh instance; state of it is recorded by the provider before anything is started */
@@ -120,4 +128,24 @@ export interface RuntimeProvider {
   endpoint(h: InstanceHandle, port: number): Promise<{ host: string; port: number }>
   /** the instance's captured stdout and stderr, oldest first */
   logs(h: InstanceHandle, opts?: { tailLines?: number }): Promise<string>
+  /**
+   * The content of a regular file of the instance as it is now (what `diff` reports as added or
+   * changed, or the image's own), as a stream. `path` is absolute inside the instance; it never resolves
+   * outside the instance's filesystem. A missing path, a directory or anything but a regular file is a
+   * GrailError naming the instance and the path.
+   */
+  readFile(h: InstanceHandle, path: string): Promise<Readable>
+  /**
+   * Removes what killed runs of this provider left half made (an instance whose create never finished,
+   * with nothing recorded to tell what it is), in this project; returns what it cleaned, for the event
+   * log. Instances with a record are left to `list` (state 'missing') and `destroy`.
+   */
+  reconcile(scope: Scope): Promise<string[]>
+  /** removes the data of an environment's volumes (which `destroy` keeps); idempotent; returns their names */
+  removeVolumes(scope: Scope & { environment: string }): Promise<string[]>
+  /**
+   * Stops and destroys every instance this provider has for Grail's home, whatever state says of it
+   * (for starting over when state is lost); volumes stay. Returns the ids it removed.
+   */
+  destroyAll(opts: { graceMs: number }): Promise<string[]>
 }

@@ -1,4 +1,5 @@
 import { GrailError } from '../errors.js'
+import { requireProvider } from '../runtime/factory.js'
 import type { Project } from './types.js'
 
 /**
@@ -7,7 +8,8 @@ import type { Project } from './types.js'
  * with the same hint, in `status` as in `apply`. `inState` names the environments state has instances
  * or releases of: the hint names those the spec no longer declares, and with `allowInState` (`status`,
  * `logs`, `down`) they are accepted, so an environment removed from the spec can still be looked at and
- * taken down.
+ * taken down. A declared environment whose provider this Grail does not have is PROVIDER_UNAVAILABLE
+ * (checked by the runtime factory, the one place that knows the providers).
  */
 export function requireEnvironment(
   project: Pick<Project, 'file' | 'environments'>,
@@ -24,23 +26,4 @@ export function requireEnvironment(
   throw new GrailError('UNKNOWN_ENVIRONMENT', `${project.file}: no environment named "${name}"`, {
     hint: `environments this spec declares: ${names.join(', ')}${leftover.length > 0 ? `; state also has ${leftover.join(', ')} (which \`grail down\` can take down)` : ''}`,
   })
-}
-
-/** The providers this Grail can run services on. */
-export const PROVIDERS: readonly string[] = ['local']
-
-/**
- * Fails with PROVIDER_UNAVAILABLE when environment `name` names a provider this Grail does not have:
- * running its services on the local provider instead would put them somewhere the spec does not say.
- */
-function requireProvider(project: Pick<Project, 'file' | 'environments'>, name: string): void {
-  const provider = project.environments[name]?.provider ?? 'local'
-  if (PROVIDERS.includes(provider)) return
-  throw new GrailError(
-    'PROVIDER_UNAVAILABLE',
-    `${project.file}: environments.${name}.provider is "${provider}", a provider this Grail does not have`,
-    {
-      hint: `providers this Grail has: ${PROVIDERS.join(', ')}; set environments.${name}.provider to one of them, or run another environment`,
-    },
-  )
 }

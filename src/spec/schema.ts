@@ -41,11 +41,13 @@ const imageSchema = z
 
 const environmentSchema = z
   .strictObject({
-    provider: z
-      .enum(['local', 'docker', 'swarm'])
+    // any name: which providers exist is the runtime factory's business (PROVIDER_UNAVAILABLE names them),
+    // so `provider: docker` and `provider: nosuch` are the same error, in every command on the environment
+    provider: nameSchema('a provider name')
       .default('local')
+      .meta({ examples: ['local', 'docker', 'swarm'] })
       .describe(
-        'Where instances run: `local` (runc, no daemon), `docker` (Docker/Podman API) or `swarm`. Default `local`.',
+        'Where instances run: `local` (runc, no daemon); `docker` (Docker/Podman API) and `swarm` are planned. A provider this Grail does not have is an error (PROVIDER_UNAVAILABLE) in every command on the environment. Default `local`.',
       ),
     endpoint: z
       .string()

@@ -143,7 +143,8 @@ export interface ServiceSpec {
 
 export interface EnvironmentSpec {
   name: string
-  provider: 'local' | 'docker' | 'swarm'
+  /** a provider name; the runtime factory refuses one this Grail does not have */
+  provider: string
   /** provider connection (docker/podman socket, swarm manager) */
   endpoint?: string
   /** per-service overrides, already merged into `services` */

@@ -2,7 +2,7 @@
 // anything is read, built or changed; one the spec dropped but state still runs can still be looked at
 // and taken down.
 import assert from 'node:assert/strict'
-import { writeFile } from 'node:fs/promises'
+import { readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { freePort } from '../helpers/net.js'
@@ -87,42 +87,81 @@ describe('an environment the spec dropped while it still runs', () => {
   })
 })
 
+// `docker` is a provider the spec language names but this Grail does not have yet; `nosuch` is none at all:
+// both are the same error, naming the key, the value and the providers there are, and nothing runs.
 describe('an environment whose provider this Grail does not have', () => {
   let dir: string
   before(async () => {
     const yaml = spec(['staging'], 1).replace(
       /\n$/,
-      '\n  prod: { provider: docker, endpoint: "unix:///run/docker.sock" }\n',
+      '\n  prod: { provider: docker, endpoint: "unix:///run/docker.sock" }\n  odd: { provider: nosuch }\n',
     )
     dir = await busyboxProject({ 'grail.yaml': yaml, 'site/index.html': 'hi\n' })
   })
   after(async () => removeDir(dir))
 
-  for (const argv of [
-    ['plan', 'prod'],
-    ['up', 'prod'],
-    ['apply', 'prod'],
-    ['status', 'prod'],
-    ['down', 'prod'],
-  ]) {
-    test(`grail ${argv.join(' ')} is an error naming the provider and the ones there are, and runs nothing locally`, async () => {
-      const res = await grail(argv, { cwd: dir })
-      assert.equal(res.code, 1, `${argv.join(' ')}\n${res.stdout}\n${res.stderr}`)
-      assert.match(
-        res.stderr,
-        /environments\.prod\.provider is "docker", a provider this Grail does not have/,
-      )
-      assert.match(res.stderr, /providers this Grail has: local/)
-    })
+  for (const [env, provider] of [
+    ['prod', 'docker'],
+    ['odd', 'nosuch'],
+  ] as const) {
+    for (const argv of [
+      ['plan', env],
+      ['up', env],
+      ['apply', env],
+      ['status', env],
+      ['drift', env],
+      ['down', env],
+      ['recycle', env],
+      ['rollback', 'web', '--env', env],
+      ['promote', 'web', '--from', 'staging', '--to', env],
+    ]) {
+      test(`grail ${argv.join(' ')} (provider ${provider}) is an error naming the key, the value and the providers there are`, async () => {
+        for (const json of [false, true]) {
+          const res = await grail(json ? ['--json', ...argv] : argv, { cwd: dir })
+          assert.equal(res.code, 1, `${argv.join(' ')}\n${res.stdout}\n${res.stderr}`)
+          assert.match(
+            res.stderr,
+            new RegExp(
+              `grail\\.yaml: environments\\.${env}\\.provider is \\\\?"${provider}\\\\?", a provider this Grail does not have`,
+            ),
+          )
+          assert.match(res.stderr, /providers this Grail has: local[;"]/)
+          if (!json) assert.match(res.stderr, /PROVIDER_UNAVAILABLE|a provider this Grail does not have/)
+        }
+      })
+    }
   }
 
-  test('nothing was built, and the local environment still works', async () => {
+  test('nothing was built or deployed, and the local environment still works', async () => {
     const images = await grail(['--json', 'images'], { cwd: dir })
     assert.equal(images.code, 0, images.stderr)
     assert.deepEqual(JSON.parse(images.stdout), [])
+    const events = await grail(['--json', 'events'], { cwd: dir })
+    assert.equal(events.code, 0, events.stderr)
+    const kinds = (JSON.parse(events.stdout) as Array<{ kind: string }>).map((e) => e.kind)
+    assert.ok(
+      kinds.every((k) => typeof k === 'string'),
+      events.stdout,
+    )
+    assert.deepEqual(
+      kinds.filter((k) => /^(release|instance|rollout|image|environment|promote)\./.test(k)),
+      [],
+      kinds.join(', '),
+    )
+    assert.deepEqual(await instanceDirs(dir), [])
     // staging is planned as usual: it only says its image needs a build
     const plan = await grail(['plan', 'staging'], { cwd: dir })
     assert.doesNotMatch(plan.stderr, /provider/)
     assert.match(plan.stderr, /needs image web, which has not been built/)
   })
 })
+
+/** The instance bundles of the project's Grail home (none when the directory was never made). */
+async function instanceDirs(dir: string): Promise<string[]> {
+  try {
+    return await readdir(join(dir, '.grail', 'instances'))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw err
+  }
+}

@@ -2,19 +2,10 @@ import type { Command } from 'commander'
 import type { DriftReport, FileFinding, InstanceDrift } from '../../drift/types.js'
 import type { Plan } from '../../plan/index.js'
 import { GrailError } from '../../errors.js'
-import { isInstanceId } from '../../runtime/local/layout.js'
 import type { GlobalOptions } from '../project.js'
 import { noteProxies } from '../proxies.js'
 import { EXIT, out, printJson, shown, style } from '../render.js'
 import { withEnvironment } from './with-environment.js'
-
-function checkInstanceId(id: string): void {
-  if (!isInstanceId(id)) {
-    throw new GrailError('BAD_INSTANCE_ID', `"${id}" is not an instance id`, {
-      hint: 'instance ids are lower-case letters, digits and dashes; see `grail status`',
-    })
-  }
-}
 
 const CLASS_STYLE: Record<FileFinding['class'], (s: string) => string> = {
   unexplained: style.red,
@@ -74,8 +65,9 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
         flags: { instance?: string; all?: boolean; fix?: boolean; detailedExitcode?: boolean },
       ) => {
         const g = globals()
-        if (flags.instance !== undefined) checkInstanceId(flags.instance)
         const result = await withEnvironment(g, env, { lock: flags.fix === true }, async (a) => {
+          // the environment's provider knows which ids it can have
+          if (flags.instance !== undefined) a.provider.checkId(flags.instance)
           const { planWithDrift, applyEnvironment } = await import('../../rollout/apply.js')
           const { scanDrift } = await import('../../drift/scan.js')
           const { superviseProxies } = await import('../../rollout/proxies.js')
@@ -170,7 +162,6 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
     .option('-e, --env <env>', 'environment')
     .action(async (id: string, command: string[], flags: { ttl: string; reason: string; env?: string }) => {
       const g = globals()
-      checkInstanceId(id)
       const { parseDuration } = await import('../../spec/duration.js')
       const ttlMs = parseDuration(flags.ttl)
       if (ttlMs === undefined) {
@@ -179,6 +170,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
         })
       }
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
+        a.provider.checkId(id)
         const { runHotfix } = await import('../../drift/hotfix.js')
         return runHotfix(a, { instance: id, reason: flags.reason, ttlMs, command })
       })
@@ -215,8 +207,8 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
     .option('--allow-secrets', 'capture changed files that hold a secret (refused otherwise)')
     .action(async (id: string, flags: { env?: string; spec: boolean; allowSecrets?: boolean }) => {
       const g = globals()
-      checkInstanceId(id)
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
+        a.provider.checkId(id)
         const { captureInstance } = await import('../../drift/capture.js')
         return captureInstance(a, {
           instance: id,

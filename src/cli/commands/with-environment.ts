@@ -3,7 +3,7 @@ import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
 
 /** An opened environment; the type only, so this module loads nothing until a command runs. */
-type Env = Awaited<ReturnType<typeof import('../environment.js')['openEnvironment']>>
+type Env = Awaited<ReturnType<typeof import('../../engine/environment.js')['openEnvironment']>>
 
 /**
  * Loads the project and opens an environment's state, provider and proxies; closes the database after.
@@ -21,7 +21,7 @@ export async function withEnvironment<T>(
     import('../load-project.js'),
     import('../../home.js'),
     import('../../state/index.js'),
-    import('../environment.js'),
+    import('../../engine/environment.js'),
   ])
   const target = findSpecFile(g)
   let project: Project | undefined

@@ -90,9 +90,9 @@ async function currentOf(e: PackEntry, idBase: number | undefined): Promise<Curr
     size: e.type === 'file' ? e.size : 0,
   }
   if (e.linkname !== undefined) out.linkname = e.linkname
-  if (e.source !== undefined) {
-    out.source = e.source
-    if (e.type === 'file') out.sha256 = (await sha256File(e.source)).digest.slice('sha256:'.length)
+  // the content is read through the provider's readFile, never from this host path
+  if (e.source !== undefined && e.type === 'file') {
+    out.sha256 = (await sha256File(e.source)).digest.slice('sha256:'.length)
   }
   return out
 }

@@ -20,8 +20,8 @@ export function isInstanceId(id: string): boolean {
 /** Refuses an id that could not be a local instance's, naming it. */
 export function checkInstanceId(id: string): void {
   if (!isInstanceId(id)) {
-    throw new GrailError('BAD_INSTANCE_ID', `instance id ${JSON.stringify(id)} is not valid`, {
-      hint: `use lower-case letters, digits and '-', at most 63, not starting with '-' or '${BUILD_PREFIX}'`,
+    throw new GrailError('BAD_INSTANCE_ID', `${JSON.stringify(id)} is not an instance id`, {
+      hint: `instance ids are lower-case letters, digits and '-', at most 63, not starting with '-' or '${BUILD_PREFIX}'; see \`grail status\``,
     })
   }
 }
@@ -63,6 +63,13 @@ function checkPathName(what: string, value: string): void {
       hint: "use letters, digits, '.', '_' and '-'",
     })
   }
+}
+
+/** The data dirs of an environment's volumes: `<home>/volumes/<project>/<environment>`. */
+export function environmentVolumesPath(home: GrailHome, project: string, environment: string): string {
+  checkPathName('project', project)
+  checkPathName('environment', environment)
+  return join(home.volumes, project, environment)
 }
 
 /** A volume's data dir: `<home>/volumes/<project>/<environment>/<name>`, shared by every instance using it. */

@@ -162,3 +162,25 @@ export async function inspectInstance(home: GrailHome, id: string): Promise<Inst
     hint: 'list the instances of the project with `grail status`',
   })
 }
+
+/**
+ * When the oldest instance bundle of a home assembled its filesystem (ms): gc removes a retired snapshot
+ * or shifted copy only once no instance is older than its retirement. Undefined when there is none.
+ */
+export async function oldestLocalInstance(home: GrailHome): Promise<number | undefined> {
+  let names: string[] = []
+  try {
+    names = await readdir(home.instances)
+  } catch (err) {
+    if (!isErrno(err, 'ENOENT')) throw err
+  }
+  let oldest: number | undefined
+  for (const name of names.filter(isInstanceId)) {
+    const rec = await readRecord(join(home.instances, name))
+    // a bundle without a readable record may be anything: as old as can be; a record is written before
+    // the create and its lower dirs are verified (and a damaged one retired) later, before the mount
+    const at = rec ? Date.parse(rec.mountedAt ?? rec.createdAt) : 0
+    if (oldest === undefined || at < oldest) oldest = at
+  }
+  return oldest
+}

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile, rm } from 'node:fs/promises'
 import { GrailError, isErrno } from '../../errors.js'
 import type { GrailHome } from '../../home.js'
 import type { OciStore } from '../../oci/store.js'
@@ -7,12 +7,14 @@ import type { InstanceHandle, RuntimeProvider } from '../types.js'
 import { createInstance } from './create.js'
 import { diffInstance } from './diff.js'
 import { unpackImage } from './image.js'
-import { instancePaths } from './layout.js'
-import { destroyInstance, startInstance, stopInstance } from './lifecycle.js'
+import { checkInstanceId, environmentVolumesPath, instancePaths } from './layout.js'
+import { destroyInstance, reconcileLocal, startInstance, stopInstance } from './lifecycle.js'
 import { inspectInstance, listInstances } from './observe.js'
 import { linkAddresses } from './network.js'
+import { readInstanceFile } from './read-file.js'
 import { readRecord } from './record.js'
 import { runcExecCommand } from './runc.js'
+import { destroyAllLocal } from './wipe.js'
 
 export interface LocalProviderOptions {
   home: GrailHome
@@ -47,6 +49,7 @@ export function createLocalProvider(opts: LocalProviderOptions): RuntimeProvider
   const { home, store } = opts
   return {
     name: 'local',
+    checkId: checkInstanceId,
     async prepareImage(image) {
       await unpackImage(home, store, image.digest)
     },
@@ -99,5 +102,21 @@ export function createLocalProvider(opts: LocalProviderOptions): RuntimeProvider
         .map((l) => `${l}\n`)
         .join('')
     },
+    readFile: (h, path) => readInstanceFile(home, idOf(h), path),
+    // a half-made bundle has no record, so nothing tells its project: the whole home is cleaned
+    reconcile: () => reconcileLocal(home),
+    async removeVolumes(scope) {
+      const dir = environmentVolumesPath(home, scope.project, scope.environment)
+      let names: string[] = []
+      try {
+        names = (await readdir(dir)).sort()
+      } catch (err) {
+        if (isErrno(err, 'ENOENT')) return []
+        throw err
+      }
+      await rm(dir, { recursive: true, force: true })
+      return names
+    },
+    destroyAll: (o) => destroyAllLocal(home, o.graceMs),
   }
 }

@@ -7,7 +7,7 @@ import type { ImageConfig, Manifest } from '../oci/types.js'
 import type { ApplyEnv } from '../rollout/apply.js'
 import { proxyDir } from '../rollout/apply.js'
 import type { Router } from '../rollout/types.js'
-import { createLocalProvider, reconcileLocal } from '../runtime/index.js'
+import { createProvider, requireProvider } from '../runtime/factory.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
 import type { Db } from '../state/index.js'
 import { HEALTHCHECK_LABEL } from '../build/config-steps.js'
@@ -21,8 +21,9 @@ async function imageHealthcheck(store: OciStore, digest: string): Promise<Health
 }
 
 /**
- * Everything apply, plan, status and rollback need for one environment: the provider it names, the
- * supervised proxy of each published service, the store and the database.
+ * Everything apply, plan, status and rollback need for one environment: the provider it names (made by
+ * the runtime factory: PROVIDER_UNAVAILABLE when this Grail does not have it, before anything is
+ * opened), the supervised proxy of each published service, the store and the database.
  */
 export async function openEnvironment(opts: {
   project: Project
@@ -30,9 +31,10 @@ export async function openEnvironment(opts: {
   home: GrailHome
   db: Db
 }): Promise<ApplyEnv & { store: OciStore }> {
+  requireProvider(opts.project, opts.environment)
   await mkdir(opts.home.root, { recursive: true })
   const store = await openStore(opts.home.oci, opts.home.tmp)
-  const provider = createLocalProvider({ home: opts.home, store })
+  const provider = await createProvider(opts.project, opts.environment, { home: opts.home, store })
   const routers = new Map<string, Router>()
   const routerFor = async (svc: ServiceSpec): Promise<Router | null> => {
     if (!svc.publish) return null
@@ -58,6 +60,5 @@ export async function openEnvironment(opts: {
     store,
     routerFor,
     imageHealthcheck: (digest) => imageHealthcheck(store, digest),
-    reconcile: () => reconcileLocal(opts.home),
   }
 }
