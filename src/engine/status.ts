@@ -1,11 +1,13 @@
 import type { CrashLoop } from '../plan/index.js'
 import { crashLoopOf } from '../plan/index.js'
+import type { ApplyEnv } from '../rollout/apply.js'
+import { logTailsOf, restartHistory } from '../rollout/crash-history.js'
+import { inspectRecorded } from '../rollout/observe.js'
+import { type WatchedHealth, watchHealth } from '../rollout/observe-health.js'
+import type { ProxyReport } from '../rollout/proxies.js'
+import { superviseProxies } from '../rollout/proxies.js'
 import type { InstanceRecord, ReleaseRecord } from '../state/index.js'
 import { listReleases, liveInstances } from '../state/index.js'
-import type { ApplyEnv } from './apply.js'
-import { logTailsOf, restartHistory } from './crash-history.js'
-import { inspectRecorded } from './observe.js'
-import { type WatchedHealth, watchHealth } from './observe-health.js'
 
 type Observed = Awaited<ReturnType<typeof inspectRecorded>>
 
@@ -33,7 +35,7 @@ export interface ServiceCrashLoop extends CrashLoop {
  * probe reused), and each service that is crash-looping. Reads state and the provider; changes nothing
  * but the probe records.
  */
-export async function environmentStatus(
+async function environmentStatus(
   a: ApplyEnv,
   now: number = Date.now(),
 ): Promise<{ instances: InstanceStatus[]; crashLoops: ServiceCrashLoop[]; releases: ReleaseRecord[] }> {
@@ -83,4 +85,75 @@ export async function environmentStatus(
     })
   }
   return { instances, crashLoops, releases }
+}
+
+/** One line of `grail status`: an instance with its release, image, health and last probe. */
+export interface StatusRow {
+  id: string
+  service: string
+  release: number
+  /** `NAME vN`, or `?` when state has no release of that number */
+  image: string
+  digest: string | undefined
+  createdAt: string
+  health: string
+  probe: { at: string; ok: boolean; detail: string; failures: number } | null
+  pid: number | null
+  port: number | null
+}
+
+/** A crash loop as `grail status` shows it, its next attempt as an ISO time. */
+export interface StatusCrashLoop {
+  service: string
+  release: number
+  restarts: number
+  summary: string
+  nextAttemptAt: string
+  instance: string | null
+  log: string[]
+}
+
+/** What `grail status` shows (and prints with `--json`, in this order). */
+export interface StatusReport {
+  environment: string
+  instances: StatusRow[]
+  crashLoops: StatusCrashLoop[]
+  releases: ReleaseRecord[]
+  /** each published service's proxy; a dead one was restarted */
+  proxies: ProxyReport[]
+}
+
+/**
+ * Everything `grail status` reports for an environment: its instances with their health probed now,
+ * its crash loops, its releases, and its proxies (one found down is restarted, and reported as such so
+ * that status can exit 1 and a monitor notices).
+ */
+export async function statusReport(a: ApplyEnv, now: number = Date.now()): Promise<StatusReport> {
+  const seen = await environmentStatus(a, now)
+  return {
+    environment: a.environment,
+    instances: seen.instances.map(({ record: rec, observed: obs, release: rel, health, probe }) => ({
+      id: rec.id,
+      service: rec.service,
+      release: rec.releaseNumber,
+      image: rel ? `${rel.imageName} v${rel.imageVersion}` : '?',
+      digest: rel?.imageDigest,
+      createdAt: rec.createdAt,
+      health,
+      probe: probe ? { at: probe.at, ok: probe.ok, detail: probe.detail, failures: probe.failures } : null,
+      pid: obs.pid ?? null,
+      port: rec.hostPort,
+    })),
+    crashLoops: seen.crashLoops.map((c) => ({
+      service: c.service,
+      release: c.release,
+      restarts: c.restarts,
+      summary: c.summary,
+      nextAttemptAt: new Date(c.nextAttemptAt).toISOString(),
+      instance: c.instance,
+      log: c.log,
+    })),
+    releases: seen.releases,
+    proxies: await superviseProxies(a),
+  }
 }
