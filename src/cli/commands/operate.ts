@@ -119,44 +119,8 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .action(async (service: string, releaseNo: number | undefined, flags: { env?: string }) => {
       const g = globals()
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
-        const { listReleases, revokedDigests } = await import('../../state/index.js')
-        const { rollbackTarget } = await import('../../plan/index.js')
-        const { deploy } = await import('../../rollout/apply.js')
-        const svc = a.project.environments[a.environment]?.services[service]
-        if (!svc)
-          throw new GrailError('UNKNOWN_SERVICE', `no service "${service}" in ${a.environment}`, {
-            hint: 'see `grail status`',
-          })
-        const releases = listReleases(a.db, a.environment, service)
-        const choice = rollbackTarget(releases, revokedDigests(a.db), releaseNo)
-        const list = releases.map((r) => `#${r.number} ${r.status}`).join(', ') || 'none'
-        if (choice.kind === 'revoked') {
-          throw new GrailError('RELEASE_REVOKED', `${a.environment}: ${service}: ${choice.reason}`, {
-            hint: `roll back to a release whose image is not revoked (releases: ${list}), or unrevoke it (\`grail unrevoke ${choice.release.imageName}@${choice.release.imageVersion}\`)`,
-          })
-        }
-        if (choice.kind === 'none') {
-          throw new GrailError('NO_SUCH_RELEASE', `${a.environment}: ${service}: ${choice.reason}`, {
-            hint: `releases: ${list}`,
-          })
-        }
-        const target = choice.release
-        const r = await deploy(a, svc, target)
-        if (!r.ok) return { ...r, environment: a.environment, promoted: false, nextApply: null }
-        // rollback pins nothing: apply deploys what the spec builds now, so say whether that undoes this
-        const { desiredServices } = await import('../../rollout/apply.js')
-        const want = (await desiredServices(a)).find((d) => d.service === service)
-        const same = want?.image?.digest === target.imageDigest && want.configDigest === target.configDigest
-        return {
-          ...r,
-          environment: a.environment,
-          promoted: want?.promoted === true,
-          nextApply: same
-            ? null
-            : want?.image
-              ? `${want.image.name} v${want.image.version}${want.configDigest === target.configDigest ? '' : " with the spec's config"}`
-              : `a new build of ${svc.image}`,
-        }
+        const { rollbackService } = await import('../../engine/rollback.js')
+        return rollbackService(a, { service, release: releaseNo })
       })
       if (g.json) printJson(res)
       else if (!res.ok) out(`${service}: rollback failed: ${res.reason}`)
