@@ -18,7 +18,7 @@ import {
   setInstancePhase,
   setReleaseStatus,
 } from '../state/index.js'
-import { statusReport } from './status.js'
+import { servingNow, statusReport } from './status.js'
 
 const dirs: string[] = []
 after(async () => {
@@ -172,5 +172,38 @@ test('status assembles instances, health, probes and crash loops (with a stub pr
     [['web', 1, 'active']],
   )
   assert.deepEqual(r.proxies, [])
+  db.close()
+})
+
+test('what serves: the active release of each service and its published URL', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grail-engine-serving-'))
+  dirs.push(dir)
+  await writeFile(
+    join(dir, 'grail.yaml'),
+    'project: a\nimages: {web: {}}\nservices:\n  web: {image: web, port: 8080, publish: 18080}\n  api: {image: web}\n',
+  )
+  const project = await loadProject(dir, { cwd: dir, env: {} })
+  const environment = Object.keys(project.environments)[0] as string
+  const db = openDb(join(dir, 'state.db'))
+  const digest = `sha256:${'1'.repeat(64)}` as const
+  const release = (service: string) =>
+    insertRelease(db, {
+      service,
+      environment,
+      imageName: 'web',
+      imageVersion: 1,
+      imageDigest: digest,
+      configDigest: digest,
+      config: { env: {} },
+    })
+  release('web')
+  setReleaseStatus(db, 'web', 1, 'superseded')
+  release('web')
+  setReleaseStatus(db, 'web', 2, 'active')
+  release('api') // pending: nothing serves api yet
+  assert.deepEqual(servingNow(db, project, environment), [
+    { service: 'web', release: 2, url: 'http://127.0.0.1:18080/' },
+    { service: 'api', release: undefined, url: undefined },
+  ])
   db.close()
 })

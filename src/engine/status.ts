@@ -6,7 +6,8 @@ import { inspectRecorded } from '../rollout/observe.js'
 import { type WatchedHealth, watchHealth } from '../rollout/observe-health.js'
 import type { ProxyReport } from '../rollout/proxies.js'
 import { superviseProxies } from '../rollout/proxies.js'
-import type { InstanceRecord, ReleaseRecord } from '../state/index.js'
+import type { Project } from '../spec/types.js'
+import type { Db, InstanceRecord, ReleaseRecord } from '../state/index.js'
 import { listReleases, liveInstances } from '../state/index.js'
 
 type Observed = Awaited<ReturnType<typeof inspectRecorded>>
@@ -156,4 +157,28 @@ export async function statusReport(a: ApplyEnv, now: number = Date.now()): Promi
     releases: seen.releases,
     proxies: await superviseProxies(a),
   }
+}
+
+/** What serves a service in an environment after a rollout: its active release, if any, and its URL. */
+export interface Serving {
+  service: string
+  /** the active release; undefined when no release of the service has ever passed its gate here */
+  release: number | undefined
+  url: string | undefined
+}
+
+/**
+ * The active release and published URL of every service of `environment` now: what apply, up and
+ * promote report after their rollouts, and what a failed gate is explained against.
+ */
+export function servingNow(db: Db, project: Project, environment: string): Serving[] {
+  const releases = listReleases(db, environment)
+  return Object.values(project.environments[environment]?.services ?? {}).map((s) => {
+    const active = releases.find((r) => r.service === s.name && r.status === 'active')
+    return {
+      service: s.name,
+      release: active?.number,
+      url: s.publish ? `http://${s.publish.host}:${s.publish.port}/` : undefined,
+    }
+  })
 }
