@@ -1,29 +1,4 @@
-import type { Project } from '../spec/types.js'
-import type { ReleaseRecord } from '../state/index.js'
-
-/** What serves a service in an environment after a rollout: its active release, if any, and its URL. */
-export interface Serving {
-  service: string
-  /** the active release; undefined when no release of the service has ever passed its gate here */
-  release: number | undefined
-  url: string | undefined
-}
-
-/** The active release and published URL of every service of `environment`, from its `releases` now. */
-export function servingNow(
-  releases: readonly ReleaseRecord[],
-  project: Project,
-  environment: string,
-): Serving[] {
-  return Object.values(project.environments[environment]?.services ?? {}).map((s) => {
-    const active = releases.find((r) => r.service === s.name && r.status === 'active')
-    return {
-      service: s.name,
-      release: active?.number,
-      url: s.publish ? `http://${s.publish.host}:${s.publish.port}/` : undefined,
-    }
-  })
-}
+import type { Serving } from '../engine/status.js'
 
 /**
  * What is true after `release` of a service failed its gate: the release before it still serves (named,

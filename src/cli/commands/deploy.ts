@@ -7,7 +7,7 @@ import { noteProxies, proxyLine } from '../proxies.js'
 import { renderOutcome, writeLockAfter } from './build.js'
 import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
-import { afterFailedGate, servingNow } from '../serving.js'
+import { afterFailedGate } from '../serving.js'
 import { withEnvironment } from './with-environment.js'
 import { EXIT, out, printJson, style } from '../render.js'
 
@@ -120,8 +120,8 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
         locked = lockedImages(project, await readLock(project), a.db, names)
       }
       const r = await applyEnvironment({ ...a, locked, onEvent: rolloutPrinter(g.json === true) })
-      const { listReleases } = await import('../../state/index.js')
-      const serving = servingNow(listReleases(a.db, a.environment), project, a.environment)
+      const { servingNow } = await import('../../engine/status.js')
+      const serving = servingNow(a.db, project, a.environment)
       // a URL only where a release serves: after a failed first deploy there is nothing behind it
       const urls = serving.flatMap((s) =>
         s.url && s.release !== undefined ? [{ service: s.service, url: s.url }] : [],

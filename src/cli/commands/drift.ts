@@ -1,6 +1,5 @@
 import type { Command } from 'commander'
-import type { DriftReport, FileFinding, InstanceDrift } from '../../drift/types.js'
-import type { Plan } from '../../plan/index.js'
+import type { FileFinding, InstanceDrift } from '../../drift/types.js'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
 import { noteProxies } from '../proxies.js'
@@ -65,62 +64,24 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
         flags: { instance?: string; all?: boolean; fix?: boolean; detailedExitcode?: boolean },
       ) => {
         const g = globals()
-        const result = await withEnvironment(g, env, { lock: flags.fix === true }, async (a) => {
+        const opts = {
+          ...(flags.instance !== undefined ? { instance: flags.instance } : {}),
+          all: flags.all === true,
+        }
+        const { report, fixed } = await withEnvironment(g, env, { lock: flags.fix === true }, async (a) => {
           // the environment's provider knows which ids it can have
           if (flags.instance !== undefined) a.provider.checkId(flags.instance)
-          const { planWithDrift, applyEnvironment } = await import('../../rollout/apply.js')
-          const { scanDrift } = await import('../../drift/scan.js')
-          const { superviseProxies } = await import('../../rollout/proxies.js')
-          if (!flags.fix) noteProxies(await superviseProxies(a))
-          let plan: Plan = { environment: a.environment, actions: [], waiting: [], builds: [], blocked: [] }
-          let drift: InstanceDrift[]
-          const unplannable: Array<{ service: string; reason: string }> = []
-          try {
-            ;({ plan, drift } = await planWithDrift(a, { withDiffs: true }))
-          } catch (err) {
-            // the spec cannot be planned (an image never built, all versions revoked): drift is still reported
-            if (!(err instanceof GrailError) || flags.fix) throw err
-            drift = await scanDrift(a, { withDiffs: true })
-            unplannable.push({ service: '*', reason: err.message })
+          if (flags.fix) {
+            const { fixDrift } = await import('../../engine/fix.js')
+            const res = await fixDrift(a, opts)
+            noteProxies(res.fixed.proxies)
+            return res
           }
-          const instances = drift
-            .filter((d) => flags.instance === undefined || d.instance === flags.instance)
-            .map((d) => (flags.all ? d : { ...d, files: d.files.filter((f) => f.class !== 'expected') }))
-          const report: DriftReport = {
-            environment: a.environment,
-            at: new Date().toISOString(),
-            instances,
-            desired: [
-              ...unplannable,
-              ...plan.actions.flatMap((x) =>
-                x.kind === 'deploy' ? [{ service: x.service, reason: x.reason }] : [],
-              ),
-              ...plan.blocked.map((b) => ({ service: b.service, reason: b.reason })),
-              ...plan.builds.flatMap((b) =>
-                b.services.map((service) => ({ service, reason: `${b.image}: ${b.reason}` })),
-              ),
-            ],
-            drifted: drift.filter((d) => d.unexplained > 0).map((d) => d.instance),
-          }
-          if (!flags.fix) return { report, fixed: null }
-          const fixed = await applyEnvironment(a, {
-            only: (x) =>
-              (x.kind === 'replace' && (flags.instance === undefined || x.instance === flags.instance)) ||
-              (x.kind === 'destroy' && x.cause === 'orphan' && flags.instance === undefined),
-          })
-          noteProxies(fixed.proxies)
-          return { report, fixed }
+          const { driftReport } = await import('../../engine/drift-report.js')
+          const res = await driftReport(a, opts)
+          noteProxies(res.proxies)
+          return { report: res.report, fixed: null }
         })
-        const { report, fixed } = result
-        if (flags.instance !== undefined && report.instances.length === 0) {
-          throw new GrailError(
-            'INSTANCE_NOT_FOUND',
-            `no instance ${flags.instance} in ${report.environment}`,
-            {
-              hint: 'list the instances with `grail status`',
-            },
-          )
-        }
         if (g.json) printJson(fixed ? { ...report, fixed: fixed.plan.actions } : report)
         else {
           const drifted = report.drifted.length

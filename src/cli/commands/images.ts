@@ -1,5 +1,5 @@
 import type { Command } from 'commander'
-import type { ImageRecord } from '../../state/index.js'
+import type { ListedImage } from '../../engine/images.js'
 import type { GlobalOptions } from '../project.js'
 import { projectHome } from '../project.js'
 import { formatAge, formatBytes, out, printJson, shortDigest, style, table } from '../render.js'
@@ -13,89 +13,56 @@ export function registerImages(program: Command, globals: () => GlobalOptions): 
     .action(async (flags: { tree?: boolean }) => {
       const g = globals()
       const home = projectHome(g)
-      const { openDb, listImages } = await import('../../state/index.js')
+      const [{ openDb }, { imageCatalog }] = await Promise.all([
+        import('../../state/index.js'),
+        import('../../engine/images.js'),
+      ])
       const db = openDb(home.db)
+      let catalog: ReturnType<typeof imageCatalog>
       try {
-        const all = listImages(db)
-        const images = all.map((i) => ({ ...i, outOfDate: outOfDate(i, all) }))
-        if (g.json) {
-          printJson(images)
-          return
-        }
-        if (flags.tree) {
-          for (const line of tree(images)) out(line)
-          return
-        }
-        if (images.length === 0) {
-          out('no images yet: run `grail build`')
-          return
-        }
-        const rows = [
-          ['IMAGE', 'VERSION', 'DIGEST', 'SIZE', 'PACKAGES', 'CREATED', 'COMMIT', 'STATUS'].map(style.bold),
-        ]
-        for (const i of images) {
-          rows.push([
-            i.name,
-            `v${i.version}`,
-            shortDigest(i.digest),
-            formatBytes(i.size),
-            String(i.packages.length),
-            `${formatAge(i.createdAt)} ago`,
-            i.gitCommit ? i.gitCommit.slice(0, 8) + (i.gitCommit.endsWith('-dirty') ? '+' : '') : '-',
-            statusText(i),
-          ])
-        }
-        for (const line of table(rows)) out(line)
-        // sprawl at a glance: versions and bytes by status, and how many are in use
-        const { allReleases } = await import('../../state/index.js')
-        const inUse = new Set(
-          allReleases(db)
-            .filter((r) => r.status === 'active')
-            .map((r) => r.imageDigest),
-        )
-        const byStatus = new Map<string, { n: number; bytes: number }>()
-        for (const i of images) {
-          const k = inUse.has(i.digest) ? 'in use' : i.status
-          const acc = byStatus.get(k) ?? { n: 0, bytes: 0 }
-          byStatus.set(k, { n: acc.n + 1, bytes: acc.bytes + i.size })
-        }
-        out(
-          style.dim(
-            `${images.length} version(s): ${[...byStatus].map(([k, v]) => `${v.n} ${k} (${formatBytes(v.bytes)})`).join(', ')}; \`grail gc --dry-run\` shows what gc would free`,
-          ),
-        )
+        catalog = imageCatalog(db)
       } finally {
         db.close()
       }
+      const { images, groups } = catalog
+      if (g.json) {
+        printJson(images)
+        return
+      }
+      if (flags.tree) {
+        for (const line of tree(images)) out(line)
+        return
+      }
+      if (images.length === 0) {
+        out('no images yet: run `grail build`')
+        return
+      }
+      const rows = [
+        ['IMAGE', 'VERSION', 'DIGEST', 'SIZE', 'PACKAGES', 'CREATED', 'COMMIT', 'STATUS'].map(style.bold),
+      ]
+      for (const i of images) {
+        rows.push([
+          i.name,
+          `v${i.version}`,
+          shortDigest(i.digest),
+          formatBytes(i.size),
+          String(i.packages.length),
+          `${formatAge(i.createdAt)} ago`,
+          i.gitCommit ? i.gitCommit.slice(0, 8) + (i.gitCommit.endsWith('-dirty') ? '+' : '') : '-',
+          statusText(i),
+        ])
+      }
+      for (const line of table(rows)) out(line)
+      // sprawl at a glance: versions and bytes by status, and how many are in use
+      out(
+        style.dim(
+          `${images.length} version(s): ${groups.map((v) => `${v.versions} ${v.group} (${formatBytes(v.bytes)})`).join(', ')}; \`grail gc --dry-run\` shows what gc would free`,
+        ),
+      )
     })
 }
 
-type Listed = ImageRecord & { outOfDate: string | null }
-
-/**
- * "built on base v2, v3 is newer" when the image was built on a version of its base that is no longer
- * the newest. A capture's parent is an earlier version of the same image (the version the instance ran,
- * plus one layer), not a base: that parent is never "newer" than what was captured from it, so the
- * check looks through it to the base the lineage was built on.
- */
-function outOfDate(i: ImageRecord, all: ImageRecord[]): string | null {
-  const seen = new Set<string>()
-  let cur = i
-  for (;;) {
-    if (cur.parentDigest === null || seen.has(cur.digest)) return null
-    seen.add(cur.digest)
-    const parent = all.find((p) => p.digest === cur.parentDigest)
-    if (!parent) return null
-    if (parent.name === cur.name) {
-      cur = parent
-      continue
-    }
-    const newest = all.find((p) => p.name === parent.name && p.status === 'active')
-    return newest && newest.version > parent.version
-      ? `built on ${parent.name} v${parent.version}, v${newest.version} is newer`
-      : null
-  }
-}
+type Listed = ListedImage
 
 function statusText(i: Listed): string {
   const base =
@@ -143,8 +110,9 @@ export function registerRevoke(program: Command, globals: () => GlobalOptions): 
     .option('--cascade', 'also revoke every image built on it')
     .action(async (ref: string, flags: { reason: string; cascade?: boolean }) => {
       const g = globals()
-      const { allReleases, openDb } = await import('../../state/index.js')
+      const { openDb } = await import('../../state/index.js')
       const { revokeImages } = await import('../../lifecycle/revoke.js')
+      const { runningIn } = await import('../../engine/images.js')
       const db = openDb(projectHome(g).db)
       try {
         const res = revokeImages(db, ref, flags.reason, flags.cascade === true)
@@ -158,14 +126,7 @@ export function registerRevoke(program: Command, globals: () => GlobalOptions): 
                 `built on it and still active: ${res.children.map((c) => `${c.name}@${c.version}`).join(', ')} (--cascade revokes them too)`,
               ),
             )
-          const digests = new Set(res.revoked.map((r) => r.digest))
-          const where = [
-            ...new Set(
-              allReleases(db)
-                .filter((r) => r.status === 'active' && digests.has(r.imageDigest))
-                .map((r) => `${r.environment} (${r.service})`),
-            ),
-          ]
+          const where = runningIn(db, new Set(res.revoked.map((r) => r.digest)))
           if (where.length > 0) out(`running in: ${where.join(', ')}`)
           out(
             style.dim(

@@ -3,7 +3,7 @@ import type { Action } from '../../plan/index.js'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
 import { out, printJson, style } from '../render.js'
-import { afterFailedGate, servingNow } from '../serving.js'
+import { afterFailedGate } from '../serving.js'
 import { withEnvironment } from './with-environment.js'
 
 const isRecycle = (x: Action): boolean => x.kind === 'replace' && x.cause === 'recycle'
@@ -55,9 +55,9 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
       const g = globals()
       const res = await withEnvironment(g, flags.to, { lock: true }, async (a, project) => {
         const { promote } = await import('../../lifecycle/promote.js')
-        const { listReleases } = await import('../../state/index.js')
+        const { servingNow } = await import('../../engine/status.js')
         const r = await promote(a, service, flags.from)
-        return { ...r, serving: servingNow(listReleases(a.db, a.environment), project, a.environment) }
+        return { ...r, serving: servingNow(a.db, project, a.environment) }
       })
       if (g.json) printJson(res)
       else if (!res.deployed)

@@ -2,8 +2,6 @@ import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import { wholeNumber } from '../args.js'
 import type { GlobalOptions } from '../project.js'
-import type { ApplyEnv } from '../../rollout/apply.js'
-import type { ProxyReport } from '../../rollout/proxies.js'
 import { proxyLine, proxyWasDown } from '../proxies.js'
 import { EXIT, formatAge, out, printJson, shortDigest, shown, style, table } from '../render.js'
 import { withEnvironment } from './with-environment.js'
@@ -17,40 +15,8 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .action(async (env: string | undefined) => {
       const g = globals()
       const rows = await withEnvironment(g, env, { lock: false, fromState: true }, async (a) => {
-        const { environmentStatus } = await import('../../rollout/status.js')
-        const seen = await environmentStatus(a)
-        const out: Array<Record<string, unknown>> = []
-        for (const { record: rec, observed: obs, release: rel, health, probe } of seen.instances) {
-          out.push({
-            id: rec.id,
-            service: rec.service,
-            release: rec.releaseNumber,
-            image: rel ? `${rel.imageName} v${rel.imageVersion}` : '?',
-            digest: rel?.imageDigest,
-            createdAt: rec.createdAt,
-            health,
-            probe: probe
-              ? { at: probe.at, ok: probe.ok, detail: probe.detail, failures: probe.failures }
-              : null,
-            pid: obs.pid ?? null,
-            port: rec.hostPort,
-          })
-        }
-        return {
-          environment: a.environment,
-          instances: out,
-          crashLoops: seen.crashLoops.map((c) => ({
-            service: c.service,
-            release: c.release,
-            restarts: c.restarts,
-            summary: c.summary,
-            nextAttemptAt: new Date(c.nextAttemptAt).toISOString(),
-            instance: c.instance,
-            log: c.log,
-          })),
-          releases: seen.releases,
-          proxies: await proxiesOf(a),
-        }
+        const { statusReport } = await import('../../engine/status.js')
+        return statusReport(a)
       })
       if (proxyWasDown(rows.proxies)) process.exitCode = EXIT.user
       if (g.json) {
@@ -63,19 +29,19 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           ['INSTANCE', 'SERVICE', 'RELEASE', 'IMAGE', 'AGE', 'HEALTH', 'PID', 'PORT'].map(style.bold),
         ]
         for (const i of rows.instances) {
-          const probe = i.probe as { at: string; detail: string; failures: number } | null
+          const probe = i.probe
           const health =
             i.health === 'unhealthy' && probe
               ? `unhealthy (last probe: ${probe.detail}, ${formatAge(probe.at)} ago)`
               : i.health === 'failing' && probe
                 ? `failing (last probe: ${probe.detail}, ${formatAge(probe.at)} ago, ${probe.failures} in a row)`
-                : String(i.health)
+                : i.health
           lines.push([
-            String(i.id),
-            String(i.service),
+            i.id,
+            i.service,
             `#${i.release}`,
-            String(i.image),
-            formatAge(String(i.createdAt)),
+            i.image,
+            formatAge(i.createdAt),
             health === 'healthy' ? style.green(health) : style.yellow(health),
             String(i.pid ?? '-'),
             String(i.port ?? '-'),
@@ -153,44 +119,8 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
     .action(async (service: string, releaseNo: number | undefined, flags: { env?: string }) => {
       const g = globals()
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
-        const { listReleases, revokedDigests } = await import('../../state/index.js')
-        const { rollbackTarget } = await import('../../plan/index.js')
-        const { deploy } = await import('../../rollout/apply.js')
-        const svc = a.project.environments[a.environment]?.services[service]
-        if (!svc)
-          throw new GrailError('UNKNOWN_SERVICE', `no service "${service}" in ${a.environment}`, {
-            hint: 'see `grail status`',
-          })
-        const releases = listReleases(a.db, a.environment, service)
-        const choice = rollbackTarget(releases, revokedDigests(a.db), releaseNo)
-        const list = releases.map((r) => `#${r.number} ${r.status}`).join(', ') || 'none'
-        if (choice.kind === 'revoked') {
-          throw new GrailError('RELEASE_REVOKED', `${a.environment}: ${service}: ${choice.reason}`, {
-            hint: `roll back to a release whose image is not revoked (releases: ${list}), or unrevoke it (\`grail unrevoke ${choice.release.imageName}@${choice.release.imageVersion}\`)`,
-          })
-        }
-        if (choice.kind === 'none') {
-          throw new GrailError('NO_SUCH_RELEASE', `${a.environment}: ${service}: ${choice.reason}`, {
-            hint: `releases: ${list}`,
-          })
-        }
-        const target = choice.release
-        const r = await deploy(a, svc, target)
-        if (!r.ok) return { ...r, environment: a.environment, promoted: false, nextApply: null }
-        // rollback pins nothing: apply deploys what the spec builds now, so say whether that undoes this
-        const { desiredServices } = await import('../../rollout/apply.js')
-        const want = (await desiredServices(a)).find((d) => d.service === service)
-        const same = want?.image?.digest === target.imageDigest && want.configDigest === target.configDigest
-        return {
-          ...r,
-          environment: a.environment,
-          promoted: want?.promoted === true,
-          nextApply: same
-            ? null
-            : want?.image
-              ? `${want.image.name} v${want.image.version}${want.configDigest === target.configDigest ? '' : " with the spec's config"}`
-              : `a new build of ${svc.image}`,
-        }
+        const { rollbackService } = await import('../../engine/rollback.js')
+        return rollbackService(a, { service, release: releaseNo })
       })
       if (g.json) printJson(res)
       else if (!res.ok) out(`${service}: rollback failed: ${res.reason}`)
@@ -217,13 +147,4 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
           { hint: 'see `grail status`' },
         )
     })
-}
-
-/**
- * The proxies part of `status`: each published service's proxy, a dead one restarted (status exits 1
- * when it found one down, so a monitor notices even though it serves again).
- */
-async function proxiesOf(a: ApplyEnv): Promise<ProxyReport[]> {
-  const { superviseProxies } = await import('../../rollout/proxies.js')
-  return superviseProxies(a)
 }
