@@ -62,6 +62,7 @@ function stubProvider(environment: string, calls: string[]): RuntimeProvider {
     name: 'stub',
     list: async () => (calls.includes('destroy web-zz') ? [] : [orphan]),
     logs: async () => '',
+    reconcile: async () => [],
     stop: async (h: { id: string }) => {
       calls.push(`stop ${h.id}`)
     },
