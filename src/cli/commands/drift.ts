@@ -76,7 +76,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
         const g = globals()
         if (flags.instance !== undefined) checkInstanceId(flags.instance)
         const result = await withEnvironment(g, env, { lock: flags.fix === true }, async (a) => {
-          const { planWithDrift, applyEnvironment } = await import('../../rollout/apply.js')
+          const { planWithDrift, applyEnvironment } = await import('../../engine/apply.js')
           const { scanDrift } = await import('../../drift/scan.js')
           const { superviseProxies } = await import('../../rollout/proxies.js')
           if (!flags.fix) noteProxies(await superviseProxies(a))
@@ -84,7 +84,7 @@ export function registerDrift(program: Command, globals: () => GlobalOptions): v
           let drift: InstanceDrift[]
           const unplannable: Array<{ service: string; reason: string }> = []
           try {
-            ;({ plan, drift } = await planWithDrift(a, { withDiffs: true }))
+            ;({ plan, drift } = await planWithDrift(a, { now: Date.now(), withDiffs: true }))
           } catch (err) {
             // the spec cannot be planned (an image never built, all versions revoked): drift is still reported
             if (!(err instanceof GrailError) || flags.fix) throw err

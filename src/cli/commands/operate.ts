@@ -2,7 +2,7 @@ import type { Command } from 'commander'
 import { GrailError } from '../../errors.js'
 import { wholeNumber } from '../args.js'
 import type { GlobalOptions } from '../project.js'
-import type { ApplyEnv } from '../../rollout/apply.js'
+import type { ApplyEnv } from '../../engine/types.js'
 import type { ProxyReport } from '../../rollout/proxies.js'
 import { proxyLine, proxyWasDown } from '../proxies.js'
 import { EXIT, formatAge, out, printJson, shortDigest, shown, style, table } from '../render.js'
@@ -155,7 +155,7 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
       const res = await withEnvironment(g, flags.env, { lock: true }, async (a) => {
         const { listReleases, revokedDigests } = await import('../../state/index.js')
         const { rollbackTarget } = await import('../../plan/index.js')
-        const { deploy } = await import('../../rollout/apply.js')
+        const { deploy } = await import('../../rollout/execute.js')
         const svc = a.project.environments[a.environment]?.services[service]
         if (!svc)
           throw new GrailError('UNKNOWN_SERVICE', `no service "${service}" in ${a.environment}`, {
@@ -178,7 +178,7 @@ export function registerOperate(program: Command, globals: () => GlobalOptions):
         const r = await deploy(a, svc, target)
         if (!r.ok) return { ...r, environment: a.environment, promoted: false, nextApply: null }
         // rollback pins nothing: apply deploys what the spec builds now, so say whether that undoes this
-        const { desiredServices } = await import('../../rollout/apply.js')
+        const { desiredServices } = await import('../../engine/apply.js')
         const want = (await desiredServices(a)).find((d) => d.service === service)
         const same = want?.image?.digest === target.imageDigest && want.configDigest === target.configDigest
         return {
