@@ -3,7 +3,7 @@ import { driftSummary, scanDrift } from '../drift/scan.js'
 import type { InstanceDrift } from '../drift/types.js'
 import type { Digest } from '../oci/digest.js'
 import type { DriftFact, HotfixView, ImageView, PlanInput, ReleaseView, ServiceFacts } from '../plan/index.js'
-import { configBundleOf, configDigest, promotedReleases } from '../plan/index.js'
+import { configBundleOf, configDigest, desiredServices, promotedReleases } from '../plan/index.js'
 import { logTailsOf, restartHistory } from '../rollout/crash-history.js'
 import { healthDetail, watchHealth } from '../rollout/observe-health.js'
 import { observe } from '../rollout/observe.js'
@@ -88,6 +88,8 @@ export async function gatherFacts(
   const { now } = opts
   const releases = releasesByService(a)
   const services = await serviceFacts(a, releases)
+  // a service with nothing it may run (IMAGE_REVOKED, IMAGE_NOT_BUILT) fails before any instance is probed
+  desiredServices(a.environment, services, releases)
   const seen = await observe(a.db, a.provider, { project: a.project.name, environment: a.environment })
   const { views } = seen
   const drift = await scanDrift(a, { withDiffs: opts.withDiffs ?? false, seen, now })

@@ -85,5 +85,5 @@ export function sourceFiles(dir: string, opts: { withTests?: boolean } = {}): st
   return out
 }
 
-/** `src/rollout/apply.ts` for messages. */
+/** A path relative to the repository (`src/plan/plan.ts`), for messages; a bare specifier as it is. */
 export const shown = (p: string): string => (p.startsWith('/') ? relative(ROOT, p) : p)
