@@ -1,8 +1,8 @@
 import { open, rename, rm, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../errors.js'
-import type { GcCrashPoint } from '../rollout/crash-points.js'
-import { crashPoint } from '../rollout/crash-points.js'
+import type { GcCrashPoint } from '../util/crash-points.js'
+import { crashPoint } from '../util/crash-points.js'
 import { mapLimit } from '../util/pool.js'
 
 /** What a blob is, for the order of deletion: manifests first, then configs, then layers. */

@@ -1,6 +1,6 @@
+import { createHash } from 'node:crypto'
 import { canonicalJson } from '../oci/canonical-json.js'
 import type { Digest } from '../oci/digest.js'
-import { sha256 } from '../oci/digest.js'
 import type { Resources, ServiceSpec } from '../spec/types.js'
 
 /** A service's deploy-time configuration: what a config-only release changes. */
@@ -40,5 +40,6 @@ export function configBundleOf(service: ServiceSpec): ConfigBundle {
  * an unchanged config never makes a new release.
  */
 export function configDigest(bundle: ConfigBundle): Digest {
-  return sha256(canonicalJson(bundle))
+  // hashed here rather than with oci/digest's sha256: that module also reads files, and plan/ does no I/O
+  return `sha256:${createHash('sha256').update(canonicalJson(bundle)).digest('hex')}`
 }

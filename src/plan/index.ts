@@ -1,4 +1,6 @@
-export { plan, type PlanInput } from './plan.js'
+export { expiredHotfix, plan, type PlanInput } from './plan.js'
+export { desiredService, desiredServices } from './desired.js'
+export { dueForRecycle, inWindow, type RecycleCandidate } from './recycle.js'
 export { configBundleOf, configDigest, type ConfigBundle } from './config-bundle.js'
 export { choosePromoted, promotedReleases, type PromotedChoice } from './promoted.js'
 export { rollbackTarget, type RollbackChoice } from './rollback.js'
@@ -7,10 +9,14 @@ export type {
   Action,
   Blocked,
   DesiredService,
+  DriftFact,
+  HotfixView,
+  ImageView,
   InstanceView,
   PendingBuild,
   Plan,
   ReleaseView,
+  ServiceFacts,
   Waiting,
 } from './types.js'
 export { concealBundle, HIDDEN, projectSecrets, type ProjectSecrets, redactKeys } from './secrets.js'

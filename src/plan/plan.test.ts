@@ -2,7 +2,7 @@ import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
 import type { ServiceSpec } from '../spec/types.js'
 import { configBundleOf, configDigest } from './config-bundle.js'
-import { plan } from './plan.js'
+import { planActions } from './plan.js'
 import type { DesiredService, InstanceView, ReleaseView } from './types.js'
 
 const D1 = `sha256:${'1'.repeat(64)}` as const
@@ -41,14 +41,18 @@ const healthy3 = [inst('a'), inst('b'), inst('c')]
 describe('plan', () => {
   test('a converged service plans nothing', () => {
     assert.deepEqual(
-      plan({ environment: 'local', desired: [want()], releases: { web: [release(1)] }, instances: healthy3 })
-        .actions,
+      planActions({
+        environment: 'local',
+        desired: [want()],
+        releases: { web: [release(1)] },
+        instances: healthy3,
+      }).actions,
       [],
     )
   })
 
   test('the first deploy of a service is a new release', () => {
-    const p = plan({ environment: 'local', desired: [want()], releases: {}, instances: [] })
+    const p = planActions({ environment: 'local', desired: [want()], releases: {}, instances: [] })
     assert.deepEqual(p.actions, [
       {
         kind: 'deploy',
@@ -62,7 +66,7 @@ describe('plan', () => {
   })
 
   test('a new image digest is a new release naming the image version', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'local',
       desired: [want({ image: { name: 'hello', version: 3, digest: D2 } })],
       releases: { web: [release(1)] },
@@ -78,7 +82,7 @@ describe('plan', () => {
 
   test('an image that needs a build is listed once, deploys nothing, and what runs is still healed', () => {
     const build = { image: 'hello', reason: 'sources changed since v2 (site/index.html)' }
-    const p = plan({
+    const p = planActions({
       environment: 'local',
       desired: [
         want({ image: null, build, configDigest: C2 }),
@@ -95,7 +99,7 @@ describe('plan', () => {
   })
 
   test('a config-only change is a new release with the same image', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'local',
       desired: [want({ configDigest: C2 })],
       releases: { web: [release(1)] },
@@ -108,7 +112,7 @@ describe('plan', () => {
   })
 
   test('missing, crashed and unhealthy instances are replaced, each with its reason', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'local',
       desired: [want()],
       releases: { web: [release(1)] },
@@ -129,7 +133,7 @@ describe('plan', () => {
   })
 
   test('too few or too many replicas scale', () => {
-    const up = plan({
+    const up = planActions({
       environment: 'local',
       desired: [want({ replicas: 5 })],
       releases: { web: [release(1)] },
@@ -138,7 +142,7 @@ describe('plan', () => {
     assert.deepEqual(up.actions, [
       { kind: 'scale-up', service: 'web', release: 1, count: 2, reason: '3 of 5 replicas' },
     ])
-    const down = plan({
+    const down = planActions({
       environment: 'local',
       desired: [want({ replicas: 1 })],
       releases: { web: [release(1)] },
@@ -150,7 +154,7 @@ describe('plan', () => {
   })
 
   test('orphans, leftovers of older releases and removed services are destroyed', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'local',
       desired: [want({ replicas: 1 })],
       releases: { web: [release(1, { status: 'superseded' }), release(2)] },
@@ -193,7 +197,7 @@ describe('config bundles', () => {
   })
 
   test('replacements and removals carry their cause; routine recycling comes last, in its order', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'local',
       desired: [want({ replicas: 4 })],
       releases: { web: [release(1)] },
@@ -223,7 +227,7 @@ describe('config bundles', () => {
   })
 
   test('an unhealthy instance is replaced with what its probes saw', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'local',
       desired: [want()],
       releases: { web: [release(1)] },
@@ -247,7 +251,7 @@ describe('config bundles', () => {
   })
 
   test('an instance changed by hand that is also unhealthy is replaced for its drift, naming both', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'local',
       desired: [want()],
       releases: { web: [release(1)] },
@@ -272,7 +276,7 @@ describe('config bundles', () => {
     const T = Date.parse('2026-01-01T12:00:00Z')
     const restarts = { web: [1, 2, 3].map((s) => ({ release: 1, at: T + s * 1000 })) }
     const crashed = [inst('a', { state: 'stopped' }), inst('b'), inst('c')]
-    const input = (over: Partial<Parameters<typeof plan>[0]> = {}) => ({
+    const input = (over: Partial<Parameters<typeof planActions>[0]> = {}) => ({
       environment: 'local',
       desired: [want({ crashLoop: loopSpec })],
       releases: { web: [release(1)] },
@@ -283,7 +287,7 @@ describe('config bundles', () => {
     })
 
     test('during the backoff the crashed instance is held back, with its log', () => {
-      const p = plan(input({ now: T + 10_000 }))
+      const p = planActions(input({ now: T + 10_000 }))
       assert.deepEqual(p.actions, [])
       assert.deepEqual(p.waiting, [
         {
@@ -297,7 +301,7 @@ describe('config bundles', () => {
     })
 
     test('after the backoff it is replaced again, and the reason says why it waited', () => {
-      const p = plan(input({ now: T + 33_000 }))
+      const p = planActions(input({ now: T + 33_000 }))
       assert.deepEqual(p.waiting, [])
       assert.equal(p.actions.length, 1)
       assert.equal(
@@ -307,14 +311,16 @@ describe('config bundles', () => {
     })
 
     test('missing replicas of a crash-looping release wait too', () => {
-      const p = plan(input({ now: T + 10_000, instances: [inst('b'), inst('c')] }))
+      const p = planActions(input({ now: T + 10_000, instances: [inst('b'), inst('c')] }))
       assert.deepEqual(p.actions, [])
       assert.equal(p.waiting[0]?.instance, null)
       assert.match(p.waiting[0]?.reason ?? '', /^2 of 3 replicas; crash loop: 3 restarts/)
     })
 
     test('a new release is deployed whatever the loop of the old one', () => {
-      const p = plan(input({ now: T + 10_000, desired: [want({ crashLoop: loopSpec, configDigest: C2 })] }))
+      const p = planActions(
+        input({ now: T + 10_000, desired: [want({ crashLoop: loopSpec, configDigest: C2 })] }),
+      )
       assert.deepEqual(
         p.actions.map((a) => a.kind),
         ['deploy'],
@@ -323,7 +329,7 @@ describe('config bundles', () => {
     })
 
     test('without a clock the planner cannot tell a loop and replaces as before', () => {
-      const p = plan(input())
+      const p = planActions(input())
       assert.deepEqual(
         p.actions.map((a) => a.kind),
         ['replace'],

@@ -1,18 +1,116 @@
 import { type CrashLoop, type RestartView, crashLoopOf } from './crash-loop.js'
+import { desiredServices } from './desired.js'
 import { type PromotedChoice, choosePromoted } from './promoted.js'
+import { dueForRecycle } from './recycle.js'
 import type {
   Action,
   Blocked,
   DesiredService,
+  DriftFact,
+  HotfixView,
   InstanceView,
   PendingBuild,
   Plan,
   ReleaseView,
   ReplaceCause,
+  ServiceFacts,
   Waiting,
 } from './types.js'
 
+/**
+ * Everything the planner decides from, gathered beforehand (engine/facts.ts): what the spec, the lock
+ * and the catalog say per service, what state recorded, what the provider, the drift scan and the health
+ * probes observed, and the time. Nothing here is read again while planning.
+ */
 export interface PlanInput {
+  environment: string
+  /** epoch milliseconds: recycling, hotfix expiry and crash-loop backoff are judged at this instant */
+  now: number
+  /** the services of the environment as the spec names them */
+  services: ServiceFacts[]
+  /** releases per service, any order */
+  releases: Record<string, ReleaseView[]>
+  /** every instance, as state and the provider see it together, with its health */
+  instances: InstanceView[]
+  /** the drift scan of each instance it looked at (the healthy ones state knows), by instance id */
+  drift?: Record<string, DriftFact>
+  /** the hotfixes recorded in the environment, any order */
+  hotfixes?: HotfixView[]
+  /** revoked image digests with the reason (see ActionsInput) */
+  revoked?: Record<string, string>
+  /** involuntary restarts per service */
+  restarts?: Record<string, RestartView[]>
+  /** the last lines of the log of crashed or unhealthy instances, by instance id */
+  logTails?: Record<string, string[]>
+}
+
+/**
+ * The plan for an environment: pure, the same for the same input and `now` (a daemon planning every few
+ * seconds gets what `grail plan` shows). It chooses what each service should run, marks the instances
+ * whose drift or expired hotfix makes them due for replacement and those due for recycling, and lists the
+ * actions that converge the environment, each with its reason.
+ */
+export function plan(input: PlanInput): Plan {
+  const desired = desiredServices(input.environment, input.services, input.releases)
+  const instances = input.instances.map((v) => withDrift(v, input))
+  markRecycling(instances, input)
+  return planActions({
+    environment: input.environment,
+    desired,
+    releases: input.releases,
+    instances,
+    now: input.now,
+    ...(input.revoked ? { revoked: input.revoked } : {}),
+    ...(input.restarts ? { restarts: input.restarts } : {}),
+    ...(input.logTails ? { logTails: input.logTails } : {}),
+  })
+}
+
+/** The newest hotfix of an instance whose TTL has ended at `now`, if any. */
+export function expiredHotfix(
+  hotfixes: readonly HotfixView[],
+  instance: string,
+  now: number,
+): HotfixView | undefined {
+  return hotfixes
+    .filter((h) => h.instance === instance && Date.parse(h.expiresAt) <= now)
+    .reduce<HotfixView | undefined>((last, h) => (last === undefined || h.id > last.id ? h : last), undefined)
+}
+
+/** An instance with the drift that makes it due for replacement: unexplained findings, an expired hotfix. */
+function withDrift(v: InstanceView, input: PlanInput): InstanceView {
+  const d = input.drift?.[v.id]
+  if (!v.known || d === undefined) return { ...v }
+  const expired = expiredHotfix(input.hotfixes ?? [], v.id, input.now)
+  const summary = [d.summary, expired ? `hotfix #${expired.id} expired` : '']
+    .filter((s) => s !== '')
+    .join('; ')
+  return summary ? { ...v, drift: summary } : { ...v }
+}
+
+/** Marks the running instances each service's recycle policy makes due at `now`, with their order. */
+function markRecycling(views: InstanceView[], input: PlanInput): void {
+  const byId = new Map(views.map((v) => [v.id, v]))
+  for (const svc of input.services) {
+    if (!svc.recycle) continue
+    const candidates = views
+      .filter(
+        (v) => v.service === svc.service && v.known && v.state === 'running' && v.createdAt !== undefined,
+      )
+      .map((v) => {
+        const d = input.drift?.[v.id]
+        const expired = d && expiredHotfix(input.hotfixes ?? [], v.id, input.now) ? 1 : 0
+        return { id: v.id, createdAt: v.createdAt as string, drift: (d?.findings ?? 0) + expired }
+      })
+    for (const [rank, due] of dueForRecycle(svc.recycle, candidates, input.now).entries()) {
+      const v = byId.get(due.id)
+      if (v) v.recycle = { reason: due.reason, rank }
+    }
+  }
+}
+
+/** What the last step of planning works from: the desired state already chosen, the instances marked. */
+export interface ActionsInput {
   environment: string
   desired: DesiredService[]
   /** releases per service, any order */
@@ -75,10 +173,10 @@ function replaceReason(inst: InstanceView): { cause: ReplaceCause; reason: strin
 }
 
 /**
- * Pure planning: from what the spec wants, what state recorded and what the provider reports, the list of
- * actions that converges them, each with its reason. Touches nothing; `apply` executes exactly this.
+ * The last step of planning: from what each service should run, what state recorded and how the
+ * instances are marked, the list of actions that converges them, each with its reason.
  */
-export function plan(input: PlanInput): Plan {
+export function planActions(input: ActionsInput): Plan {
   const actions: Action[] = []
   const waiting: Waiting[] = []
   const blocked: Blocked[] = []
@@ -229,7 +327,7 @@ export function plan(input: PlanInput): Plan {
 }
 
 /** The crash loop of a service's active release, when the input allows telling (a `now` and a policy). */
-function crashLoopFor(want: DesiredService, release: number, input: PlanInput): CrashLoop | null {
+function crashLoopFor(want: DesiredService, release: number, input: ActionsInput): CrashLoop | null {
   if (!want.crashLoop || input.now === undefined) return null
   return crashLoopOf(want.crashLoop, input.restarts?.[want.service] ?? [], release, input.now)
 }

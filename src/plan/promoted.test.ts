@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, test } from 'node:test'
-import { plan } from './plan.js'
+import { planActions } from './plan.js'
 import { rollbackTarget } from './rollback.js'
 import type { DesiredService, InstanceView, ReleaseView } from './types.js'
 
@@ -38,7 +38,7 @@ const inst = (id: string, rel: number, over: Partial<InstanceView> = {}): Instan
   ...over,
 })
 const prodPlan = (releases: ReleaseView[], revoked: Record<string, string>, instances?: InstanceView[]) =>
-  plan({
+  planActions({
     environment: 'prod',
     desired: [promotedWant()],
     releases: { web: releases },
@@ -70,7 +70,7 @@ describe('plan: revoked images in a promoted-to environment', () => {
   })
 
   test('a spec build or a release made from the spec is never a candidate, however new', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'prod',
       desired: [promotedWant({ image: { name: 'web', version: 3, digest: D3 } })],
       releases: {
@@ -158,7 +158,7 @@ describe('plan: revoked images in a promoted-to environment', () => {
   })
 
   test('an environment without promotions replaces a revoked image with the spec build', () => {
-    const p = plan({
+    const p = planActions({
       environment: 'staging',
       desired: [
         { service: 'web', replicas: 1, image: { name: 'web', version: 1, digest: D1 }, configDigest: C1 },

@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/digest.js'
-import type { CrashLoopSpec } from '../spec/types.js'
+import type { CrashLoopSpec, RecycleSpec } from '../spec/types.js'
 
 /** What a service should run in one environment, worked out from the spec and the image catalog. */
 export interface DesiredService {
@@ -70,6 +70,53 @@ export interface InstanceView {
   drift?: string
   /** due for routine replacement (recycle.maxAge): why, and its place in the recycle order */
   recycle?: { reason: string; rank: number }
+  /** when state recorded the instance (known instances only): recycling goes by its age */
+  createdAt?: string
+}
+
+/** An image version of the catalog, as the planner sees it. */
+export interface ImageView {
+  name: string
+  version: number
+  digest: Digest
+  status: 'active' | 'deprecated' | 'revoked'
+}
+
+/** What the spec, the lock and the image catalog say about one service of the environment. */
+export interface ServiceFacts {
+  service: string
+  /** the image the spec names */
+  image: string
+  replicas: number
+  configDigest: Digest
+  crashLoop?: CrashLoopSpec
+  recycle?: RecycleSpec
+  /** `apply --locked`: the version grail.lock pins */
+  locked?: { name: string; version: number; digest: Digest }
+  /**
+   * the catalog's version for the build key the spec and its sources give now (`built`), or what changed
+   * since the version the service runs (`changed`) when the catalog has none; absent when it was not
+   * looked up (the lock or a promotion decides)
+   */
+  current?: { built: true; image: ImageView } | { built: false; changed: string }
+  /** every version of the image in the catalog (not collected), any order */
+  versions: ImageView[]
+}
+
+/** What the drift scan found on one instance, not counting hotfix expiry (the planner decides that). */
+export interface DriftFact {
+  /** unexplained and excused findings: the order of `recycle.order: most-drifted` */
+  findings: number
+  /** why the instance counts as drifted (unexplained findings), or '' when nothing unexplained is shown */
+  summary: string
+}
+
+/** A recorded hotfix of an instance; after `expiresAt` its instance is replaced. */
+export interface HotfixView {
+  id: number
+  instance: string
+  /** ISO time its TTL ends */
+  expiresAt: string
 }
 
 export type Action =

@@ -1,6 +1,6 @@
 import { appendEvent, clearRestarts, liveInstances } from '../state/index.js'
 import { mapLimit } from '../util/pool.js'
-import type { ApplyEnv } from './apply.js'
+import type { ExecEnv } from './types.js'
 import { STOP_CONCURRENCY, removeInstance } from './instances.js'
 import { type ProxyReport, stopEnvironmentProxies } from './proxies.js'
 
@@ -25,7 +25,7 @@ function messageOf(err: unknown): string {
  * returns what failed, so the caller can say so.
  */
 export async function downEnvironment(
-  a: ApplyEnv,
+  a: ExecEnv,
   opts: { volumes: boolean; services: string[] },
 ): Promise<DownResult> {
   const ids = new Set(liveInstances(a.db, a.environment).map((r) => r.id))

@@ -8,7 +8,7 @@ import type { Db, ReleaseRecord } from '../state/index.js'
 import { recordInstance, setInstancePhase } from '../state/index.js'
 import { mapLimit } from '../util/pool.js'
 import { backendCheckOf, withCheck } from './backend-check.js'
-import { crashPoint } from './crash-points.js'
+import { crashPoint } from '../util/crash-points.js'
 import { checkFor, waitHealthy } from './health.js'
 import type { RolloutContext } from './types.js'
 

@@ -7,7 +7,7 @@ import type { Db, InstanceRecord, ProbeRecord } from '../state/index.js'
 import { appendEvent, lastProbes, listReleases, nowIso, recordProbe } from '../state/index.js'
 import { type ProbeResult, type ProbeTarget, checkFor, probeOnce } from './health.js'
 
-/** What is needed to probe the instances of an environment; `ApplyEnv` has all of it. */
+/** What is needed to probe the instances of an environment; `ExecEnv` has all of it. */
 export interface HealthEnv {
   project: Project
   environment: string

@@ -5,8 +5,9 @@ import type { FoundProxy } from '../proxy/supervisor.js'
 import type { Ejection } from '../proxy/types.js'
 import type { ServiceSpec } from '../spec/types.js'
 import { listReleases } from '../state/index.js'
-import { type ApplyEnv, proxyDir, servingOf } from './apply.js'
+import { servingOf } from './execute.js'
 import { backendsOf } from './instances.js'
+import type { ExecEnv } from './types.js'
 
 /** What Grail found, or did, about one proxy. */
 export interface ProxyReport {
@@ -24,6 +25,11 @@ export interface ProxyReport {
   readonly ejected?: Ejection[]
 }
 
+/** Where a service's proxy keeps its pid, control socket and routes. */
+export function proxyDir(home: GrailHome, environment: string, service: string): string {
+  return join(home.root, 'proxy', `${environment}-${service}`)
+}
+
 /** Where every proxy of a project keeps its directory. */
 export function proxiesRoot(home: GrailHome): string {
   return join(home.root, 'proxy')
@@ -36,7 +42,7 @@ export function proxiesRoot(home: GrailHome): string {
  * too, with the healthy instances of the active release). Run by status, plan, apply and drift, so
  * whatever command comes first brings the proxy back.
  */
-export async function superviseProxies(a: ApplyEnv): Promise<ProxyReport[]> {
+export async function superviseProxies(a: ExecEnv): Promise<ProxyReport[]> {
   const { proxyHealth, proxyStatus } = await import('../proxy/supervisor.js')
   const reports: ProxyReport[] = []
   const releases = listReleases(a.db, a.environment)
@@ -97,7 +103,7 @@ export async function superviseProxies(a: ApplyEnv): Promise<ProxyReport[]> {
  * from the spec, so nothing is left answering on an old port. Run by apply before it starts any proxy, so
  * a renamed service can take over its predecessor's port.
  */
-export async function stopUnneededProxies(a: ApplyEnv): Promise<ProxyReport[]> {
+export async function stopUnneededProxies(a: ExecEnv): Promise<ProxyReport[]> {
   const environments = Object.keys(a.project.environments)
   const published = new Set(
     Object.values(a.project.environments[a.environment]?.services ?? {})

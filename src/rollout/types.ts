@@ -1,7 +1,24 @@
+import type { GrailHome } from '../home.js'
+import type { OciStore } from '../oci/store.js'
 import type { Backend } from '../proxy/types.js'
 import type { RuntimeProvider } from '../runtime/types.js'
-import type { HealthCheck, RolloutSpec } from '../spec/types.js'
+import type { HealthCheck, Project, RolloutSpec, ServiceSpec } from '../spec/types.js'
 import type { Db, ReleaseRecord } from '../state/index.js'
+
+/** An environment opened for executing a plan: state, the provider, the routers and the hooks. */
+export interface ExecEnv {
+  project: Project
+  environment: string
+  home: GrailHome
+  db: Db
+  store: OciStore
+  provider: RuntimeProvider
+  /** the router of a published service (the supervised proxy); null when it is not published */
+  routerFor: (service: ServiceSpec) => Promise<Router | null>
+  /** the image's own health check (from its label), when the service declares none */
+  imageHealthcheck: (digest: string) => Promise<HealthCheck | undefined>
+  onEvent?: (service: string, e: RolloutEvent) => void
+}
 
 /** What routes traffic to a service's instances: the supervised proxy, or nothing for unpublished services. */
 export interface Router {

@@ -86,12 +86,12 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
       const g = globals()
       const { blockedByRevocation, planEnvironment, pendingBuildLines } = await import(
-        '../../rollout/apply.js'
+        '../../engine/apply.js'
       )
       const p = await withEnvironment(g, env, { lock: false }, async (a) => {
         const { superviseProxies } = await import('../../rollout/proxies.js')
         noteProxies(await superviseProxies(a))
-        return planEnvironment(a)
+        return planEnvironment(a, { now: Date.now() })
       })
       if (g.json) printJson(p)
       else renderPlan(p, pendingBuildLines(p))
@@ -108,7 +108,7 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     env: string | undefined,
     opts: { locked?: boolean; waitForLock?: boolean } = {},
   ) => {
-    const { applyEnvironment } = await import('../../rollout/apply.js')
+    const { applyEnvironment } = await import('../../engine/apply.js')
     const lock = opts.waitForLock ? 'wait' : true
     const res = await withEnvironment(g, env, { lock }, async (a, project) => {
       let locked: Record<string, { name: string; version: number; digest: string }> | undefined

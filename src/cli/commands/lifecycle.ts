@@ -20,9 +20,9 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
     .action(async (env: string | undefined, flags: { dryRun?: boolean }) => {
       const g = globals()
       const res = await withEnvironment(g, env, { lock: flags.dryRun !== true }, async (a) => {
-        const { planEnvironment, applyEnvironment } = await import('../../rollout/apply.js')
+        const { planEnvironment, applyEnvironment } = await import('../../engine/apply.js')
         if (flags.dryRun) {
-          const p = await planEnvironment(a)
+          const p = await planEnvironment(a, { now: Date.now() })
           return {
             environment: a.environment,
             actions: p.actions.filter(isRecycle),
@@ -54,7 +54,7 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
     .action(async (service: string, flags: { from: string; to: string }) => {
       const g = globals()
       const res = await withEnvironment(g, flags.to, { lock: true }, async (a, project) => {
-        const { promote } = await import('../../lifecycle/promote.js')
+        const { promote } = await import('../../engine/promote.js')
         const { servingNow } = await import('../../engine/status.js')
         const r = await promote(a, service, flags.from)
         return { ...r, serving: servingNow(a.db, project, a.environment) }

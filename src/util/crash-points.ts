@@ -1,7 +1,7 @@
 /**
- * Named points of a rollout where a test may kill the process (SIGKILL, no cleanup), to prove that the
- * next apply finishes or undoes whatever was half done. Set GRAIL_CRASH_AT to a point's name; unset, this
- * is one comparison per point.
+ * Named points of a rollout (and of gc, below) where a test may kill the process (SIGKILL, no cleanup),
+ * to prove that the next run finishes or undoes whatever was half done. Set GRAIL_CRASH_AT to a point's
+ * name; unset, this is one comparison per point. In util/ since both rollout/ and lifecycle/ pass them.
  */
 export const CRASH_POINTS = [
   'release-recorded',

@@ -1,9 +1,9 @@
 import { GrailError } from '../errors.js'
-import type { ApplyEnv } from '../rollout/apply.js'
-import { deploy } from '../rollout/apply.js'
-import { requireEnvironment } from '../spec/environments.js'
+import { deploy } from '../rollout/execute.js'
 import type { RolloutResult } from '../rollout/types.js'
+import { requireEnvironment } from '../spec/environments.js'
 import { appendEvent, insertRelease, listReleases, revokedDigests } from '../state/index.js'
+import type { EngineEnv } from './types.js'
 
 export interface PromoteResult {
   service: string
@@ -21,7 +21,7 @@ export interface PromoteResult {
  * same config bundle and digest) through B's normal rollout. Nothing is built. From then on B runs what
  * is promoted to it rather than the newest build of the image.
  */
-export async function promote(target: ApplyEnv, service: string, fromEnv: string): Promise<PromoteResult> {
+export async function promote(target: EngineEnv, service: string, fromEnv: string): Promise<PromoteResult> {
   const toEnv = target.environment
   if (fromEnv === toEnv) {
     throw new GrailError('PROMOTE_SAME_ENV', `cannot promote ${service} from ${fromEnv} to itself`, {
