@@ -59,6 +59,15 @@ export function blockedByRevocation(p: Plan): GrailError {
   })
 }
 
+/** What an apply did: the plan it executed, each rollout, what it recovered or failed, the proxies. */
+export interface ApplyResult {
+  plan: Plan
+  results: RolloutResult[]
+  recovered: string[]
+  failed: FailedLaunch[]
+  proxies: ProxyReport[]
+}
+
 /**
  * `grail apply`: the provider's cleanup and the recovery of what a killed run left, the proxies
  * supervised, then the plan at `now` (default: the time planning starts), handed whole (or the actions
@@ -67,13 +76,7 @@ export function blockedByRevocation(p: Plan): GrailError {
 export async function applyEnvironment(
   a: EngineEnv,
   opts: { only?: (action: Action) => boolean; now?: number } = {},
-): Promise<{
-  plan: Plan
-  results: RolloutResult[]
-  recovered: string[]
-  failed: FailedLaunch[]
-  proxies: ProxyReport[]
-}> {
+): Promise<ApplyResult> {
   const recovered = [
     ...(await a.provider.reconcile({ project: a.project.name, environment: a.environment })),
     ...(await recoverInterrupted(a)),

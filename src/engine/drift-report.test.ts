@@ -6,7 +6,7 @@ import { after, test } from 'node:test'
 import { GrailError } from '../errors.js'
 import { homeAt } from '../home.js'
 import type { OciStore } from '../oci/store.js'
-import type { ApplyEnv } from '../rollout/apply.js'
+import type { EngineEnv } from './types.js'
 import type { InstanceObservation, RuntimeProvider } from '../runtime/types.js'
 import { loadProject } from '../spec/index.js'
 import { insertRelease, openDb, recordInstance, setInstancePhase, setReleaseStatus } from '../state/index.js'
@@ -36,7 +36,7 @@ const digest = `sha256:${'1'.repeat(64)}` as const
  * A spec whose image was never built (so it cannot be planned), state with instance web-a of release 1
  * that the provider no longer has, and an instance web-zz the provider has and state does not know.
  */
-async function setup(): Promise<ApplyEnv> {
+async function setup(): Promise<EngineEnv> {
   const dir = await mkdtemp(join(tmpdir(), 'grail-engine-drift-'))
   dirs.push(dir)
   await writeFile(join(dir, 'grail.yaml'), 'project: a\nimages: {web: {}}\nservices:\n  web: {image: web}\n')

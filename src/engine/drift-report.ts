@@ -2,8 +2,8 @@ import { scanDrift } from '../drift/scan.js'
 import type { DriftReport, InstanceDrift } from '../drift/types.js'
 import { GrailError } from '../errors.js'
 import type { Plan } from '../plan/index.js'
-import type { ApplyEnv } from '../rollout/apply.js'
-import { planWithDrift } from '../rollout/apply.js'
+import type { EngineEnv } from './types.js'
+import { planWithDrift } from './apply.js'
 import type { ProxyReport } from '../rollout/proxies.js'
 import { superviseProxies } from '../rollout/proxies.js'
 
@@ -35,17 +35,18 @@ export interface DriftReportResult {
  * diffs), orphans, and what the spec changed that is not applied (new releases, builds, revocations that
  * block). Reads state and the provider; changes nothing but a dead proxy, which it restarts.
  */
-export async function driftReport(a: ApplyEnv, opts: DriftReportOptions = {}): Promise<DriftReportResult> {
+export async function driftReport(a: EngineEnv, opts: DriftReportOptions = {}): Promise<DriftReportResult> {
+  const now = opts.now ?? Date.now()
   const proxies = opts.requirePlan ? [] : await superviseProxies(a)
   let plan: Plan = { environment: a.environment, actions: [], waiting: [], builds: [], blocked: [] }
   let drift: InstanceDrift[]
   const unplannable: Array<{ service: string; reason: string }> = []
   try {
-    ;({ plan, drift } = await planWithDrift(a, { withDiffs: true }))
+    ;({ plan, drift } = await planWithDrift(a, { now, withDiffs: true }))
   } catch (err) {
     // the spec cannot be planned (an image never built, all versions revoked): drift is still reported
     if (!(err instanceof GrailError) || opts.requirePlan) throw err
-    drift = await scanDrift(a, { withDiffs: true })
+    drift = await scanDrift(a, { withDiffs: true, now })
     unplannable.push({ service: '*', reason: err.message })
   }
   const instances = drift
@@ -58,7 +59,7 @@ export async function driftReport(a: ApplyEnv, opts: DriftReportOptions = {}): P
   }
   const report: DriftReport = {
     environment: a.environment,
-    at: new Date(opts.now ?? Date.now()).toISOString(),
+    at: new Date(now).toISOString(),
     instances,
     desired: [
       ...unplannable,

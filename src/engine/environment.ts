@@ -4,7 +4,7 @@ import type { Digest } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import { openStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
-import type { ApplyEnv } from '../engine/types.js'
+import type { EngineEnv } from './types.js'
 import { proxyDir } from '../rollout/proxies.js'
 import type { Router } from '../rollout/types.js'
 import { createProvider, requireProvider } from '../runtime/factory.js'
@@ -30,7 +30,7 @@ export async function openEnvironment(opts: {
   environment: string
   home: GrailHome
   db: Db
-}): Promise<ApplyEnv & { store: OciStore }> {
+}): Promise<EngineEnv & { store: OciStore }> {
   requireProvider(opts.project, opts.environment)
   await mkdir(opts.home.root, { recursive: true })
   const store = await openStore(opts.home.oci, opts.home.tmp)

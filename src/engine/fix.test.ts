@@ -7,7 +7,7 @@ import { GrailError } from '../errors.js'
 import { homeAt } from '../home.js'
 import type { OciStore } from '../oci/store.js'
 import type { Action } from '../plan/index.js'
-import type { ApplyEnv } from '../rollout/apply.js'
+import type { EngineEnv } from './types.js'
 import type { InstanceObservation, RuntimeProvider } from '../runtime/types.js'
 import { loadProject } from '../spec/index.js'
 import { openDb } from '../state/index.js'
@@ -80,7 +80,7 @@ function stubProvider(environment: string, calls: string[]): RuntimeProvider {
   }) as unknown as RuntimeProvider
 }
 
-async function setup(calls: string[]): Promise<ApplyEnv> {
+async function setup(calls: string[]): Promise<EngineEnv> {
   const dir = await mkdtemp(join(tmpdir(), 'grail-engine-fix-'))
   dirs.push(dir)
   await writeFile(join(dir, 'grail.yaml'), 'project: a\nimages: {}\nservices: {}\n')

@@ -1,7 +1,7 @@
 import type { DriftReport } from '../drift/types.js'
 import type { Action } from '../plan/index.js'
-import type { ApplyEnv } from '../rollout/apply.js'
-import { applyEnvironment } from '../rollout/apply.js'
+import type { EngineEnv } from './types.js'
+import { applyEnvironment } from './apply.js'
 import { driftReport } from './drift-report.js'
 
 /**
@@ -26,7 +26,7 @@ export interface FixResult {
  * apply lock. An instance that is not there is an error before anything is replaced.
  */
 export async function fixDrift(
-  a: ApplyEnv,
+  a: EngineEnv,
   opts: { instance?: string; all?: boolean } = {},
 ): Promise<FixResult> {
   const { report } = await driftReport(a, { ...opts, requirePlan: true })

@@ -1,8 +1,9 @@
 import { GrailError } from '../errors.js'
 import type { DesiredService } from '../plan/index.js'
 import { rollbackTarget } from '../plan/index.js'
-import type { ApplyEnv } from '../rollout/apply.js'
-import { deploy, desiredServices } from '../rollout/apply.js'
+import type { EngineEnv } from './types.js'
+import { desiredServices } from './apply.js'
+import { deploy } from '../rollout/execute.js'
 import type { RolloutResult } from '../rollout/types.js'
 import type { Db, ReleaseRecord } from '../state/index.js'
 import { listReleases, revokedDigests } from '../state/index.js'
@@ -68,7 +69,7 @@ export function nextApplyAfter(
  * automatic rollback), and says whether the next apply undoes it. Under the apply lock.
  */
 export async function rollbackService(
-  a: ApplyEnv,
+  a: EngineEnv,
   opts: { service: string; release?: number },
 ): Promise<RollbackResult> {
   const { svc, target } = rollbackTargetOf(a, opts.service, opts.release)

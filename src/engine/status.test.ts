@@ -6,7 +6,7 @@ import { after, test } from 'node:test'
 import { GrailError } from '../errors.js'
 import { homeAt } from '../home.js'
 import type { OciStore } from '../oci/store.js'
-import type { ApplyEnv } from '../rollout/apply.js'
+import type { EngineEnv } from './types.js'
 import type { InstanceObservation, RuntimeProvider } from '../runtime/types.js'
 import { loadProject } from '../spec/index.js'
 import {
@@ -98,7 +98,7 @@ test('status assembles instances, health, probes and crash loops (with a stub pr
       cause: 'crashed',
       at: new Date(now - s * 1000).toISOString(),
     })
-  const a: ApplyEnv = {
+  const a: EngineEnv = {
     project,
     environment,
     home: homeAt(join(dir, '.grail')),

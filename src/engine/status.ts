@@ -1,6 +1,6 @@
 import type { CrashLoop } from '../plan/index.js'
 import { crashLoopOf } from '../plan/index.js'
-import type { ApplyEnv } from '../rollout/apply.js'
+import type { EngineEnv } from './types.js'
 import { logTailsOf, restartHistory } from '../rollout/crash-history.js'
 import { inspectRecorded } from '../rollout/observe.js'
 import { type WatchedHealth, watchHealth } from '../rollout/observe-health.js'
@@ -37,7 +37,7 @@ export interface ServiceCrashLoop extends CrashLoop {
  * but the probe records.
  */
 async function environmentStatus(
-  a: ApplyEnv,
+  a: EngineEnv,
   now: number = Date.now(),
 ): Promise<{ instances: InstanceStatus[]; crashLoops: ServiceCrashLoop[]; releases: ReleaseRecord[] }> {
   const releases = listReleases(a.db, a.environment)
@@ -129,7 +129,7 @@ export interface StatusReport {
  * its crash loops, its releases, and its proxies (one found down is restarted, and reported as such so
  * that status can exit 1 and a monitor notices).
  */
-export async function statusReport(a: ApplyEnv, now: number = Date.now()): Promise<StatusReport> {
+export async function statusReport(a: EngineEnv, now: number = Date.now()): Promise<StatusReport> {
   const seen = await environmentStatus(a, now)
   return {
     environment: a.environment,

@@ -8,6 +8,3 @@ export interface EngineEnv extends ExecEnv {
   /** `apply --locked`: the image digests of grail.lock, by image name, instead of the newest builds */
   locked?: Record<string, { name: string; version: number; digest: string }>
 }
-
-/** The name the CLI used before the engine existed. */
-export type ApplyEnv = EngineEnv

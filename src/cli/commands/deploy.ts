@@ -85,13 +85,11 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     .option('--detailed-exitcode', 'exit 2 when there are changes to apply')
     .action(async (env: string | undefined, flags: { detailedExitcode?: boolean }) => {
       const g = globals()
-      const { blockedByRevocation, planEnvironment, pendingBuildLines } = await import(
-        '../../engine/apply.js'
-      )
+      const { blockedByRevocation, planReport, pendingBuildLines } = await import('../../engine/deploy.js')
       const p = await withEnvironment(g, env, { lock: false }, async (a) => {
-        const { superviseProxies } = await import('../../rollout/proxies.js')
-        noteProxies(await superviseProxies(a))
-        return planEnvironment(a, { now: Date.now() })
+        const r = await planReport(a, Date.now())
+        noteProxies(r.proxies)
+        return r.plan
       })
       if (g.json) printJson(p)
       else renderPlan(p, pendingBuildLines(p))
@@ -108,26 +106,11 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     env: string | undefined,
     opts: { locked?: boolean; waitForLock?: boolean } = {},
   ) => {
-    const { applyEnvironment } = await import('../../engine/apply.js')
+    const { deployEnvironment } = await import('../../engine/deploy.js')
     const lock = opts.waitForLock ? 'wait' : true
-    const res = await withEnvironment(g, env, { lock }, async (a, project) => {
-      let locked: Record<string, { name: string; version: number; digest: string }> | undefined
-      if (opts.locked) {
-        const { readLock, lockedImages } = await import('../../lifecycle/lock.js')
-        const names = [
-          ...new Set(Object.values(project.environments[a.environment]?.services ?? {}).map((s) => s.image)),
-        ]
-        locked = lockedImages(project, await readLock(project), a.db, names)
-      }
-      const r = await applyEnvironment({ ...a, locked, onEvent: rolloutPrinter(g.json === true) })
-      const { servingNow } = await import('../../engine/status.js')
-      const serving = servingNow(a.db, project, a.environment)
-      // a URL only where a release serves: after a failed first deploy there is nothing behind it
-      const urls = serving.flatMap((s) =>
-        s.url && s.release !== undefined ? [{ service: s.service, url: s.url }] : [],
-      )
-      return { ...r, serving, urls }
-    })
+    const res = await withEnvironment(g, env, { lock }, (a) =>
+      deployEnvironment({ ...a, onEvent: rolloutPrinter(g.json === true) }, { locked: opts.locked === true }),
+    )
     if (g.json) printJson(res)
     else {
       for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))

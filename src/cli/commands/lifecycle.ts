@@ -1,12 +1,9 @@
 import type { Command } from 'commander'
-import type { Action } from '../../plan/index.js'
 import { GrailError } from '../../errors.js'
 import type { GlobalOptions } from '../project.js'
 import { out, printJson, style } from '../render.js'
 import { afterFailedGate } from '../serving.js'
 import { withEnvironment } from './with-environment.js'
-
-const isRecycle = (x: Action): boolean => x.kind === 'replace' && x.cause === 'recycle'
 
 /** `grail recycle`. */
 export function registerLifecycle(program: Command, globals: () => GlobalOptions): void {
@@ -20,17 +17,8 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
     .action(async (env: string | undefined, flags: { dryRun?: boolean }) => {
       const g = globals()
       const res = await withEnvironment(g, env, { lock: flags.dryRun !== true }, async (a) => {
-        const { planEnvironment, applyEnvironment } = await import('../../engine/apply.js')
-        if (flags.dryRun) {
-          const p = await planEnvironment(a, { now: Date.now() })
-          return {
-            environment: a.environment,
-            actions: p.actions.filter(isRecycle),
-            done: false,
-          }
-        }
-        const r = await applyEnvironment(a, { only: isRecycle })
-        return { environment: a.environment, actions: r.plan.actions, done: true }
+        const { recycleEnvironment } = await import('../../engine/deploy.js')
+        return recycleEnvironment(a, { dryRun: flags.dryRun === true, now: Date.now() })
       })
       if (g.json) {
         printJson(res)
