@@ -6,6 +6,7 @@ import { after, test } from 'node:test'
 import { GrailError } from '../errors.js'
 import { homeAt } from '../home.js'
 import type { OciStore } from '../oci/store.js'
+import { stubProvider as onlyMethods } from './testing.js'
 import type { EngineEnv } from './types.js'
 import type { InstanceObservation, RuntimeProvider } from '../runtime/types.js'
 import { loadProject } from '../spec/index.js'
@@ -20,14 +21,7 @@ after(async () => {
 /** A provider that lists what it is given; any method the test did not expect to be called throws. */
 function stubProvider(listed: InstanceObservation[]): RuntimeProvider {
   const known = { name: 'stub', list: async () => listed, logs: async () => '' }
-  return new Proxy(known, {
-    get: (t, k) =>
-      k in t
-        ? t[k as keyof typeof t]
-        : () => {
-            throw new Error(`the stub provider has no ${String(k)}`)
-          },
-  }) as unknown as RuntimeProvider
+  return onlyMethods(known)
 }
 
 const digest = `sha256:${'1'.repeat(64)}` as const

@@ -7,6 +7,7 @@ import { GrailError } from '../errors.js'
 import { homeAt } from '../home.js'
 import type { OciStore } from '../oci/store.js'
 import type { Action } from '../plan/index.js'
+import { stubProvider as onlyMethods } from './testing.js'
 import type { EngineEnv } from './types.js'
 import type { InstanceObservation, RuntimeProvider } from '../runtime/types.js'
 import { loadProject } from '../spec/index.js'
@@ -70,14 +71,7 @@ function stubProvider(environment: string, calls: string[]): RuntimeProvider {
       calls.push(`destroy ${h.id}`)
     },
   }
-  return new Proxy(known, {
-    get: (t, k) =>
-      k in t
-        ? t[k as keyof typeof t]
-        : () => {
-            throw new Error(`the stub provider has no ${String(k)}`)
-          },
-  }) as unknown as RuntimeProvider
+  return onlyMethods(known)
 }
 
 async function setup(calls: string[]): Promise<EngineEnv> {

@@ -6,6 +6,7 @@ import { after, test } from 'node:test'
 import { GrailError } from '../errors.js'
 import { homeAt } from '../home.js'
 import type { OciStore } from '../oci/store.js'
+import { stubProvider as onlyMethods } from './testing.js'
 import type { EngineEnv } from './types.js'
 import type { InstanceObservation, RuntimeProvider } from '../runtime/types.js'
 import { loadProject } from '../spec/index.js'
@@ -41,14 +42,7 @@ function stubProvider(
     endpoint: async () => ({ host: '127.0.0.1', port: 1 }),
     logs: async () => logs,
   }
-  return new Proxy(known, {
-    get: (t, k) =>
-      k in t
-        ? t[k as keyof typeof t]
-        : () => {
-            throw new Error(`the stub provider has no ${String(k)}`)
-          },
-  }) as unknown as RuntimeProvider
+  return onlyMethods(known)
 }
 
 test('status assembles instances, health, probes and crash loops (with a stub provider)', async () => {
