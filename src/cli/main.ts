@@ -11,7 +11,8 @@ import { registerSchema } from './commands/schema.js'
 import { registerState } from './commands/state.js'
 import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
-import { EXIT, ignoreClosedPipes, reportError, reportUsageError } from './render.js'
+import { EXIT, ignoreClosedPipes, reportError } from './render.js'
+import { reportUsage, usageError } from './usage.js'
 
 function packageVersion(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
@@ -26,8 +27,8 @@ function packageVersion(): string {
  */
 export async function main(argv: string[]): Promise<number> {
   ignoreClosedPipes()
-  // with --json every error is one JSON object on stderr, usage errors included: commander's own
-  // message is held back and rendered by reportUsageError instead
+  // commander's own error message is held back: a usage error is rendered by reportUsage, as one line
+  // and a hint (with its "did you mean"), or with --json as one JSON object
   const json = argv.includes('--json')
   const program = new Command('grail')
     .description('immutable infrastructure: reproducible golden images, deployed by replacement')
@@ -41,11 +42,8 @@ export async function main(argv: string[]): Promise<number> {
       writeErr: (s) => {
         if (!json) process.stderr.write(s)
       },
-      outputError: (s, write) => {
-        if (!json) write(s)
-      },
+      outputError: () => {},
     })
-  if (!json) program.showHelpAfterError()
   const globals = () => program.opts<GlobalOptions>()
   registerInit(program, globals)
   registerBuild(program, globals)
@@ -65,7 +63,14 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return EXIT.ok
-      if (json) reportUsageError(err)
+      // `grail` alone: commander has shown the help on stderr; as JSON that is the error it stands for
+      if (err.code === 'commander.help') {
+        if (json)
+          reportUsage(
+            { code: 'USAGE_NO_COMMAND', message: 'no command given', hint: 'see `grail --help`' },
+            true,
+          )
+      } else reportUsage(usageError(err, program, argv), json)
       return EXIT.user
     }
     return reportError(err, json)
