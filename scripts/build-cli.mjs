@@ -21,6 +21,7 @@ import { build } from 'esbuild'
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)))
 const src = resolve(root, 'src')
 const outdir = resolve(root, 'dist/bundle')
+const { version } = JSON.parse(await readFile(resolve(root, 'package.json'), 'utf8'))
 
 /**
  * `import.meta.url` of a bundled module is the URL of its tsc output under dist/ (which `npm run build`
@@ -53,6 +54,8 @@ await build({
   target: 'node20',
   external: ['better-sqlite3', 'jiti', 'pino', 'ora', 'zod', 'yaml', 'diff'],
   plugins: [metaUrlOfTscOutput],
+  // src/cli/version.ts: the version without reading package.json at every start
+  define: { __GRAIL_VERSION__: JSON.stringify(version) },
   minify: true,
   keepNames: true,
   sourcemap: 'linked',

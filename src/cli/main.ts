@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { registerBuild } from './commands/build.js'
 import { registerDeploy } from './commands/deploy.js'
@@ -13,13 +12,7 @@ import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
 import { EXIT, ignoreClosedPipes, reportError } from './render.js'
 import { reportUsage, usageError } from './usage.js'
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
-}
+import { grailVersion } from './version.js'
 
 /**
  * The `grail` entry point: parses argv, runs one command, maps the outcome to an exit code.
@@ -32,7 +25,7 @@ export async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json')
   const program = new Command('grail')
     .description('immutable infrastructure: reproducible golden images, deployed by replacement')
-    .version(packageVersion(), '-V, --version', 'print the version of Grail')
+    .version(grailVersion(), '-V, --version', 'print the version of Grail')
     .option('-C, --chdir <dir>', 'run as if started in DIR')
     .option('-f, --file <file>', 'spec file (default: grail.yaml in the directory or a parent)')
     .option('--json', 'machine-readable output')
