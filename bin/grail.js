@@ -12,10 +12,8 @@ const cacheFile = `${bundle}.cache`
 
 /** Compiles and runs the bundle as require() would, with the code cache; returns its exports. */
 function load() {
-  // import() inside the bundle (ora) needs Node's loader: without this constant (Node < 20.12), require it;
-  // and only require() applies the source map (NODE_OPTIONS=--enable-source-maps, for a readable stack)
-  const importer = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER
-  if (importer === undefined || process.sourceMapsEnabled) return { exports: require(bundle), script: undefined }
+  // only require() applies the source map (NODE_OPTIONS=--enable-source-maps, for a readable stack)
+  if (process.sourceMapsEnabled) return { exports: require(bundle), script: undefined }
   let cachedData
   try {
     cachedData = readFileSync(cacheFile)
@@ -25,7 +23,6 @@ function load() {
   const script = new vm.Script(Module.wrap(readFileSync(bundle, 'utf8')), {
     filename: bundle,
     cachedData,
-    importModuleDynamically: importer,
   })
   const module = { exports: {}, filename: bundle, id: bundle }
   script

@@ -10,8 +10,10 @@
 // - minified with names kept (stack traces name functions; dist/bundle/grail.cjs.map maps them back, with
 //   NODE_OPTIONS=--enable-source-maps, which is off by default because it costs every start);
 // - packages left outside, required from node_modules only by the code that uses them: better-sqlite3 (a
-//   native addon), jiti and pino (they load their own files by path), ora (ESM only, imported lazily),
-//   zod, yaml and diff (large, and a no-op build does not need them: the spec is cached).
+//   native addon), jiti and pino (they load their own files by path), zod, yaml and diff (large, and a
+//   no-op build does not need them: the spec is cached). ora is ESM only and inside: an import() in code
+//   compiled from the code cache fails (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING), so the bundle may
+//   have none, which the build checks.
 import { readFile, rm } from 'node:fs/promises'
 import { relative, resolve } from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -42,6 +44,24 @@ const metaUrlOfTscOutput = {
   },
 }
 
+/**
+ * commander requires child_process at the top for executable subcommands, which Grail has none of;
+ * loading it (with net, dgram and the streams it pulls in) cost every start ~3 ms. It is required when
+ * first used instead.
+ */
+const lazyChildProcessInCommander = {
+  name: 'lazy-child-process-in-commander',
+  setup(b) {
+    b.onLoad({ filter: /[\\/]commander[\\/]lib[\\/]command\.js$/ }, async (args) => {
+      const source = await readFile(args.path, 'utf8')
+      const eager = "const childProcess = require('node:child_process');"
+      if (!source.includes(eager)) throw new Error(`${args.path}: no "${eager}" to make lazy`)
+      const lazy = "const childProcess = { spawn: (...a) => require('node:child_process').spawn(...a) };"
+      return { contents: source.replace(eager, lazy), loader: 'js' }
+    })
+  },
+}
+
 // stale output of an earlier build would linger
 await rm(outdir, { recursive: true, force: true })
 await build({
@@ -52,8 +72,8 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['better-sqlite3', 'jiti', 'pino', 'ora', 'zod', 'yaml', 'diff'],
-  plugins: [metaUrlOfTscOutput],
+  external: ['better-sqlite3', 'jiti', 'pino', 'zod', 'yaml', 'diff'],
+  plugins: [metaUrlOfTscOutput, lazyChildProcessInCommander],
   // src/cli/version.ts: the version without reading package.json at every start
   define: { __GRAIL_VERSION__: JSON.stringify(version) },
   minify: true,
@@ -64,6 +84,11 @@ await build({
   logOverride: { 'empty-import-meta': 'silent' },
   logLevel: 'warning',
 })
+
+const bundled = await readFile(resolve(outdir, 'grail.cjs'), 'utf8')
+const dynamic = /\bimport\(\s*["'`]([^"'`]+)/.exec(bundled)
+if (dynamic)
+  throw new Error(`dist/bundle/grail.cjs imports ${dynamic[1]} with import(): bundle it, or require() it`)
 
 // the code cache holds what `grail --help` compiles: the CLI's setup, which every command runs
 const res = spawnSync(process.execPath, [resolve(root, 'bin/grail.js'), '--help'], {
