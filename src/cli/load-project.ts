@@ -7,16 +7,10 @@ import type { Project } from '../spec/types.js'
 import { makePrivateDir, PRIVATE_FILE_MODE } from '../util/private-fs.js'
 import { writeAtomic } from '../util/write-atomic.js'
 import { SPEC_FILES } from './project.js'
+import { grailVersion } from './version.js'
 
 /** Bump when the normalised Project shape changes, so an old cache is never read as a new shape. */
 const CACHE_FORMAT = 2
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
-}
 
 /** The YAML spec file `target` means, when it is unambiguous; undefined sends the caller to the loader. */
 function yamlSpecFile(target: string): string | undefined {
@@ -47,7 +41,7 @@ export async function loadProjectCached(target: string): Promise<Project> {
   const key = sha256Hex(
     JSON.stringify([
       CACHE_FORMAT,
-      packageVersion(),
+      grailVersion(),
       file,
       process.env.SOURCE_DATE_EPOCH ?? '',
       sha256Hex(bytes),

@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs'
 import { Command, CommanderError } from 'commander'
 import { registerBuild } from './commands/build.js'
 import { registerDeploy } from './commands/deploy.js'
@@ -11,14 +10,9 @@ import { registerSchema } from './commands/schema.js'
 import { registerState } from './commands/state.js'
 import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
-import { EXIT, ignoreClosedPipes, reportError, reportUsageError } from './render.js'
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-    version: string
-  }
-  return pkg.version
-}
+import { EXIT, ignoreClosedPipes, reportError } from './render.js'
+import { reportUsage, usageError } from './usage.js'
+import { grailVersion } from './version.js'
 
 /**
  * The `grail` entry point: parses argv, runs one command, maps the outcome to an exit code.
@@ -26,12 +20,12 @@ function packageVersion(): string {
  */
 export async function main(argv: string[]): Promise<number> {
   ignoreClosedPipes()
-  // with --json every error is one JSON object on stderr, usage errors included: commander's own
-  // message is held back and rendered by reportUsageError instead
+  // commander's own error message is held back: a usage error is rendered by reportUsage, as one line
+  // and a hint (with its "did you mean"), or with --json as one JSON object
   const json = argv.includes('--json')
   const program = new Command('grail')
     .description('immutable infrastructure: reproducible golden images, deployed by replacement')
-    .version(packageVersion(), '-V, --version', 'print the version of Grail')
+    .version(grailVersion(), '-V, --version', 'print the version of Grail')
     .option('-C, --chdir <dir>', 'run as if started in DIR')
     .option('-f, --file <file>', 'spec file (default: grail.yaml in the directory or a parent)')
     .option('--json', 'machine-readable output')
@@ -41,11 +35,8 @@ export async function main(argv: string[]): Promise<number> {
       writeErr: (s) => {
         if (!json) process.stderr.write(s)
       },
-      outputError: (s, write) => {
-        if (!json) write(s)
-      },
+      outputError: () => {},
     })
-  if (!json) program.showHelpAfterError()
   const globals = () => program.opts<GlobalOptions>()
   registerInit(program, globals)
   registerBuild(program, globals)
@@ -65,7 +56,14 @@ export async function main(argv: string[]): Promise<number> {
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.exitCode === 0) return EXIT.ok
-      if (json) reportUsageError(err)
+      // `grail` alone: commander has shown the help on stderr; as JSON that is the error it stands for
+      if (err.code === 'commander.help') {
+        if (json)
+          reportUsage(
+            { code: 'USAGE_NO_COMMAND', message: 'no command given', hint: 'see `grail --help`' },
+            true,
+          )
+      } else reportUsage(usageError(err, program, argv), json)
       return EXIT.user
     }
     return reportError(err, json)

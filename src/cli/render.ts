@@ -145,29 +145,6 @@ function writeJsonError(error: Record<string, unknown>): void {
   process.stderr.write(`${JSON.stringify({ error })}\n`)
 }
 
-/** A usage error (unknown command or option, missing or invalid argument) as JSON on stderr. */
-export function reportUsageError(err: { code: string; message: string }): void {
-  if (err.code === 'commander.help') {
-    // `grail` with no command shows the help on stderr; as JSON that is the error it stands for
-    writeJsonError({
-      code: 'USAGE_NO_COMMAND',
-      message: 'no command given',
-      details: [],
-      hint: 'see `grail --help`',
-    })
-    return
-  }
-  writeJsonError({
-    code: `USAGE_${err.code
-      .replace(/^commander\./, '')
-      .replace(/[A-Z]/g, (c) => `_${c}`)
-      .toUpperCase()}`,
-    message: err.message.replace(/^error: /, ''),
-    details: [],
-    hint: 'see `grail --help`',
-  })
-}
-
 /** The state database is damaged past what the open-time check saw: a user error, not a bug. */
 function corruption(err: unknown): GrailError | undefined {
   const code = (err as { code?: unknown } | null)?.code

@@ -202,6 +202,54 @@ describe('the grail CLI without a deployment', () => {
     }
   })
 
+  test('a mistyped command or option is one line and a "did you mean", not the whole help', async () => {
+    const cases: Array<[string[], RegExp, RegExp]> = [
+      [['stauts'], /^error: unknown command 'stauts'$/, /^hint: did you mean status\? see `grail --help`$/],
+      [
+        ['status', '--jsn'],
+        /^error: unknown option '--jsn'$/,
+        /^hint: did you mean --json\? see `grail status --help`$/,
+      ],
+      [['-C', '/tmp', 'state', 'rset'], /^error: unknown command 'rset'$/, /^hint: did you mean reset\?/],
+    ]
+    for (const [args, error, hint] of cases) {
+      const res = await grail(args)
+      assert.equal(res.code, 1, args.join(' '))
+      assert.equal(res.stdout, '', args.join(' '))
+      const lines = res.stderr.trimEnd().split('\n')
+      assert.equal(lines.length, 2, `${args.join(' ')}: ${res.stderr}`)
+      assert.match(lines[0] as string, error)
+      assert.match(lines[1] as string, hint)
+    }
+    // nothing to suggest: still one line and where the usage is
+    const res = await grail(['frobnicate'])
+    assert.equal(res.code, 1)
+    assert.deepEqual(res.stderr.trimEnd().split('\n'), [
+      "error: unknown command 'frobnicate'",
+      'hint: see `grail --help`',
+    ])
+  })
+
+  test('with --json, a mistyped command or option is one JSON object whose hint has the suggestion', async () => {
+    for (const [args, code, message, suggestion] of [
+      [['--json', 'stauts'], 'USAGE_UNKNOWN_COMMAND', "unknown command 'stauts'", 'did you mean status?'],
+      [
+        ['--json', 'status', '--jsn'],
+        'USAGE_UNKNOWN_OPTION',
+        "unknown option '--jsn'",
+        'did you mean --json?',
+      ],
+    ] as const) {
+      const res = await grail([...args])
+      assert.equal(res.code, 1, args.join(' '))
+      assert.equal(res.stderr.trimEnd().split('\n').length, 1, res.stderr)
+      const err = JSON.parse(res.stderr) as { error: { code: string; message: string; hint: string } }
+      assert.equal(err.error.code, code)
+      assert.equal(err.error.message, message)
+      assert.match(err.error.hint, new RegExp(`^${suggestion.replace(/[?]/g, '\\?')}`))
+    }
+  })
+
   test('with --json, an internal error is JSON on stderr too', async () => {
     const dir = await tempProject({ 'grail.yaml': spec(1), 'site/index.html': 'x\n' })
     dirs.push(dir)
