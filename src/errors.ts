@@ -100,6 +100,7 @@ export const ERROR_CODES = [
   'STATE_DAMAGED',
   'STATE_MISSING',
   'STATE_TOO_NEW',
+  'STATE_BUSY',
   'STATE_UNREADABLE',
   // proxy
   'PROXY_LISTEN',

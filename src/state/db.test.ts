@@ -2,7 +2,9 @@ import assert from 'node:assert/strict'
 import { mkdir, mkdtemp, stat, truncate, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { existsSync } from 'node:fs'
 import { after, test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { removeDir } from '../../test/helpers/project.js'
 import { openDb } from './db.js'
 import { appendEvent, listEvents } from './events.js'
@@ -83,4 +85,51 @@ test('a state.db that is a directory is a user error naming it', async () => {
       return true
     },
   )
+})
+
+test('a command opening a new state while another holds it waits and gets it in WAL mode (not "database is locked")', async () => {
+  const { spawn } = await import('node:child_process')
+  const Database = (await import('better-sqlite3')).default
+  const file = join(await home(), 'state.db')
+  // another command has just created the file and is writing to it, still in rollback-journal mode
+  const holder = new Database(file)
+  holder.exec('CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)')
+  const db = new URL('./db.ts', import.meta.url).href
+  const script = `import { openDb } from ${JSON.stringify(db)}; openDb(${JSON.stringify(file)}, { startOver: true }).close(); console.log('opened')`
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script])
+  let output = ''
+  child.stdout.on('data', (b: Buffer) => {
+    output += b.toString()
+  })
+  child.stderr.on('data', (b: Buffer) => {
+    output += b.toString()
+  })
+  // the other command finishes once this one is surely waiting for the lock
+  const started = Date.now()
+  while (!existsSync(`${file}-journal`) || Date.now() - started < 1500) await sleep(50)
+  await sleep(500)
+  holder.exec('COMMIT')
+  holder.close()
+  const code = await new Promise<number | null>((done) => child.on('close', done))
+  assert.equal(code, 0, output)
+  assert.match(output, /opened/)
+  const check = openDb(file)
+  assert.equal(check.pragma('journal_mode', { simple: true }), 'wal')
+  check.close()
+})
+
+test('a new state another connection keeps locked is STATE_BUSY naming the file, after the busy timeout', async () => {
+  const Database = (await import('better-sqlite3')).default
+  const file = join(await home(), 'state.db')
+  const holder = new Database(file)
+  holder.exec('CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1)')
+  try {
+    assert.throws(
+      () => openDb(file, { startOver: true }),
+      (err: Error & { code?: string }) => err.code === 'STATE_BUSY' && err.message.includes(file),
+    )
+  } finally {
+    holder.exec('ROLLBACK')
+    holder.close()
+  }
 })

@@ -27,8 +27,7 @@ export function openDb(file: string, opts: OpenDbOptions = {}): Db {
   try {
     db = new Database(file)
     db.pragma('busy_timeout = 5000')
-    // switching to WAL needs a lock the busy handler does not wait for: only a new database switches
-    if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL')
+    useWal(db, file)
     // env values and deploy files live in releases: the database and its WAL are owner-only
     tightenHomeSync(dirname(file))
     db.pragma('synchronous = NORMAL')
@@ -46,6 +45,32 @@ export function openDb(file: string, opts: OpenDbOptions = {}): Db {
       })
     }
     throw err
+  }
+}
+
+/**
+ * Puts a new database in WAL mode. The switch needs a lock the busy handler does not wait for, so two
+ * commands opening a new state at once (two `grail up`) would fail with "database is locked": the
+ * loser waits and looks again (the winner has usually switched it by then), for as long as the busy
+ * timeout. An existing WAL database is only read, never switched.
+ */
+function useWal(db: Db, file: string): void {
+  const deadline = Date.now() + 5000
+  for (let pause = 5; ; pause = Math.min(pause * 2, 100)) {
+    try {
+      if (db.pragma('journal_mode', { simple: true }) !== 'wal') db.pragma('journal_mode = WAL')
+      return
+    } catch (err) {
+      if ((err as { code?: unknown }).code !== 'SQLITE_BUSY' || Date.now() > deadline) {
+        if ((err as { code?: unknown }).code === 'SQLITE_BUSY') {
+          throw new GrailError('STATE_BUSY', `${file} stayed locked by another command for 5 s`, {
+            hint: 'wait for the other grail command to finish, then run this one again',
+          })
+        }
+        throw err
+      }
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pause)
+    }
   }
 }
 
