@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { GrailError } from '../errors.js'
 import { PRIVATE_DIR_MODE, tightenHomeSync } from '../util/private-fs.js'
@@ -18,11 +19,18 @@ let addon: string | null | undefined
  */
 function nativeBinding(): string | null {
   if (addon === undefined) {
-    const pkg = dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json'))
-    addon =
-      ['Release', 'Debug']
-        .map((d) => join(pkg, 'build', d, 'better_sqlite3.node'))
-        .find((p) => existsSync(p)) ?? null
+    // Grail's own node_modules first (dist/state/ or src/state/ are two levels down): no resolution
+    const own = fileURLToPath(
+      new URL('../../node_modules/better-sqlite3/build/Release/better_sqlite3.node', import.meta.url),
+    )
+    if (existsSync(own)) addon = own
+    else {
+      const pkg = dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json'))
+      addon =
+        ['Release', 'Debug']
+          .map((d) => join(pkg, 'build', d, 'better_sqlite3.node'))
+          .find((p) => existsSync(p)) ?? null
+    }
   }
   return addon
 }
