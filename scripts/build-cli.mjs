@@ -9,8 +9,10 @@
 //   `import()` of its engine stays lazy (and costs no file lookups);
 // - minified with names kept (stack traces name functions; dist/bundle/grail.cjs.map maps them back, with
 //   NODE_OPTIONS=--enable-source-maps, which is off by default because it costs every start);
-// - packages left outside, required from node_modules only by the code that uses them: better-sqlite3 (a
-//   native addon), jiti and pino (they load their own files by path), zod, yaml and diff (large, and a
+// - better-sqlite3's JavaScript inside (required from node_modules, its dozen files cost a no-op build
+//   ~3 ms), its native addon loaded by path (src/state/db.ts), never through `bindings`, which finds it
+//   from its caller's file and would look next to the bundle;
+// - packages left outside, required from node_modules only by the code that uses them: jiti and pino (they load their own files by path), zod, yaml and diff (large, and a
 //   no-op build does not need them: the spec is cached). ora is ESM only and inside: an import() in code
 //   compiled from the code cache fails (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING), so the bundle may
 //   have none, which the build checks.
@@ -72,7 +74,7 @@ await build({
   format: 'cjs',
   platform: 'node',
   target: 'node20',
-  external: ['better-sqlite3', 'jiti', 'pino', 'zod', 'yaml', 'diff'],
+  external: ['bindings', 'jiti', 'pino', 'zod', 'yaml', 'diff'],
   plugins: [metaUrlOfTscOutput, lazyChildProcessInCommander],
   // src/cli/version.ts: the version without reading package.json at every start
   define: { __GRAIL_VERSION__: JSON.stringify(version) },

@@ -3,11 +3,9 @@ import { isErrno } from '../errors.js'
 import { join } from 'node:path'
 import type { BaseSource } from '../spec/types.js'
 import type { Command } from '../util/exec.js'
-import { runCommand } from '../util/exec.js'
 import type { BuildEnv, ImageState } from './env.js'
 import { DEFAULT_PATH_ENV } from '../container/process.js'
 import { emptyConfig, hostArchitecture } from './env.js'
-import { layerFromDir } from './layers.js'
 import { readPackages } from './packages.js'
 
 type DebianBase = Extract<BaseSource, { kind: 'debian' }>
@@ -89,6 +87,11 @@ export function debianBaseKeyPart(base: DebianBase, epoch: number): unknown {
 
 /** Bootstraps a Debian root filesystem and turns it into the image's first layer. */
 export async function produceDebianBase(base: DebianBase, env: BuildEnv, key: string): Promise<ImageState> {
+  // loaded here: a build whose base is cached (every no-op build) needs neither
+  const [{ runCommand }, { layerFromDir }] = await Promise.all([
+    import('../util/exec.js'),
+    import('./layers.js'),
+  ])
   const work = env.store.tmpPath('debian')
   const rootfs = join(work, 'rootfs')
   await mkdir(work, { recursive: true })

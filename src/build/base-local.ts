@@ -8,14 +8,12 @@ import type { GrailHome } from '../home.js'
 import { fileDigest } from './digest-cache.js'
 import { ANNOTATION_REF_NAME, DOCKER_LAYER_GZIP, MEDIA_LAYER_GZIP } from '../oci/media-types.js'
 import type { Descriptor, ImageConfig, ImageIndex, Manifest } from '../oci/types.js'
-import { checkForeignArchive, extractLayer, newStackState } from '../oci/tar/index.js'
 import type { BaseSource } from '../spec/types.js'
 import { getImage, latestImage } from '../state/index.js'
 import type { ImageRecord } from '../state/index.js'
 import type { BuildEnv, ImageState, LayerDesc } from './env.js'
 import { DEFAULT_PATH_ENV } from '../container/process.js'
 import { emptyConfig } from './env.js'
-import { layerFromDir } from './layers.js'
 import { readPackages } from './packages.js'
 
 type RootfsBase = Extract<BaseSource, { kind: 'rootfs' }>
@@ -42,6 +40,11 @@ export async function rootfsKeyPart(base: RootfsBase, home?: GrailHome): Promise
  * so a base made by any tool gets the same deterministic form.
  */
 export async function produceRootfsBase(base: RootfsBase, env: BuildEnv, key: string): Promise<ImageState> {
+  // loaded here: a build whose base is cached (every no-op build) needs neither
+  const [{ checkForeignArchive, extractLayer, newStackState }, { layerFromDir }] = await Promise.all([
+    import('../oci/tar/index.js'),
+    import('./layers.js'),
+  ])
   await checkForeignArchive(base.path, base.path, newStackState())
   const work = env.store.tmpPath('rootfs')
   await mkdir(work, { recursive: true })
@@ -106,6 +109,7 @@ export async function ociKeyPart(base: OciBase): Promise<unknown> {
  * an unsafe base is refused by `grail build`, naming the layer and the entry, not later by a deploy.
  */
 export async function produceOciBase(base: OciBase, env: BuildEnv, key: string): Promise<ImageState> {
+  const { checkForeignArchive, newStackState } = await import('../oci/tar/index.js')
   const desc = await ociManifestDescriptor(base)
   const blob = (d: Digest) => join(base.path, 'blobs', 'sha256', d.slice(7))
   const importBlob = async (d: Digest) => {

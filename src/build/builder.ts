@@ -1,7 +1,6 @@
 import { relative } from 'node:path'
 import { GrailError } from '../errors.js'
 import type { Digest } from '../oci/digest.js'
-import { imageFileManifest } from '../oci/file-manifest.js'
 import { reusableBlobs } from '../oci/blob-check.js'
 import type { OciStore } from '../oci/store.js'
 import type { Manifest } from '../oci/types.js'
@@ -18,13 +17,10 @@ import {
 import type { PlannedBase } from './base.js'
 import { planBase, resolveBase } from './base.js'
 import { applyConfigStep, describeStep, isConfigStep } from './config-steps.js'
-import { buildCopyLayer } from './copy-layer.js'
 import type { CopyEntry } from './copy-step.js'
 import { collectCopy, copyInputsDigest } from './copy-step.js'
 import type { BuildEnv, ImageState, LayerDesc } from './env.js'
-import { syncIndex, writeImage } from './image-writer.js'
 import { deriveKey } from './keys.js'
-import { runStepLayer } from './run-step.js'
 
 /** Progress of a build, reported as it happens; the CLI renders these, the engine never prints. */
 export type BuildEvent =
@@ -230,6 +226,14 @@ export async function buildImage(
     buildKey,
     inputs,
   } = found.onRevokedParent ? await imageKeys(envFor, image) : found.keys
+  // what only a build that runs loads: an unchanged image (a no-op build) returned above needs none of it
+  const [{ imageFileManifest }, { buildCopyLayer }, { syncIndex, writeImage }, { runStepLayer }] =
+    await Promise.all([
+      import('../oci/file-manifest.js'),
+      import('./copy-layer.js'),
+      import('./image-writer.js'),
+      import('./run-step.js'),
+    ])
   const total = steps.length + 1
   emit({ type: 'image-start', image: image.name, steps: total })
   const reports: StepReport[] = []

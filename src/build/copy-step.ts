@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { lstat, readdir, readlink, realpath } from 'node:fs/promises'
+import { lstat, readFile, readdir, readlink, realpath } from 'node:fs/promises'
 import { basename, join, posix, relative, sep } from 'node:path'
 import { GrailError, isErrno } from '../errors.js'
 import type { PackEntry } from '../oci/tar/index.js'
@@ -17,8 +17,12 @@ export interface CopyEntry extends PackEntry {
 /** Names never copied from a context root: Grail's own state and lock, and the repository's. */
 const ALWAYS_EXCLUDED = ['.grail', '.git', 'grail.lock']
 
-async function hashFile(path: string): Promise<string> {
+/** Files up to this size are hashed from one read: a stream costs more than the hash for a small file. */
+const READ_WHOLE = 1 << 20
+
+async function hashFile(path: string, size: number): Promise<string> {
   const h = createHash('sha256')
+  if (size <= READ_WHOLE) return h.update(await readFile(path)).digest('hex')
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer)
   return h.digest('hex')
 }
@@ -106,7 +110,7 @@ export async function collectCopy(step: CopyStep, context: string, where: string
         mode: normaliseMode(st.mode, false, step.mode),
         size: st.size,
         source: abs,
-        sha256: await hashFile(abs),
+        sha256: await hashFile(abs, st.size),
       })
     } else {
       throw new GrailError(

@@ -5,14 +5,12 @@ import type { Project } from '../spec/types.js'
 import type { ImageRecord } from '../state/index.js'
 import { openDb, releaseLock, waitForLock } from '../state/index.js'
 import { GrailError } from '../errors.js'
-import { runCommand } from '../util/exec.js'
+import type { runCommand } from '../util/exec.js'
 import type { BuildEvent, BuiltImage } from './builder.js'
 import { DEFAULT_EPOCH, buildImage, buildOrder } from './builder.js'
 import type { BuildEnv } from './env.js'
 import { cleanStaleWork } from './stale.js'
 import type { VerifyReport } from './verify.js'
-import { compareImages } from './verify.js'
-import { VERIFY_VARIATION, nextSecond } from './variation.js'
 
 export interface BuildRequest {
   project: Project
@@ -33,6 +31,7 @@ export interface BuildOutcome {
 
 /** The commit of the spec's repository, with `-dirty` when the work tree has changes; null outside git. */
 async function gitCommit(dir: string): Promise<string | null> {
+  const { runCommand } = await import('../util/exec.js')
   let head: Awaited<ReturnType<typeof runCommand>>
   try {
     head = await runCommand({ file: 'git', args: ['-C', dir, 'rev-parse', 'HEAD'] }, { allowFailure: true })
@@ -91,6 +90,10 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
       current.set(image.name, built.record)
       images.push(built)
       if (req.verify) {
+        const [{ VERIFY_VARIATION, nextSecond }, { compareImages }] = await Promise.all([
+          import('./variation.js'),
+          import('./verify.js'),
+        ])
         // whatever the first build's steps read off the clock, the second build's steps read a later second
         await nextSecond(Date.now())
         const again = await buildImage({ ...env, noCache: true, variation: VERIFY_VARIATION }, image, {

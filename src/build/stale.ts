@@ -2,9 +2,7 @@ import { readdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../errors.js'
 import type { GrailHome } from '../home.js'
-import { runCommand } from '../util/exec.js'
 import { mountsUnder, pidAlive } from '../util/mounts.js'
-import { runcDeleteCommand, umountCommand } from '../container/sandbox.js'
 
 /** Work dirs and sandbox ids carry their owner's pid: `<label>-<pid>-<hex>`. */
 const OWNED = /-(\d+)-[0-9a-f]{8,12}$/
@@ -32,6 +30,10 @@ export async function cleanStaleWork(home: GrailHome): Promise<string[]> {
   // runc keeps one state dir per container under its root: reading it costs far less than `runc list`
   for (const id of (await listDir(home.runcRoot)).filter((n) => n.startsWith('grail-b-'))) {
     if (!ownerDead(id)) continue
+    const [{ runCommand }, { runcDeleteCommand }] = await Promise.all([
+      import('../util/exec.js'),
+      import('../container/sandbox.js'),
+    ])
     await runCommand(runcDeleteCommand({ runcRoot: home.runcRoot, id }), { allowFailure: true })
     cleaned.push(`sandbox ${id}`)
   }
@@ -39,7 +41,14 @@ export async function cleanStaleWork(home: GrailHome): Promise<string[]> {
     for (const name of await listDir(dir)) {
       if (!ownerDead(name)) continue
       const path = join(dir, name)
-      for (const m of await mountsUnder(path)) await runCommand(umountCommand(m))
+      const mounts = await mountsUnder(path)
+      if (mounts.length > 0) {
+        const [{ runCommand }, { umountCommand }] = await Promise.all([
+          import('../util/exec.js'),
+          import('../container/sandbox.js'),
+        ])
+        for (const m of mounts) await runCommand(umountCommand(m))
+      }
       await rm(path, { recursive: true, force: true })
       cleaned.push(path)
     }

@@ -30,6 +30,12 @@ export function imageSpecDigest(project: Project, image: ImageSpec): string {
 
 /** The project's grail.lock, or undefined when there is none (see `parseLock` for what it accepts). */
 export async function readLock(project: Pick<Project, 'dir'>): Promise<Lock | undefined> {
+  return (await readLockText(project))?.lock
+}
+
+async function readLockText(
+  project: Pick<Project, 'dir'>,
+): Promise<{ lock: Lock; text: string } | undefined> {
   let text: string
   try {
     text = await readFile(lockPath(project), 'utf8')
@@ -37,7 +43,7 @@ export async function readLock(project: Pick<Project, 'dir'>): Promise<Lock | un
     if (isErrno(err, 'ENOENT')) return undefined
     throw err
   }
-  return parseLock(text, lockPath(project))
+  return { lock: parseLock(text, lockPath(project)), text }
 }
 
 async function lockedEntry(project: Project, store: OciStore, rec: ImageRecord): Promise<LockedImage> {
@@ -63,7 +69,8 @@ export async function writeLock(
 ): Promise<{ changed: string[]; upgraded: boolean }> {
   // a lock that does not parse stops the build and is left as it is: replacing it would drop the pins
   // of every image this build did not build, and a newer Grail's lock is not downgraded either
-  const previous = await readLock(project)
+  const read = await readLockText(project)
+  const previous = read?.lock
   const images: Record<string, LockedImage> = {}
   for (const [name, entry] of Object.entries(previous?.images ?? {}))
     if (project.images[name]) images[name] = entry
@@ -73,7 +80,9 @@ export async function writeLock(
     if (images[b.name]?.digest !== entry.digest) changed.push(b.name)
     images[b.name] = entry
   }
-  await writeAtomic(lockPath(project), serialiseLock(project.name, images))
+  const text = serialiseLock(project.name, images)
+  // an unchanged lock is not written again (a no-op build would pay two fsyncs for it)
+  if (text !== read?.text) await writeAtomic(lockPath(project), text)
   return { changed, upgraded: previous !== undefined && previous.lockVersion < LOCK_VERSION }
 }
 

@@ -1,5 +1,7 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
+import { existsSync, mkdirSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { GrailError } from '../errors.js'
 import { PRIVATE_DIR_MODE, tightenHomeSync } from '../util/private-fs.js'
@@ -7,6 +9,31 @@ import { damagedState, isCorruption, refuseStartingOver } from './guard.js'
 import { MIGRATIONS } from './migrations.js'
 
 export type Db = Database.Database
+
+let addon: string | null | undefined
+
+/**
+ * better-sqlite3's native addon, by path: its own lookup (the `bindings` package: the caller's file from
+ * a stack trace, then up to a dozen candidate paths, each a failed require) cost every command ~2 ms. Null
+ * (its own lookup then) when the addon is in neither place a build of better-sqlite3 puts it.
+ */
+function nativeBinding(): string | null {
+  if (addon === undefined) {
+    // Grail's own node_modules first (dist/state/ or src/state/ are two levels down): no resolution
+    const own = fileURLToPath(
+      new URL('../../node_modules/better-sqlite3/build/Release/better_sqlite3.node', import.meta.url),
+    )
+    if (existsSync(own)) addon = own
+    else {
+      const pkg = dirname(createRequire(import.meta.url).resolve('better-sqlite3/package.json'))
+      addon =
+        ['Release', 'Debug']
+          .map((d) => join(pkg, 'build', d, 'better_sqlite3.node'))
+          .find((p) => existsSync(p)) ?? null
+    }
+  }
+  return addon
+}
 
 export interface OpenDbOptions {
   /** create an empty state even where the home holds what an earlier one recorded (`grail state reset`) */
@@ -25,7 +52,8 @@ export function openDb(file: string, opts: OpenDbOptions = {}): Db {
   if (!opts.startOver) refuseStartingOver(file)
   let db: Db | undefined
   try {
-    db = new Database(file)
+    const binding = nativeBinding()
+    db = new Database(file, binding === null ? {} : { nativeBinding: binding })
     db.pragma('busy_timeout = 5000')
     useWal(db, file)
     // env values and deploy files live in releases: the database and its WAL are owner-only

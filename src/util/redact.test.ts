@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { makeRedactor, REDACTED, redactText, redactValue, secretIn } from './redact.js'
+import fc from 'fast-check'
+import { compileGlobs } from './glob.js'
+import {
+  DEFAULT_REDACT_KEYS,
+  makeRedactor,
+  REDACTED,
+  redactText,
+  redactValue,
+  secretIn,
+  secretKeyMatcher,
+} from './redact.js'
 
 const r = makeRedactor(['s3cr3t-pa55', 'ab'])
 
@@ -52,4 +62,23 @@ test('secretIn names what makes text secret', () => {
   assert.equal(secretIn('MYSQL_PASSWORD = x', r), 'a value assigned to MYSQL_PASSWORD')
   assert.equal(secretIn('-----BEGIN PRIVATE KEY-----', r), 'a private key')
   assert.equal(secretIn('hello PORT=80', r), undefined)
+})
+
+test('the substring test for `*WORD*` key globs agrees with the glob matcher', () => {
+  const viaGlobs = compileGlobs(DEFAULT_REDACT_KEYS.map((g) => g.toUpperCase()))
+  const fast = secretKeyMatcher(DEFAULT_REDACT_KEYS)
+  const key = fc.stringMatching(/^[A-Za-z0-9_./-]{0,24}$/)
+  const withWord = fc
+    .tuple(key, fc.constantFrom('password', 'Secret', 'TOKEN', 'api_key', 'PRIVATE_KEY', 'x'), key)
+    .map(([a, w, b]) => `${a}${w}${b}`)
+  fc.assert(
+    fc.property(fc.oneof(key, withWord), (k) => fast(k) === viaGlobs(k.toUpperCase())),
+    { numRuns: 5000 },
+  )
+  assert.equal(fast('db_password'), true)
+  assert.equal(fast('PASSWORDLESS'), true)
+  assert.equal(fast('PORT'), false)
+  // other globs still go through the glob matcher
+  assert.equal(secretKeyMatcher(['DB_*'])('db_url'), true)
+  assert.equal(secretKeyMatcher(['DB_*'])('xdb_url'), false)
 })

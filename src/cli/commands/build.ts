@@ -26,7 +26,7 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
       const g = globals()
       const [{ loadProjectCached }, { runBuild }, { resolveHome }] = await Promise.all([
         import('../load-project.js'),
-        import('../../build/index.js'),
+        import('../../build/engine.js'),
         import('../../home.js'),
       ])
       const project = await loadProjectCached(findSpecFile(g))
