@@ -1,7 +1,7 @@
 // grail.lock: written by build, and `apply --locked` deploying exactly its digests (not the newest build),
 // or failing with a clear message when the lock does not match the spec.
 import assert from 'node:assert/strict'
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -46,6 +46,15 @@ describe('grail.lock and apply --locked (local provider)', () => {
     assert.deepEqual(Object.keys(l.images.web ?? {}), ['digest', 'spec', 'parent', 'layers', 'packages'])
     assert.match(l.images.web?.spec ?? '', /^sha256:[0-9a-f]{64}$/)
     assert.ok((l.images.web?.layers.length ?? 0) >= 2)
+  })
+
+  test('a no-op build leaves grail.lock as it is: not rewritten, same inode and mtime', async () => {
+    const before = await stat(join(dir, 'grail.lock'))
+    await new Promise((r) => setTimeout(r, 20))
+    await grail(['build'], { cwd: dir })
+    const now = await stat(join(dir, 'grail.lock'))
+    assert.equal(now.ino, before.ino, 'a rewrite renames a new file over it')
+    assert.equal(now.mtimeMs, before.mtimeMs)
   })
 
   test('apply --locked deploys exactly the locked digest, not the newest build', async () => {
