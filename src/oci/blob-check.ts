@@ -51,8 +51,13 @@ async function fingerprint(path: string): Promise<Fingerprint | undefined> {
   }
 }
 
+/**
+ * A lost or stale cache after a crash only costs a hash per blob (a fingerprint says how the file looked
+ * when it hashed right; any change to the file changes it), so the file is not fsynced: a no-op build
+ * rewrites it, since touching a reused blob changes its ctime.
+ */
 async function save(store: OciStore, cache: Map<string, Fingerprint>): Promise<void> {
-  await writeAtomic(cachePath(store), JSON.stringify(Object.fromEntries(cache)))
+  await writeAtomic(cachePath(store), JSON.stringify(Object.fromEntries(cache)), { durable: false })
 }
 
 /** Hashes a blob unless its fingerprint is the one recorded when it last hashed right. */

@@ -136,3 +136,16 @@ describe('writeAtomic', () => {
     await assert.rejects(stat(tmp), { code: 'ENOENT' })
   })
 })
+
+test('durable: false replaces the file whole and leaves no temp file (a cache, not fsynced)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'grail-atomic-cache-'))
+  try {
+    const file = join(dir, 'cache.json')
+    await writeFile(file, 'old')
+    await writeAtomic(file, '{"a":1}', { durable: false })
+    assert.equal(await readFile(file, 'utf8'), '{"a":1}')
+    assert.deepEqual(await readdir(dir), ['cache.json'])
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})

@@ -17,6 +17,11 @@ export interface WriteAtomicOptions {
    * but a reader never sees the file empty or half-written (the complete temp file is hard-linked).
    */
   exclusive?: boolean
+  /**
+   * false: no fsync of the file or its directory. Only for caches whose loss or staleness after a crash
+   * costs work and never correctness (a reader still sees the old file or the new one, whole, or none).
+   */
+  durable?: boolean
 }
 
 /** A temp name next to `path`: same directory (so the rename is atomic), unique per process and call. */
@@ -59,7 +64,7 @@ export async function writeAtomic(
       if (typeof content === 'string' || content instanceof Uint8Array) await fh.writeFile(content)
       // each writeFile continues at the handle's position, and writes all of its chunk
       else for await (const chunk of content) await fh.writeFile(chunk)
-      await fh.sync()
+      if (opts.durable !== false) await fh.sync()
     } finally {
       await fh.close()
     }
@@ -70,7 +75,7 @@ export async function writeAtomic(
     throw err
   }
   if (opts.exclusive) await rm(tmp, { force: true })
-  await syncDir(dirname(path))
+  if (opts.durable !== false) await syncDir(dirname(path))
 }
 
 /**
