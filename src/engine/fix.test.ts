@@ -121,3 +121,25 @@ test('drift --fix --instance leaves an orphan alone, and one that is not there t
   assert.deepEqual(calls, [])
   a.db.close()
 })
+
+test('recycle acts only on recycle replacements: an orphan the plan would destroy is left to apply (with a stub provider)', async () => {
+  const { planReport, recycleEnvironment } = await import('./deploy.js')
+  const calls: string[] = []
+  const a = await setup(calls)
+  const now = Date.parse('2026-06-01T00:00:00Z')
+  const { plan } = await planReport(a, now)
+  assert.deepEqual(
+    plan.actions.map((x) => [x.kind, 'instance' in x ? x.instance : '']),
+    [['destroy', 'web-zz']],
+  )
+  assert.deepEqual(await recycleEnvironment(a, { dryRun: true, now }), {
+    environment: a.environment,
+    actions: [],
+    done: false,
+  })
+  const done = await recycleEnvironment(a, { dryRun: false, now })
+  assert.deepEqual(done.actions, [])
+  assert.equal(done.done, true)
+  assert.deepEqual(calls, [])
+  a.db.close()
+})
