@@ -81,6 +81,20 @@ export async function readInstanceFile(home: GrailHome, id: string, path: string
       hint: 'read it again',
     })
   }
+  // the lookup above resolved every component inside the root, but the instance may swap a directory
+  // for a symlink to a host path between that lookup and the open (only the last component is opened
+  // with O_NOFOLLOW): where the opened file really is tells, and anything outside the root is refused
+  const opened = await readlink(`/proc/self/fd/${fh.fd}`)
+  if (!opened.startsWith(`${p.rootfs}/`)) {
+    await fh.close()
+    throw new GrailError(
+      'INSTANCE_PATH_NOT_FILE',
+      `${path} in instance ${id} led outside the instance while it was read`,
+      {
+        hint: 'the instance changed its own filesystem during the read: treat it as compromised and replace it (`grail apply`)',
+      },
+    )
+  }
   const st = await fh.stat()
   if (!st.isFile()) {
     await fh.close()
