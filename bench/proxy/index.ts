@@ -197,7 +197,14 @@ ${o.servers[b].map((p, i) => `  server s${i} 127.0.0.1:${p}\n`).join('')}`,
       await fetch(`http://127.0.0.1:${ports.keepalive}/index.html`)
       break
     } catch (err) {
-      if (i > 100 || child.exitCode !== null) throw new Error(`haproxy ${o.name} does not answer: ${err}`)
+      if (i > 100 || child.exitCode !== null) {
+        // not returned to the caller's list, so stopped here
+        if (child.exitCode === null && child.signalCode === null) {
+          process.kill(pid, 'SIGTERM')
+          await exited
+        }
+        throw new Error(`haproxy ${o.name} does not answer: ${err}`)
+      }
       await sleep(50)
     }
   }
@@ -309,6 +316,8 @@ export async function run(): Promise<void> {
       version[b] = 'v2'
       await writeFile(join(dir, 'grail.yaml'), spec({ ...publish, version }))
       const load = wrk({ url, c: top, seconds: ROLLOUT_WRK_S, lua })
+      // awaited below; a wrk that fails while apply runs must not be an unhandled rejection meanwhile
+      load.catch(() => {})
       await sleep(2000)
       const t0 = performance.now()
       const applied = await grail(['apply'], cwd)
