@@ -1,11 +1,13 @@
 import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import { openStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
 import type { EngineEnv } from './types.js'
-import { proxyDir } from '../rollout/proxies.js'
+import { dataPlaneDir, proxyDir } from '../rollout/proxies.js'
+import { dataPlaneKind } from '../proxy/dataplane.js'
 import type { Router } from '../rollout/types.js'
 import { createProvider, requireProvider } from '../runtime/factory.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
@@ -40,6 +42,28 @@ export async function openEnvironment(opts: {
     if (!svc.publish) return null
     const cached = routers.get(svc.name)
     if (cached) return cached
+    if (dataPlaneKind() === 'haproxy') {
+      const { ensureRoute } = await import('../proxy/haproxy/index.js')
+      const { tls } = svc.publish
+      const route = await ensureRoute(dataPlaneDir(opts.home), {
+        environment: opts.environment,
+        service: svc.name,
+        listenHost: svc.publish.host,
+        listenPort: svc.publish.port,
+        mode: 'http',
+        accessLog: svc.publish.accessLog ?? false,
+        ...(tls === undefined
+          ? {}
+          : {
+              tls: {
+                certificate: resolve(opts.project.dir, tls.certificate),
+                key: resolve(opts.project.dir, tls.key),
+              },
+            }),
+      })
+      routers.set(svc.name, route)
+      return route
+    }
     const { ensureProxy } = await import('../proxy/supervisor.js')
     const client = await ensureProxy({
       dir: proxyDir(opts.home, opts.environment, svc.name),

@@ -59,6 +59,20 @@ const publishSchema = z
           .min(1)
           .default('127.0.0.1')
           .describe('Address the proxy binds. Default `127.0.0.1`.'),
+        tls: z
+          .strictObject({
+            certificate: z
+              .string()
+              .min(1)
+              .describe('PEM certificate chain file, relative to grail.yaml (leaf first).'),
+            key: z.string().min(1).describe('PEM private key file, relative to grail.yaml.'),
+          })
+          .optional()
+          .describe('Terminate TLS on the public port (HTTP/2 and HTTP/1.1 by ALPN).'),
+        accessLog: z
+          .boolean()
+          .optional()
+          .describe('Write one JSON line per request to `.grail/dataplane/access.log`. Default `false`.'),
       }),
     ],
     { error: 'expected a port number (1-65535) or {port, host}' },
@@ -75,7 +89,7 @@ export const serviceShape = {
   publish: publishSchema
     .optional()
     .describe(
-      'Public port of the proxy in front of the instances: a number, or `{port, host}` (host default `127.0.0.1`).',
+      'Public port of the proxy in front of the instances: a number, or `{port, host, tls, accessLog}` (host default `127.0.0.1`).',
     ),
   env: z
     .record(

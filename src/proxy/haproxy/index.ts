@@ -1,0 +1,592 @@
+import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
+import { closeSync, openSync } from 'node:fs'
+import { mkdir, open, readFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { GrailError, isErrno } from '../../errors.js'
+import { findHaproxy } from '../dataplane.js'
+import { writeAtomic } from '../../util/write-atomic.js'
+import { isAlive, signal, waitForExit } from '../process.js'
+import type { Backend, BackendCheck, Ejection, SwapResult } from '../types.js'
+import { serverArgs } from './config.js'
+import {
+  type DataPlaneFiles,
+  dataPlaneFiles,
+  type KeeperState,
+  type RouteEntry,
+  type RoutesFile,
+  routeKey,
+} from './files.js'
+import { isHaproxyOf } from './keeper.js'
+import { adminCommand, parseInfoPid, parseServerStats, type ServerStat } from './runtime-api.js'
+
+export { dataPlaneFiles, routeKey } from './files.js'
+
+/** A published service as the data plane should serve it. */
+export interface RouteOptions {
+  readonly environment: string
+  readonly service: string
+  readonly listenHost: string
+  readonly listenPort: number
+  readonly mode: 'http' | 'tcp'
+  readonly drainTimeoutMs?: number
+  readonly responseTimeoutMs?: number
+  /** terminate TLS with this certificate chain and key (PEM files) */
+  readonly tls?: { readonly certificate: string; readonly key: string }
+  readonly accessLog?: boolean
+}
+
+/** Routes traffic of one published service. */
+export interface RouteClient {
+  /** pid of the HAProxy that serves now */
+  readonly pid: number
+  /** Swaps the route's servers without a reload; resolves once the removed ones are drained. */
+  setBackends(backends: readonly Backend[]): Promise<SwapResult>
+}
+
+/** How one route is doing, as `status` reports it. */
+export type RouteHealth =
+  | {
+      readonly state: 'up' | 'unsupervised'
+      readonly pid: number
+      readonly keeper?: number
+      readonly backends: number
+      readonly ejected: Ejection[]
+    }
+  | { readonly state: 'down'; readonly pid?: number; readonly reason?: string }
+
+const DEFAULT_DRAIN_TIMEOUT_MS = 30_000
+const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000
+const START_TIMEOUT_MS = 15_000
+const LOCK_TIMEOUT_MS = 30_000
+const DRAIN_POLL_MS = 100
+
+/**
+ * Returns a client for the route of `opts` in the data plane of `dir`, starting the data plane when it
+ * does not run and reloading it when the route is new or its frontend changed (a new port, TLS, access
+ * log). A route whose servers only change never reloads. Rejects with PROXY_PORT_IN_USE when another
+ * process holds the port (the route is then removed again).
+ */
+export async function ensureRoute(dir: string, opts: RouteOptions): Promise<RouteClient> {
+  if (!(Number.isInteger(opts.listenPort) && opts.listenPort >= 1 && opts.listenPort <= 65535)) {
+    throw new GrailError('PROXY_PORT', `the proxy port must be 1..65535, got ${opts.listenPort}`)
+  }
+  const files = dataPlaneFiles(dir)
+  const key = routeKey(opts.environment, opts.service)
+  await mkdir(files.dir, { recursive: true, mode: 0o700 })
+  const generation = await withLock(files, async () => {
+    const routes = await readRoutes(files)
+    const old = routes.routes[key]
+    const tls = opts.tls === undefined ? undefined : { pem: await writePem(files, key, opts.tls) }
+    const entry: RouteEntry = {
+      environment: opts.environment,
+      service: opts.service,
+      listen: { host: opts.listenHost, port: opts.listenPort },
+      mode: opts.mode,
+      drainTimeoutMs: opts.drainTimeoutMs ?? DEFAULT_DRAIN_TIMEOUT_MS,
+      responseTimeoutMs: opts.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
+      accessLog: opts.accessLog ?? false,
+      ...(tls === undefined ? {} : { tls }),
+      ...(old?.check === undefined ? {} : { check: old.check }),
+      servers: old?.servers ?? [],
+    }
+    const pemChanged =
+      tls !== undefined && old?.tls !== undefined && (await pemDigest(tls.pem)) !== old.tlsDigest
+    const same = old !== undefined && !pemChanged && frontendOf(old) === frontendOf(entry)
+    const gen = same ? routes.generation : routes.generation + 1
+    const withDigest = tls === undefined ? entry : { ...entry, tlsDigest: await pemDigest(tls.pem) }
+    if (!same || pemChanged)
+      await writeRoutes(files, {
+        ...routes,
+        generation: gen,
+        routes: { ...routes.routes, [key]: withDigest },
+      })
+    return gen
+  })
+  const state = await ensureRunning(files, generation)
+  const error = state.listenErrors[key]
+  if (error !== undefined) {
+    await removeRoute(files, key)
+    if (error === 'EADDRINUSE') {
+      throw new GrailError(
+        'PROXY_PORT_IN_USE',
+        `port ${opts.listenPort} on ${opts.listenHost} is already in use by another process; the proxy cannot listen on ${formatListen(opts.listenHost, opts.listenPort)}`,
+        {
+          hint: `find the owner with \`ss -ltnp 'sport = :${opts.listenPort}'\` and stop it, or give the service another public port`,
+        },
+      )
+    }
+    throw new GrailError(
+      'PROXY_LISTEN',
+      `the proxy cannot listen on ${formatListen(opts.listenHost, opts.listenPort)}: ${error}`,
+      {
+        hint: `see ${files.log}`,
+      },
+    )
+  }
+  return { pid: state.pid, setBackends: (backends) => setBackends(files, key, backends) }
+}
+
+/** The fields of a route that live in its frontend or backend section: a change of one needs a reload. */
+function frontendOf(r: RouteEntry): string {
+  return JSON.stringify([
+    r.listen,
+    r.mode,
+    r.drainTimeoutMs,
+    r.responseTimeoutMs,
+    r.accessLog,
+    r.tls?.pem ?? null,
+  ])
+}
+
+/** The check fields that live in the backend section (`option httpchk`, `timeout check`). */
+function backendCheckOf(c: BackendCheck | undefined): string {
+  if (c === undefined) return 'none'
+  return JSON.stringify(c.type === 'http' ? [c.type, c.path, c.expectStatus, c.timeout] : [c.type, c.timeout])
+}
+
+/**
+ * Points the route at exactly `backends`: routes.json first (a HAProxy restarted from here on serves the
+ * new set), then the runtime API: new servers are added and put in rotation, removed ones drained (no
+ * new request; what they have in flight finishes) and deleted once idle or at the drain timeout.
+ */
+async function setBackends(
+  files: DataPlaneFiles,
+  key: string,
+  backends: readonly Backend[],
+): Promise<SwapResult> {
+  const { removed, drainTimeoutMs, reloaded } = await withLock(files, async () => {
+    const routes = await readRoutes(files)
+    const entry = routes.routes[key]
+    if (entry === undefined)
+      throw new GrailError('PROXY_CONTROL', `the data plane has no route ${key} (it was stopped meanwhile)`)
+    const check = backends[0]?.check ?? entry.check
+    const servers = backends.map((b) => ({ id: checkName(b.id), host: b.host, port: b.port }))
+    const reload = backendCheckOf(check) !== backendCheckOf(entry.check)
+    const next: RouteEntry = { ...entry, servers, ...(check === undefined ? {} : { check }) }
+    const generation = reload ? routes.generation + 1 : routes.generation
+    await writeRoutes(files, { ...routes, generation, routes: { ...routes.routes, [key]: next } })
+    if (reload) {
+      // the backend section changed: a new HAProxy starts with the new servers, the old one finishes its own
+      await ensureRunning(files, generation)
+      return {
+        removed: entry.servers.map((s) => s.id).filter((id) => !servers.some((s) => s.id === id)),
+        drainTimeoutMs: next.drainTimeoutMs,
+        reloaded: true,
+      }
+    }
+    await ensureRunning(files, generation)
+    const actual = parseServerStats(await adminCommand(files.socket, `show stat ${key} 4 -1`)).filter(
+      (s) => s.backend === key,
+    )
+    const commands: string[] = []
+    for (const s of servers) {
+      const has = actual.find((a) => a.server === s.id)
+      if (has === undefined) {
+        commands.push(`add server ${key}/${s.id} ${serverArgs(s, check)}`, `enable health ${key}/${s.id}`)
+      }
+      if (has === undefined || has.status !== 'UP') commands.push(`set server ${key}/${s.id} state ready`)
+    }
+    const gone = actual.filter((a) => !servers.some((s) => s.id === a.server)).map((a) => a.server)
+    for (const id of gone) commands.push(`set server ${key}/${id} state drain`)
+    for (const c of commands) {
+      const answer = (await adminCommand(files.socket, c)).trim()
+      if (answer !== '' && !/^New server registered\.?$/.test(answer)) {
+        throw new GrailError('PROXY_CONTROL', `HAProxy refused "${c}": ${answer}`, {
+          hint: `see ${files.log}`,
+        })
+      }
+    }
+    return { removed: gone, drainTimeoutMs: next.drainTimeoutMs, reloaded: false }
+  })
+  if (reloaded) return { drained: removed, forced: [] }
+  const forced = await drain(files, key, removed, drainTimeoutMs)
+  for (const id of removed) await deleteServer(files, key, id)
+  return { drained: removed, forced }
+}
+
+/** Waits until every server of `ids` has no session left, or the timeout; returns those cut off then. */
+async function drain(
+  files: DataPlaneFiles,
+  key: string,
+  ids: readonly string[],
+  timeoutMs: number,
+): Promise<string[]> {
+  const deadline = Date.now() + timeoutMs
+  let busy = [...ids]
+  while (busy.length > 0) {
+    const stats = await serverStats(files, key)
+    busy = busy.filter((id) => (stats.find((s) => s.server === id)?.current ?? 0) > 0)
+    if (busy.length === 0 || Date.now() >= deadline) break
+    await sleep(DRAIN_POLL_MS)
+  }
+  for (const id of busy)
+    await adminCommand(files.socket, `shutdown sessions server ${key}/${id}`).catch(() => '')
+  return busy
+}
+
+/** Takes a drained server out of HAProxy (retried: its idle connections may take a moment to close). */
+async function deleteServer(files: DataPlaneFiles, key: string, id: string): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    const answer = await adminCommand(
+      files.socket,
+      `set server ${key}/${id} state maint; del server ${key}/${id}`,
+    ).catch(() => '')
+    if (/Server deleted|No such server/.test(answer)) return
+    await sleep(100)
+  }
+  // left in maintenance: out of rotation, and gone at the next start of HAProxy (routes.json lacks it)
+}
+
+async function serverStats(files: DataPlaneFiles, key: string): Promise<ServerStat[]> {
+  const csv = await adminCommand(files.socket, `show stat ${key} 4 -1`).catch(() => '')
+  return parseServerStats(csv).filter((s) => s.backend === key)
+}
+
+/** Removes a route; stops the data plane when it was the last. Resolves with the HAProxy pid that served it. */
+export async function stopRoute(
+  dir: string,
+  environment: string,
+  service: string,
+  opts: { graceMs?: number } = {},
+): Promise<{ pid?: number }> {
+  const files = dataPlaneFiles(dir)
+  const state = await readState(files)
+  const left = await removeRoute(files, routeKey(environment, service))
+  if (left === 0) await stopDataPlane(dir, opts)
+  return state?.pid === undefined ? {} : { pid: state.pid }
+}
+
+/** Removes `key` from the routes and reloads (when the data plane runs); resolves with the routes left. */
+async function removeRoute(files: DataPlaneFiles, key: string): Promise<number> {
+  const { generation, left } = await withLock(files, async () => {
+    const routes = await readRoutes(files)
+    const { [key]: gone, ...rest } = routes.routes
+    if (gone === undefined) return { generation: undefined, left: Object.keys(rest).length }
+    const generation = routes.generation + 1
+    await writeRoutes(files, { ...routes, generation, routes: rest })
+    await rm(join(files.tlsDir, `${key}.pem`), { force: true })
+    return { generation, left: Object.keys(rest).length }
+  })
+  if (generation !== undefined && left > 0 && (await keeperPid(files)) !== undefined)
+    await ensureRunning(files, generation)
+  return left
+}
+
+/**
+ * Stops the data plane of `dir`: the keeper tells HAProxy to stop listening and finish its connections;
+ * the exact pids left after `graceMs` are killed; the directory is removed.
+ */
+export async function stopDataPlane(dir: string, opts: { graceMs?: number } = {}): Promise<void> {
+  const files = dataPlaneFiles(dir)
+  const graceMs = opts.graceMs ?? DEFAULT_DRAIN_TIMEOUT_MS + 5_000
+  const keeper = await keeperPid(files)
+  const state = await readState(files)
+  const haproxy = state !== undefined && (await isHaproxyOf(state.pid, files)) ? state.pid : undefined
+  const deadline = Date.now() + graceMs
+  if (keeper !== undefined) signal(keeper, 'SIGTERM')
+  else if (haproxy !== undefined) signal(haproxy, 'SIGUSR1')
+  for (const p of [keeper, haproxy]) {
+    if (p === undefined) continue
+    if (await waitForExit(p, Math.max(0, deadline - Date.now()))) continue
+    signal(p, 'SIGKILL')
+    await waitForExit(p, 5_000)
+  }
+  await rm(files.dir, { recursive: true, force: true })
+  await rm(files.socket, { force: true })
+}
+
+/** The routes the data plane of `dir` serves (from routes.json). */
+export async function listRoutes(
+  dir: string,
+): Promise<
+  Array<{ environment: string; service: string; listen: { host: string; port: number }; servers: Backend[] }>
+> {
+  const routes = await readRoutes(dataPlaneFiles(dir))
+  return Object.values(routes.routes).map((r) => ({
+    environment: r.environment,
+    service: r.service,
+    listen: r.listen,
+    servers: r.servers.map((s) => ({ ...s, ...(r.check === undefined ? {} : { check: r.check }) })),
+  }))
+}
+
+/**
+ * Probes one route without starting anything: `up` (HAProxy answers and serves the route, under its
+ * keeper), `unsupervised` (it serves, the keeper is gone) or `down`. A HAProxy its keeper is restarting
+ * gets up to `waitMs` to answer.
+ */
+export async function routeHealth(
+  dir: string,
+  environment: string,
+  service: string,
+  waitMs = 10_000,
+): Promise<RouteHealth> {
+  const files = dataPlaneFiles(dir)
+  const key = routeKey(environment, service)
+  const keeper = await keeperPid(files)
+  const deadline = Date.now() + waitMs
+  let pid = await answeringPid(files)
+  while (pid === undefined && keeper !== undefined && Date.now() < deadline && (await isAlive(keeper))) {
+    await sleep(50)
+    pid = await answeringPid(files)
+  }
+  const state = await readState(files)
+  if (pid === undefined)
+    return state?.pid === undefined ? { state: 'down' } : { state: 'down', pid: state.pid }
+  const stats = await serverStats(files, key)
+  const routes = await readRoutes(files)
+  const entry = routes.routes[key]
+  if (entry === undefined) return { state: 'down', reason: 'the data plane has no such route' }
+  const info = await adminCommand(files.socket, `show stat ${key} 2 -1`).catch(() => '')
+  if (!info.includes(`${key},BACKEND`))
+    return { state: 'down', pid, reason: 'HAProxy does not serve the route' }
+  const now = Date.now()
+  const ejected: Ejection[] = stats
+    .filter((s) => s.status.startsWith('DOWN') && entry.servers.some((e) => e.id === s.server))
+    .map((s) => ({
+      id: s.server,
+      reason: describeCheck(s),
+      since: new Date(now - s.lastChange * 1000).toISOString(),
+    }))
+  const up = keeper !== undefined && (await isAlive(keeper))
+  return {
+    state: up ? 'up' : 'unsupervised',
+    pid,
+    ...(up ? { keeper } : {}),
+    backends: entry.servers.length,
+    ejected,
+  }
+}
+
+function describeCheck(s: ServerStat): string {
+  const code = s.checkCode === '' ? '' : ` ${s.checkCode}`
+  if (s.checkStatus === 'L7STS') return `HTTP${code}`
+  if (s.checkStatus === 'L4TOUT' || s.checkStatus === 'L7TOUT') return 'timed out'
+  if (s.checkStatus === 'L4CON') return s.checkDescription === '' ? 'ECONNREFUSED' : s.checkDescription
+  return s.checkDescription === '' ? s.checkStatus || 'down' : s.checkDescription
+}
+
+/** The pid HAProxy reports on its runtime API, or undefined when nothing answers. */
+async function answeringPid(files: DataPlaneFiles): Promise<number | undefined> {
+  return adminCommand(files.socket, 'show info', 2_000).then(parseInfoPid, () => undefined)
+}
+
+/**
+ * Makes sure the keeper runs and its HAProxy has loaded routes generation `generation` (or later):
+ * starts a keeper when none runs, or signals the running one to reload. Resolves with the keeper's state.
+ */
+async function ensureRunning(files: DataPlaneFiles, generation: number): Promise<KeeperState> {
+  let keeper = await keeperPid(files)
+  const before = await readState(files)
+  if (keeper === undefined) keeper = await spawnKeeper(files)
+  else if (
+    (before?.generation ?? -1) < generation ||
+    before?.pid === undefined ||
+    !(await isHaproxyOf(before.pid, files))
+  ) {
+    signal(keeper, 'SIGHUP')
+  }
+  const deadline = Date.now() + START_TIMEOUT_MS
+  for (;;) {
+    const state = await readState(files)
+    if (
+      state !== undefined &&
+      state.keeper === keeper &&
+      state.generation >= generation &&
+      (await answeringPid(files)) === state.pid
+    )
+      return state
+    if (!(await isAlive(keeper))) {
+      throw new GrailError(
+        'PROXY_START',
+        `the data plane's keeper (pid ${keeper}) exited: ${await lastLines(files.log)}`,
+        {
+          hint: `see its log ${files.log}`,
+        },
+      )
+    }
+    if (Date.now() >= deadline) {
+      throw new GrailError(
+        'PROXY_START',
+        `the data plane did not load its routes within ${START_TIMEOUT_MS} ms: ${await lastLines(files.log)}`,
+        {
+          hint: `see its log ${files.log}`,
+        },
+      )
+    }
+    await sleep(25)
+  }
+}
+
+function keeperCommand(): string[] {
+  const here = import.meta.url
+  if (here.endsWith('.ts')) {
+    return ['--import', import.meta.resolve('tsx'), fileURLToPath(new URL('./keeper-main.ts', here))]
+  }
+  return [fileURLToPath(new URL('./keeper-main.js', here))]
+}
+
+async function spawnKeeper(files: DataPlaneFiles): Promise<number> {
+  const haproxy = findHaproxy()
+  if (haproxy === undefined) {
+    throw new GrailError('PROXY_START', 'HAProxy is not installed: the data plane needs it', {
+      hint: 'install it (`apt-get install haproxy`), or set GRAIL_HAPROXY to its path',
+    })
+  }
+  const logFd = openSync(files.log, 'a', 0o600)
+  try {
+    // detached: its own session, so the CLI's Ctrl-C or exit does not reach it; cwd '/' pins no directory
+    const child = spawn(process.execPath, [...keeperCommand(), '--dir', files.dir, '--haproxy', haproxy], {
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+      cwd: '/',
+    })
+    child.on('error', () => {})
+    child.unref()
+    if (child.pid === undefined) await sleep(0)
+    if (child.pid === undefined) throw new GrailError('PROXY_START', 'could not start the data plane keeper')
+    await writeAtomic(files.keeperPid, `${child.pid}\n`, { mode: 0o600 })
+    return child.pid
+  } finally {
+    closeSync(logFd)
+  }
+}
+
+/** The keeper's pid while it runs and is this directory's keeper (a pid file can outlive its process). */
+async function keeperPid(files: DataPlaneFiles): Promise<number | undefined> {
+  const text = await readFile(files.keeperPid, 'utf8').catch(() => '')
+  const pid = Number(text.trim())
+  if (!(Number.isInteger(pid) && pid > 0) || !(await isAlive(pid))) return undefined
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')
+  const args = cmdline.split('\0')
+  const at = args.indexOf('--dir')
+  return at >= 0 && args[at + 1] === files.dir ? pid : undefined
+}
+
+async function readState(files: DataPlaneFiles): Promise<KeeperState | undefined> {
+  try {
+    return JSON.parse(await readFile(files.state, 'utf8')) as KeeperState
+  } catch (err) {
+    if (isErrno(err, 'ENOENT') || err instanceof SyntaxError) return undefined
+    throw err
+  }
+}
+
+async function readRoutes(files: DataPlaneFiles): Promise<RoutesFile> {
+  let text: string
+  try {
+    text = await readFile(files.routes, 'utf8')
+  } catch (err) {
+    if (isErrno(err, 'ENOENT')) return { version: 1, generation: 0, routes: {} }
+    throw err
+  }
+  try {
+    const parsed = JSON.parse(text) as RoutesFile
+    if (parsed.version !== 1 || typeof parsed.routes !== 'object') throw new Error('not a routes file')
+    return parsed
+  } catch (err) {
+    throw new GrailError('PROXY_BAD_STATE', `${files.routes} is damaged: ${(err as Error).message}`, {
+      hint: 'run `grail down` for each environment and `grail apply` again: the routes are rebuilt from the running instances',
+    })
+  }
+}
+
+async function writeRoutes(files: DataPlaneFiles, routes: RoutesFile): Promise<void> {
+  await writeAtomic(files.routes, `${JSON.stringify(routes, null, 2)}\n`, { mode: 0o600 })
+}
+
+/** Writes certificate chain and key, concatenated as HAProxy reads them, readable only by root. */
+async function writePem(
+  files: DataPlaneFiles,
+  key: string,
+  tls: { certificate: string; key: string },
+): Promise<string> {
+  const read = async (file: string, what: string): Promise<string> => {
+    try {
+      return await readFile(file, 'utf8')
+    } catch (err) {
+      throw new GrailError('PROXY_TLS', `cannot read the TLS ${what} ${file}: ${(err as Error).message}`, {
+        hint: `check publish.tls.${what === 'certificate' ? 'certificate' : 'key'} in grail.yaml`,
+      })
+    }
+  }
+  const cert = await read(tls.certificate, 'certificate')
+  const keyPem = await read(tls.key, 'key')
+  if (!cert.includes('-----BEGIN CERTIFICATE-----')) {
+    throw new GrailError('PROXY_TLS', `${tls.certificate} holds no PEM certificate`, {
+      hint: 'give the certificate chain in PEM form',
+    })
+  }
+  if (!/-----BEGIN (RSA |EC )?PRIVATE KEY-----/.test(keyPem)) {
+    throw new GrailError('PROXY_TLS', `${tls.key} holds no PEM private key`, {
+      hint: 'give the private key in PEM form',
+    })
+  }
+  await mkdir(files.tlsDir, { recursive: true, mode: 0o700 })
+  const pem = join(files.tlsDir, `${key}.pem`)
+  await writeAtomic(pem, `${cert.trimEnd()}\n${keyPem.trimEnd()}\n`, { mode: 0o600 })
+  return pem
+}
+
+async function pemDigest(file: string): Promise<string> {
+  return createHash('sha256')
+    .update(await readFile(file))
+    .digest('hex')
+}
+
+/** Server names are instance ids (validated by the provider); refuse anything else reaching the runtime API. */
+function checkName(id: string): string {
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/.test(id))
+    throw new GrailError('PROXY_CONTROL', `not a valid backend id: ${JSON.stringify(id)}`)
+  return id
+}
+
+function formatListen(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
+}
+
+/**
+ * Runs `fn` holding the data plane's lock (an exclusive file naming its holder's pid; a lock whose
+ * holder died is taken over), so that two commands changing routes at once do not lose a change.
+ */
+async function withLock<T>(files: DataPlaneFiles, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LOCK_TIMEOUT_MS
+  for (;;) {
+    try {
+      const fh = await open(files.lock, 'wx', 0o600)
+      await fh.writeFile(`${process.pid}\n`)
+      await fh.close()
+      break
+    } catch (err) {
+      if (!isErrno(err, 'EEXIST')) throw err
+    }
+    const holder = Number((await readFile(files.lock, 'utf8').catch(() => '')).trim())
+    if (Number.isInteger(holder) && holder > 0 && !(await isAlive(holder))) {
+      await rm(files.lock, { force: true })
+      continue
+    }
+    if (Date.now() >= deadline) {
+      throw new GrailError(
+        'PROXY_CONTROL',
+        `the data plane's routes are locked by pid ${holder} for more than ${LOCK_TIMEOUT_MS} ms`,
+        {
+          hint: `if no grail command runs, remove ${files.lock}`,
+        },
+      )
+    }
+    await sleep(20)
+  }
+  try {
+    return await fn()
+  } finally {
+    await rm(files.lock, { force: true })
+  }
+}
+
+async function lastLines(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '')
+  return text.trim().split('\n').slice(-3).join(' | ') || 'no log'
+}
