@@ -51,6 +51,11 @@ export async function openEnvironment(opts: {
         listenHost: svc.publish.host,
         listenPort: svc.publish.port,
         mode: 'http',
+        // the service's drain: how long a removed instance may finish what it has in flight
+        drainTimeoutMs: svc.rollout.drain,
+        ...(svc.publish.responseTimeout === undefined
+          ? {}
+          : { responseTimeoutMs: svc.publish.responseTimeout }),
         accessLog: svc.publish.accessLog ?? false,
         ...(tls === undefined
           ? {}

@@ -3,6 +3,7 @@ import {
   NAME_PATTERN,
   absolutePath,
   checkNoDotDot,
+  durationSchema,
   envMapSchema,
   integer,
   nameSchema,
@@ -69,6 +70,11 @@ const publishSchema = z
           })
           .optional()
           .describe('Terminate TLS on the public port (HTTP/2 and HTTP/1.1 by ALPN).'),
+        responseTimeout: durationSchema()
+          .optional()
+          .describe(
+            'How long a request may wait for the response header before it is retried on another instance (idempotent methods) or answered 504. Default `30s`.',
+          ),
         accessLog: z
           .boolean()
           .optional()
@@ -89,7 +95,7 @@ export const serviceShape = {
   publish: publishSchema
     .optional()
     .describe(
-      'Public port of the proxy in front of the instances: a number, or `{port, host, tls, accessLog}` (host default `127.0.0.1`).',
+      'Public port of the proxy in front of the instances: a number, or `{port, host, tls, responseTimeout, accessLog}` (host default `127.0.0.1`).',
     ),
   env: z
     .record(

@@ -126,6 +126,8 @@ export interface ServiceSpec {
     host: string
     /** TLS termination: PEM files, relative to the spec's directory */
     tls?: { certificate: string; key: string }
+    /** ms a request may wait for its response header before a retry elsewhere (idempotent) or 504 */
+    responseTimeout?: number
     /** one JSON line per request in the data plane's access log */
     accessLog?: boolean
   }

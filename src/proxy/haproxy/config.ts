@@ -18,9 +18,9 @@ export const DEFAULT_CHECK_TIMEOUT_MS = 1_000
 export const RISE = 2
 
 /**
- * The JSON line of one request in the access log. Every string HAProxy takes from the request is
- * written quoted with `"` and `\` escaped (`+Q` and `+E`), and HAProxy encodes control characters as
- * `#XX`, so a request cannot break the line.
+ * The JSON line of one request in the access log. Every string taken from the request goes through
+ * HAProxy's `json` converter (quotes, backslashes and control characters escaped, invalid UTF-8
+ * dropped), so no request can break the line.
  */
 const ACCESS_LOG_FORMAT = [
   '"time":"%tr"',
@@ -28,14 +28,15 @@ const ACCESS_LOG_FORMAT = [
   '"backend":"%b"',
   '"server":"%s"',
   '"client":"%ci:%cp"',
-  '"method":%{+Q,+E}HM',
-  '"uri":%{+Q,+E}HU',
-  '"version":%{+Q,+E}HV',
+  '"method":"%[capture.req.method,json(utf8s)]"',
+  '"uri":"%[capture.req.uri,json(utf8s)]"',
+  // HAProxy parsed it: HTTP/x.y, nothing else reaches a log line
+  '"version":"%HV"',
   '"status":%ST',
   '"bytes":%B',
   '"tr_ms":%Tr',
   '"tt_ms":%Ta',
-  '"retries":%rc',
+  '"retries":"%rc"',
   '"termination":"%ts"',
 ]
 
@@ -59,6 +60,8 @@ export function renderConfig(routes: RoutesFile, opts: RenderOptions): string {
     ...(logged ? ['  log stdout format raw local0'] : []),
     '',
     'defaults',
+    // a reload closes an idle client connection only with its next response, never under a request
+    '  option idle-close-on-response',
     '  timeout connect 2s',
     '  timeout client 60s',
     '  timeout client-fin 5s',

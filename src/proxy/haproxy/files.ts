@@ -41,6 +41,8 @@ export interface KeeperState {
   readonly keeper: number
   /** pid of the HAProxy process that serves now */
   readonly pid: number
+  /** HAProxy processes a reload replaced, finishing their connections (at the time of writing) */
+  readonly retiring: readonly number[]
   /** the routes generation that HAProxy loaded */
   readonly generation: number
   /** per route key, why its port could not be bound (EADDRINUSE, EACCES…) */

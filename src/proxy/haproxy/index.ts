@@ -207,7 +207,11 @@ async function setBackends(
   return { drained: removed, forced }
 }
 
-/** Waits until every server of `ids` has no session left, or the timeout; returns those cut off then. */
+/**
+ * Waits until every server of `ids` has no session left, or the timeout; returns those still busy then.
+ * Their sessions are not cut here: the instance is stopped next (SIGTERM, then its grace), which lets an
+ * application end what it has open its own way (a WebSocket close frame, a last response).
+ */
 async function drain(
   files: DataPlaneFiles,
   key: string,
@@ -284,11 +288,14 @@ export async function stopDataPlane(dir: string, opts: { graceMs?: number } = {}
   const graceMs = opts.graceMs ?? DEFAULT_DRAIN_TIMEOUT_MS + 5_000
   const keeper = await keeperPid(files)
   const state = await readState(files)
-  const haproxy = state !== undefined && (await isHaproxyOf(state.pid, files)) ? state.pid : undefined
+  const haproxies: number[] = []
+  for (const pid of [state?.pid ?? 0, ...(state?.retiring ?? [])]) {
+    if (pid > 0 && (await isHaproxyOf(pid, files))) haproxies.push(pid)
+  }
   const deadline = Date.now() + graceMs
   if (keeper !== undefined) signal(keeper, 'SIGTERM')
-  else if (haproxy !== undefined) signal(haproxy, 'SIGUSR1')
-  for (const p of [keeper, haproxy]) {
+  else for (const p of haproxies) signal(p, 'SIGUSR1')
+  for (const p of [keeper, ...haproxies]) {
     if (p === undefined) continue
     if (await waitForExit(p, Math.max(0, deadline - Date.now()))) continue
     signal(p, 'SIGKILL')

@@ -50,6 +50,9 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
   const { log } = opts
   const held = new Map<string, Held>()
   let child: ChildProcess | undefined
+  /** HAProxy processes replaced by a reload, finishing their connections */
+  const retiring = new Set<ChildProcess>()
+  const retiringPids = () => [...retiring].map((r) => r.pid ?? 0).filter((p) => p > 0)
   let stopping = false
   let everReady = false
   let quickFailures = 0
@@ -100,9 +103,11 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
     c.on('exit', (code, sig) => {
       exited = true
       log('haproxy-exit', { pid: c.pid, code, signal: sig })
+      retiring.delete(c)
+      if (stopping && child === undefined && retiring.size === 0) return finish(0)
       if (child !== c) return
       child = undefined
-      if (stopping) return finish(0)
+      if (stopping) return retiring.size === 0 ? finish(0) : undefined
       if (!everReady) return finish(code ?? 1)
       quickFailures = Date.now() - startedAt < QUICK_FAILURE_MS ? quickFailures + 1 : 0
       if (quickFailures > MAX_QUICK_FAILURES) {
@@ -119,7 +124,14 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
         if (previous !== undefined && child === c) {
           // a reload that failed (a configuration HAProxy refused): the previous process serves on
           child = previous
-          await writeState(files, previous.pid ?? 0, routes.generation - 1, listenErrors, 'reload failed')
+          await writeState(
+            files,
+            previous.pid ?? 0,
+            routes.generation - 1,
+            listenErrors,
+            retiringPids(),
+            'reload failed',
+          )
         }
         return
       }
@@ -133,7 +145,9 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
       await sleep(20)
     }
     everReady = true
-    await writeState(files, c.pid ?? 0, routes.generation, listenErrors)
+    if (previous !== undefined && previous.exitCode === null && previous.signalCode === null)
+      retiring.add(previous)
+    await writeState(files, c.pid ?? 0, routes.generation, listenErrors, retiringPids())
     log('haproxy-ready', {
       pid: c.pid,
       reason,
@@ -147,8 +161,12 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
     stopping = true
     queue = queue.then(async () => {
       const c = child
-      if (c === undefined || c.exitCode !== null) return finish(0)
       // soft stop: HAProxy closes its listeners and exits when its connections are done
+      for (const r of retiring) r.kill('SIGUSR1')
+      if (c === undefined || c.exitCode !== null) {
+        if (retiring.size === 0) finish(0)
+        return
+      }
       c.kill('SIGUSR1')
     })
   }
@@ -179,11 +197,13 @@ async function writeState(
   pid: number,
   generation: number,
   listenErrors: Record<string, string>,
+  retiring: number[],
   loadError?: string,
 ): Promise<void> {
   const state: KeeperState & { loadError?: string } = {
     keeper: process.pid,
     pid,
+    retiring,
     generation,
     listenErrors,
     since: new Date().toISOString(),
