@@ -73,7 +73,7 @@ describe('renderConfig', () => {
     assert.doesNotMatch(a, /log stdout/)
     const b = renderConfig(routes, { socket: '/s', fds: { 'prod.web': 3, 'prod.api': 4 } })
     assert.match(b, /log stdout format raw/)
-    assert.match(b, /frontend in\.prod\.api[^]*log-format/)
+    assert.match(b, /frontend in\.prod\.api[\s\S]*log-format/)
   })
 
   test('a server without a health check of its own gets a TCP connect check', () => {
