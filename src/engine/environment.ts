@@ -6,8 +6,10 @@ import type { OciStore } from '../oci/store.js'
 import { openStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
 import type { EngineEnv } from './types.js'
+import { GrailError } from '../errors.js'
 import { dataPlaneDir, proxyDir } from '../rollout/proxies.js'
 import { dataPlaneKind } from '../proxy/dataplane.js'
+import type { RouteCheck } from '../proxy/haproxy/files.js'
 import type { Router } from '../rollout/types.js'
 import { createProvider, requireProvider } from '../runtime/factory.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
@@ -20,6 +22,19 @@ async function imageHealthcheck(store: OciStore, digest: string): Promise<Health
   const config = await store.readJson<ImageConfig>(manifest.config.digest)
   const label = config.config.Labels?.[HEALTHCHECK_LABEL]
   return label ? (JSON.parse(label) as HealthCheck) : undefined
+}
+
+/**
+ * The check the data plane runs on every instance of a service: its declared health check (an `exec`
+ * check cannot run from the data plane, which checks that the port accepts connections instead). Without
+ * one, the data plane connects over TCP (Grail's own probes still run the image's check).
+ */
+function routeCheckOf(check: HealthCheck | undefined): { check?: RouteCheck } {
+  if (check === undefined) return {}
+  const timing = { interval: check.interval, timeout: check.timeout }
+  if (check.type === 'http')
+    return { check: { type: 'http', path: check.path, expectStatus: check.expectStatus, ...timing } }
+  return { check: { type: 'tcp', ...timing } }
 }
 
 /**
@@ -57,6 +72,7 @@ export async function openEnvironment(opts: {
           ? {}
           : { responseTimeoutMs: svc.publish.responseTimeout }),
         accessLog: svc.publish.accessLog ?? false,
+        ...routeCheckOf(svc.healthcheck),
         ...(tls === undefined
           ? {}
           : {
@@ -68,6 +84,15 @@ export async function openEnvironment(opts: {
       })
       routers.set(svc.name, route)
       return route
+    }
+    const needs =
+      svc.publish.tls !== undefined ? 'publish.tls' : svc.publish.accessLog ? 'publish.accessLog' : undefined
+    if (needs !== undefined) {
+      throw new GrailError(
+        'PROXY_START',
+        `service ${svc.name}: ${needs} needs HAProxy as the data plane, and this machine runs the builtin proxy`,
+        { hint: 'install HAProxy (`apt-get install haproxy`) or unset GRAIL_DATAPLANE=builtin' },
+      )
     }
     const { ensureProxy } = await import('../proxy/supervisor.js')
     const client = await ensureProxy({

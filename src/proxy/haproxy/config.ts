@@ -1,5 +1,4 @@
-import type { BackendCheck } from '../types.js'
-import type { RouteEntry, RoutesFile } from './files.js'
+import type { RouteCheck, RouteEntry, RouteServer, RoutesFile } from './files.js'
 
 /** How the keeper starts HAProxy: where its runtime API listens, and the listening sockets it passes. */
 export interface RenderOptions {
@@ -112,9 +111,9 @@ function renderRoute(key: string, r: RouteEntry, fd: number): string[] {
 }
 
 /** The arguments of a `server` line or a runtime `add server`: address, active check, passive ejection. */
-export function serverArgs(s: { host: string; port: number }, check: BackendCheck | undefined): string {
+export function serverArgs(s: RouteServer, check: RouteCheck | undefined): string {
   const addr = s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`
-  const port = check?.port ?? s.port
+  const port = s.checkPort ?? s.port
   const inter = check?.interval ?? DEFAULT_CHECK_INTERVAL_MS
   return `${addr} check port ${port} inter ${inter}ms fall 1 rise ${RISE} observe layer4 error-limit 1 on-error mark-down`
 }

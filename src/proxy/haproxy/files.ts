@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
 import { join, resolve } from 'node:path'
-import type { BackendCheck } from '../types.js'
 
 /** One published service as the HAProxy data plane serves it: a frontend and its backend. */
 export interface RouteEntry {
@@ -12,8 +11,12 @@ export interface RouteEntry {
   readonly drainTimeoutMs: number
   /** how long a request may wait for a response header before it is retried elsewhere (idempotent) or answered 504 */
   readonly responseTimeoutMs: number
-  /** the active check of every server of the route (from the service's health check) */
-  readonly check?: BackendCheck
+  /**
+   * The active check of every server of the route, from the service's declared health check (an exec
+   * check becomes a TCP connect); without one, a TCP connect every 2 s. A server's own check port (a
+   * check on another port of the instance) comes with the server.
+   */
+  readonly check?: RouteCheck
   /** TLS termination: the PEM (certificate chain then key) Grail keeps in the data plane's directory */
   readonly tls?: { readonly pem: string }
   /** sha256 of the PEM when it was written: a renewed certificate reloads */
@@ -21,7 +24,21 @@ export interface RouteEntry {
   /** write one JSON line per request to the access log */
   readonly accessLog: boolean
   /** the servers in rotation (what the last route change asked for); a restart starts with these */
-  readonly servers: ReadonlyArray<{ readonly id: string; readonly host: string; readonly port: number }>
+  readonly servers: ReadonlyArray<RouteServer>
+}
+
+/** The section-level part of a route's health check: the same for every server of the route. */
+export type RouteCheck = { readonly interval: number; readonly timeout: number } & (
+  | { readonly type: 'http'; readonly path: string; readonly expectStatus: number }
+  | { readonly type: 'tcp' }
+)
+
+/** One server of a route: an instance, and the port its check probes when not the traffic port. */
+export interface RouteServer {
+  readonly id: string
+  readonly host: string
+  readonly port: number
+  readonly checkPort?: number
 }
 
 /**

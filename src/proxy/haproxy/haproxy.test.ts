@@ -39,7 +39,6 @@ describe('renderConfig', () => {
           type: 'http',
           path: '/healthz',
           expectStatus: 200,
-          port: 9000,
           interval: 1000,
           timeout: 500,
         },
@@ -78,7 +77,7 @@ describe('renderConfig', () => {
 
   test('a server without a health check of its own gets a TCP connect check', () => {
     assert.match(
-      serverArgs({ host: '127.0.0.1', port: 7 }, undefined),
+      serverArgs({ id: 's', host: '127.0.0.1', port: 7 }, undefined),
       /^127\.0\.0\.1:7 check port 7 inter 2000ms/,
     )
   })

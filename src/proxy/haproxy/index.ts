@@ -9,13 +9,15 @@ import { GrailError, isErrno } from '../../errors.js'
 import { findHaproxy } from '../dataplane.js'
 import { writeAtomic } from '../../util/write-atomic.js'
 import { isAlive, signal, waitForExit } from '../process.js'
-import type { Backend, BackendCheck, Ejection, SwapResult } from '../types.js'
+import type { Backend, Ejection, SwapResult } from '../types.js'
 import { serverArgs } from './config.js'
 import {
   type DataPlaneFiles,
   dataPlaneFiles,
   type KeeperState,
+  type RouteCheck,
   type RouteEntry,
+  type RouteServer,
   type RoutesFile,
   routeKey,
 } from './files.js'
@@ -23,6 +25,7 @@ import { isHaproxyOf } from './keeper.js'
 import { adminCommand, parseInfoPid, parseServerStats, type ServerStat } from './runtime-api.js'
 
 export { dataPlaneFiles, routeKey } from './files.js'
+export type { RouteCheck } from './files.js'
 
 /** A published service as the data plane should serve it. */
 export interface RouteOptions {
@@ -33,6 +36,8 @@ export interface RouteOptions {
   readonly mode: 'http' | 'tcp'
   readonly drainTimeoutMs?: number
   readonly responseTimeoutMs?: number
+  /** the check HAProxy runs on every server (see `RouteEntry.check`) */
+  readonly check?: RouteCheck
   /** terminate TLS with this certificate chain and key (PEM files) */
   readonly tls?: { readonly certificate: string; readonly key: string }
   readonly accessLog?: boolean
@@ -89,7 +94,7 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
       responseTimeoutMs: opts.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
       accessLog: opts.accessLog ?? false,
       ...(tls === undefined ? {} : { tls }),
-      ...(old?.check === undefined ? {} : { check: old.check }),
+      ...(opts.check === undefined ? {} : { check: opts.check }),
       servers: old?.servers ?? [],
     }
     const pemChanged =
@@ -131,6 +136,13 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
 
 /** The fields of a route that live in its frontend or backend section: a change of one needs a reload. */
 function frontendOf(r: RouteEntry): string {
+  const c = r.check
+  const check =
+    c === undefined
+      ? null
+      : c.type === 'http'
+        ? [c.type, c.path, c.expectStatus, c.interval, c.timeout]
+        : [c.type, c.interval, c.timeout]
   return JSON.stringify([
     r.listen,
     r.mode,
@@ -138,46 +150,35 @@ function frontendOf(r: RouteEntry): string {
     r.responseTimeoutMs,
     r.accessLog,
     r.tls?.pem ?? null,
+    check,
   ])
-}
-
-/** The check fields that live in the backend section (`option httpchk`, `timeout check`). */
-function backendCheckOf(c: BackendCheck | undefined): string {
-  if (c === undefined) return 'none'
-  return JSON.stringify(c.type === 'http' ? [c.type, c.path, c.expectStatus, c.timeout] : [c.type, c.timeout])
 }
 
 /**
  * Points the route at exactly `backends`: routes.json first (a HAProxy restarted from here on serves the
  * new set), then the runtime API: new servers are added and put in rotation, removed ones drained (no
- * new request; what they have in flight finishes) and deleted once idle or at the drain timeout.
+ * new request; what they have in flight finishes) and deleted once idle or at the drain timeout. Never a
+ * reload: every server is checked with the route's check (a backend's own check contributes only its
+ * port), so a rollout that mixes instances launched under different checks changes nothing else.
  */
 async function setBackends(
   files: DataPlaneFiles,
   key: string,
   backends: readonly Backend[],
 ): Promise<SwapResult> {
-  const { removed, drainTimeoutMs, reloaded } = await withLock(files, async () => {
+  const { removed, drainTimeoutMs } = await withLock(files, async () => {
     const routes = await readRoutes(files)
     const entry = routes.routes[key]
     if (entry === undefined)
       throw new GrailError('PROXY_CONTROL', `the data plane has no route ${key} (it was stopped meanwhile)`)
-    const check = backends[0]?.check ?? entry.check
-    const servers = backends.map((b) => ({ id: checkName(b.id), host: b.host, port: b.port }))
-    const reload = backendCheckOf(check) !== backendCheckOf(entry.check)
-    const next: RouteEntry = { ...entry, servers, ...(check === undefined ? {} : { check }) }
-    const generation = reload ? routes.generation + 1 : routes.generation
-    await writeRoutes(files, { ...routes, generation, routes: { ...routes.routes, [key]: next } })
-    if (reload) {
-      // the backend section changed: a new HAProxy starts with the new servers, the old one finishes its own
-      await ensureRunning(files, generation)
-      return {
-        removed: entry.servers.map((s) => s.id).filter((id) => !servers.some((s) => s.id === id)),
-        drainTimeoutMs: next.drainTimeoutMs,
-        reloaded: true,
-      }
-    }
-    await ensureRunning(files, generation)
+    const servers: RouteServer[] = backends.map((b) => ({
+      id: checkName(b.id),
+      host: b.host,
+      port: b.port,
+      ...(b.check !== undefined && b.check.port !== b.port ? { checkPort: b.check.port } : {}),
+    }))
+    await writeRoutes(files, { ...routes, routes: { ...routes.routes, [key]: { ...entry, servers } } })
+    await ensureRunning(files, routes.generation)
     const actual = parseServerStats(await adminCommand(files.socket, `show stat ${key} 4 -1`)).filter(
       (s) => s.backend === key,
     )
@@ -185,23 +186,32 @@ async function setBackends(
     for (const s of servers) {
       const has = actual.find((a) => a.server === s.id)
       if (has === undefined) {
-        commands.push(`add server ${key}/${s.id} ${serverArgs(s, check)}`, `enable health ${key}/${s.id}`)
+        commands.push(
+          `add server ${key}/${s.id} ${serverArgs(s, entry.check)}`,
+          `enable health ${key}/${s.id}`,
+        )
       }
+      // an instance recreated under the same id (a crashed rollout finished by the next apply) may have
+      // another address
+      else if (has.address !== `${s.host}:${s.port}`)
+        commands.push(`set server ${key}/${s.id} addr ${s.host} port ${s.port}`)
       if (has === undefined || has.status !== 'UP') commands.push(`set server ${key}/${s.id} state ready`)
     }
     const gone = actual.filter((a) => !servers.some((s) => s.id === a.server)).map((a) => a.server)
     for (const id of gone) commands.push(`set server ${key}/${id} state drain`)
     for (const c of commands) {
       const answer = (await adminCommand(files.socket, c)).trim()
-      if (answer !== '' && !/^New server registered\.?$/.test(answer)) {
+      if (
+        answer !== '' &&
+        !/^New server registered|^IP changed from|^no need to change the addr/.test(answer)
+      ) {
         throw new GrailError('PROXY_CONTROL', `HAProxy refused "${c}": ${answer}`, {
           hint: `see ${files.log}`,
         })
       }
     }
-    return { removed: gone, drainTimeoutMs: next.drainTimeoutMs, reloaded: false }
+    return { removed: gone, drainTimeoutMs: entry.drainTimeoutMs }
   })
-  if (reloaded) return { drained: removed, forced: [] }
   const forced = await drain(files, key, removed, drainTimeoutMs)
   for (const id of removed) await deleteServer(files, key, id)
   return { drained: removed, forced }
@@ -316,7 +326,7 @@ export async function listRoutes(
     environment: r.environment,
     service: r.service,
     listen: r.listen,
-    servers: r.servers.map((s) => ({ ...s, ...(r.check === undefined ? {} : { check: r.check }) })),
+    servers: r.servers.map((s) => ({ id: s.id, host: s.host, port: s.port })),
   }))
 }
 
