@@ -59,8 +59,6 @@ export function renderConfig(routes: RoutesFile, opts: RenderOptions): string {
     ...(logged ? ['  log stdout format raw local0'] : []),
     '',
     'defaults',
-    // a reload closes an idle client connection only with its next response, never under a request
-    '  option idle-close-on-response',
     '  timeout connect 2s',
     '  timeout client 60s',
     '  timeout client-fin 5s',

@@ -166,7 +166,7 @@ async function setBackends(
   key: string,
   backends: readonly Backend[],
 ): Promise<SwapResult> {
-  const { removed, drainTimeoutMs } = await withLock(files, async () => {
+  const { removed, drainTimeoutMs, sockets } = await withLock(files, async () => {
     const routes = await readRoutes(files)
     const entry = routes.routes[key]
     if (entry === undefined)
@@ -179,42 +179,52 @@ async function setBackends(
     }))
     await writeRoutes(files, { ...routes, routes: { ...routes.routes, [key]: { ...entry, servers } } })
     await ensureRunning(files, routes.generation)
-    const actual = parseServerStats(await adminCommand(files.socket, `show stat ${key} 4 -1`)).filter(
-      (s) => s.backend === key,
-    )
-    const commands: string[] = []
-    for (const s of servers) {
-      const has = actual.find((a) => a.server === s.id)
-      if (has === undefined) {
-        commands.push(
-          `add server ${key}/${s.id} ${serverArgs(s, entry.check)}`,
-          `enable health ${key}/${s.id}`,
-        )
-      }
-      // an instance recreated under the same id (a crashed rollout finished by the next apply) may have
-      // another address
-      else if (has.address !== `${s.host}:${s.port}`)
-        commands.push(`set server ${key}/${s.id} addr ${s.host} port ${s.port}`)
-      if (has === undefined || has.status !== 'UP') commands.push(`set server ${key}/${s.id} state ready`)
-    }
-    const gone = actual.filter((a) => !servers.some((s) => s.id === a.server)).map((a) => a.server)
-    for (const id of gone) commands.push(`set server ${key}/${id} state drain`)
-    for (const c of commands) {
-      const answer = (await adminCommand(files.socket, c)).trim()
-      if (
-        answer !== '' &&
-        !/^New server registered|^IP changed from|^no need to change the addr/.test(answer)
-      ) {
-        throw new GrailError('PROXY_CONTROL', `HAProxy refused "${c}": ${answer}`, {
-          hint: `see ${files.log}`,
-        })
-      }
-    }
-    return { removed: gone, drainTimeoutMs: entry.drainTimeoutMs }
+    const gone = await applyServers(files, files.socket, key, entry, servers)
+    return { removed: gone, drainTimeoutMs: entry.drainTimeoutMs, sockets: [files.socket] }
   })
-  const forced = await drain(files, key, removed, drainTimeoutMs)
-  for (const id of removed) await deleteServer(files, key, id)
+  const forced = await drain(sockets, key, removed, drainTimeoutMs)
+  for (const id of removed) for (const socket of sockets) await deleteServer(socket, key, id)
   return { drained: removed, forced }
+}
+
+/**
+ * Makes the HAProxy behind `socket` serve exactly `servers` on route `key`: adds what it lacks, fixes an
+ * address that changed, puts them in rotation, drains the others. Resolves with the drained ids.
+ */
+async function applyServers(
+  files: DataPlaneFiles,
+  socket: string,
+  key: string,
+  entry: RouteEntry,
+  servers: readonly RouteServer[],
+): Promise<string[]> {
+  const actual = parseServerStats(await adminCommand(socket, `show stat ${key} 4 -1`)).filter(
+    (s) => s.backend === key,
+  )
+  const commands: string[] = []
+  for (const s of servers) {
+    const has = actual.find((a) => a.server === s.id)
+    if (has === undefined) {
+      commands.push(`add server ${key}/${s.id} ${serverArgs(s, entry.check)}`, `enable health ${key}/${s.id}`)
+    }
+    // an instance recreated under the same id (a crashed rollout finished by the next apply) may have
+    // another address
+    else if (has.address !== `${s.host}:${s.port}`)
+      commands.push(`set server ${key}/${s.id} addr ${s.host} port ${s.port}`)
+    if (has === undefined || has.status !== 'UP') commands.push(`set server ${key}/${s.id} state ready`)
+  }
+  const gone = actual.filter((a) => !servers.some((s) => s.id === a.server)).map((a) => a.server)
+  for (const id of gone) commands.push(`set server ${key}/${id} state drain`)
+  for (const c of commands) {
+    const answer = (await adminCommand(socket, c)).trim()
+    if (
+      answer !== '' &&
+      !/^New server registered|^IP changed from|^no need to change the addr/.test(answer)
+    ) {
+      throw new GrailError('PROXY_CONTROL', `HAProxy refused "${c}": ${answer}`, { hint: `see ${files.log}` })
+    }
+  }
+  return gone
 }
 
 /**
@@ -223,7 +233,7 @@ async function setBackends(
  * application end what it has open its own way (a WebSocket close frame, a last response).
  */
 async function drain(
-  files: DataPlaneFiles,
+  sockets: readonly string[],
   key: string,
   ids: readonly string[],
   timeoutMs: number,
@@ -231,31 +241,29 @@ async function drain(
   const deadline = Date.now() + timeoutMs
   let busy = [...ids]
   while (busy.length > 0) {
-    const stats = await serverStats(files, key)
-    busy = busy.filter((id) => (stats.find((s) => s.server === id)?.current ?? 0) > 0)
+    const stats = (await Promise.all(sockets.map((s) => serverStats(s, key)))).flat()
+    busy = busy.filter((id) => stats.some((s) => s.server === id && s.current > 0))
     if (busy.length === 0 || Date.now() >= deadline) break
     await sleep(DRAIN_POLL_MS)
   }
-  for (const id of busy)
-    await adminCommand(files.socket, `shutdown sessions server ${key}/${id}`).catch(() => '')
   return busy
 }
 
 /** Takes a drained server out of HAProxy (retried: its idle connections may take a moment to close). */
-async function deleteServer(files: DataPlaneFiles, key: string, id: string): Promise<void> {
+async function deleteServer(socket: string, key: string, id: string): Promise<void> {
   for (let i = 0; i < 20; i++) {
     const answer = await adminCommand(
-      files.socket,
+      socket,
       `set server ${key}/${id} state maint; del server ${key}/${id}`,
-    ).catch(() => '')
+    ).catch(() => 'No such server')
     if (/Server deleted|No such server/.test(answer)) return
     await sleep(100)
   }
   // left in maintenance: out of rotation, and gone at the next start of HAProxy (routes.json lacks it)
 }
 
-async function serverStats(files: DataPlaneFiles, key: string): Promise<ServerStat[]> {
-  const csv = await adminCommand(files.socket, `show stat ${key} 4 -1`).catch(() => '')
+async function serverStats(socket: string, key: string): Promise<ServerStat[]> {
+  const csv = await adminCommand(socket, `show stat ${key} 4 -1`).catch(() => '')
   return parseServerStats(csv).filter((s) => s.backend === key)
 }
 
@@ -353,7 +361,7 @@ export async function routeHealth(
   const state = await readState(files)
   if (pid === undefined)
     return state?.pid === undefined ? { state: 'down' } : { state: 'down', pid: state.pid }
-  const stats = await serverStats(files, key)
+  const stats = await serverStats(files.socket, key)
   const routes = await readRoutes(files)
   const entry = routes.routes[key]
   if (entry === undefined) return { state: 'down', reason: 'the data plane has no such route' }
