@@ -6,6 +6,8 @@ export interface RenderOptions {
   readonly socket: string
   /** per route key, the file descriptor (inherited from the keeper) of the route's listening socket */
   readonly fds: Readonly<Record<string, number>>
+  /** render every route with its address instead of an fd, for `haproxy -c` (which binds nothing) */
+  readonly forCheck?: boolean
 }
 
 /** Idempotent methods: the only ones retried once a byte of the request reached a backend. */
@@ -45,7 +47,7 @@ const ACCESS_LOG_FORMAT = [
  */
 export function renderConfig(routes: RoutesFile, opts: RenderOptions): string {
   const entries = Object.entries(routes.routes)
-    .filter(([key]) => opts.fds[key] !== undefined)
+    .filter(([key]) => opts.forCheck === true || opts.fds[key] !== undefined)
     .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
   const maxDrainS = Math.ceil(Math.max(30_000, ...entries.map(([, r]) => r.drainTimeoutMs)) / 1000)
   const logged = entries.some(([, r]) => r.accessLog)
@@ -68,18 +70,16 @@ export function renderConfig(routes: RoutesFile, opts: RenderOptions): string {
     '  timeout queue 5s',
     '',
   ]
-  for (const [key, r] of entries) lines.push(...renderRoute(key, r, opts.fds[key] as number), '')
+  for (const [key, r] of entries) {
+    const bind = opts.forCheck === true ? formatAddress(r.listen.host, r.listen.port) : `fd@${opts.fds[key]}`
+    lines.push(...renderRoute(key, r, bind), '')
+  }
   return `${lines.join('\n')}\n`
 }
 
-function renderRoute(key: string, r: RouteEntry, fd: number): string[] {
+function renderRoute(key: string, r: RouteEntry, bind: string): string[] {
   const ssl = r.tls === undefined ? '' : ` ssl crt ${r.tls.pem} alpn h2,http/1.1`
-  const front = [
-    `frontend in.${key}`,
-    `  mode ${r.mode}`,
-    `  bind fd@${fd}${ssl}`,
-    `  default_backend ${key}`,
-  ]
+  const front = [`frontend in.${key}`, `  mode ${r.mode}`, `  bind ${bind}${ssl}`, `  default_backend ${key}`]
   if (r.accessLog && r.mode === 'http') {
     front.push('  log global', `  log-format "{${ACCESS_LOG_FORMAT.join(',').replaceAll('"', '\\"')}}"`)
   } else {
@@ -110,8 +110,12 @@ function renderRoute(key: string, r: RouteEntry, fd: number): string[] {
 
 /** The arguments of a `server` line or a runtime `add server`: address, active check, passive ejection. */
 export function serverArgs(s: RouteServer, check: RouteCheck | undefined): string {
-  const addr = s.host.includes(':') ? `[${s.host}]:${s.port}` : `${s.host}:${s.port}`
+  const addr = formatAddress(s.host, s.port)
   const port = s.checkPort ?? s.port
   const inter = check?.interval ?? DEFAULT_CHECK_INTERVAL_MS
   return `${addr} check port ${port} inter ${inter}ms fall 1 rise ${RISE} observe layer4 error-limit 1 on-error mark-down`
+}
+
+function formatAddress(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }

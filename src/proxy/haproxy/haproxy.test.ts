@@ -422,6 +422,46 @@ describe('the HAProxy data plane', () => {
     await stopRoute(dir, 'prod', 'tls')
   })
 
+  test('a certificate HAProxy cannot load fails with PROXY_TLS naming it, and nothing is saved', async () => {
+    const bad = join(root, 'bad')
+    await run('mkdir', ['-p', bad])
+    await writeFile(join(bad, 'cert.pem'), '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')
+    await writeFile(join(bad, 'key.pem'), '-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n')
+    const before = await readFile(dataPlaneFiles(dir).routes, 'utf8')
+    const { pid } = await state()
+    const port = await freePort()
+    const tls = { certificate: join(bad, 'cert.pem'), key: join(bad, 'key.pem') }
+    await assert.rejects(
+      ensureRoute(dir, {
+        environment: 'prod',
+        service: 'badtls',
+        listenHost: '127.0.0.1',
+        listenPort: port,
+        mode: 'http',
+        tls,
+      }),
+      (err: Error & { code?: string }) => err.code === 'PROXY_TLS' && err.message.includes(tls.certificate),
+    )
+    assert.equal(await readFile(dataPlaneFiles(dir).routes, 'utf8'), before)
+    assert.equal((await state()).pid, pid, 'no reload')
+    await assert.rejects(
+      stat(join(dataPlaneFiles(dir).tlsDir, 'prod.badtls.pem')),
+      'no copy of the refused key is left',
+    )
+    // and a key that is missing: named
+    await assert.rejects(
+      ensureRoute(dir, {
+        environment: 'prod',
+        service: 'badtls',
+        listenHost: '127.0.0.1',
+        listenPort: port,
+        mode: 'http',
+        tls: { ...tls, key: join(bad, 'nope.pem') },
+      }),
+      (err: Error & { code?: string }) => err.code === 'PROXY_TLS' && err.message.includes('nope.pem'),
+    )
+  })
+
   test('a damaged routes file is named, with how to repair it', async () => {
     const files = dataPlaneFiles(dir)
     const good = await readFile(files.routes, 'utf8')

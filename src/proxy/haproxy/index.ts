@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
 import { mkdir, open, readFile, rm } from 'node:fs/promises'
@@ -10,7 +11,7 @@ import { findHaproxy } from '../dataplane.js'
 import { writeAtomic } from '../../util/write-atomic.js'
 import { isAlive, signal, waitForExit } from '../process.js'
 import type { Backend, Ejection, SwapResult } from '../types.js'
-import { serverArgs } from './config.js'
+import { renderConfig, serverArgs } from './config.js'
 import {
   type DataPlaneFiles,
   dataPlaneFiles,
@@ -62,6 +63,7 @@ export type RouteHealth =
     }
   | { readonly state: 'down'; readonly pid?: number; readonly reason?: string }
 
+const run = promisify(execFile)
 const DEFAULT_DRAIN_TIMEOUT_MS = 30_000
 const DEFAULT_RESPONSE_TIMEOUT_MS = 30_000
 const START_TIMEOUT_MS = 15_000
@@ -102,12 +104,15 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
     const same = old !== undefined && !pemChanged && frontendOf(old) === frontendOf(entry)
     const gen = same ? routes.generation : routes.generation + 1
     const withDigest = tls === undefined ? entry : { ...entry, tlsDigest: await pemDigest(tls.pem) }
-    if (!same || pemChanged)
-      await writeRoutes(files, {
-        ...routes,
-        generation: gen,
-        routes: { ...routes.routes, [key]: withDigest },
+    if (!same || pemChanged) {
+      const next = { ...routes, generation: gen, routes: { ...routes.routes, [key]: withDigest } }
+      // HAProxy must accept it before it is saved: a restart from routes it refuses would serve nothing
+      await checkConfig(files, next, key, opts).catch(async (err: unknown) => {
+        if (tls !== undefined && old?.tls === undefined) await rm(tls.pem, { force: true })
+        throw err
       })
+      await writeRoutes(files, next)
+    }
     return gen
   })
   const state = await ensureRunning(files, generation)
@@ -178,8 +183,20 @@ async function setBackends(
       ...(b.check !== undefined && b.check.port !== b.port ? { checkPort: b.check.port } : {}),
     }))
     await writeRoutes(files, { ...routes, routes: { ...routes.routes, [key]: { ...entry, servers } } })
-    await ensureRunning(files, routes.generation)
-    const gone = await applyServers(files, files.socket, key, entry, servers)
+    let gone: string[] = []
+    for (let attempt = 1; ; attempt++) {
+      await ensureRunning(files, routes.generation)
+      try {
+        gone = await applyServers(files, files.socket, key, entry, servers)
+        break
+      } catch (err) {
+        // HAProxy died under the change: its keeper starts the next from routes.json, which has the
+        // new servers already; apply again to the one that runs then
+        const down = ['ECONNREFUSED', 'ENOENT', 'ECONNRESET', 'EPIPE'].some((c) => isErrno(err, c))
+        if (!down || attempt >= 3) throw err
+        await sleep(100)
+      }
+    }
     return { removed: gone, drainTimeoutMs: entry.drainTimeoutMs, sockets: [files.socket] }
   })
   const forced = await drain(sockets, key, removed, drainTimeoutMs)
@@ -407,11 +424,8 @@ async function ensureRunning(files: DataPlaneFiles, generation: number): Promise
   let keeper = await keeperPid(files)
   const before = await readState(files)
   if (keeper === undefined) keeper = await spawnKeeper(files)
-  else if (
-    (before?.generation ?? -1) < generation ||
-    before?.pid === undefined ||
-    !(await isHaproxyOf(before.pid, files))
-  ) {
+  // behind: reload. A HAProxy that is not running is the keeper's to restart (it reads the routes then)
+  else if (before !== undefined && before.generation < generation) {
     signal(keeper, 'SIGHUP')
   }
   const deadline = Date.now() + START_TIMEOUT_MS
@@ -521,6 +535,52 @@ async function readRoutes(files: DataPlaneFiles): Promise<RoutesFile> {
 
 async function writeRoutes(files: DataPlaneFiles, routes: RoutesFile): Promise<void> {
   await writeAtomic(files.routes, `${JSON.stringify(routes, null, 2)}\n`, { mode: 0o600 })
+}
+
+/**
+ * Runs `haproxy -c` on the configuration `routes` would render; rejects with what HAProxy said (naming
+ * the route's certificate when it has one) when it refuses it.
+ */
+async function checkConfig(
+  files: DataPlaneFiles,
+  routes: RoutesFile,
+  key: string,
+  opts: RouteOptions,
+): Promise<void> {
+  const haproxy = findHaproxy()
+  if (haproxy === undefined) return
+  const file = join(files.dir, 'haproxy.check.cfg')
+  await writeAtomic(
+    file,
+    renderConfig(routes, { socket: `${files.socket}.check`, fds: {}, forCheck: true }),
+    {
+      mode: 0o600,
+      durable: false,
+    },
+  )
+  try {
+    await run(haproxy, ['-c', '-q', '-f', file], { timeout: 15_000 })
+  } catch (err) {
+    const out = `${(err as { stdout?: string }).stdout ?? ''}${(err as { stderr?: string }).stderr ?? ''}`
+    const alerts = out
+      .split('\n')
+      .filter((l) => l.includes('ALERT'))
+      .map((l) => l.replace(/^\[ALERT\]\s*\(\d+\)\s*:\s*/, ''))
+      .join('; ')
+    const what = opts.tls === undefined ? '' : ` (certificate ${opts.tls.certificate}, key ${opts.tls.key})`
+    throw new GrailError(
+      opts.tls === undefined ? 'PROXY_START' : 'PROXY_TLS',
+      `HAProxy refuses the route of ${opts.environment}/${opts.service}${what}: ${alerts || out.trim() || (err as Error).message}`,
+      {
+        hint:
+          opts.tls === undefined
+            ? `see ${files.log}`
+            : 'check that the certificate and the key belong together and are valid PEM',
+      },
+    )
+  } finally {
+    await rm(file, { force: true })
+  }
 }
 
 /** Writes certificate chain and key, concatenated as HAProxy reads them, readable only by root. */
