@@ -107,7 +107,7 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
     if (!same || pemChanged) {
       const next = { ...routes, generation: gen, routes: { ...routes.routes, [key]: withDigest } }
       // HAProxy must accept it before it is saved: a restart from routes it refuses would serve nothing
-      await checkConfig(files, next, key, opts).catch(async (err: unknown) => {
+      await checkConfig(files, next, opts).catch(async (err: unknown) => {
         if (tls !== undefined && old?.tls === undefined) await rm(tls.pem, { force: true })
         throw err
       })
@@ -544,7 +544,6 @@ async function writeRoutes(files: DataPlaneFiles, routes: RoutesFile): Promise<v
 async function checkConfig(
   files: DataPlaneFiles,
   routes: RoutesFile,
-  key: string,
   opts: RouteOptions,
 ): Promise<void> {
   const haproxy = findHaproxy()
