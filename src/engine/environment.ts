@@ -25,16 +25,15 @@ async function imageHealthcheck(store: OciStore, digest: string): Promise<Health
 }
 
 /**
- * The check the data plane runs on every instance of a service: its declared health check (an `exec`
- * check cannot run from the data plane, which checks that the port accepts connections instead). Without
- * one, the data plane connects over TCP (Grail's own probes still run the image's check).
+ * How the data plane checks the instances of a new route: as the declared health check does (an `exec`
+ * check cannot run from the data plane, which checks that the port accepts connections instead). Each
+ * instance then brings its own check with its route (see proxy/haproxy).
  */
 function routeCheckOf(check: HealthCheck | undefined): { check?: RouteCheck } {
   if (check === undefined) return {}
-  const timing = { interval: check.interval, timeout: check.timeout }
   if (check.type === 'http')
-    return { check: { type: 'http', path: check.path, expectStatus: check.expectStatus, ...timing } }
-  return { check: { type: 'tcp', ...timing } }
+    return { check: { type: 'http', expectStatus: check.expectStatus, timeout: check.timeout } }
+  return { check: { type: 'tcp', timeout: check.timeout } }
 }
 
 /**

@@ -8,6 +8,8 @@ export interface RenderOptions {
   readonly fds: Readonly<Record<string, number>>
   /** render every route with its address instead of an fd, for `haproxy -c` (which binds nothing) */
   readonly forCheck?: boolean
+  /** the check map of a route (server id → HTTP check path) */
+  readonly mapOf: (key: string) => string
 }
 
 /** Idempotent methods: the only ones retried once a byte of the request reached a backend. */
@@ -72,12 +74,12 @@ export function renderConfig(routes: RoutesFile, opts: RenderOptions): string {
   ]
   for (const [key, r] of entries) {
     const bind = opts.forCheck === true ? formatAddress(r.listen.host, r.listen.port) : `fd@${opts.fds[key]}`
-    lines.push(...renderRoute(key, r, bind), '')
+    lines.push(...renderRoute(key, r, bind, opts.mapOf(key)), '')
   }
   return `${lines.join('\n')}\n`
 }
 
-function renderRoute(key: string, r: RouteEntry, bind: string): string[] {
+function renderRoute(key: string, r: RouteEntry, bind: string, map: string): string[] {
   const ssl = r.tls === undefined ? '' : ` ssl crt ${r.tls.pem} alpn h2,http/1.1`
   const front = [`frontend in.${key}`, `  mode ${r.mode}`, `  bind ${bind}${ssl}`, `  default_backend ${key}`]
   if (r.accessLog && r.mode === 'http') {
@@ -101,19 +103,36 @@ function renderRoute(key: string, r: RouteEntry, bind: string): string[] {
       `  http-request disable-l7-retry unless { method ${IDEMPOTENT} }`,
     )
     if (r.check?.type === 'http') {
-      back.push(`  option httpchk GET ${r.check.path}`, `  http-check expect status ${r.check.expectStatus}`)
+      // each server GETs its own path: the map is changed at runtime as servers come and go
+      back.push(
+        '  option httpchk',
+        `  http-check send meth GET uri-lf "%[srv_name,map(${map},/)]"`,
+        `  http-check expect status ${r.check.expectStatus}`,
+      )
     }
   }
   for (const s of r.servers) back.push(`  server ${s.id} ${serverArgs(s, r.check)}`)
   return [...front, '', ...back]
 }
 
-/** The arguments of a `server` line or a runtime `add server`: address, active check, passive ejection. */
-export function serverArgs(s: RouteServer, check: RouteCheck | undefined): string {
+/**
+ * The arguments of a `server` line or a runtime `add server`: address, active check, passive ejection.
+ * A server whose own check is a TCP connect, in a route whose servers are checked over HTTP, gets no
+ * active check (HAProxy checks a backend's servers one way): connect failures are still retried
+ * elsewhere, and Grail's own probes still judge it.
+ */
+export function serverArgs(s: RouteServer, route: RouteCheck | undefined): string {
   const addr = formatAddress(s.host, s.port)
-  const port = s.checkPort ?? s.port
-  const inter = check?.interval ?? DEFAULT_CHECK_INTERVAL_MS
+  if (route?.type === 'http' && s.check?.type !== 'http') return addr
+  const port = s.check?.port ?? s.port
+  const inter = s.check?.interval ?? DEFAULT_CHECK_INTERVAL_MS
   return `${addr} check port ${port} inter ${inter}ms fall 1 rise ${RISE} observe layer4 error-limit 1 on-error mark-down`
+}
+
+/** The lines of a route's check map: every server checked over HTTP, and its path. */
+export function renderCheckMap(r: RouteEntry): string {
+  const lines = r.servers.flatMap((s) => (s.check?.type === 'http' ? [`${s.id} ${s.check.path}`] : []))
+  return lines.length === 0 ? '' : `${lines.join('\n')}\n`
 }
 
 function formatAddress(host: string, port: number): string {

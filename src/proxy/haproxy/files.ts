@@ -12,9 +12,9 @@ export interface RouteEntry {
   /** how long a request may wait for a response header before it is retried elsewhere (idempotent) or answered 504 */
   readonly responseTimeoutMs: number
   /**
-   * The active check of every server of the route, from the service's declared health check (an exec
-   * check becomes a TCP connect); without one, a TCP connect every 2 s. A server's own check port (a
-   * check on another port of the instance) comes with the server.
+   * How the servers of the route are checked: the kind of check (HTTP or TCP connect), the status an HTTP
+   * check expects and the check timeout live in the backend section; each server's path, port and
+   * interval are its own (see `RouteServer.check`). Without one, TCP connects every 2 s.
    */
   readonly check?: RouteCheck
   /** TLS termination: the PEM (certificate chain then key) Grail keeps in the data plane's directory */
@@ -28,18 +28,28 @@ export interface RouteEntry {
 }
 
 /** The section-level part of a route's health check: the same for every server of the route. */
-export type RouteCheck = { readonly interval: number; readonly timeout: number } & (
-  | { readonly type: 'http'; readonly path: string; readonly expectStatus: number }
+export type RouteCheck = { readonly timeout: number } & (
+  | { readonly type: 'http'; readonly expectStatus: number }
   | { readonly type: 'tcp' }
 )
 
-/** One server of a route: an instance, and the port its check probes when not the traffic port. */
+/**
+ * One server of a route: an instance, and the check it was put in rotation with. A server keeps its
+ * check for as long as it is in the route (later swaps that list it again do not change it), so an
+ * instance launched under a new health check and one of the release before are each checked by their own.
+ */
 export interface RouteServer {
   readonly id: string
   readonly host: string
   readonly port: number
-  readonly checkPort?: number
+  readonly check?: ServerCheck
 }
+
+/** A server's own check: on `port` every `interval` ms; an HTTP check GETs `path` (through the route's map). */
+export type ServerCheck = { readonly port: number; readonly interval: number; readonly timeout: number } & (
+  | { readonly type: 'http'; readonly path: string; readonly expectStatus: number }
+  | { readonly type: 'tcp' }
+)
 
 /**
  * The data plane's routes: the source of truth from which the keeper renders HAProxy's configuration at
@@ -80,18 +90,24 @@ export interface DataPlaneFiles {
   readonly accessLog: string
   readonly lock: string
   readonly tlsDir: string
+  /** where each route's check map lives (`<key>.map`: server id → HTTP check path) */
+  readonly mapDir: string
 }
 
 /** sun_path holds 108 bytes on Linux; stay well under. */
 const MAX_SOCKET_PATH = 100
 
+/** Paths HAProxy's configuration may hold as they are (no space, quote, comma or parenthesis). */
+const SAFE_PATH = /^[A-Za-z0-9/._+-]+$/
+
 export function dataPlaneFiles(dir: string): DataPlaneFiles {
   const abs = resolve(dir)
-  const inDir = join(abs, 'admin.sock')
-  const socket =
-    Buffer.byteLength(inDir) < MAX_SOCKET_PATH
-      ? inDir
-      : `/tmp/grail-dataplane-${createHash('sha256').update(abs).digest('hex').slice(0, 20)}.sock`
+  const hash = createHash('sha256').update(abs).digest('hex').slice(0, 20)
+  // what HAProxy's configuration names lives under a path it can hold: the directory itself when it is
+  // plain, else a private directory under /tmp (re-created at each start: its content comes from routes.json)
+  const safe = SAFE_PATH.test(abs) ? abs : `/tmp/grail-dataplane-${hash}`
+  const inDir = join(safe, 'admin.sock')
+  const socket = Buffer.byteLength(inDir) < MAX_SOCKET_PATH ? inDir : `/tmp/grail-dataplane-${hash}.sock`
   return {
     dir: abs,
     routes: join(abs, 'routes.json'),
@@ -102,8 +118,14 @@ export function dataPlaneFiles(dir: string): DataPlaneFiles {
     log: join(abs, 'haproxy.log'),
     accessLog: join(abs, 'access.log'),
     lock: join(abs, 'routes.lock'),
-    tlsDir: join(abs, 'tls'),
+    tlsDir: join(safe, 'tls'),
+    mapDir: join(safe, 'checks'),
   }
+}
+
+/** The check map of route `key`. */
+export function checkMap(files: DataPlaneFiles, key: string): string {
+  return join(files.mapDir, `${key}.map`)
 }
 
 /** The key of a route: its backend's name in HAProxy. Names are `[a-z0-9-]`, so the dot cannot collide. */

@@ -15,8 +15,8 @@ import { promisify } from 'node:util'
 import { freePort } from '../../../test/helpers/net.js'
 import { startLoad } from '../../../test/helpers/load.js'
 import { isAlive } from '../process.js'
-import { renderConfig, serverArgs } from './config.js'
-import type { RoutesFile } from './files.js'
+import { renderCheckMap, renderConfig, serverArgs } from './config.js'
+import type { RouteEntry, RoutesFile } from './files.js'
 import { dataPlaneFiles, ensureRoute, listRoutes, routeHealth, stopDataPlane, stopRoute } from './index.js'
 import { parseServerStats } from './runtime-api.js'
 
@@ -35,14 +35,28 @@ describe('renderConfig', () => {
         drainTimeoutMs: 2000,
         responseTimeoutMs: 30000,
         accessLog: false,
-        check: {
-          type: 'http',
-          path: '/healthz',
-          expectStatus: 200,
-          interval: 1000,
-          timeout: 500,
-        },
-        servers: [{ id: 'web-r1-a', host: '127.0.0.1', port: 9000 }],
+        check: { type: 'http', expectStatus: 200, timeout: 500 },
+        servers: [
+          {
+            id: 'web-r1-a',
+            host: '127.0.0.1',
+            port: 9000,
+            check: {
+              type: 'http',
+              path: '/healthz',
+              expectStatus: 200,
+              port: 9001,
+              interval: 1000,
+              timeout: 500,
+            },
+          },
+          {
+            id: 'web-r1-b',
+            host: '127.0.0.1',
+            port: 9002,
+            check: { type: 'tcp', port: 9002, interval: 1000, timeout: 500 },
+          },
+        ],
       },
       'prod.api': {
         environment: 'prod',
@@ -58,19 +72,34 @@ describe('renderConfig', () => {
   }
 
   test('is deterministic, leaves out routes without a socket, and checks every server', () => {
-    const a = renderConfig(routes, { socket: '/s', fds: { 'prod.web': 3 } })
-    assert.equal(a, renderConfig(routes, { socket: '/s', fds: { 'prod.web': 3 } }))
+    const a = renderConfig(routes, {
+      socket: '/s',
+      fds: { 'prod.web': 3 },
+      mapOf: (k: string) => `/m/${k}.map`,
+    })
+    assert.equal(
+      a,
+      renderConfig(routes, { socket: '/s', fds: { 'prod.web': 3 }, mapOf: (k: string) => `/m/${k}.map` }),
+    )
     assert.match(a, /bind fd@3\n/)
     assert.doesNotMatch(a, /prod\.api/)
-    assert.match(a, /option httpchk GET \/healthz/)
+    // each server GETs its own path, from the route's map
+    assert.match(a, /http-check send meth GET uri-lf "%\[srv_name,map\(\/m\/prod\.web\.map,\/\)\]"/)
     assert.match(
       a,
-      /server web-r1-a 127\.0\.0\.1:9000 check port 9000 inter 1000ms fall 1 rise 2 observe layer4/,
+      /server web-r1-a 127\.0\.0\.1:9000 check port 9001 inter 1000ms fall 1 rise 2 observe layer4/,
     )
+    // a server that came with a TCP check gets no HTTP check it was never judged by
+    assert.match(a, /server web-r1-b 127\.0\.0\.1:9002\n/)
+    assert.equal(renderCheckMap(routes.routes['prod.web'] as RouteEntry), 'web-r1-a /healthz\n')
     assert.match(a, /stats socket \/s mode 600 level admin/)
     // no access log asked for: none written
     assert.doesNotMatch(a, /log stdout/)
-    const b = renderConfig(routes, { socket: '/s', fds: { 'prod.web': 3, 'prod.api': 4 } })
+    const b = renderConfig(routes, {
+      socket: '/s',
+      fds: { 'prod.web': 3, 'prod.api': 4 },
+      mapOf: (k: string) => `/m/${k}.map`,
+    })
     assert.match(b, /log stdout format raw/)
     assert.match(b, /frontend in\.prod\.api[\s\S]*log-format/)
   })
@@ -107,7 +136,9 @@ describe('renderConfig', () => {
 /** A backend answering `name` (and `/slow?ms=N` after N ms), keeping connections alive. */
 async function backend(name: string): Promise<{ port: number; server: Server }> {
   const server = createServer((req, res) => {
-    const ms = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('ms') ?? 0)
+    const url = new URL(req.url ?? '/', 'http://x')
+    const ms = Number(url.searchParams.get('ms') ?? 0)
+    if (url.pathname === '/fail') res.statusCode = 500
     setTimeout(() => res.end(`${name}\n`), ms)
   })
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()))
@@ -191,8 +222,51 @@ describe('the HAProxy data plane', () => {
     )
   })
 
+  test('each server keeps the check it came with: a new failing check ejects only its own server, without a reload', async () => {
+    const route = await web()
+    const http = (path: string) => ({
+      type: 'http' as const,
+      path,
+      expectStatus: 200,
+      interval: 200,
+      timeout: 150,
+    })
+    await route.setBackends([{ ...b(1), check: { ...http('/ok-b'), port: b(1).port } }])
+    // the route had servers without checks: the first checked one sets how the route checks (a reload)
+    const { pid } = await state()
+    await route.setBackends([
+      { ...b(1), check: { ...http('/fail'), port: b(1).port } },
+      { ...b(2), check: { ...http('/fail'), port: b(2).port } },
+    ])
+    await eventually('c out of rotation', async () => {
+      const h = await routeHealth(dir, 'prod', 'web')
+      return h.state === 'up' && h.ejected.map((e) => e.id).join() === 'web-c'
+    })
+    const h = await routeHealth(dir, 'prod', 'web')
+    assert.equal(h.state === 'up' && h.ejected[0]?.reason, 'HTTP 500')
+    // b was put in rotation with /ok-b and keeps it: still in rotation, answering
+    for (let i = 0; i < 4; i++) assert.equal(await get(webPort), 'b')
+    assert.equal((await state()).pid, pid, 'no reload')
+    // a server that came with a TCP check joins an HTTP-checked route unchecked, still without a reload
+    await route.setBackends([
+      { ...b(1), check: { ...http('/ok-b'), port: b(1).port } },
+      { ...b(0), check: { type: 'tcp', port: b(0).port, interval: 200, timeout: 150 } },
+    ])
+    const seen = new Set<string>()
+    for (let i = 0; i < 6; i++) seen.add(await get(webPort))
+    assert.deepEqual([...seen].sort(), ['a', 'b'])
+    assert.equal((await state()).pid, pid, 'no reload')
+    // every server checked by TCP: the route's kind of check changes, which reloads
+    await route.setBackends([
+      { ...b(0), check: { type: 'tcp', port: b(0).port, interval: 200, timeout: 150 } },
+    ])
+    assert.notEqual((await state()).pid, pid)
+    assert.equal(await get(webPort), 'a')
+  })
+
   test('a drained server finishes the request it has in flight', async () => {
     const route = await web()
+    await route.setBackends([b(1), b(2)])
     const slow = get(webPort, '/slow?ms=1500')
     await sleep(300)
     // whichever of b and c took it, both are drained

@@ -3,7 +3,7 @@ import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
 import { mkdir, open, readFile, rm } from 'node:fs/promises'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { GrailError, isErrno } from '../../errors.js'
@@ -20,6 +20,8 @@ import {
   type RouteEntry,
   type RouteServer,
   type RoutesFile,
+  type ServerCheck,
+  checkMap,
   routeKey,
 } from './files.js'
 import { isHaproxyOf } from './keeper.js'
@@ -37,7 +39,7 @@ export interface RouteOptions {
   readonly mode: 'http' | 'tcp'
   readonly drainTimeoutMs?: number
   readonly responseTimeoutMs?: number
-  /** the check HAProxy runs on every server (see `RouteEntry.check`) */
+  /** how a new route checks its servers (see `RouteEntry.check`); an existing route keeps its own */
   readonly check?: RouteCheck
   /** terminate TLS with this certificate chain and key (PEM files) */
   readonly tls?: { readonly certificate: string; readonly key: string }
@@ -96,7 +98,9 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
       responseTimeoutMs: opts.responseTimeoutMs ?? DEFAULT_RESPONSE_TIMEOUT_MS,
       accessLog: opts.accessLog ?? false,
       ...(tls === undefined ? {} : { tls }),
-      ...(opts.check === undefined ? {} : { check: opts.check }),
+      // a route's check changes with the servers it gets (setBackends), never here: a new health check in
+      // the spec must not change how the instances still serving are checked
+      ...((old?.check ?? opts.check) === undefined ? {} : { check: old?.check ?? opts.check }),
       servers: old?.servers ?? [],
     }
     const pemChanged =
@@ -143,11 +147,7 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
 function frontendOf(r: RouteEntry): string {
   const c = r.check
   const check =
-    c === undefined
-      ? null
-      : c.type === 'http'
-        ? [c.type, c.path, c.expectStatus, c.interval, c.timeout]
-        : [c.type, c.interval, c.timeout]
+    c === undefined ? null : c.type === 'http' ? [c.type, c.expectStatus, c.timeout] : [c.type, c.timeout]
   return JSON.stringify([
     r.listen,
     r.mode,
@@ -161,10 +161,12 @@ function frontendOf(r: RouteEntry): string {
 
 /**
  * Points the route at exactly `backends`: routes.json first (a HAProxy restarted from here on serves the
- * new set), then the runtime API: new servers are added and put in rotation, removed ones drained (no
- * new request; what they have in flight finishes) and deleted once idle or at the drain timeout. Never a
- * reload: every server is checked with the route's check (a backend's own check contributes only its
- * port), so a rollout that mixes instances launched under different checks changes nothing else.
+ * new set), then the runtime API: new servers are added (their HTTP check path in the route's map) and put
+ * in rotation, removed ones drained (no new request; what they have in flight finishes) and deleted once
+ * idle or at the drain timeout. Each server keeps the check it came with, so a rollout that mixes
+ * instances launched under different health checks changes nothing for the old ones and needs no reload;
+ * only when every server of the new set is checked another kind of way (TCP instead of HTTP, another
+ * expected status) does HAProxy reload.
  */
 async function setBackends(
   files: DataPlaneFiles,
@@ -176,13 +178,23 @@ async function setBackends(
     const entry = routes.routes[key]
     if (entry === undefined)
       throw new GrailError('PROXY_CONTROL', `the data plane has no route ${key} (it was stopped meanwhile)`)
-    const servers: RouteServer[] = backends.map((b) => ({
-      id: checkName(b.id),
-      host: b.host,
-      port: b.port,
-      ...(b.check !== undefined && b.check.port !== b.port ? { checkPort: b.check.port } : {}),
-    }))
-    await writeRoutes(files, { ...routes, routes: { ...routes.routes, [key]: { ...entry, servers } } })
+    const servers: RouteServer[] = backends.map((b) => {
+      // a server keeps the check it came with (see RouteServer)
+      const check = entry.servers.find((s) => s.id === b.id)?.check ?? serverCheckOf(b)
+      return { id: checkName(b.id), host: b.host, port: b.port, ...(check === undefined ? {} : { check }) }
+    })
+    const check = routeCheckFor(entry.check, servers)
+    const next: RouteEntry = { ...entry, servers, ...(check === undefined ? {} : { check }) }
+    if (check !== entry.check) {
+      // the kind of check changed (every server now has the same, another one): a new HAProxy starts with
+      // these servers, the old one finishes what it has
+      const generation = routes.generation + 1
+      await writeRoutes(files, { ...routes, generation, routes: { ...routes.routes, [key]: next } })
+      await ensureRunning(files, generation)
+      const gone = entry.servers.map((s) => s.id).filter((id) => !servers.some((s) => s.id === id))
+      return { removed: gone, drainTimeoutMs: entry.drainTimeoutMs, sockets: [files.socket] }
+    }
+    await writeRoutes(files, { ...routes, routes: { ...routes.routes, [key]: next } })
     let gone: string[] = []
     for (let attempt = 1; ; attempt++) {
       await ensureRunning(files, routes.generation)
@@ -201,6 +213,8 @@ async function setBackends(
   })
   const forced = await drain(sockets, key, removed, drainTimeoutMs)
   for (const id of removed) for (const socket of sockets) await deleteServer(socket, key, id)
+  const map = checkMap(files, key)
+  for (const id of removed) await adminCommand(files.socket, `del map ${map} ${id}`).catch(() => '')
   return { drained: removed, forced }
 }
 
@@ -222,7 +236,12 @@ async function applyServers(
   for (const s of servers) {
     const has = actual.find((a) => a.server === s.id)
     if (has === undefined) {
-      commands.push(`add server ${key}/${s.id} ${serverArgs(s, entry.check)}`, `enable health ${key}/${s.id}`)
+      if (entry.check?.type === 'http' && s.check?.type === 'http') {
+        const map = checkMap(files, key)
+        commands.push(`del map ${map} ${s.id}`, `add map ${map} ${s.id} ${s.check.path}`)
+      }
+      commands.push(`add server ${key}/${s.id} ${serverArgs(s, entry.check)}`)
+      if (serverArgs(s, entry.check).includes(' check ')) commands.push(`enable health ${key}/${s.id}`)
     }
     // an instance recreated under the same id (a crashed rollout finished by the next apply) may have
     // another address
@@ -234,6 +253,8 @@ async function applyServers(
   for (const id of gone) commands.push(`set server ${key}/${id} state drain`)
   for (const c of commands) {
     const answer = (await adminCommand(socket, c)).trim()
+    // a map entry left by an earlier swap is cleared before it is set; none there is fine
+    if (c.startsWith('del map ')) continue
     if (
       answer !== '' &&
       !/^New server registered|^IP changed from|^no need to change the addr/.test(answer)
@@ -242,6 +263,45 @@ async function applyServers(
     }
   }
   return gone
+}
+
+/** A backend's check as the data plane keeps it for its server. */
+function serverCheckOf(b: Backend): ServerCheck | undefined {
+  const c = b.check
+  if (c === undefined) return undefined
+  const base = { port: c.port, interval: c.interval, timeout: c.timeout }
+  if (c.type === 'http') {
+    if (!/^\/[\x21-\x7e]*$/.test(c.path))
+      throw new GrailError('PROXY_CONTROL', `not a valid check path: ${JSON.stringify(c.path)}`)
+    return { type: 'http', path: c.path, expectStatus: c.expectStatus, ...base }
+  }
+  return { type: 'tcp', ...base }
+}
+
+/**
+ * The route's check after a swap to `servers`: unchanged, unless the route has none yet (then the first
+ * checked server's), or every server is checked the same way and that is another way than the route's.
+ */
+function routeCheckFor(
+  current: RouteCheck | undefined,
+  servers: readonly RouteServer[],
+): RouteCheck | undefined {
+  const kinds = servers.map((s) => (s.check === undefined ? undefined : routeCheckOf(s.check)))
+  const first = kinds.find((k) => k !== undefined)
+  if (first === undefined) return current
+  if (current === undefined) return first
+  const same = (x: RouteCheck | undefined, y: RouteCheck): boolean =>
+    x !== undefined &&
+    x.type === y.type &&
+    (x.type !== 'http' || (y.type === 'http' && x.expectStatus === y.expectStatus))
+  if (same(current, first) || !kinds.every((k) => same(k, first))) return current
+  return first
+}
+
+function routeCheckOf(c: ServerCheck): RouteCheck {
+  return c.type === 'http'
+    ? { type: 'http', expectStatus: c.expectStatus, timeout: c.timeout }
+    : { type: 'tcp', timeout: c.timeout }
 }
 
 /**
@@ -338,6 +398,9 @@ export async function stopDataPlane(dir: string, opts: { graceMs?: number } = {}
   }
   await rm(files.dir, { recursive: true, force: true })
   await rm(files.socket, { force: true })
+  // the private directory under /tmp of a data plane whose own path HAProxy cannot name
+  const safe = dirname(files.mapDir)
+  if (safe !== files.dir) await rm(safe, { recursive: true, force: true })
 }
 
 /** The routes the data plane of `dir` serves (from routes.json). */
@@ -541,17 +604,15 @@ async function writeRoutes(files: DataPlaneFiles, routes: RoutesFile): Promise<v
  * Runs `haproxy -c` on the configuration `routes` would render; rejects with what HAProxy said (naming
  * the route's certificate when it has one) when it refuses it.
  */
-async function checkConfig(
-  files: DataPlaneFiles,
-  routes: RoutesFile,
-  opts: RouteOptions,
-): Promise<void> {
+async function checkConfig(files: DataPlaneFiles, routes: RoutesFile, opts: RouteOptions): Promise<void> {
   const haproxy = findHaproxy()
   if (haproxy === undefined) return
   const file = join(files.dir, 'haproxy.check.cfg')
+  const emptyMap = join(files.dir, 'haproxy.check.map')
+  await writeAtomic(emptyMap, '', { mode: 0o600, durable: false })
   await writeAtomic(
     file,
-    renderConfig(routes, { socket: `${files.socket}.check`, fds: {}, forCheck: true }),
+    renderConfig(routes, { socket: `${files.socket}.check`, fds: {}, forCheck: true, mapOf: () => emptyMap }),
     {
       mode: 0o600,
       durable: false,
@@ -579,6 +640,7 @@ async function checkConfig(
     )
   } finally {
     await rm(file, { force: true })
+    await rm(emptyMap, { force: true })
   }
 }
 

@@ -1,13 +1,13 @@
 import { type ChildProcess, fork, spawn } from 'node:child_process'
 import { closeSync, openSync } from 'node:fs'
-import { readFile } from 'node:fs/promises'
+import { mkdir, readFile } from 'node:fs/promises'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { isErrno } from '../../errors.js'
 import { writeAtomic } from '../../util/write-atomic.js'
 import { isAlive } from '../process.js'
 import type { ProxyLog } from '../types.js'
-import { renderConfig } from './config.js'
-import { type DataPlaneFiles, dataPlaneFiles, type KeeperState, type RoutesFile } from './files.js'
+import { renderCheckMap, renderConfig } from './config.js'
+import { checkMap, type DataPlaneFiles, dataPlaneFiles, type KeeperState, type RoutesFile } from './files.js'
 import { adminCommand, parseInfoPid } from './runtime-api.js'
 
 export interface HaproxyKeeperOptions {
@@ -80,7 +80,15 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
       fds[key] = 3 + passed.length
       passed.push(h.fd)
     }
-    await writeAtomic(files.config, renderConfig(routes, { socket: files.socket, fds }), { mode: 0o600 })
+    // the check maps and the TLS directory live where the configuration can name them (files.ts)
+    await mkdir(files.mapDir, { recursive: true, mode: 0o700 })
+    for (const [key, r] of Object.entries(routes.routes)) {
+      await writeAtomic(checkMap(files, key), renderCheckMap(r), { mode: 0o600, durable: false })
+    }
+    const mapOf = (key: string) => checkMap(files, key)
+    await writeAtomic(files.config, renderConfig(routes, { socket: files.socket, fds, mapOf }), {
+      mode: 0o600,
+    })
     const previous = child
     const logged = Object.values(routes.routes).some((r) => r.accessLog)
     const out = logged ? openSync(files.accessLog, 'a', 0o600) : 'inherit'
