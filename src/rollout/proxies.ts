@@ -6,6 +6,7 @@ import type { Ejection } from '../proxy/types.js'
 import type { ServiceSpec } from '../spec/types.js'
 import { listReleases } from '../state/index.js'
 import { dataPlaneKind } from '../proxy/dataplane.js'
+import type { RouteHealth } from '../proxy/haproxy/index.js'
 import { servingOf } from './execute.js'
 import { backendsOf } from './instances.js'
 import type { ExecEnv } from './types.js'
@@ -53,8 +54,14 @@ export function proxiesRoot(home: GrailHome): string {
 export async function superviseProxies(a: ExecEnv): Promise<ProxyReport[]> {
   const { proxyHealth, proxyStatus } = await import('../proxy/supervisor.js')
   const haproxy = dataPlaneKind() === 'haproxy'
-  const { listRoutes } = await import('../proxy/haproxy/index.js')
+  const { listRoutes, routeHealth } = await import('../proxy/haproxy/index.js')
   const routes = haproxy ? await listRoutes(dataPlaneDir(a.home)) : []
+  // one HAProxy serves every route: probe them all before restarting it for one of them
+  const healths = new Map<string, RouteHealth>()
+  for (const r of routes) {
+    if (r.environment === a.environment)
+      healths.set(r.service, await routeHealth(dataPlaneDir(a.home), r.environment, r.service))
+  }
   const reports: ProxyReport[] = []
   const releases = listReleases(a.db, a.environment)
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
@@ -66,7 +73,7 @@ export async function superviseProxies(a: ExecEnv): Promise<ProxyReport[]> {
     if (haproxy) {
       const route = routes.find((r) => r.environment === a.environment && r.service === svc.name)
       if (route === undefined && serving.length === 0) continue
-      reports.push(await superviseRoute(a, svc, route?.servers.length ?? 0, serving))
+      reports.push(await superviseRoute(a, svc, route?.servers.length ?? 0, serving, healths.get(svc.name)))
       continue
     }
     if (!existsSync(dir) && serving.length === 0) continue
@@ -120,11 +127,12 @@ async function superviseRoute(
   svc: ServiceSpec,
   servers: number,
   serving: Awaited<ReturnType<typeof servingOf>>,
+  probed: RouteHealth | undefined,
 ): Promise<ProxyReport> {
   const base = { environment: a.environment, service: svc.name, listen: listenOf(svc) }
   const { routeHealth } = await import('../proxy/haproxy/index.js')
   const dir = dataPlaneDir(a.home)
-  const health = await routeHealth(dir, a.environment, svc.name)
+  const health = probed ?? (await routeHealth(dir, a.environment, svc.name))
   if (health.state === 'up') {
     const { ejected } = health
     const out =
