@@ -101,6 +101,8 @@ function renderRoute(key: string, r: RouteEntry, bind: string, map: string): str
       // a request that reached no backend is retried on another; one that was sent only when idempotent
       '  retry-on conn-failure empty-response response-timeout',
       `  http-request disable-l7-retry unless { method ${IDEMPOTENT} }`,
+      // hop-by-hop (RFC 9110, 7.6.1): the backend's idle timeout is not the client's
+      '  http-response del-header Keep-Alive',
     )
     if (r.check?.type === 'http') {
       // each server GETs its own path: the map is changed at runtime as servers come and go

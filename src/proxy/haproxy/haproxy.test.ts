@@ -358,19 +358,46 @@ describe('the HAProxy data plane', () => {
     assert.equal(await get(webPort), 'a')
   })
 
-  test('kill -9 of the keeper: HAProxy serves on; the next ensureRoute takes it over under a new keeper', async () => {
+  test('kill -9 of the keeper: HAProxy serves on; the next ensureRoute adopts it without a refused connection', async () => {
     const { pid, keeper } = await state()
     process.kill(keeper, 'SIGKILL')
     await eventually('the keeper gone', async () => !(await isAlive(keeper)))
     assert.equal(await get(webPort), 'a')
     assert.equal((await routeHealth(dir, 'prod', 'web')).state, 'unsupervised')
+    const load = startLoad(`http://127.0.0.1:${webPort}/`, { workers: 4 })
+    await sleep(300)
     await web()
+    await sleep(300)
+    const report = await load.stop()
+    assert.equal(report.failed, 0, report.errors.slice(0, 3).join('\n'))
     const now = await state()
     assert.notEqual(now.keeper, keeper)
-    assert.notEqual(now.pid, pid)
-    await eventually('the orphan gone', async () => !(await isAlive(pid)))
-    assert.equal(await get(webPort), 'a')
+    assert.equal(now.pid, pid, 'the same HAProxy serves on')
     assert.equal((await routeHealth(dir, 'prod', 'web')).state, 'up')
+    // the adopted HAProxy dies: its new keeper starts another, with the routes
+    process.kill(pid, 'SIGKILL')
+    await eventually('a new HAProxy', async () => (await state()).pid !== pid)
+    assert.equal(await get(webPort), 'a')
+    assert.equal((await state()).keeper, now.keeper)
+    // adopted again, then a new route: the reload replaces the adopted HAProxy with one of the keeper's
+    const again = await state()
+    process.kill(again.keeper, 'SIGKILL')
+    await eventually('the keeper gone', async () => !(await isAlive(again.keeper)))
+    await web()
+    const otherPort = await freePort()
+    const other = await ensureRoute(dir, {
+      environment: 'prod',
+      service: 'adopt',
+      listenHost: '127.0.0.1',
+      listenPort: otherPort,
+      mode: 'http',
+    })
+    await other.setBackends([b(1)])
+    assert.equal(await get(otherPort), 'b')
+    assert.equal(await get(webPort), 'a')
+    assert.notEqual((await state()).pid, again.pid)
+    await eventually('the adopted HAProxy gone', async () => !(await isAlive(again.pid)))
+    await stopRoute(dir, 'prod', 'adopt')
   })
 
   test('a port another process holds: PROXY_PORT_IN_USE, and the route is not kept', async () => {

@@ -57,6 +57,8 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
   let everReady = false
   let quickFailures = 0
   let queue: Promise<void> = Promise.resolve()
+  /** a HAProxy a dead keeper left serving, which this keeper watches instead of replacing */
+  let adopted: number | undefined
   let finish: (code: number) => void = () => {}
   const done = new Promise<number>((resolve) => {
     finish = resolve
@@ -72,6 +74,13 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
   /** Reads the routes, binds what is missing, and starts a HAProxy (taking over from `previous`). */
   const start = async (reason: string): Promise<void> => {
     if (stopping) return
+    if (adopted !== undefined) {
+      // it holds the listening sockets, which this keeper cannot take over: it lets go of them (and
+      // finishes its connections) just before ours bind them
+      log('adopted-release', { pid: adopted, reason })
+      if (await isHaproxyOf(adopted, files)) process.kill(adopted, 'SIGUSR1')
+      adopted = undefined
+    }
     const routes = await readRoutes(files)
     const listenErrors = await syncListeners(routes, held, opts.entry, log)
     const fds: Record<string, number> = {}
@@ -169,6 +178,12 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
     stopping = true
     queue = queue.then(async () => {
       const c = child
+      if (adopted !== undefined) {
+        const pid = adopted
+        adopted = undefined
+        if (await isHaproxyOf(pid, files)) process.kill(pid, 'SIGUSR1')
+        while (await isAlive(pid)) await sleep(50)
+      }
       // soft stop: HAProxy closes its listeners and exits when its connections are done
       for (const r of retiring) r.kill('SIGUSR1')
       if (c === undefined || c.exitCode !== null) {
@@ -182,8 +197,26 @@ export function runHaproxyKeeper(opts: HaproxyKeeperOptions): Promise<number> {
   process.on('SIGINT', () => stop('SIGINT'))
   process.on('SIGHUP', () => enqueue('reload', () => start('reload')))
   enqueue('start', async () => {
-    await releaseOrphan(files, log)
-    await start('start')
+    const orphan = await findOrphan(files)
+    if (orphan === undefined) return start('start')
+    // a HAProxy whose keeper died serves on: watch it rather than replace it (replacing it would close
+    // its ports for a moment); it is replaced only when a reload needs a new one, or restarted when it dies
+    adopted = orphan.pid
+    everReady = true
+    log('adopt', { pid: orphan.pid, generation: orphan.generation })
+    await writeState(files, orphan.pid, orphan.generation, orphan.listenErrors, [])
+    const watch = setInterval(() => {
+      const pid = adopted
+      if (pid === undefined) return clearInterval(watch)
+      void isAlive(pid).then((alive) => {
+        if (alive || adopted !== pid) return
+        clearInterval(watch)
+        adopted = undefined
+        log('adopted-exit', { pid })
+        if (stopping) return finish(0)
+        enqueue('restart', () => start('restart'))
+      })
+    }, 100)
   })
   return done.then((code) => {
     for (const h of held.values()) h.handle.close()
@@ -281,24 +314,21 @@ async function bindListener(
       c.on('close', () => resolve(answer))
     })
     if ('handle' in got || got.error !== 'EADDRINUSE' || Date.now() > deadline) return got
-    await sleep(50)
+    await sleep(5)
   }
 }
 
-/**
- * A HAProxy whose keeper died serves on (it holds the listening sockets): ask it to let go of them and
- * finish its connections, so that this keeper can bind the ports and start its own.
- */
-async function releaseOrphan(files: DataPlaneFiles, log: ProxyLog): Promise<void> {
+/** The HAProxy a dead keeper left running (from state.json), if it still serves this data plane. */
+async function findOrphan(files: DataPlaneFiles): Promise<KeeperState | undefined> {
   let state: KeeperState
   try {
     state = JSON.parse(await readFile(files.state, 'utf8')) as KeeperState
   } catch {
-    return
+    return undefined
   }
-  if (!(state.pid > 0) || !(await isHaproxyOf(state.pid, files))) return
-  log('orphan-release', { pid: state.pid })
-  process.kill(state.pid, 'SIGUSR1')
+  if (!(state.pid > 0) || !(await isHaproxyOf(state.pid, files))) return undefined
+  const answering = await adminCommand(files.socket, 'show info', 1_000).then(parseInfoPid, () => undefined)
+  return answering === state.pid ? state : undefined
 }
 
 /** True when `pid` runs HAProxy with this data plane's configuration (guards every signal Grail sends). */
