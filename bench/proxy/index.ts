@@ -33,10 +33,21 @@ const KEEPALIVE_TIMEOUT_MS = 1000
 /** The idle gap in the middle of each rollout: no request at all for this long. */
 const IDLE_GAP_MS = Number(process.env.BENCH_IDLE_GAP_MS ?? 2500)
 /** Load before the gap, counted from the start of `grail apply`. */
-const BEFORE_GAP_MS = 3000
+const BEFORE_GAP_MS = 2000
+/**
+ * Passing probes in a row a new instance needs (with the 1 s interval: about 3 s per gate), so that even a
+ * rolling rollout lasts well past the gap.
+ */
+const HEALTHY_THRESHOLD = 3
+/**
+ * wrk's per-request timeout in the rollout and kill phases: on 2 cores at c=200 even HAProxy has answers
+ * near wrk's default of 2 s in steady state (busybox), so a timeout there would count contention, not a
+ * lost request; the SIGSTOP phase keeps the default 2 s (a request stuck on the stopped instance).
+ */
+const LOAD_TIMEOUT_S = Number(process.env.BENCH_LOAD_TIMEOUT ?? 5)
 /** Bake of blue-green and canary, so that the gap falls inside the rollout. */
 const BAKE = '5s'
-/** Healthcheck interval of the keep-alive service (the SIGSTOP check allows two of them). */
+/** Healthcheck interval of both services (the SIGSTOP check allows two of them). */
 const KA_INTERVAL_MS = 1000
 /** Published services of the memory phase. */
 const MEMORY_SERVICES = Number(process.env.BENCH_MEMORY_SERVICES ?? 20)
@@ -92,7 +103,7 @@ ${BACKENDS.map(
     network: host
     publish: ${o.publish[b]}
     env: { VERSION: ${o.version[b]} }
-    healthcheck: { http: /index.html, interval: ${b === 'keepalive' ? `${KA_INTERVAL_MS}ms` : '200ms'}, timeout: 1s }
+    healthcheck: { http: /index.html, interval: ${KA_INTERVAL_MS}ms, timeout: 1s, healthyThreshold: ${HEALTHY_THRESHOLD} }
     rollout: { strategy: ${o.strategy[b]}, ${o.strategy[b] === 'rolling' ? 'maxSurge: 1, maxUnavailable: 0' : `bake: ${BAKE}`}, drain: 2s }
 `,
 ).join('')}`
@@ -174,10 +185,11 @@ interface WrkRun {
 }
 
 /** wrk for `seconds`, or (without) until stop(). */
-function startWrk(o: { url: string; c: number; seconds?: number; lua: string }): WrkRun {
+function startWrk(o: { url: string; c: number; seconds?: number; timeoutS?: number; lua: string }): WrkRun {
+  const timeout = o.timeoutS === undefined ? [] : ['--timeout', `${o.timeoutS}s`]
   const child = spawn(
     'wrk',
-    [`-t${THREADS}`, `-c${o.c}`, `-d${o.seconds ?? 3600}s`, '--latency', '-s', o.lua, o.url],
+    [`-t${THREADS}`, `-c${o.c}`, `-d${o.seconds ?? 3600}s`, ...timeout, '--latency', '-s', o.lua, o.url],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   )
   let out = ''
@@ -362,6 +374,13 @@ function proxyOf(s: Status, service: string): Status['proxies'][number] & { pid:
   return p as Status['proxies'][number] & { pid: number }
 }
 
+/** The pid of the process listening on 127.0.0.1/0.0.0.0 `port` (ss -ltnp), if exactly one. */
+function listenerPid(port: number): number | undefined {
+  const out = execFileSync('ss', ['-ltnpH', `sport = :${port}`], { encoding: 'utf8' })
+  const pids = new Set([...out.matchAll(/pid=(\d+)/g)].map((m) => Number(m[1])))
+  return pids.size === 1 ? [...pids][0] : undefined
+}
+
 /** One GET on a fresh connection (no keep-alive pool): status and body, or the error. */
 function freshGet(url: string, timeoutMs: number): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
@@ -436,7 +455,7 @@ async function rolloutUnderLoad(o: { dir: string; url: string; c: number; lua: s
   gap: RolloutRun['gap']
   gapInsideRollout: boolean
 }> {
-  const first = startWrk({ url: o.url, c: o.c, lua: o.lua })
+  const first = startWrk({ url: o.url, c: o.c, timeoutS: LOAD_TIMEOUT_S, lua: o.lua })
   await sleep(1000)
   const t0 = performance.now()
   let applyEnd: number | undefined
@@ -451,7 +470,7 @@ async function rolloutUnderLoad(o: { dir: string; url: string; c: number; lua: s
   await sleep(IDLE_GAP_MS)
   const gapTo = performance.now()
   const gapInsideRollout = applyEnd === undefined
-  const second = startWrk({ url: o.url, c: o.c, lua: o.lua })
+  const second = startWrk({ url: o.url, c: o.c, timeoutS: LOAD_TIMEOUT_S, lua: o.lua })
   const applied = await apply
   await sleep(1000)
   second.stop()
@@ -489,7 +508,7 @@ async function killUnderLoad(o: { dir: string; url: string; lua: string }): Prom
   const killed = proxyOf(before, SERVICE.keepalive).pid
   const instancesBefore = healthyInstances(before, SERVICE.keepalive).map((i) => i.id)
   const servingBefore = await servingPorts(o.url, 10 * REPLICAS)
-  const load = startWrk({ url: o.url, c, lua: o.lua })
+  const load = startWrk({ url: o.url, c, timeoutS: LOAD_TIMEOUT_S, lua: o.lua })
   await sleep(2000)
   process.kill(killed, 'SIGKILL')
   const t0 = performance.now()
@@ -538,7 +557,10 @@ async function killUnderLoad(o: { dir: string; url: string; lua: string }): Prom
 interface StopRun {
   c: number
   instance: string
+  /** the pid that listens on the instance's port (the one stopped) */
   pid: number
+  /** instances[].pid of grail status (the same when Grail reports host pids) */
+  statusPid: number
   intervalMs: number
   /** from SIGSTOP to the ejection's `since` (when the data plane took it out) */
   ejectedAfterMs: number | null
@@ -547,6 +569,14 @@ interface StopRun {
   reason: string
   /** from SIGCONT until status no longer lists it in ejected */
   readmittedAfterMs: number | null
+  /** the process was in state T (stopped) after the SIGSTOP */
+  processStopped: boolean
+  /** a GET straight to the stopped instance answered within 500 ms (it must not) */
+  directAnswered: boolean
+  /** the instance's health in the last status polled while it was stopped */
+  healthInStatus: string
+  /** the proxies[] item of the service in the last status polled while it was stopped */
+  lastProxy: unknown
   wrk: WrkResult
   failures: number
 }
@@ -562,8 +592,10 @@ async function stopUnderLoad(o: {
   const inst = healthyInstances(await status(o.dir), SERVICE.keepalive)[0]
   if (!inst || !Number.isInteger(inst.pid) || (inst.pid as number) <= 1)
     throw new Error(`no pid for an instance of ${SERVICE.keepalive} in grail status`)
-  const pid = inst.pid as number
-  // the pid is the instance's own process (node as the container's init), not a runtime shim
+  const statusPid = inst.pid as number
+  // the process that listens on the instance's port (ss -ltnp), which must be the node server
+  const pid = listenerPid(inst.port as number)
+  if (pid === undefined) throw new Error(`instance ${inst.id}: nothing listens on port ${inst.port}`)
   const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8')
   if (!cmdline.includes('/srv/server.js'))
     throw new Error(`instance ${inst.id}: pid ${pid} runs ${JSON.stringify(cmdline)}, not the server`)
@@ -577,9 +609,21 @@ async function stopUnderLoad(o: {
   let seenInStatusMs: number | null = null
   let ejectedAfterMs: number | null = null
   let reason = ''
+  await sleep(100)
+  const state = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const processStopped = state.slice(state.lastIndexOf(')') + 2).startsWith('T')
+  const directAnswered = await freshGet(`http://127.0.0.1:${inst.port}/index.html`, 500).then(
+    () => true,
+    () => false,
+  )
+  let healthInStatus = ''
+  let lastProxy: unknown
   try {
     while (Date.now() - stoppedAt < 20_000) {
-      const e = ejectedIn(await status(o.dir))
+      const s = await status(o.dir)
+      healthInStatus = s.instances.find((i) => i.id === inst.id)?.health ?? 'missing'
+      lastProxy = s.proxies.find((p) => p.service === SERVICE.keepalive)
+      const e = ejectedIn(s)
       if (e) {
         seenInStatusMs = Date.now() - stoppedAt
         ejectedAfterMs = Date.parse(e.since) - stoppedAt
@@ -608,11 +652,16 @@ async function stopUnderLoad(o: {
     c,
     instance: inst.id,
     pid,
+    statusPid,
     intervalMs: KA_INTERVAL_MS,
     ejectedAfterMs,
     seenInStatusMs,
     reason,
     readmittedAfterMs,
+    processStopped,
+    directAnswered,
+    healthInStatus,
+    lastProxy,
     wrk: w,
     failures: failuresOf(w),
   }
@@ -931,6 +980,18 @@ export async function run(): Promise<void> {
         },
       ],
     )
+    printTable('bench/proxy: the SIGSTOP phase in detail', [
+      {
+        instance: stop.instance,
+        'pid (listener / status)': `${stop.pid} / ${stop.statusPid}`,
+        'process in state T': String(stop.processStopped),
+        'answered directly while stopped': String(stop.directAnswered),
+        'health in grail status': stop.healthInStatus,
+        'seen ejected in status': stop.seenInStatusMs === null ? '-' : ms(stop.seenInStatusMs),
+        'readmitted after SIGCONT': stop.readmittedAfterMs === null ? '-' : ms(stop.readmittedAfterMs),
+        'proxies[] item (last poll)': JSON.stringify(stop.lastProxy),
+      },
+    ])
     printTable(
       'bench/proxy: resident memory (VmRSS) during the throughput and rollout phases',
       Object.entries(memory).map(([name, m]) => ({
@@ -989,9 +1050,9 @@ export async function run(): Promise<void> {
         `each row: wrk -t${THREADS} -cC -d${DURATION_S}s --latency after a 1 s warm-up run against the same target; p50/p99/p99.9 from wrk's latency histogram (a Lua done() hook); targets measured one after another, per concurrency`,
         "'one instance direct' is the floor: one instance without any proxy (for busybox a new connection per request)",
         'failed requests = non-2xx/3xx responses + socket errors (connect, read, write, timeout) as wrk counts them',
-        `rollouts: an env value (VERSION) of the service changes and \`grail apply\` replaces all ${REPLICAS} instances with the strategy (rolling: maxSurge 1, maxUnavailable 0; blue-green and canary: bake ${BAKE}; drain 2s) while wrk -c${top} runs against the data plane: from 1 s before apply until ${ms(BEFORE_GAP_MS)} after it started, then ${ms(IDLE_GAP_MS)} with no request at all (the backends close idle connections after ${ms(KEEPALIVE_TIMEOUT_MS)}), then again until 1 s after apply ended (wrk stopped by SIGINT); the gap must end before apply does`,
-        'kill: SIGKILL of proxies[].pid of the keep-alive service while wrk -c50 runs; then a GET on a fresh connection every 10 ms (each waits up to 2 s) until one answers 200; same instances = the healthy instance ids in grail status and the instance ports that answer (the body names the port, 30 fresh requests) are the same before and after; in flight at the kill is estimated as the concurrency',
-        `stop: SIGSTOP of one keep-alive instance's pid (instances[].pid of grail status, checked to be the node server) while wrk -c10 runs, healthcheck interval ${ms(KA_INTERVAL_MS)}; ejected after = the ejection's since in proxies[].ejected minus the time of the SIGSTOP; seen in status = when a grail status --json (polled every 100 ms) first lists it; SIGCONT afterwards`,
+        `rollouts: an env value (VERSION) of the service changes and \`grail apply\` replaces all ${REPLICAS} instances with the strategy (rolling: maxSurge 1, maxUnavailable 0; blue-green and canary: bake ${BAKE}; drain 2s; health every ${ms(KA_INTERVAL_MS)} with healthyThreshold ${HEALTHY_THRESHOLD}, so each gate takes about ${HEALTHY_THRESHOLD} s) while wrk -c${top} --timeout ${LOAD_TIMEOUT_S}s runs against the data plane: from 1 s before apply until ${ms(BEFORE_GAP_MS)} after it started, then ${ms(IDLE_GAP_MS)} with no request at all (the backends close idle connections after ${ms(KEEPALIVE_TIMEOUT_MS)}), then again until 1 s after apply ended (wrk stopped by SIGINT); the gap must end before apply does`,
+        `kill: SIGKILL of proxies[].pid of the keep-alive service while wrk -c50 --timeout ${LOAD_TIMEOUT_S}s runs; then a GET on a fresh connection every 10 ms (each waits up to 2 s) until one answers 200; same instances = the healthy instance ids in grail status and the instance ports that answer (the body names the port, 30 fresh requests) are the same before and after; in flight at the kill is estimated as the concurrency`,
+        `stop: SIGSTOP of the process listening on one keep-alive instance's port (ss -ltnp on instances[].port of grail status, checked to be the node server; instances[].pid is recorded next to it) while wrk -c10 (default timeout 2 s) runs, healthcheck interval ${ms(KA_INTERVAL_MS)}; ejected after = the ejection's since in proxies[].ejected minus the time of the SIGSTOP; seen in status = when a grail status --json (polled every 100 ms) first lists it; SIGCONT afterwards`,
         `memory: VmRSS from /proc/PID/status; the data plane = the distinct pids of proxies[] of the published services, keepers = the distinct keeper pids (proxies[].keeper, or the daemon's parent process when status has none), HAProxy (default threads) serving the same routes after 5 requests per route through each; memory phase after \`grail down\` of the throughput project`,
         'wrk, the proxies and the backends share the same cores: every figure includes that contention',
       ],
