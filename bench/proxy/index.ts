@@ -567,7 +567,7 @@ interface StopRun {
   /** from SIGSTOP to the first `grail status --json` that lists it in ejected */
   seenInStatusMs: number | null
   reason: string
-  /** from SIGCONT until status no longer lists it in ejected */
+  /** from the end of the load (2.5 s after SIGCONT) until status no longer lists it in ejected */
   readmittedAfterMs: number | null
   /** the process was in state T (stopped) after the SIGSTOP */
   processStopped: boolean
@@ -633,12 +633,15 @@ async function stopUnderLoad(o: {
       await sleep(100)
     }
     await sleep(1000)
+    // wrk counts a request only once it is answered: a request stuck on the stopped instance is answered
+    // after the SIGCONT, later than wrk's 2 s timeout, and so counts as a timeout
+    process.kill(pid, 'SIGCONT')
+    o.stopped.delete(pid)
+    await sleep(2500)
   } finally {
     load.stop()
   }
   const w = await load.result
-  process.kill(pid, 'SIGCONT')
-  o.stopped.delete(pid)
   const contAt = Date.now()
   let readmittedAfterMs: number | null = null
   while (Date.now() - contAt < 20_000) {
@@ -989,6 +992,8 @@ export async function run(): Promise<void> {
         'health in grail status': stop.healthInStatus,
         'seen ejected in status': stop.seenInStatusMs === null ? '-' : ms(stop.seenInStatusMs),
         'readmitted after SIGCONT': stop.readmittedAfterMs === null ? '-' : ms(stop.readmittedAfterMs),
+        'wrk requests/s': f0(stop.wrk.rps),
+        'wrk max': ms(stop.wrk.max),
         'proxies[] item (last poll)': JSON.stringify(stop.lastProxy),
       },
     ])
@@ -1052,7 +1057,7 @@ export async function run(): Promise<void> {
         'failed requests = non-2xx/3xx responses + socket errors (connect, read, write, timeout) as wrk counts them',
         `rollouts: an env value (VERSION) of the service changes and \`grail apply\` replaces all ${REPLICAS} instances with the strategy (rolling: maxSurge 1, maxUnavailable 0; blue-green and canary: bake ${BAKE}; drain 2s; health every ${ms(KA_INTERVAL_MS)} with healthyThreshold ${HEALTHY_THRESHOLD}, so each gate takes about ${HEALTHY_THRESHOLD} s) while wrk -c${top} --timeout ${LOAD_TIMEOUT_S}s runs against the data plane: from 1 s before apply until ${ms(BEFORE_GAP_MS)} after it started, then ${ms(IDLE_GAP_MS)} with no request at all (the backends close idle connections after ${ms(KEEPALIVE_TIMEOUT_MS)}), then again until 1 s after apply ended (wrk stopped by SIGINT); the gap must end before apply does`,
         `kill: SIGKILL of proxies[].pid of the keep-alive service while wrk -c50 --timeout ${LOAD_TIMEOUT_S}s runs; then a GET on a fresh connection every 10 ms (each waits up to 2 s) until one answers 200; same instances = the healthy instance ids in grail status and the instance ports that answer (the body names the port, 30 fresh requests) are the same before and after; in flight at the kill is estimated as the concurrency`,
-        `stop: SIGSTOP of the process listening on one keep-alive instance's port (ss -ltnp on instances[].port of grail status, checked to be the node server; instances[].pid is recorded next to it) while wrk -c10 (default timeout 2 s) runs, healthcheck interval ${ms(KA_INTERVAL_MS)}; ejected after = the ejection's since in proxies[].ejected minus the time of the SIGSTOP; seen in status = when a grail status --json (polled every 100 ms) first lists it; SIGCONT afterwards`,
+        `stop: SIGSTOP of the process listening on one keep-alive instance's port (ss -ltnp on instances[].port of grail status, checked to be the node server; instances[].pid is recorded next to it) while wrk -c10 (default timeout 2 s) runs, healthcheck interval ${ms(KA_INTERVAL_MS)}; ejected after = the ejection's since in proxies[].ejected minus the time of the SIGSTOP; seen in status = when a grail status --json (polled every 100 ms) first lists it; SIGCONT 1 s after that (or after 20 s), then wrk runs 2.5 s more, so that a request stuck on the stopped instance is answered late and counts as a timeout (wrk counts only answered requests)`,
         `memory: VmRSS from /proc/PID/status; the data plane = the distinct pids of proxies[] of the published services, keepers = the distinct keeper pids (proxies[].keeper, or the daemon's parent process when status has none), HAProxy (default threads) serving the same routes after 5 requests per route through each; memory phase after \`grail down\` of the throughput project`,
         'wrk, the proxies and the backends share the same cores: every figure includes that contention',
       ],
