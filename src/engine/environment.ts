@@ -1,11 +1,15 @@
 import { mkdir } from 'node:fs/promises'
+import { resolve } from 'node:path'
 import type { GrailHome } from '../home.js'
 import type { Digest } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import { openStore } from '../oci/store.js'
 import type { ImageConfig, Manifest } from '../oci/types.js'
 import type { EngineEnv } from './types.js'
-import { proxyDir } from '../rollout/proxies.js'
+import { GrailError } from '../errors.js'
+import { dataPlaneDir, proxyDir } from '../rollout/proxies.js'
+import { dataPlaneKind } from '../proxy/dataplane.js'
+import type { RouteCheck } from '../proxy/haproxy/files.js'
 import type { Router } from '../rollout/types.js'
 import { createProvider, requireProvider } from '../runtime/factory.js'
 import type { HealthCheck, Project, ServiceSpec } from '../spec/types.js'
@@ -18,6 +22,18 @@ async function imageHealthcheck(store: OciStore, digest: string): Promise<Health
   const config = await store.readJson<ImageConfig>(manifest.config.digest)
   const label = config.config.Labels?.[HEALTHCHECK_LABEL]
   return label ? (JSON.parse(label) as HealthCheck) : undefined
+}
+
+/**
+ * How the data plane checks the instances of a new route: as the declared health check does (an `exec`
+ * check cannot run from the data plane, which checks that the port accepts connections instead). Each
+ * instance then brings its own check with its route (see proxy/haproxy).
+ */
+function routeCheckOf(check: HealthCheck | undefined): { check?: RouteCheck } {
+  if (check === undefined) return {}
+  if (check.type === 'http')
+    return { check: { type: 'http', expectStatus: check.expectStatus, timeout: check.timeout } }
+  return { check: { type: 'tcp', timeout: check.timeout } }
 }
 
 /**
@@ -40,6 +56,43 @@ export async function openEnvironment(opts: {
     if (!svc.publish) return null
     const cached = routers.get(svc.name)
     if (cached) return cached
+    if (dataPlaneKind() === 'haproxy') {
+      const { ensureRoute } = await import('../proxy/haproxy/index.js')
+      const { tls } = svc.publish
+      const route = await ensureRoute(dataPlaneDir(opts.home), {
+        environment: opts.environment,
+        service: svc.name,
+        listenHost: svc.publish.host,
+        listenPort: svc.publish.port,
+        mode: 'http',
+        // the service's drain: how long a removed instance may finish what it has in flight
+        drainTimeoutMs: svc.rollout.drain,
+        ...(svc.publish.responseTimeout === undefined
+          ? {}
+          : { responseTimeoutMs: svc.publish.responseTimeout }),
+        accessLog: svc.publish.accessLog ?? false,
+        ...routeCheckOf(svc.healthcheck),
+        ...(tls === undefined
+          ? {}
+          : {
+              tls: {
+                certificate: resolve(opts.project.dir, tls.certificate),
+                key: resolve(opts.project.dir, tls.key),
+              },
+            }),
+      })
+      routers.set(svc.name, route)
+      return route
+    }
+    const needs =
+      svc.publish.tls !== undefined ? 'publish.tls' : svc.publish.accessLog ? 'publish.accessLog' : undefined
+    if (needs !== undefined) {
+      throw new GrailError(
+        'PROXY_START',
+        `service ${svc.name}: ${needs} needs HAProxy as the data plane, and this machine runs the builtin proxy`,
+        { hint: 'install HAProxy (`apt-get install haproxy`) or unset GRAIL_DATAPLANE=builtin' },
+      )
+    }
     const { ensureProxy } = await import('../proxy/supervisor.js')
     const client = await ensureProxy({
       dir: proxyDir(opts.home, opts.environment, svc.name),

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs'
 import { readdir, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import { isErrno } from '../errors.js'
@@ -44,6 +45,13 @@ export async function resetState(home: GrailHome): Promise<ResetResult> {
   }
   const { stopProxy } = await import('../proxy/supervisor.js')
   for (const p of proxies) await stopProxy(join(proxyRoot, p), { graceMs: 2000 })
+  const dataPlane = join(home.root, 'dataplane')
+  const routes: string[] = []
+  if (existsSync(dataPlane)) {
+    const { listRoutes, stopDataPlane } = await import('../proxy/haproxy/index.js')
+    for (const r of await listRoutes(dataPlane)) routes.push(`${r.environment}-${r.service}`)
+    await stopDataPlane(dataPlane, { graceMs: 2000 })
+  }
   const instances: string[] = []
   for (const provider of await homeProviders({ home, store: await openStore(home.oci, home.tmp) }))
     instances.push(...(await provider.destroyAll({ graceMs: 2000 })))
@@ -68,11 +76,11 @@ export async function resetState(home: GrailHome): Promise<ResetResult> {
     appendEvent(db, 'state.reset', 'state', {
       found,
       instances,
-      proxies,
+      proxies: [...proxies, ...routes],
       ...(keptAs ? { keptAs } : {}),
     })
   } finally {
     db.close()
   }
-  return { found, instances, proxies, ...(keptAs ? { keptAs } : {}) }
+  return { found, instances, proxies: [...proxies, ...routes], ...(keptAs ? { keptAs } : {}) }
 }

@@ -5,6 +5,7 @@ import type { FoundProxy } from '../proxy/supervisor.js'
 import type { Ejection } from '../proxy/types.js'
 import type { ServiceSpec } from '../spec/types.js'
 import { listReleases } from '../state/index.js'
+import { dataPlaneKind } from '../proxy/dataplane.js'
 import { servingOf } from './execute.js'
 import { backendsOf } from './instances.js'
 import type { ExecEnv } from './types.js'
@@ -18,8 +19,10 @@ export interface ProxyReport {
   /** `up`: serving under its keeper; `restarted`: it was down and runs again; `down`: it could not be
    * restarted; `stopped`: no service needs it any more */
   readonly state: 'up' | 'restarted' | 'down' | 'stopped'
-  /** pid of the daemon that serves now (up, restarted) or that was stopped */
+  /** pid of the process that serves now (up, restarted) or that was stopped: HAProxy, or the builtin daemon */
   readonly pid?: number
+  /** pid of the process that restarts it when it dies */
+  readonly keeper?: number
   readonly detail: string
   /** backends the running proxy has taken out of rotation (failed its checks or requests), with why */
   readonly ejected?: Ejection[]
@@ -28,6 +31,11 @@ export interface ProxyReport {
 /** Where a service's proxy keeps its pid, control socket and routes. */
 export function proxyDir(home: GrailHome, environment: string, service: string): string {
   return join(home.root, 'proxy', `${environment}-${service}`)
+}
+
+/** Where the HAProxy data plane of a project keeps its routes, configuration, sockets and logs. */
+export function dataPlaneDir(home: GrailHome): string {
+  return join(home.root, 'dataplane')
 }
 
 /** Where every proxy of a project keeps its directory. */
@@ -44,6 +52,9 @@ export function proxiesRoot(home: GrailHome): string {
  */
 export async function superviseProxies(a: ExecEnv): Promise<ProxyReport[]> {
   const { proxyHealth, proxyStatus } = await import('../proxy/supervisor.js')
+  const haproxy = dataPlaneKind() === 'haproxy'
+  const { listRoutes } = await import('../proxy/haproxy/index.js')
+  const routes = haproxy ? await listRoutes(dataPlaneDir(a.home)) : []
   const reports: ProxyReport[] = []
   const releases = listReleases(a.db, a.environment)
   for (const svc of Object.values(a.project.environments[a.environment]?.services ?? {})) {
@@ -52,6 +63,12 @@ export async function superviseProxies(a: ExecEnv): Promise<ProxyReport[]> {
     const active = releases.find((r) => r.service === svc.name && r.status === 'active')
     // after `down` (its directory gone, no instance left) nothing should run
     const serving = active === undefined ? [] : await servingOf(a, svc, active.number)
+    if (haproxy) {
+      const route = routes.find((r) => r.environment === a.environment && r.service === svc.name)
+      if (route === undefined && serving.length === 0) continue
+      reports.push(await superviseRoute(a, svc, route?.servers.length ?? 0, serving))
+      continue
+    }
     if (!existsSync(dir) && serving.length === 0) continue
     const base = { environment: a.environment, service: svc.name, listen: listenOf(svc) }
     const health = await proxyHealth(dir)
@@ -97,6 +114,55 @@ export async function superviseProxies(a: ExecEnv): Promise<ProxyReport[]> {
   return reports
 }
 
+/** `superviseProxies` for one route of the HAProxy data plane. */
+async function superviseRoute(
+  a: ExecEnv,
+  svc: ServiceSpec,
+  servers: number,
+  serving: Awaited<ReturnType<typeof servingOf>>,
+): Promise<ProxyReport> {
+  const base = { environment: a.environment, service: svc.name, listen: listenOf(svc) }
+  const { routeHealth } = await import('../proxy/haproxy/index.js')
+  const dir = dataPlaneDir(a.home)
+  const health = await routeHealth(dir, a.environment, svc.name)
+  if (health.state === 'up') {
+    const { ejected } = health
+    const out =
+      ejected.length === 0
+        ? ''
+        : `, ${ejected.length} out of rotation: ${ejected.map((e) => `${e.id} (${e.reason} since ${e.since})`).join(', ')}`
+    return {
+      ...base,
+      state: 'up',
+      pid: health.pid,
+      ...(health.keeper === undefined ? {} : { keeper: health.keeper }),
+      detail: `${health.backends} backend(s)${out}`,
+      ...(ejected.length > 0 ? { ejected } : {}),
+    }
+  }
+  const was =
+    health.state === 'unsupervised'
+      ? `its keeper was gone (HAProxy pid ${health.pid} unsupervised)`
+      : `it was down${health.pid === undefined ? '' : ` (HAProxy pid ${health.pid} gone)`}${health.state === 'down' && health.reason !== undefined ? `: ${health.reason}` : ''}`
+  try {
+    const router = await a.routerFor(svc)
+    if (router === null) return { ...base, state: 'down', detail: `${was}; the service is not published` }
+    // the routes file went with the data plane: route to the healthy instances state knows
+    if (servers === 0 && serving.length > 0) await router.setBackends(backendsOf(serving))
+    const now = await routeHealth(dir, a.environment, svc.name)
+    const backends = now.state === 'down' ? 0 : now.backends
+    return {
+      ...base,
+      state: 'restarted',
+      ...(now.pid === undefined ? {} : { pid: now.pid }),
+      ...(now.state !== 'down' && now.keeper !== undefined ? { keeper: now.keeper } : {}),
+      detail: `${was}; restarted with ${backends} backend(s)`,
+    }
+  } catch (err) {
+    return { ...base, state: 'down', detail: `${was}; restart failed: ${(err as Error).message}` }
+  }
+}
+
 /**
  * Stops the proxies of the environment that no published service of the spec needs (a service renamed,
  * removed or no longer published), and those of environments the spec no longer has. Found on disk, not
@@ -110,15 +176,56 @@ export async function stopUnneededProxies(a: ExecEnv): Promise<ProxyReport[]> {
       .filter((s) => s.publish)
       .map((s) => `${a.environment}-${s.name}`),
   )
-  return stopWhere(
+  const haproxy = dataPlaneKind() === 'haproxy'
+  const builtin = await stopWhere(
     a.home,
     environments,
     (owner, p) => {
       if (owner === undefined || !environments.includes(owner.environment)) return true
+      // HAProxy serves this environment now: its builtin daemons give the ports back
+      if (haproxy && owner.environment === a.environment) return true
       return owner.environment === a.environment && !published.has(p.name)
     },
-    'no published service needs it',
+    haproxy ? 'HAProxy serves the environment now' : 'no published service needs it',
   )
+  const routes = await stopRoutesWhere(a.home, (r) => {
+    if (!environments.includes(r.environment)) return true
+    if (!haproxy && r.environment === a.environment) return true
+    return r.environment === a.environment && !published.has(`${r.environment}-${r.service}`)
+  })
+  return [...builtin, ...routes]
+}
+
+/** Stops the routes of the HAProxy data plane that `select` picks (the data plane stops with its last route). */
+async function stopRoutesWhere(
+  home: GrailHome,
+  select: (r: { environment: string; service: string }) => boolean,
+  onError?: (what: string, err: unknown) => void,
+): Promise<ProxyReport[]> {
+  const dir = dataPlaneDir(home)
+  if (!existsSync(dir)) return []
+  const { listRoutes, stopRoute } = await import('../proxy/haproxy/index.js')
+  const reports: ProxyReport[] = []
+  for (const r of await listRoutes(dir)) {
+    if (!select(r)) continue
+    let pid: number | undefined
+    try {
+      ;({ pid } = await stopRoute(dir, r.environment, r.service))
+    } catch (err) {
+      if (onError === undefined) throw err
+      onError(`route ${r.environment}-${r.service}`, err)
+      continue
+    }
+    reports.push({
+      environment: r.environment,
+      service: r.service,
+      listen: `${r.listen.host}:${r.listen.port}`,
+      state: 'stopped',
+      ...(pid === undefined ? {} : { pid }),
+      detail: 'no published service needs it',
+    })
+  }
+  return reports
 }
 
 /**
@@ -134,7 +241,15 @@ export async function stopEnvironmentProxies(
   opts: { onError?: (what: string, err: unknown) => void } = {},
 ): Promise<ProxyReport[]> {
   const known = environments.includes(environment) ? environments : [...environments, environment]
-  return stopWhere(home, known, (owner) => owner?.environment === environment, 'grail down', opts.onError)
+  const builtin = await stopWhere(
+    home,
+    known,
+    (owner) => owner?.environment === environment,
+    'grail down',
+    opts.onError,
+  )
+  const routes = await stopRoutesWhere(home, (r) => r.environment === environment, opts.onError)
+  return [...builtin, ...routes.map((r) => ({ ...r, detail: 'grail down' }))]
 }
 
 async function stopWhere(

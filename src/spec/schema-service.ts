@@ -3,6 +3,7 @@ import {
   NAME_PATTERN,
   absolutePath,
   checkNoDotDot,
+  durationSchema,
   envMapSchema,
   integer,
   nameSchema,
@@ -59,6 +60,25 @@ const publishSchema = z
           .min(1)
           .default('127.0.0.1')
           .describe('Address the proxy binds. Default `127.0.0.1`.'),
+        tls: z
+          .strictObject({
+            certificate: z
+              .string()
+              .min(1)
+              .describe('PEM certificate chain file, relative to grail.yaml (leaf first).'),
+            key: z.string().min(1).describe('PEM private key file, relative to grail.yaml.'),
+          })
+          .optional()
+          .describe('Terminate TLS on the public port (HTTP/2 and HTTP/1.1 by ALPN).'),
+        responseTimeout: durationSchema()
+          .optional()
+          .describe(
+            'How long a request may wait for the response header before it is retried on another instance (idempotent methods) or answered 504. Default `30s`.',
+          ),
+        accessLog: z
+          .boolean()
+          .optional()
+          .describe('Write one JSON line per request to `.grail/dataplane/access.log`. Default `false`.'),
       }),
     ],
     { error: 'expected a port number (1-65535) or {port, host}' },
@@ -75,7 +95,7 @@ export const serviceShape = {
   publish: publishSchema
     .optional()
     .describe(
-      'Public port of the proxy in front of the instances: a number, or `{port, host}` (host default `127.0.0.1`).',
+      'Public port of the proxy in front of the instances: a number, or `{port, host, tls, responseTimeout, accessLog}` (host default `127.0.0.1`).',
     ),
   env: z
     .record(

@@ -121,7 +121,16 @@ export interface ServiceSpec {
   /** port the process listens on inside the instance (given to it as PORT) */
   port?: number
   /** public port of the proxy in front of the instances */
-  publish?: { port: number; host: string }
+  publish?: {
+    port: number
+    host: string
+    /** TLS termination: PEM files, relative to the spec's directory */
+    tls?: { certificate: string; key: string }
+    /** ms a request may wait for its response header before a retry elsewhere (idempotent) or 504 */
+    responseTimeout?: number
+    /** one JSON line per request in the data plane's access log */
+    accessLog?: boolean
+  }
   env: Record<string, string>
   /** deploy-time files: absolute path in the instance → content */
   files: Record<string, string>

@@ -2,7 +2,8 @@
 // is SIGSTOPped (it still accepts connections, never answers) and another's health endpoint starts
 // answering 500. Both leave the proxy's rotation within two health intervals, no GET of the load fails
 // (those caught on the stopped instance are retried elsewhere), `grail status` names the ejected
-// instances, and both come back once they pass again.
+// instances, and both come back once they pass again. This is the builtin proxy (where HAProxy is
+// absent), which it drives through its control socket; dataplane-health.test.ts covers HAProxy.
 import assert from 'node:assert/strict'
 import { chmod, readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -16,6 +17,7 @@ import { freePort } from '../helpers/net.js'
 import { busyboxProject, grail, parseJson, tearDown } from '../helpers/project.js'
 
 const INTERVAL_MS = 1000
+process.env.GRAIL_DATAPLANE = 'builtin'
 
 const spec = (port: number) => `project: ph
 images:

@@ -25,10 +25,18 @@ after(async () => {
 async function simulateReboot(project: string): Promise<void> {
   const home = homeAt(join(project, '.grail'))
   const pids: number[] = []
-  for (const proxy of await readdir(join(home.root, 'proxy'))) {
+  // the builtin proxy: a keeper and a daemon per service; HAProxy: one keeper and one HAProxy
+  for (const proxy of await readdir(join(home.root, 'proxy')).catch(() => [])) {
     for (const f of ['keeper.pid', 'pid'])
       pids.push(Number(await readFile(join(home.root, 'proxy', proxy, f), 'utf8')))
   }
+  const plane = join(home.root, 'dataplane')
+  const keeper = await readFile(join(plane, 'keeper.pid'), 'utf8').catch(() => undefined)
+  if (keeper !== undefined) {
+    pids.push(Number(keeper))
+    pids.push((JSON.parse(await readFile(join(plane, 'state.json'), 'utf8')) as { pid: number }).pid)
+  }
+  assert.ok(pids.length > 0, 'a proxy ran')
   const ids = await readdir(home.instances)
   const cgroups: string[] = []
   for (const id of ids) {
