@@ -147,7 +147,7 @@ export interface DpStatus {
     pid: number | null
     keeper?: number | null
     detail: string
-    ejected?: Array<{ id: string; reason: string; since: string }>
+    ejected?: Array<{ id: string; reason: string; since: string | number }>
   }>
 }
 
