@@ -87,10 +87,10 @@ describe('renderConfig', () => {
     assert.match(a, /http-check send meth GET uri-lf "%\[srv_name,map\(\/m\/prod\.web\.map,\/\)\]"/)
     assert.match(
       a,
-      /server web-r1-a 127\.0\.0\.1:9000 check port 9001 inter 1000ms fall 1 rise 2 observe layer4/,
+      /server web-r1-a 127\.0\.0\.1:9000 pool-max-conn -1 check port 9001 inter 1000ms fastinter 250ms fall 1 rise 2 observe layer4/,
     )
     // a server that came with a TCP check gets no HTTP check it was never judged by
-    assert.match(a, /server web-r1-b 127\.0\.0\.1:9002\n/)
+    assert.match(a, /server web-r1-b 127\.0\.0\.1:9002 pool-max-conn -1\n/)
     assert.equal(renderCheckMap(routes.routes['prod.web'] as RouteEntry), 'web-r1-a /healthz\n')
     assert.match(a, /stats socket \/s mode 600 level admin/)
     // no access log asked for: none written
@@ -107,7 +107,7 @@ describe('renderConfig', () => {
   test('a server without a health check of its own gets a TCP connect check', () => {
     assert.match(
       serverArgs({ id: 's', host: '127.0.0.1', port: 7 }, undefined),
-      /^127\.0\.0\.1:7 check port 7 inter 2000ms/,
+      /^127\.0\.0\.1:7 pool-max-conn -1 check port 7 inter 2000ms/,
     )
   })
 
@@ -520,6 +520,30 @@ describe('the HAProxy data plane', () => {
       assert.equal((await stat(f)).mode & 0o077, 0, `${f} is private`)
     }
     assert.equal((await stat(files.dir)).mode & 0o077, 0)
+    // a renewed certificate HAProxy refuses: named, and the one in place serves on, also after a restart
+    const good = await readFile(tls.certificate, 'utf8')
+    await writeFile(tls.certificate, '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n')
+    try {
+      await assert.rejects(
+        ensureRoute(dir, {
+          environment: 'prod',
+          service: 'tls',
+          listenHost: '127.0.0.1',
+          listenPort: port,
+          mode: 'http',
+          tls,
+          accessLog: true,
+        }),
+        (err: Error & { code?: string }) => err.code === 'PROXY_TLS',
+      )
+      assert.equal(await curl('--http1.1', `https://127.0.0.1:${port}/`), 'b\n 1.1')
+      const before = await state()
+      process.kill(before.pid, 'SIGKILL')
+      await eventually('a new HAProxy', async () => (await state()).pid !== before.pid)
+      assert.equal(await curl('--http1.1', `https://127.0.0.1:${port}/`), 'b\n 1.1')
+    } finally {
+      await writeFile(tls.certificate, good)
+    }
     await stopRoute(dir, 'prod', 'tls')
   })
 

@@ -2,7 +2,7 @@ import { execFile, spawn } from 'node:child_process'
 import { promisify } from 'node:util'
 import { createHash } from 'node:crypto'
 import { closeSync, openSync } from 'node:fs'
-import { mkdir, open, readFile, rm } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
@@ -88,7 +88,9 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
   const generation = await withLock(files, async () => {
     const routes = await readRoutes(files)
     const old = routes.routes[key]
-    const tls = opts.tls === undefined ? undefined : { pem: await writePem(files, key, opts.tls) }
+    // the certificate is staged beside its place and moves there only once HAProxy accepted it
+    const staged = opts.tls === undefined ? undefined : await writePem(files, key, opts.tls)
+    const tls = staged === undefined ? undefined : { pem: join(files.tlsDir, `${key}.pem`) }
     const entry: RouteEntry = {
       environment: opts.environment,
       service: opts.service,
@@ -103,20 +105,30 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
       ...((old?.check ?? opts.check) === undefined ? {} : { check: old?.check ?? opts.check }),
       servers: old?.servers ?? [],
     }
-    const pemChanged =
-      tls !== undefined && old?.tls !== undefined && (await pemDigest(tls.pem)) !== old.tlsDigest
+    const digest = staged === undefined ? undefined : await pemDigest(staged)
+    const pemChanged = digest !== undefined && old?.tls !== undefined && digest !== old.tlsDigest
     const same = old !== undefined && !pemChanged && frontendOf(old) === frontendOf(entry)
     const gen = same ? routes.generation : routes.generation + 1
-    const withDigest = tls === undefined ? entry : { ...entry, tlsDigest: await pemDigest(tls.pem) }
-    if (!same || pemChanged) {
+    const withDigest = digest === undefined ? entry : { ...entry, tlsDigest: digest }
+    if (!same) {
       const next = { ...routes, generation: gen, routes: { ...routes.routes, [key]: withDigest } }
       // HAProxy must accept it before it is saved: a restart from routes it refuses would serve nothing
-      await checkConfig(files, next, opts).catch(async (err: unknown) => {
-        if (tls !== undefined && old?.tls === undefined) await rm(tls.pem, { force: true })
+      const checked =
+        staged === undefined
+          ? next
+          : { ...next, routes: { ...next.routes, [key]: { ...withDigest, tls: { pem: staged } } } }
+      await checkConfig(files, checked, opts).catch(async (err: unknown) => {
+        if (staged !== undefined) await rm(staged, { force: true })
         throw err
       })
-      await writeRoutes(files, next)
     }
+    if (staged !== undefined && tls !== undefined) await rename(staged, tls.pem)
+    if (!same)
+      await writeRoutes(files, {
+        ...routes,
+        generation: gen,
+        routes: { ...routes.routes, [key]: withDigest },
+      })
     return gen
   })
   const state = await ensureRunning(files, generation)
@@ -672,7 +684,7 @@ async function writePem(
     })
   }
   await mkdir(files.tlsDir, { recursive: true, mode: 0o700 })
-  const pem = join(files.tlsDir, `${key}.pem`)
+  const pem = join(files.tlsDir, `${key}.pem.new`)
   await writeAtomic(pem, `${cert.trimEnd()}\n${keyPem.trimEnd()}\n`, { mode: 0o600 })
   return pem
 }
