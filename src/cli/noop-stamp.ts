@@ -32,8 +32,14 @@ const CONTEXT_EXCLUDED = ['.grail', '.git', 'grail.lock']
 const MAX_ENTRIES = 20_000
 /** A state database larger than this is not stamped (hashing it would cost what the check saves). */
 const MAX_DB_BYTES = 32 << 20
-/** A database unchanged for this long can be compared by identity from then on (coarse file times). */
-const SETTLE_MS = 1000
+/**
+ * How long a database must have been unchanged before it is compared by identity: longer than a file
+ * time's granularity (a kernel tick, 10 ms at most, where times have nanoseconds; seconds on filesystems
+ * whose times are whole seconds), so that any later write gives it a later ctime.
+ */
+function settleMs(ctimeNs: bigint): number {
+  return ctimeNs % 1_000_000_000n === 0n ? 2000 : 100
+}
 /** Work dirs and sandbox ids carry their owner's pid (build/stale.ts). */
 const OWNED = /-(\d+)-[0-9a-f]{8,12}$/
 
@@ -250,7 +256,7 @@ function dbUnchanged(root: string, stamp: NoopStamp): boolean {
   const now = dbState(path)
   if (now === undefined || now.size !== stamp.db.size || now.hash !== stamp.db.hash) return false
   if (identity(path) !== before) return false
-  if (!racy([[path, before]], Date.now() - SETTLE_MS)) {
+  if (!racy([[path, before]], Date.now() - settleMs(ctimeNsOf(before)))) {
     stamp.db.settled = before
     writeStampFile(root, stamp)
   }
