@@ -3,15 +3,15 @@
 // from V8's code cache when it has one for this Node, which saves parsing it on every start.
 'use strict'
 const { readFileSync, writeFileSync, writeSync, renameSync } = require('node:fs')
-const Module = require('node:module')
 const { dirname, join } = require('node:path')
-const vm = require('node:vm')
 
 const bundle = join(__dirname, '..', 'dist', 'bundle', 'grail.cjs')
 const cacheFile = `${bundle}.cache`
 
 /** Compiles and runs the bundle as require() would, with the code cache; returns its exports. */
 function load() {
+  const Module = require('node:module')
+  const vm = require('node:vm')
   // only require() applies the source map (NODE_OPTIONS=--enable-source-maps, for a readable stack)
   if (process.sourceMapsEnabled) return { exports: require(bundle), script: undefined }
   let cachedData
