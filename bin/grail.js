@@ -52,6 +52,8 @@ function print(text) {
   try {
     while (done < buf.length) done += writeSync(1, buf, done)
   } catch (err) {
+    // a reader that went away (`grail build | head -1`) is no error, as in the CLI (cli/render.ts)
+    if (err.code === 'EPIPE') return
     if (err.code !== 'EAGAIN') throw err
     process.stdout.write(buf.subarray(done))
   }
