@@ -67,7 +67,8 @@ const lazyChildProcessInCommander = {
 // stale output of an earlier build would linger
 await rm(outdir, { recursive: true, force: true })
 await build({
-  entryPoints: { grail: resolve(src, 'cli/main.ts') },
+  // noop: the fast path of a no-op `grail build` that bin/grail.js tries first (src/cli/noop-stamp.ts)
+  entryPoints: { grail: resolve(src, 'cli/main.ts'), noop: resolve(src, 'cli/noop-stamp.ts') },
   outdir,
   outExtension: { '.js': '.cjs' },
   bundle: true,

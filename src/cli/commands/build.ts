@@ -3,6 +3,7 @@ import type { Command } from 'commander'
 import type { BuildOutcome } from '../../build/index.js'
 import { GrailError } from '../../errors.js'
 import { buildProgress } from '../progress.js'
+import { removeStamp, stampableArgv } from '../noop-stamp.js'
 import { findSpecFile } from '../project.js'
 import type { GlobalOptions } from '../project.js'
 import { formatBytes, out, printJson, shortDigest, style } from '../render.js'
@@ -24,12 +25,19 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
     .option('-v, --verbose', 'show the output of run steps')
     .action(async (images: string[], flags: BuildFlags) => {
       const g = globals()
+      const startedAt = Date.now()
+      const argv = process.argv.slice(2)
+      // what this command writes to stdout becomes the no-op stamp's output; anything on stderr, none
+      const written = captureOutput(stampableArgv(argv))
       const [{ loadProjectCached }, { runBuild }, { resolveHome }] = await Promise.all([
         import('../load-project.js'),
         import('../../build/engine.js'),
         import('../../home.js'),
       ])
       const project = await loadProjectCached(findSpecFile(g))
+      // the fast path (bin/grail.js) answered unless something changed: the stamp goes until this build
+      // records a new one
+      removeStamp(resolveHome(project.dir).root)
       // before building: a grail.lock that cannot be read would stop the build at its end anyway
       await (await import('../../lifecycle/lock.js')).readLock(project)
       const outcome = await runBuild({
@@ -55,6 +63,20 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
               : 'refreshed: no image changed',
           )
         }
+      }
+      const output = written.stop()
+      if (output !== undefined) {
+        const { recordNoopStamp } = await import('../noop-record.js')
+        // the stamp only saves the next no-op its start-up: failing to write one must not fail the build
+        await recordNoopStamp({
+          argv,
+          project,
+          home: resolveHome(project.dir),
+          outcome,
+          lock,
+          stdout: output,
+          startedAt,
+        }).catch(() => removeStamp(resolveHome(project.dir).root))
       }
       const failed = outcome.verify.filter((v) => !v.reproducible)
       if (failed.length > 0) {
@@ -111,4 +133,31 @@ export async function writeLockAfter(
   ])
   const home = resolveHome(project.dir)
   return writeLock(project, await openStore(home.oci, home.tmp), outcome.images)
+}
+
+/**
+ * Copies what the command writes to stdout while `enabled`; `stop` restores the streams and returns the
+ * text, or undefined when disabled or when anything went to stderr (a no-op stamp repeats stdout only).
+ */
+function captureOutput(enabled: boolean): { stop: () => string | undefined } {
+  if (!enabled) return { stop: () => undefined }
+  const chunks: string[] = []
+  let stderr = false
+  const outWrite = process.stdout.write
+  const errWrite = process.stderr.write
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    chunks.push(typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8'))
+    return outWrite.call(process.stdout, chunk, ...rest)
+  }) as typeof process.stdout.write
+  process.stderr.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    stderr = true
+    return errWrite.call(process.stderr, chunk, ...rest)
+  }) as typeof process.stderr.write
+  return {
+    stop: () => {
+      process.stdout.write = outWrite
+      process.stderr.write = errWrite
+      return stderr ? undefined : chunks.join('')
+    },
+  }
 }
