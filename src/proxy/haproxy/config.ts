@@ -126,9 +126,10 @@ function renderRoute(key: string, r: RouteEntry, bind: string, map: string): str
  * elsewhere, and Grail's own probes still judge it.
  */
 export function serverArgs(s: RouteServer, route: RouteCheck | undefined): string {
-  // pool-max-conn -1: a dynamic server keeps no idle connection otherwise (HAProxy 2.6), and every request
+  // pool-max-conn -1 and pool-purge-delay 5s, the defaults of a server in the configuration: a dynamic
+  // server keeps no idle connection otherwise (HAProxy 2.6), and every request
   // of a keep-alive client then waits for a new connection to the backend (a third of the throughput)
-  const addr = `${formatAddress(s.host, s.port)} pool-max-conn -1`
+  const addr = `${formatAddress(s.host, s.port)} pool-max-conn -1 pool-purge-delay 5s`
   if (route?.type === 'http' && s.check?.type !== 'http') return addr
   const port = s.check?.port ?? s.port
   const inter = s.check?.interval ?? DEFAULT_CHECK_INTERVAL_MS

@@ -87,10 +87,10 @@ describe('renderConfig', () => {
     assert.match(a, /http-check send meth GET uri-lf "%\[srv_name,map\(\/m\/prod\.web\.map,\/\)\]"/)
     assert.match(
       a,
-      /server web-r1-a 127\.0\.0\.1:9000 pool-max-conn -1 check port 9001 inter 1000ms fastinter 250ms fall 1 rise 2 observe layer4/,
+      /server web-r1-a 127\.0\.0\.1:9000 pool-max-conn -1 pool-purge-delay 5s check port 9001 inter 1000ms fastinter 250ms fall 1 rise 2 observe layer4/,
     )
     // a server that came with a TCP check gets no HTTP check it was never judged by
-    assert.match(a, /server web-r1-b 127\.0\.0\.1:9002 pool-max-conn -1\n/)
+    assert.match(a, /server web-r1-b 127\.0\.0\.1:9002 pool-max-conn -1 pool-purge-delay 5s\n/)
     assert.equal(renderCheckMap(routes.routes['prod.web'] as RouteEntry), 'web-r1-a /healthz\n')
     assert.match(a, /stats socket \/s mode 600 level admin/)
     // no access log asked for: none written
@@ -107,7 +107,7 @@ describe('renderConfig', () => {
   test('a server without a health check of its own gets a TCP connect check', () => {
     assert.match(
       serverArgs({ id: 's', host: '127.0.0.1', port: 7 }, undefined),
-      /^127\.0\.0\.1:7 pool-max-conn -1 check port 7 inter 2000ms/,
+      /^127\.0\.0\.1:7 pool-max-conn -1 pool-purge-delay 5s check port 7 inter 2000ms/,
     )
   })
 
