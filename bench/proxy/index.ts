@@ -827,8 +827,19 @@ export async function run(): Promise<void> {
       }
     }
 
-    // --- 2. rolling, blue-green and canary at the highest concurrency, across an idle gap ---
-    const top = Math.max(...CONCURRENCIES)
+    // --- 2. rolling, blue-green and canary at the highest rate the backend sustains, across an idle gap ---
+    // the highest concurrency at which HAProxy (default threads) had no failed request in the throughput
+    // phase of this run: beyond it the backend itself drops requests (busybox's listen queue overflows
+    // and SYNs are retransmitted past wrk's timeout), through any proxy and directly alike
+    const sustained = (b: Backend): number => {
+      const ok = CONCURRENCIES.filter(
+        (c) =>
+          failuresOf(
+            (results[b] as Record<string, Record<string, WrkResult>>)[`c${c}`]?.[HD] as WrkResult,
+          ) === 0,
+      )
+      return ok.length === 0 ? Math.min(...CONCURRENCIES) : Math.max(...ok)
+    }
     const rollouts: RolloutRun[] = []
     let n = 1
     for (const s of STRATEGIES) {
@@ -837,6 +848,7 @@ export async function run(): Promise<void> {
         version[b] = `v${n}`
         strategy[b] = s
         await writeFile(join(dir, 'grail.yaml'), spec({ publish, version, strategy }))
+        const top = sustained(b)
         const r = await rolloutUnderLoad({ dir, url: url(b), c: top, lua })
         const st = await status(dir)
         const served = (await freshGet(url(b), 5000)).body.trim()
@@ -943,10 +955,11 @@ export async function run(): Promise<void> {
       throughputRows,
     )
     printTable(
-      `bench/proxy: rollouts under wrk -c${top}, load paused ${ms(IDLE_GAP_MS)} in the middle (backend keep-alive timeout ${ms(KEEPALIVE_TIMEOUT_MS)})`,
+      `bench/proxy: rollouts under wrk at the highest concurrency HAProxy sustained without a failure (keep-alive c=${sustained('keepalive')}, busybox c=${sustained('busybox')}), load paused ${ms(IDLE_GAP_MS)} in the middle (backend keep-alive timeout ${ms(KEEPALIVE_TIMEOUT_MS)})`,
       rollouts.map((r) => ({
         backend: r.backend === 'keepalive' ? 'keep-alive (node)' : 'busybox httpd',
         strategy: r.strategy,
+        c: r.c,
         requests: f0(r.wrk.requests),
         'grail apply': ms(r.applyMs),
         'idle gap': `${ms(r.gap.fromMs)} → ${ms(r.gap.toMs)}`,
@@ -1055,7 +1068,7 @@ export async function run(): Promise<void> {
         `each row: wrk -t${THREADS} -cC -d${DURATION_S}s --latency after a 1 s warm-up run against the same target; p50/p99/p99.9 from wrk's latency histogram (a Lua done() hook); targets measured one after another, per concurrency`,
         "'one instance direct' is the floor: one instance without any proxy (for busybox a new connection per request)",
         'failed requests = non-2xx/3xx responses + socket errors (connect, read, write, timeout) as wrk counts them',
-        `rollouts: an env value (VERSION) of the service changes and \`grail apply\` replaces all ${REPLICAS} instances with the strategy (rolling: maxSurge 1, maxUnavailable 0; blue-green and canary: bake ${BAKE}; drain 2s; health every ${ms(KA_INTERVAL_MS)} with healthyThreshold ${HEALTHY_THRESHOLD}, so each gate takes about ${HEALTHY_THRESHOLD} s) while wrk -c${top} --timeout ${LOAD_TIMEOUT_S}s runs against the data plane: from 1 s before apply until ${ms(BEFORE_GAP_MS)} after it started, then ${ms(IDLE_GAP_MS)} with no request at all (the backends close idle connections after ${ms(KEEPALIVE_TIMEOUT_MS)}), then again until 1 s after apply ended (wrk stopped by SIGINT); the gap must end before apply does`,
+        `rollouts: an env value (VERSION) of the service changes and \`grail apply\` replaces all ${REPLICAS} instances with the strategy (rolling: maxSurge 1, maxUnavailable 0; blue-green and canary: bake ${BAKE}; drain 2s; health every ${ms(KA_INTERVAL_MS)} with healthyThreshold ${HEALTHY_THRESHOLD}, so each gate takes about ${HEALTHY_THRESHOLD} s) while wrk -c${sustained('keepalive')}/${sustained('busybox')} --timeout ${LOAD_TIMEOUT_S}s runs against the data plane: from 1 s before apply until ${ms(BEFORE_GAP_MS)} after it started, then ${ms(IDLE_GAP_MS)} with no request at all (the backends close idle connections after ${ms(KEEPALIVE_TIMEOUT_MS)}), then again until 1 s after apply ended (wrk stopped by SIGINT); the gap must end before apply does`,
         `kill: SIGKILL of proxies[].pid of the keep-alive service while wrk -c50 --timeout ${LOAD_TIMEOUT_S}s runs; then a GET on a fresh connection every 10 ms (each waits up to 2 s) until one answers 200; same instances = the healthy instance ids in grail status and the instance ports that answer (the body names the port, 30 fresh requests) are the same before and after; in flight at the kill is estimated as the concurrency`,
         `stop: SIGSTOP of the process listening on one keep-alive instance's port (ss -ltnp on instances[].port of grail status, checked to be the node server; instances[].pid is recorded next to it) while wrk -c10 (default timeout 2 s) runs, healthcheck interval ${ms(KA_INTERVAL_MS)}; ejected after = the ejection's since in proxies[].ejected minus the time of the SIGSTOP; seen in status = when a grail status --json (polled every 100 ms) first lists it; SIGCONT 1 s after that (or after 20 s), then wrk runs 2.5 s more, so that a request stuck on the stopped instance is answered late and counts as a timeout (wrk counts only answered requests)`,
         `memory: VmRSS from /proc/PID/status; the data plane = the distinct pids of proxies[] of the published services, keepers = the distinct keeper pids (proxies[].keeper, or the daemon's parent process when status has none), HAProxy (default threads) serving the same routes after 5 requests per route through each; memory phase after \`grail down\` of the throughput project`,
