@@ -587,6 +587,20 @@ describe('the HAProxy data plane', () => {
     )
   })
 
+  test('a listen address that is not one is refused before it reaches the configuration', async () => {
+    await assert.rejects(
+      ensureRoute(dir, {
+        environment: 'prod',
+        service: 'evil',
+        listenHost: '127.0.0.1:1\n  lua-load /x',
+        listenPort: 1234,
+        mode: 'http',
+      }),
+      (err: Error & { code?: string }) => err.code === 'PROXY_LISTEN' && err.message.includes('lua-load'),
+    )
+    assert.ok(!(await listRoutes(dir)).some((r) => r.service === 'evil'))
+  })
+
   test('a damaged routes file is named, with how to repair it', async () => {
     const files = dataPlaneFiles(dir)
     const good = await readFile(files.routes, 'utf8')

@@ -82,6 +82,12 @@ export async function ensureRoute(dir: string, opts: RouteOptions): Promise<Rout
   if (!(Number.isInteger(opts.listenPort) && opts.listenPort >= 1 && opts.listenPort <= 65535)) {
     throw new GrailError('PROXY_PORT', `the proxy port must be 1..65535, got ${opts.listenPort}`)
   }
+  // the address goes into HAProxy's configuration: an IP address or a host name, nothing else
+  if (!/^[A-Za-z0-9][A-Za-z0-9.:-]*$/.test(opts.listenHost) || opts.listenHost.length > 253) {
+    throw new GrailError('PROXY_LISTEN', `not an address to listen on: ${JSON.stringify(opts.listenHost)}`, {
+      hint: `give services.${opts.service}.publish.host an IP address or a host name, e.g. 127.0.0.1`,
+    })
+  }
   const files = dataPlaneFiles(dir)
   const key = routeKey(opts.environment, opts.service)
   await mkdir(files.dir, { recursive: true, mode: 0o700 })
