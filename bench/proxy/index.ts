@@ -8,14 +8,14 @@
 // written first; then run() throws when a check failed, so `bench/run.ts proxy` exits 1.
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { copyFileSync, mkdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { request } from 'node:http'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { makeBusyboxRootfs } from '../../test/helpers/busybox-rootfs.js'
 import { freePort } from '../../test/helpers/net.js'
+import { makeNodeRootfs } from '../../test/helpers/node-app.js'
 import { type CliResult, grail, parseJson, removeDir, tempProject } from '../../test/helpers/project.js'
 import { ms, printTable, writeResults } from '../lib.js'
 
@@ -124,28 +124,6 @@ ${ports
   )
   .join('')}`
 const memName = (i: number): string => `m${String(i + 1).padStart(2, '0')}`
-
-/** A rootfs with busybox plus the host's Node binary and the shared libraries it loads. */
-function makeRootfs(dest: string, work: string): void {
-  const dir = join(work, 'rootfs')
-  const busybox = join(work, 'busybox.tar')
-  makeBusyboxRootfs(busybox)
-  mkdirSync(dir)
-  execFileSync('tar', ['-C', dir, '-xf', busybox])
-  const node = process.execPath
-  const files = [node]
-  for (const line of execFileSync('ldd', [node], { encoding: 'utf8' }).split('\n')) {
-    const m = /(\/\S+) \(0x/.exec(line.trim())
-    if (m?.[1]) files.push(m[1])
-  }
-  for (const f of files) {
-    const to = join(dir, f === node ? '/usr/bin/node' : f)
-    mkdirSync(dirname(to), { recursive: true })
-    copyFileSync(f, to)
-  }
-  execFileSync('chmod', ['755', join(dir, 'usr/bin/node')])
-  execFileSync('tar', ['-C', dir, '--numeric-owner', '-cf', dest, '.'])
-}
 
 function check(res: CliResult, what: string): CliResult {
   if (res.code !== 0) throw new Error(`${what} exited ${res.code}\n${res.stderr}\n${res.stdout}`)
@@ -736,7 +714,7 @@ export async function run(): Promise<void> {
       },
       'grail-bench-proxy-',
     )
-    makeRootfs(join(dir, 'rootfs.tar'), work)
+    makeNodeRootfs(join(dir, 'rootfs.tar'))
     const cwd = { cwd: dir }
     check(await grail(['build'], cwd), 'grail build')
     upped = true

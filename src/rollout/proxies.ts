@@ -81,15 +81,11 @@ export async function superviseProxies(a: ExecEnv): Promise<ProxyReport[]> {
     const health = await proxyHealth(dir)
     if (health.state === 'up') {
       const { ejected } = health
-      const out =
-        ejected.length === 0
-          ? ''
-          : `, ${ejected.length} out of rotation: ${ejected.map((e) => `${e.id} (${e.reason} since ${e.since})`).join(', ')}`
       reports.push({
         ...base,
         state: 'up',
         pid: health.pid,
-        detail: `${health.backends} backend(s)${out}`,
+        detail: upDetail(health.backends, ejected),
         ...(ejected.length > 0 ? { ejected } : {}),
       })
       continue
@@ -135,16 +131,12 @@ async function superviseRoute(
   const health = probed ?? (await routeHealth(dir, a.environment, svc.name))
   if (health.state === 'up') {
     const { ejected } = health
-    const out =
-      ejected.length === 0
-        ? ''
-        : `, ${ejected.length} out of rotation: ${ejected.map((e) => `${e.id} (${e.reason} since ${e.since})`).join(', ')}`
     return {
       ...base,
       state: 'up',
       pid: health.pid,
       ...(health.keeper === undefined ? {} : { keeper: health.keeper }),
-      detail: `${health.backends} backend(s)${out}`,
+      detail: upDetail(health.backends, ejected),
       ...(ejected.length > 0 ? { ejected } : {}),
     }
   }
@@ -306,6 +298,15 @@ function ownerOf(
   if (environment !== undefined && service !== undefined) return { environment, service }
   const env = environments.filter((e) => p.name.startsWith(`${e}-`)).sort((x, y) => y.length - x.length)[0]
   return env === undefined ? undefined : { environment: env, service: p.name.slice(env.length + 1) }
+}
+
+/** A running proxy's line: its backends, and those out of rotation with why. */
+function upDetail(backends: number, ejected: readonly Ejection[]): string {
+  const out =
+    ejected.length === 0
+      ? ''
+      : `, ${ejected.length} out of rotation: ${ejected.map((e) => `${e.id} (${e.reason} since ${e.since})`).join(', ')}`
+  return `${backends} backend(s)${out}`
 }
 
 function listenOf(svc: ServiceSpec): string {
