@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Builds the web dashboard (dashboard/) into dist/dashboard/: index.html, app.js (one ES module,
+// Builds the web dashboard (dashboard/) into dist/dashboard/: index.html, favicon.svg, app.js (one ES module,
 // bundled and minified by esbuild, nothing fetched from a CDN at run time) and app.css. `npm run build`
 // runs this; it takes well under a second. The page works under Content-Security-Policy default-src
 // 'self': no inline script or style, which the build checks.
@@ -33,7 +33,7 @@ await build({
   logLevel: 'warning',
 })
 await copyFile(resolve(src, 'index.html'), resolve(outdir, 'index.html'))
-await copyFile(resolve(src, 'app.css'), resolve(outdir, 'app.css'))
+for (const f of ['app.css', 'favicon.svg']) await copyFile(resolve(src, f), resolve(outdir, f))
 
 const js = await readFile(resolve(outdir, 'app.js'), 'utf8')
 if (/\binnerHTML\b|\bouterHTML\b|insertAdjacentHTML|document\.write\b|\beval\(/.test(js))

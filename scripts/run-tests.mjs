@@ -9,7 +9,7 @@ import { summaryLine, tapCounts } from './test-summary.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const args = process.argv.slice(2)
-const roots = args.length > 0 ? args : ['src', 'test']
+const roots = args.length > 0 ? args : ['src', 'dashboard', 'test']
 
 function find(dir, out) {
   let st
@@ -36,7 +36,7 @@ if (files.length === 0) {
 }
 // Unit tests run two files at a time; tests against real engines run one file at a time, so that load
 // tests measure Grail and not a neighbour's mmdebstrap.
-const isUnit = (f) => f.startsWith('src/')
+const isUnit = (f) => f.startsWith('src/') || f.startsWith('dashboard/')
 const groups = [
   { files: files.filter(isUnit), concurrency: process.env.TEST_CONCURRENCY ?? 2 },
   { files: files.filter((f) => !isUnit(f)), concurrency: 1 },

@@ -102,7 +102,7 @@ export function openAction(spec: ActionSpec, done: () => void): void {
           result,
           h(
             'div',
-            { class: failed ? 'error' : 'ok', 'data-outcome': failed ? 'failed' : 'ok' },
+            { class: failed ? 'error' : 'done', 'data-outcome': failed ? 'failed' : 'ok' },
             h('strong', null, failed ? 'The API did it, and the rollout failed.' : 'Done.'),
             ' ',
             spec.describe ? spec.describe(res) : [],

@@ -37,8 +37,10 @@ export function formatBytes(n: number): string {
   return `${i === 0 ? v : v.toFixed(1)} ${units[i]}`
 }
 
-/** A local date and time, seconds included, from an ISO time. */
+/** `2026-12-02 14:28:05`, in the browser's time zone, from an ISO time. */
 export function formatTime(iso: string): string {
   const t = new Date(iso)
-  return Number.isNaN(t.getTime()) ? iso : t.toLocaleString(undefined, { hour12: false })
+  if (Number.isNaN(t.getTime())) return iso
+  const p = (n: number) => String(n).padStart(2, '0')
+  return `${t.getFullYear()}-${p(t.getMonth() + 1)}-${p(t.getDate())} ${p(t.getHours())}:${p(t.getMinutes())}:${p(t.getSeconds())}`
 }

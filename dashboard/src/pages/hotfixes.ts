@@ -85,7 +85,7 @@ export const hotfixesPage: PageFactory = (root, app): Page => {
           : table(
               head,
               live.map((x) => row(x, true)),
-              'hotfixes live',
+              'hotfixes hotfixes-live',
             ),
       ),
       h(
