@@ -246,7 +246,12 @@ export const fleetPage: PageFactory = (root, app): Page => {
     const probe = r.probe ? `last probe: ${r.probe.detail} (${r.probe.failures} failure(s) in a row)` : ''
     return h(
       'tr',
-      { 'data-instance': r.id, 'data-health': r.health, 'data-release': r.release },
+      {
+        'data-instance': r.id,
+        'data-health': r.health,
+        'data-release': r.release,
+        'data-replacing': cause ?? null,
+      },
       h('td', null, h('code', null, r.id)),
       h('td', null, `#${r.release}`),
       h('td', { title: r.digest ?? '' }, r.image),

@@ -1,0 +1,375 @@
+// The web dashboard of `grail serve` in headless Chromium (Debian `chromium`, driven by playwright-core),
+// against a real `grail serve` of a busybox project with two releases (issue 11, acceptance 6): the
+// fleet page lists exactly what `grail status --json` lists; an instance killed with SIGKILL shows as
+// stopped and then replaced, without a reload; a rollback from the page asks for a reason, is refused
+// without a write token (nothing changes) and with one ends with the previous release serving. It writes
+// a screenshot of each page to docs/images/dashboard-*.png, which docs/dashboard.md shows.
+import assert from 'node:assert/strict'
+import { type ChildProcess, spawn } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, before, describe, test } from 'node:test'
+import { type BrowserContext, chromium, type Page } from 'playwright-core'
+import { fetchWithRetry, freePort } from '../helpers/net.js'
+import { busyboxProject, GRAIL_BIN, grail, parseJson, REPO, tearDown } from '../helpers/project.js'
+import { httpdImages } from '../helpers/specs.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const SHOTS = join(REPO, 'docs', 'images')
+const HAS_SERVE = existsSync(join(REPO, 'src', 'cli', 'commands', 'serve.ts'))
+
+const spec = (port: number) => `project: dash
+${httpdImages()}services:
+  web:
+    image: web
+    replicas: 2
+    port: 8080
+    publish: ${port}
+    healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
+    rollout: { drain: 200ms, healthTimeout: 5s }
+    recycle: { maxAge: 1h }
+`
+
+interface Row {
+  id: string
+  service: string
+  release: number
+  health: string
+  pid: number | null
+}
+interface Status {
+  instances: Row[]
+  releases: Array<{ service: string; number: number; status: string }>
+}
+
+/** The first string in a JSON value that looks like a token (`grail_…`): `grail token create --json` prints it once. */
+function tokenIn(v: unknown): string | undefined {
+  if (typeof v === 'string') return v.startsWith('grail_') ? v : undefined
+  if (Array.isArray(v)) return v.map(tokenIn).find(Boolean)
+  if (typeof v === 'object' && v !== null) return Object.values(v).map(tokenIn).find(Boolean)
+  return undefined
+}
+
+describe('dashboard in headless Chromium against grail serve', {
+  skip: HAS_SERVE ? false : 'grail serve is not in this tree yet (src/cli/commands/serve.ts)',
+}, () => {
+  let dir: string
+  let port: number
+  let base: string
+  let serve: ChildProcess | undefined
+  let serveLog = ''
+  let profile: string
+  let browser: BrowserContext
+  let page: Page
+  let readToken: string
+  let writeToken: string
+  const requests: string[] = []
+  const refused: string[] = []
+
+  const status = async () => parseJson<Status>(await grail(['--json', 'status'], { cwd: dir }))
+  const active = (s: Status) => s.releases.find((r) => r.service === 'web' && r.status === 'active')?.number
+  const served = async () => fetchWithRetry(`http://127.0.0.1:${port}/index.html`, 5000)
+  const live = (s: Status) => s.instances.filter((i) => i.service === 'web').map((i) => i.id)
+  /** instance ids the fleet page lists now (instances that left, shown struck through, excluded) */
+  const listed = () =>
+    page.$$eval('tr[data-instance]:not([data-health="gone"])', (rows) =>
+      rows.map((r) => r.getAttribute('data-instance') ?? ''),
+    )
+  /**
+   * Polls a JavaScript expression in the page until it is true (waitForFunction compiles its predicate
+   * with eval inside the page, which the dashboard's Content-Security-Policy rightly refuses).
+   */
+  const waitInPage = async (expr: string, timeoutMs: number) => {
+    const deadline = Date.now() + timeoutMs
+    while (!(await page.evaluate(expr))) {
+      if (Date.now() > deadline) throw new Error(`not true within ${timeoutMs} ms: ${expr}`)
+      await sleep(100)
+    }
+  }
+  const shot = async (name: string) => {
+    await page.screenshot({ path: join(SHOTS, `dashboard-${name}.png`), fullPage: true })
+  }
+
+  before(async () => {
+    assert.ok(existsSync(CHROMIUM), `${CHROMIUM} is missing: ./scripts/setup installs Debian's chromium`)
+    assert.ok(
+      existsSync(join(REPO, 'dist', 'dashboard', 'index.html')),
+      'dist/dashboard is missing: run `npm run build`',
+    )
+    port = await freePort()
+    dir = await busyboxProject({
+      'grail.yaml': spec(port),
+      'site/index.html': 'one\n',
+      'site/motd.txt': 'welcome\n',
+    })
+    assert.equal((await grail(['up'], { cwd: dir })).code, 0)
+    await writeFile(join(dir, 'site/index.html'), 'two\n')
+    const up = await grail(['up'], { cwd: dir })
+    assert.equal(up.code, 0, up.stderr)
+
+    const token = async (name: string, scope: string) => {
+      const res = await grail(['--json', 'token', 'create', '--name', name, '--scope', scope], { cwd: dir })
+      const t = tokenIn(parseJson<unknown>(res))
+      assert.ok(t, `grail token create printed no token: ${res.stdout}`)
+      return t
+    }
+    readToken = await token('reader', 'read')
+    writeToken = await token('writer', 'write')
+
+    const apiPort = await freePort()
+    base = `http://127.0.0.1:${apiPort}/`
+    serve = spawn(
+      process.execPath,
+      [GRAIL_BIN, 'serve', '--listen', `127.0.0.1:${apiPort}`, '--insecure-read'],
+      { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    serve.stdout?.on('data', (c) => {
+      serveLog += c
+    })
+    serve.stderr?.on('data', (c) => {
+      serveLog += c
+    })
+    try {
+      await fetchWithRetry(`${base}api/v1/environments`, 20_000)
+    } catch (err) {
+      throw new Error(`grail serve did not answer: ${String(err)}\n${serveLog}`)
+    }
+
+    await mkdir(SHOTS, { recursive: true })
+    profile = await mkdtemp(join(tmpdir(), 'grail-chromium-'))
+    browser = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
+      viewport: { width: 1280, height: 800 },
+    })
+    page = browser.pages()[0] ?? (await browser.newPage())
+    page.on('request', (r) => requests.push(r.url()))
+    page.on('console', (m) => {
+      if (/Content Security Policy|Refused to/i.test(m.text())) refused.push(m.text())
+    })
+    page.on('pageerror', (e) => refused.push(`page error: ${e.message}`))
+  })
+
+  after(async () => {
+    await browser?.close()
+    if (profile) await rm(profile, { recursive: true, force: true })
+    // the daemon first, or it would heal what `grail down` destroys
+    if (serve && serve.exitCode === null && serve.signalCode === null) {
+      const exited = new Promise((resolve) => serve?.once('exit', resolve))
+      serve.kill('SIGTERM')
+      const done = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)])
+      if (!done) {
+        serve.kill('SIGKILL')
+        await exited
+      }
+    }
+    if (dir) await tearDown(dir)
+  })
+
+  test('the fleet page lists the instances grail status --json lists', async () => {
+    await page.goto(`${base}#/fleet`)
+    await page.waitForSelector('tr[data-instance]')
+    // both read the same moment only when nothing changes in between: compare until they agree
+    const deadline = Date.now() + 10_000
+    let want: string[] = []
+    let got: string[] = []
+    while (Date.now() < deadline) {
+      want = live(await status()).sort()
+      await page.waitForTimeout(2500) // one status poll of the page
+      got = (await listed()).sort()
+      if (JSON.stringify(got) === JSON.stringify(want)) break
+    }
+    assert.deepEqual(got, want)
+    assert.equal(want.length, 2)
+    for (const id of want) {
+      const release = await page.getAttribute(`tr[data-instance="${id}"]`, 'data-release')
+      assert.equal(release, '2', `${id} runs release #2`)
+    }
+    assert.match((await page.textContent('[data-service="web"] header')) ?? '', /release #2/)
+    await shot('fleet')
+  })
+
+  test('a killed instance shows as stopped, then replaced, without a reload', async () => {
+    const before = await status()
+    const victim = before.instances.find((i) => i.service === 'web' && i.health === 'healthy' && i.pid)
+    assert.ok(victim?.pid, `a healthy instance with a pid: ${JSON.stringify(before.instances)}`)
+    // every state the victim's row shows, recorded in the page; the marker is lost on a reload
+    await page.evaluate(`(() => {
+        window.__noReload = true
+        window.__seen = []
+        const note = () => {
+          const row = document.querySelector('tr[data-instance="${victim.id}"]')
+          const s = row ? row.getAttribute('data-health') + (row.getAttribute('data-replacing') ? '+replacing' : '') : 'absent'
+          if (window.__seen[window.__seen.length - 1] !== s) window.__seen.push(s)
+        }
+        note()
+        new MutationObserver(note).observe(document.body, { subtree: true, childList: true, attributes: true })
+      })()`)
+    process.kill(victim.pid, 'SIGKILL')
+
+    // replaced: the victim is no longer listed as live, and two healthy instances of web are
+    await waitInPage(
+      `(() => {
+        const rows = [...document.querySelectorAll('[data-service="web"] tr[data-instance]')]
+        const healthy = rows.filter((r) => r.getAttribute('data-health') === 'healthy')
+        const victim = rows.find((r) => r.getAttribute('data-instance') === '${victim.id}')
+        return healthy.length === 2 && !healthy.includes(victim) && (!victim || victim.getAttribute('data-health') === 'gone')
+      })()`,
+      30_000,
+    )
+    const seen = (await page.evaluate('window.__seen')) as string[]
+    assert.equal(await page.evaluate('window.__noReload === true'), true, 'the page was not reloaded')
+    assert.equal(seen[0], 'healthy', `states shown: ${seen.join(' → ')}`)
+    const down = seen.findIndex((s) => /^(stopped|unhealthy|failing|crashed)|\+replacing$/.test(s))
+    const gone = seen.findIndex((s) => s === 'gone' || s === 'absent')
+    assert.ok(down > 0, `the page showed the instance down before it went: ${seen.join(' → ')}`)
+    assert.ok(gone > down, `then gone: ${seen.join(' → ')}`)
+
+    const afterKill = await status()
+    assert.ok(!live(afterKill).includes(victim.id))
+    assert.deepEqual((await listed()).sort(), live(afterKill).sort())
+    assert.equal(afterKill.instances.filter((i) => i.health === 'healthy').length, 2)
+    await shot('fleet-replaced')
+  })
+
+  test('a rollback from the page asks for a reason, needs a write token, and ends with the previous release', async () => {
+    assert.equal(await served(), 'two\n')
+    assert.equal(active(await status()), 2)
+    const posts = () => requests.filter((u) => u.endsWith('/services/web/rollback')).length
+    const unchanged = async (why: string) => {
+      const s = await status()
+      assert.equal(active(s), 2, `${why}: release #2 is still active`)
+      assert.ok(
+        s.instances.every((i) => i.release === 2),
+        `${why}: nothing was replaced: ${JSON.stringify(s.instances)}`,
+      )
+      assert.equal(await served(), 'two\n', `${why}: release #2 still serves`)
+    }
+
+    await page.click('[data-service="web"] button[data-action="rollback"]')
+    await page.waitForSelector('dialog#action[open]')
+    // no reason: the form does not go out
+    await page.click('dialog#action button[type="submit"]')
+    await page.waitForTimeout(300)
+    assert.equal(posts(), 0, 'no request without a reason')
+
+    await page.fill('dialog#action textarea[name="reason"]', 'v2 breaks the checkout page')
+    // no token
+    await page.fill('dialog#action input[name="token"]', '')
+    await page.click('dialog#action button[type="submit"]')
+    await page.waitForSelector('dialog#action [data-outcome="error"][data-status="401"]')
+    await unchanged('without a token')
+    // a read token
+    await page.fill('dialog#action input[name="token"]', readToken)
+    await page.click('dialog#action button[type="submit"]')
+    await page.waitForSelector('dialog#action [data-outcome="error"][data-status="403"]')
+    await unchanged('with a read token')
+    await shot('rollback-refused')
+
+    await page.fill('dialog#action input[name="token"]', writeToken)
+    await page.click('dialog#action button[type="submit"]')
+    await page.waitForSelector('dialog#action [data-outcome="ok"]', { timeout: 60_000 })
+    assert.match((await page.textContent('dialog#action .result')) ?? '', /Release #1 of web is active again/)
+    assert.equal(posts(), 3)
+
+    const s = await status()
+    assert.equal(active(s), 1)
+    assert.ok(
+      s.instances.length === 2 && s.instances.every((i) => i.release === 1),
+      JSON.stringify(s.instances),
+    )
+    assert.equal(await served(), 'one\n')
+    // and it stays so: the daemon heals, it does not undo a rollback
+    await sleep(5000)
+    assert.equal(active(await status()), 1)
+    assert.equal(await served(), 'one\n')
+
+    // the token stays in this tab's sessionStorage, nowhere else, and never goes into a URL
+    assert.equal(await page.evaluate(`sessionStorage.getItem('grail.token.write')`), writeToken)
+    assert.equal(await page.evaluate('localStorage.length'), 0)
+    assert.equal(await page.evaluate('document.cookie'), '')
+    assert.deepEqual(
+      requests.filter((u) => u.includes('grail_')),
+      [],
+    )
+    await page.click('dialog#action button:has-text("Close")')
+    await page.waitForSelector('[data-service="web"][data-active-release="1"]')
+  })
+
+  test('every page renders live data: events arrive, the hotfix TTL counts down, the diff shows', async () => {
+    await page.goto(`${base}#/events`)
+    await page.waitForSelector('tr[data-event]')
+    assert.ok(await page.$('tr[data-event] code:text-is("api.rollback")'), 'the rollback is in the log')
+
+    // a hotfix made by hand reaches the open event log, then the hotfix and drift pages
+    const target = (await status()).instances[0]?.id as string
+    const argv = ['hotfix', target, '--ttl', '10m', '--reason', 'INC-7: log <b>logins</b>', '--']
+    const cmd = ['/bin/sh', '-c', 'echo debug >> /srv/www/motd.txt']
+    let hotfix = await grail([...argv, ...cmd], { cwd: dir })
+    // the daemon may hold the apply lock for a moment
+    for (let i = 0; hotfix.code !== 0 && /lock/i.test(hotfix.stderr) && i < 20; i++) {
+      await sleep(500)
+      hotfix = await grail([...argv, ...cmd], { cwd: dir })
+    }
+    assert.equal(hotfix.code, 0, hotfix.stderr)
+    await page.waitForSelector('tr[data-event].fresh code:text-is("hotfix.applied")', { timeout: 10_000 })
+    await shot('events')
+
+    await page.goto(`${base}#/hotfixes`)
+    const ttl = page.locator('.hotfixes-live .ttl').first()
+    await ttl.waitFor()
+    const first = await ttl.textContent()
+    await page.waitForTimeout(2100)
+    const later = await ttl.textContent()
+    assert.match(first ?? '', /^(9m \d+s|10m) left$/)
+    assert.notEqual(later, first, 'the TTL counts down')
+    // the reason is shown as text, not as markup
+    assert.ok(await page.$('.hotfixes-live td:text-is("INC-7: log <b>logins</b>")'))
+    assert.equal(await page.$('.hotfixes-live b'), null)
+    await shot('hotfixes')
+
+    await page.goto(`${base}#/drift`)
+    await page.waitForSelector(`.drift[data-instance="${target}"] pre.diff .add`, { timeout: 15_000 })
+    assert.equal(await page.textContent(`.drift[data-instance="${target}"] pre.diff .add`), '+debug\n')
+    assert.match((await page.textContent(`.drift[data-instance="${target}"]`)) ?? '', /excused by hotfix/)
+    await shot('drift')
+
+    await page.goto(`${base}#/images`)
+    await page.waitForSelector('ul.tree li')
+    const versions = await page.$$eval('[data-image="web"] tr[data-version]', (rows) =>
+      rows.map((r) => r.getAttribute('data-version')),
+    )
+    assert.deepEqual(versions, ['2', '1'])
+    assert.match(
+      (await page.textContent('[data-image="web"] tr[data-version="1"]')) ?? '',
+      /local: web #1, 2 instances/,
+    )
+    await shot('images')
+
+    await page.goto(`${base}#/fleet`)
+    await page.waitForSelector(`tr[data-instance="${target}"] .badge:text-is("1 excused")`, {
+      timeout: 20_000,
+    })
+    await shot('fleet')
+
+    // everything came from grail serve, and nothing broke the Content-Security-Policy
+    assert.deepEqual(
+      requests.filter((u) => !u.startsWith(base)),
+      [],
+    )
+    assert.deepEqual(refused, [])
+  })
+})
