@@ -8,8 +8,10 @@ export { type CrashLoop, crashLoopOf, type RestartView } from './crash-loop.js'
 export type {
   Action,
   Blocked,
+  DeployCause,
   DesiredService,
   DriftFact,
+  DriftKept,
   HotfixView,
   ImageView,
   InstanceView,

@@ -100,6 +100,9 @@ export interface RolloutSpec {
   drain: number
 }
 
+/** What apply and the reconciler do with unexplained drift: replace, record an event, or nothing. */
+export type DriftPolicy = 'fix' | 'report' | 'ignore'
+
 export interface RecycleSpec {
   maxAge?: number
   jitter: number
@@ -139,7 +142,7 @@ export interface ServiceSpec {
   volumes: VolumeSpec[]
   healthcheck?: HealthCheck
   rollout: RolloutSpec
-  drift: { ignore: string[] }
+  drift: { ignore: string[]; policy: DriftPolicy }
   recycle: RecycleSpec
   crashLoop: CrashLoopSpec
   /** limits of each instance */
