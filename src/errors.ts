@@ -64,6 +64,7 @@ export const ERROR_CODES = [
   'GC_INCOMPLETE',
   // deploying and operating
   'LOCKED',
+  'BAD_LISTEN',
   'ROLLED_BACK',
   'ROLLBACK_FAILED',
   'REPLACEMENT_FAILED',

@@ -7,6 +7,7 @@ import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
 import { registerSchema } from './commands/schema.js'
+import { registerServe } from './commands/serve.js'
 import { registerState } from './commands/state.js'
 import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   registerVerify(program, globals)
   registerLifecycle(program, globals)
   registerState(program, globals)
+  registerServe(program, globals)
   registerSchema(program)
   try {
     await program.parseAsync(argv)
