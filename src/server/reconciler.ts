@@ -121,10 +121,13 @@ export class Reconciler {
   start(): void {
     this.loop ??= (async () => {
       await this.watchProvider()
+      let failures = 0
       while (!this.stopped) {
-        await this.runPass()
+        const ok = (await this.runPass()) !== undefined
+        failures = ok ? 0 : failures + 1
         if (this.stopped) break
-        await this.sleep()
+        // a failed pass is tried again soon (1 s, doubling up to the interval), not at the next interval
+        await this.sleep(failures > 0 ? 1000 * 2 ** Math.min(failures - 1, 10) : undefined)
       }
       this.watcher?.close()
     })()
@@ -287,13 +290,13 @@ export class Reconciler {
     return pending
   }
 
-  private sleep(): Promise<void> {
+  private sleep(retryMs = Number.POSITIVE_INFINITY): Promise<void> {
     if (this.soon) {
       this.soon = false
       return Promise.resolve()
     }
     const untilDeadline = this.deadline === undefined ? Number.POSITIVE_INFINITY : this.deadline - Date.now()
-    const ms = Math.max(0, Math.min(this.opts.intervalMs, untilDeadline))
+    const ms = Math.max(0, Math.min(this.opts.intervalMs, untilDeadline, retryMs))
     return new Promise((resolve) => {
       const timer = setTimeout(done, ms)
       function done(): void {
