@@ -8,6 +8,7 @@ import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
 import { registerSchema } from './commands/schema.js'
 import { registerState } from './commands/state.js'
+import { registerToken } from './commands/token.js'
 import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
 import { EXIT, ignoreClosedPipes, reportError } from './render.js'
@@ -48,6 +49,7 @@ export async function main(argv: string[]): Promise<number> {
   registerVerify(program, globals)
   registerLifecycle(program, globals)
   registerState(program, globals)
+  registerToken(program, globals)
   registerSchema(program)
   try {
     await program.parseAsync(argv)

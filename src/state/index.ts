@@ -64,3 +64,16 @@ export {
   type ReleaseStatus,
   setReleaseStatus,
 } from './releases.js'
+export {
+  checkTokenName,
+  createToken,
+  hashToken,
+  listTokens,
+  revokeToken,
+  TOKEN_PREFIX,
+  TOKEN_SCOPES,
+  type TokenRecord,
+  type TokenScope,
+  touchToken,
+  verifyToken,
+} from './tokens.js'
