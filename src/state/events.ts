@@ -83,7 +83,9 @@ export function eventPage(db: Db, opts: { before?: number; limit: number }): Eve
   const rows = (
     opts.before === undefined
       ? db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(opts.limit + 1)
-      : db.prepare('SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?').all(opts.before, opts.limit + 1)
+      : db
+          .prepare('SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?')
+          .all(opts.before, opts.limit + 1)
   ) as Array<Omit<EventRecord, 'data'> & { data: string }>
   const events = rows
     .slice(0, opts.limit)

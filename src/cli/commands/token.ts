@@ -21,11 +21,11 @@ export function registerToken(program: Command, globals: () => GlobalOptions): v
           name: flags.name,
           scope: flags.scope as 'read' | 'write',
         })
-        if (g.json) printJson({ ...record, token: secret })
+        // the token is the one secret Grail prints on purpose, once: written past the output redaction
+        // (which hides any value under a key like "token"), alone on stdout so that scripts can take it
+        if (g.json) process.stdout.write(`${JSON.stringify({ ...record, token: secret }, null, 2)}\n`)
         else {
-          // the token itself goes to stdout alone on its line, so `$(grail token create …)`-style use and a
-          // human both get it; it is never shown again
-          out(secret)
+          process.stdout.write(`${secret}\n`)
           process.stderr.write(
             `${style.dim(`token ${record.name} (${record.scope}) created; it is not shown again: store it now`)}\n`,
           )

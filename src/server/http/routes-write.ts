@@ -11,7 +11,8 @@ import { schemaRef as ref } from './schemas.js'
 
 /**
  * Runs a write on an environment: under its apply lock (LOCKED → 409 naming the holder), the request
- * recorded first as the event `api.VERB` with the token's name and the reason, then the same engine
+ * recorded first as the event `api.VERB` with the token's name (`by`: a key named like "token" would be
+ * redacted from the event log) and the reason, then the same engine
  * function the CLI command calls; then the reconciler is asked for a pass.
  */
 async function environmentWrite<T>(
@@ -25,7 +26,7 @@ async function environmentWrite<T>(
   const { reason: _, ...args } = r.body
   const json = await ctx.withEnvironment(env, { lock: true }, async (a) => {
     appendEvent(a.db, `api.${verb}`, subject(env), {
-      token: r.token?.name ?? null,
+      by: r.token?.name ?? null,
       reason: r.body.reason,
       environment: env,
       ...args,
@@ -161,7 +162,7 @@ export function writeRoutes(ctx: ServerContext): Route[] {
         const image = imageRefOf(ctx, r)
         const cascade = r.body.cascade === true
         appendEvent(ctx.db, 'api.revoke', image, {
-          token: r.token?.name ?? null,
+          by: r.token?.name ?? null,
           reason: r.body.reason,
           cascade,
         })
@@ -187,7 +188,7 @@ export function writeRoutes(ctx: ServerContext): Route[] {
         handle: async (r) => {
           const image = imageRefOf(ctx, r)
           const verb = method === 'POST' ? 'pin' : 'unpin'
-          appendEvent(ctx.db, `api.${verb}`, image, { token: r.token?.name ?? null, reason: r.body.reason })
+          appendEvent(ctx.db, `api.${verb}`, image, { by: r.token?.name ?? null, reason: r.body.reason })
           return {
             json: setPinned(ctx.db, image, { pinned: method === 'POST', reason: r.body.reason as string }),
           }
