@@ -78,6 +78,8 @@ export function sendError(res: ServerResponse, err: unknown): void {
   const headers: Record<string, string> = status === 401 ? { 'WWW-Authenticate': 'Bearer realm="grail"' } : {}
   if (err instanceof GrailError && err.code === 'API_METHOD_NOT_ALLOWED' && err.details.length > 0)
     headers.Allow = err.details.join(', ')
+  // the rest of a body too large to read is not read: the connection cannot carry another request
+  if (status === 413) headers.Connection = 'close'
   if (res.headersSent) {
     // a stream that already started cannot change its status: it ends
     res.destroy()
