@@ -46,7 +46,7 @@ export async function fleetMetrics(
   const envs = ctx.environments.filter((e) => Object.hasOwn(project.environments, e))
   const instances: MetricFamily = {
     name: 'grail_instances',
-    help: 'Instances by environment, service and health (healthy, unhealthy, or their phase).',
+    help: 'Instances by environment, service and health (healthy, failing, unhealthy, or their phase).',
     type: 'gauge',
     samples: [],
   }
@@ -63,9 +63,17 @@ export async function fleetMetrics(
       records.map((r) => r.id),
     )
     const counts = new Map<string, number>()
+    const services = project.environments[env]?.services ?? {}
     for (const r of records) {
       const probe = probes.get(r.id)
-      const health = r.phase !== 'healthy' ? r.phase : probe && !probe.ok ? 'unhealthy' : 'healthy'
+      // as `grail status` says it: failing until unhealthyThreshold probes in a row failed
+      const threshold = services[r.service]?.healthcheck?.unhealthyThreshold ?? 1
+      const health =
+        r.phase !== 'healthy' || !probe || probe.ok
+          ? r.phase
+          : probe.failures >= threshold
+            ? 'unhealthy'
+            : 'failing'
       const key = JSON.stringify([r.service, health])
       counts.set(key, (counts.get(key) ?? 0) + 1)
     }
