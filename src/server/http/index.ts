@@ -115,8 +115,9 @@ export async function startHttpServer(
       )
     }
   } else server = createHttpServer(handler)
-  // the writes run whole rollouts: an answer may take minutes, and the socket stays open meanwhile
-  server.requestTimeout = 0
+  // a request's body is at most 64 KiB: a client that takes longer than this to send one is not served
+  // (the answer to a write may take minutes: that time does not count)
+  server.requestTimeout = 30_000
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => {
       reject(
