@@ -117,6 +117,7 @@ export async function startHttpServer(
   } else server = createHttpServer(handler)
   // a request's body is at most 64 KiB: a client that takes longer than this to send one is not served
   // (the answer to a write may take minutes: that time does not count)
+  server.headersTimeout = 20_000
   server.requestTimeout = 30_000
   await new Promise<void>((resolve, reject) => {
     const onError = (err: Error) => {
