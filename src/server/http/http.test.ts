@@ -164,3 +164,23 @@ test('the OpenAPI document is a valid OpenAPI 3.1 document describing every rout
     assert.deepEqual(op.security, r.access === 'none' ? [] : [{ bearer: [r.access] }])
   }
 })
+
+test('/api/v1/outdated is there when the daemon hands over the patch report, and is then described', async () => {
+  assert.equal(matchRoute(routes, 'GET', '/api/v1/outdated').kind, 'none')
+  const withPatch = apiRoutes({} as ServerContext, {
+    streams: new EventStreams(),
+    heartbeatMs: 1000,
+    driftCache: new Map(),
+    outdated: async () => [{ image: 'web', package: 'openssl' }],
+  })
+  const m = matchRoute(withPatch, 'GET', '/api/v1/outdated')
+  assert.equal(m.kind, 'route')
+  if (m.kind === 'route') {
+    assert.equal(m.route.access, 'read')
+    const out = await m.route.handle({} as Parameters<typeof m.route.handle>[0])
+    assert.deepEqual(out, { json: [{ image: 'web', package: 'openssl' }] })
+  }
+  const doc = openApiDocument(withPatch)
+  assert.ok((doc.paths as Record<string, unknown>)['/api/v1/outdated'])
+  assert.equal((await new Validator().validate(doc)).valid, true)
+})

@@ -36,12 +36,22 @@ export interface HttpServerOptions {
   dashboardDir: string
   /** the event stream's heartbeat (default 15 s) */
   heartbeatMs?: number
+  /**
+   * what `grail outdated --json` prints (the patch pipeline's report), served at /api/v1/outdated;
+   * without it that path is 404
+   */
+  outdated?: () => Promise<unknown>
 }
 
 /** The route table of a server for `ctx`: the API, its document and the metrics. */
 export function apiRoutes(
   ctx: ServerContext,
-  opts: { streams: EventStreams; heartbeatMs: number; driftCache: DriftCache },
+  opts: {
+    streams: EventStreams
+    heartbeatMs: number
+    driftCache: DriftCache
+    outdated?: () => Promise<unknown>
+  },
 ): Route[] {
   const routes: Route[] = [...readRoutes({ ctx, ...opts }), ...writeRoutes(ctx)]
   let doc: Record<string, unknown> | undefined
@@ -80,7 +90,12 @@ export async function startHttpServer(
     )
   }
   const streams = new EventStreams()
-  const routes = apiRoutes(ctx, { streams, heartbeatMs: opts.heartbeatMs ?? 15_000, driftCache: new Map() })
+  const routes = apiRoutes(ctx, {
+    streams,
+    heartbeatMs: opts.heartbeatMs ?? 15_000,
+    driftCache: new Map(),
+    ...(opts.outdated ? { outdated: opts.outdated } : {}),
+  })
   const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const started = Date.now()
     res.on('finish', () =>

@@ -20,6 +20,8 @@ export interface ReadDeps {
   streams: EventStreams
   heartbeatMs: number
   driftCache: DriftCache
+  /** the patch pipeline's report (`grail outdated --json`), when the daemon has one */
+  outdated?: () => Promise<unknown>
 }
 
 const list = (name: string) => ({ type: 'array', items: ref(name) })
@@ -198,6 +200,21 @@ export function readRoutes(d: ReadDeps): Route[] {
         return { json: versions }
       },
     },
+    ...(d.outdated
+      ? [
+          {
+            method: 'GET',
+            path: '/api/v1/outdated',
+            access: 'read',
+            doc: {
+              summary: 'Packages of built images with newer versions in the archive: `grail outdated --json`',
+              tags: ['images'],
+              response: ref('Outdated'),
+            },
+            handle: async () => ({ json: await (d.outdated as () => Promise<unknown>)() }),
+          } satisfies Route,
+        ]
+      : []),
     {
       method: 'GET',
       path: '/api/v1/events',

@@ -304,6 +304,8 @@ export const SCHEMAS: Record<string, JsonSchema> = {
     children: arr(obj({ name: str, version: int })),
   }),
   Pin: obj({ name: str, version: int, digest, pinned: bool }),
+  // the patch pipeline's report: its shape is `grail outdated --json`'s, described there
+  Outdated: {},
 }
 
 export { ref as schemaRef }
