@@ -9,6 +9,7 @@ import { registerOperate } from './commands/operate.js'
 import { registerSchema } from './commands/schema.js'
 import { registerServe } from './commands/serve.js'
 import { registerState } from './commands/state.js'
+import { registerToken } from './commands/token.js'
 import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
 import { EXIT, ignoreClosedPipes, reportError } from './render.js'
@@ -50,6 +51,7 @@ export async function main(argv: string[]): Promise<number> {
   registerLifecycle(program, globals)
   registerState(program, globals)
   registerServe(program, globals)
+  registerToken(program, globals)
   registerSchema(program)
   try {
     await program.parseAsync(argv)
