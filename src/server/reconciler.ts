@@ -3,6 +3,8 @@ import { gatherFacts } from '../engine/facts.js'
 import { GrailError } from '../errors.js'
 import type { Action, Plan } from '../plan/index.js'
 import { nextDeadline, plan as planFrom } from '../plan/index.js'
+import { dataPlaneKind } from '../proxy/dataplane.js'
+import { dataPlaneDir, superviseProxies } from '../rollout/proxies.js'
 import {
   acquireLock,
   appendEvent,
@@ -81,6 +83,8 @@ export class Reconciler {
   private deadline: number | undefined
   private lastPassAt = 0
   private watcher: { close(): void } | undefined
+  private healthTimer: NodeJS.Timeout | undefined
+  private passing = false
 
   constructor(
     private readonly ctx: ServerContext,
@@ -90,6 +94,11 @@ export class Reconciler {
       intervalMs: number
       /** the shortest gap between two passes the provider's events cause (a busy instance writing) */
       minGapMs?: number
+      /**
+       * how often the data plane's own view is read (cheap: its runtime API): a server its checks
+       * ejected, or a data plane that is down, asks for a pass at once. Default 2 s; 0: never.
+       */
+      routeCheckMs?: number
       holder: string
     },
   ) {
@@ -121,6 +130,11 @@ export class Reconciler {
   start(): void {
     this.loop ??= (async () => {
       await this.watchProvider()
+      const every = this.opts.routeCheckMs ?? 2000
+      if (every > 0) {
+        this.healthTimer = setInterval(() => void this.checkRoutes(), every)
+        this.healthTimer.unref()
+      }
       let failures = 0
       while (!this.stopped) {
         const ok = (await this.runPass()) !== undefined
@@ -130,7 +144,32 @@ export class Reconciler {
         await this.sleep(failures > 0 ? 1000 * 2 ** Math.min(failures - 1, 10) : undefined)
       }
       this.watcher?.close()
+      clearInterval(this.healthTimer)
     })()
+  }
+
+  /**
+   * Reads what the data plane thinks of each published service's instances: an ejected server (its
+   * health check fails: a hung app, a SIGSTOPped process) or a route that is down asks for a pass,
+   * which probes, replaces, and brings the data plane back.
+   */
+  private async checkRoutes(): Promise<void> {
+    if (this.passing || this.stopped || dataPlaneKind() !== 'haproxy') return
+    try {
+      const { routeHealth } = await import('../proxy/haproxy/index.js')
+      const why = await this.ctx.withEnvironment(this.environment, { lock: false }, async (a) => {
+        for (const svc of Object.values(a.project.environments[this.environment]?.services ?? {})) {
+          if (!svc.publish) continue
+          const h = await routeHealth(dataPlaneDir(a.home), this.environment, svc.name, 0)
+          if (h.state === 'down') return `${svc.name}: data plane down`
+          if (h.ejected.length > 0) return `${svc.name}: ${h.ejected.map((e) => e.id).join(', ')} ejected`
+        }
+        return undefined
+      })
+      if (why !== undefined) this.onProviderChange(why)
+    } catch {
+      // the next pass sees whatever made this fail
+    }
   }
 
   private async watchProvider(): Promise<void> {
@@ -174,6 +213,7 @@ export class Reconciler {
   async runPass(now: number = Date.now()): Promise<PassOutcome | undefined> {
     const started = performance.now()
     const log = this.ctx.log.child({ environment: this.environment })
+    this.passing = true
     try {
       const outcome = await this.pass(now)
       if (outcome.kind === 'applied') log.info(outcomeLog(outcome), 'reconciled')
@@ -192,6 +232,7 @@ export class Reconciler {
       return undefined
     } finally {
       const ms = performance.now() - started
+      this.passing = false
       this.lastPassAt = Date.now()
       this.stats.passes++
       this.stats.lastMs = ms
@@ -203,6 +244,8 @@ export class Reconciler {
   /** Observe, plan, apply what the policy allows, record. */
   async pass(now: number): Promise<PassOutcome> {
     return this.ctx.withEnvironment(this.environment, { lock: false }, async (a) => {
+      // a data plane that died is started again with its routes, as status and apply do
+      await superviseProxies(a)
       const { input } = await gatherFacts(a, { now })
       const plan = planFrom(input)
       this.deadline = nextDeadline(input, plan)

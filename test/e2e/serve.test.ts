@@ -4,6 +4,7 @@
 // no orphan and no lost volume data.
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -153,6 +154,34 @@ describe('grail serve', { timeout: 600_000 }, () => {
       .flatMap((e) => (e.data.actions as Array<{ cause?: string }>).map((a) => a.cause))
     for (const cause of ['crashed', 'drift'])
       assert.ok(causes.includes(cause), `a reconcile.done with cause ${cause}`)
+  })
+
+  test('a hung instance (SIGSTOP: its process lives, its checks fail) is replaced within 20 s', async () => {
+    const [hung] = (await status()).instances
+    assert.ok(hung?.pid)
+    // the instance's init and the app under it
+    const tree = (pid: number): number[] => {
+      let kids: number[] = []
+      try {
+        kids = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8')
+          .split(' ')
+          .filter(Boolean)
+          .map(Number)
+      } catch {}
+      return [pid, ...kids.flatMap(tree)]
+    }
+    const pids = tree(hung.pid)
+    assert.ok(pids.length >= 2, `the app runs under the instance's init: ${pids}`)
+    for (const p of pids) process.kill(p, 'SIGSTOP')
+    try {
+      await waitForStatus(`hung ${hung.id} replaced`, 20_000, healthy3Without(hung.id))
+    } finally {
+      // gone with its instance; if not, let it go on
+      for (const p of pids)
+        try {
+          process.kill(p, 'SIGCONT')
+        } catch {}
+    }
   })
 
   test('maxAge 5s recycles every instance one budget at a time, under load with 0 failed requests', async () => {
