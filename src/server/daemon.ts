@@ -77,7 +77,7 @@ export function checkListen(opts: Pick<ServeOptions, 'listen' | 'insecureRead'>)
 }
 
 /** A pino logger whose every line is cleaned of the project's secrets before it is written. */
-function makeLogger(level: string, redactor: () => Redactor, dest?: NodeJS.WritableStream): Logger {
+export function makeLogger(level: string, redactor: () => Redactor, dest?: NodeJS.WritableStream): Logger {
   return pino(
     {
       level,

@@ -30,8 +30,12 @@ export function parseListen(value: string): { host: string; port: number } {
 
 /** A systemd unit that runs this daemon for the project in `dir` with the same flags. */
 export function systemdUnit(opts: { dir: string; project: string; argv: string[]; grail: string }): string {
-  const quote = (a: string) =>
-    /^[A-Za-z0-9_@%+=:,./-]+$/.test(a) ? a : `"${a.replace(/(["\\$`])/g, '\\$1')}"`
+  // systemd expands specifiers (%) everywhere and variables ($) in ExecStart: both are doubled
+  const literal = (a: string) => a.replaceAll('%', '%%')
+  const quote = (a: string) => {
+    const v = literal(a).replaceAll('$', '$$$$')
+    return /^[A-Za-z0-9_@%+=:,./-]+$/.test(v) ? v : `"${v.replace(/(["\\])/g, '\\$1')}"`
+  }
   return `# grail serve for project ${opts.project}: \`grail serve --print-unit > /etc/systemd/system/grail-${opts.project}.service\`,
 # then \`systemctl daemon-reload && systemctl enable --now grail-${opts.project}\`.
 [Unit]
@@ -41,7 +45,7 @@ Wants=network-online.target
 
 [Service]
 Type=simple
-WorkingDirectory=${quote(opts.dir)}
+WorkingDirectory=${literal(opts.dir)}
 ExecStart=${[opts.grail, '-C', opts.dir, 'serve', ...opts.argv].map(quote).join(' ')}
 # SIGTERM lets the rollout under way finish; a daemon killed anyway resumes at its next start
 KillSignal=SIGTERM
