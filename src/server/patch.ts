@@ -17,6 +17,7 @@ import {
   outdatedReport,
 } from '../lifecycle/outdated.js'
 import { openStore } from '../oci/store.js'
+import { promotedReleases } from '../plan/index.js'
 import type { PatchPolicy, Project } from '../spec/types.js'
 import { appendEvent, latestImage, listReleases } from '../state/index.js'
 import type { Db } from '../state/index.js'
@@ -267,8 +268,10 @@ async function deployPatched(
     const updates: PackageUpdate[] = []
     const bases: string[] = []
     for (const svc of Object.values(env.services)) {
-      const active = listReleases(ctx.db, environment, svc.name).find((r) => r.status === 'active')
-      if (!active) continue
+      const releases = listReleases(ctx.db, environment, svc.name)
+      const active = releases.find((r) => r.status === 'active')
+      // never deployed here, or it runs only what is promoted to it
+      if (!active || promotedReleases(releases).length > 0) continue
       const running = report.images.find((i) => i.digest === active.imageDigest)
       const newest = latestImage(ctx.db, svc.image)
       if (!running || !newest || newest.digest === running.digest || newest.version < running.version)
@@ -281,14 +284,14 @@ async function deployPatched(
     }
     if (services.length === 0) continue
     const cause = causeOf(updates, bases.length > 0 ? [...new Set(bases)].join('; ') : null)
-    // a deploy that failed for these versions is not retried every interval: a new version or a manual apply moves on
-    const key = JSON.stringify(services.map((s) => [s.service, s.to]))
-    const failedBefore = eventsAbout(ctx.db, 'patch.deployed', environment).some(
+    // a deploy of these versions is done once: a failed rollout, or an apply that changed nothing (the
+    // spec builds another version now), is not repeated every interval; a new version or `grail apply` moves on
+    const key = JSON.stringify(services.map((s) => [s.service, s.from, s.to]))
+    const doneBefore = eventsAbout(ctx.db, 'patch.deployed', environment).some(
       (e) =>
-        e.ok === false &&
-        JSON.stringify((e.services as PatchDeploy['services']).map((s) => [s.service, s.to])) === key,
+        JSON.stringify((e.services as PatchDeploy['services']).map((s) => [s.service, s.from, s.to])) === key,
     )
-    if (failedBefore) continue
+    if (doneBefore) continue
     const names = new Set(services.map((s) => s.service))
     ctx.log.info({ environment, services, cause }, 'patch: deploying')
     let result: Awaited<ReturnType<typeof applyEnvironment>>
@@ -320,9 +323,11 @@ async function deployPatched(
 /**
  * One run of `policies.patch` at `now` (the daemon calls it every `interval`): the outdated check (the
  * same `outdatedReport` as `grail outdated`), an event `patch.outdated` per finding not reported before,
- * then with `build` a new version of each affected image (`patch.build`, with its cause), and with
- * `deploy` the environments of `deploy` applied for the services that run an outdated version
- * (`patch.deploy`), never any other environment.
+ * then with `build` a new version of each affected image (`patch.build` with its cause, `patch.built`
+ * when done), and with `deploy` the environments of `deploy` applied for the services that run an
+ * outdated version (`patch.deploy` with the cause, `patch.deployed` with the outcome), never any other
+ * environment. Archive failures (ARCHIVE_*) and build failures are thrown for the daemon to log; what was
+ * done before them is in the event log, and the next run carries on from there.
  */
 export async function runPatchPolicy(ctx: ServerContext, now: number): Promise<PatchOutcome> {
   const project = ctx.project()
