@@ -139,6 +139,9 @@ describe('patch pipeline (real Debian archive)', { timeout: 600_000 }, () => {
       (await outdated('os')).images.map((i) => i.image),
       ['os'],
     )
+    const unknown = await grail(['--json', 'outdated', 'nosuch'], { cwd: dir })
+    assert.equal(unknown.code, 1)
+    assert.match(unknown.stderr, /"code":"UNKNOWN_IMAGE".*images in this project: os, app/)
     const human = await grail(['outdated'], { cwd: dir })
     assert.equal(human.code, 0, human.stderr)
     assert.match(
