@@ -66,6 +66,11 @@ export interface PatchOutcome {
 
 const DEFAULT_POLICY: PatchPolicy = { interval: DEFAULT_PATCH_INTERVAL, action: 'report', security: false }
 
+/** The project's `policies.patch`, defaults filled in: `interval` is how often the daemon calls runPatchPolicy. */
+export function patchPolicyOf(project: Project): PatchPolicy {
+  return project.policies.patch ?? DEFAULT_POLICY
+}
+
 /** The updates the policy acts on: all, or only those from the security archive. */
 function actionable(i: OutdatedImage, policy: PatchPolicy): PackageUpdate[] {
   return policy.security ? i.updates.filter((u) => u.security) : i.updates
@@ -331,7 +336,7 @@ async function deployPatched(
  */
 export async function runPatchPolicy(ctx: ServerContext, now: number): Promise<PatchOutcome> {
   const project = ctx.project()
-  const policy = project.policies.patch ?? DEFAULT_POLICY
+  const policy = patchPolicyOf(project)
   let report = await outdatedReport({ project, home: ctx.home, db: ctx.db, now, maxAgeMs: policy.interval })
   const reported = reportFindings(ctx.db, report, policy)
   const outcome: PatchOutcome = {
