@@ -224,12 +224,24 @@ async function buildPatched(
     const refresh = spec.base.kind === 'debian'
     ctx.log.info({ image: spec.name, from: newest.version, cause }, 'patch: building')
     appendEvent(ctx.db, 'patch.build', subject, { image: spec.name, from: newest.version, cause })
-    const outcome = await runBuild({
-      project,
-      home: ctx.home,
-      images: [spec.name],
-      ...(refresh ? { refresh: true, upgrades: upgradesFor(project, spec.name, updates) } : {}),
-    })
+    let outcome: Awaited<ReturnType<typeof runBuild>>
+    try {
+      outcome = await runBuild({
+        project,
+        home: ctx.home,
+        images: [spec.name],
+        ...(refresh ? { refresh: true, upgrades: upgradesFor(project, spec.name, updates) } : {}),
+      })
+    } catch (err) {
+      // the log says the build failed and why; the finding stays, and the next run tries again
+      appendEvent(ctx.db, 'patch.built', subject, {
+        image: spec.name,
+        from: newest.version,
+        cause,
+        error: err instanceof Error ? err.message : String(err),
+      })
+      throw err
+    }
     const b = outcome.images.find((i) => i.name === spec.name)
     if (!b) throw new Error(`patch: the build of ${spec.name} returned no image (this is a bug)`)
     const unchanged = b.digest === newest.digest
