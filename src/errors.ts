@@ -43,6 +43,11 @@ export const ERROR_CODES = [
   'UNSAFE_BASE',
   'UNSAFE_TAR',
   'BAD_TAR',
+  // the Debian archive (grail outdated, policies.patch)
+  'ARCHIVE_UNREACHABLE',
+  'ARCHIVE_UNTRUSTED',
+  'ARCHIVE_INVALID',
+  'ARCHIVE_HASH_MISMATCH',
   'COMMAND_FAILED',
   'DISK_FULL',
   // images, store and lock

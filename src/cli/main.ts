@@ -6,6 +6,7 @@ import { registerLifecycle } from './commands/lifecycle.js'
 import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
+import { registerOutdated } from './commands/outdated.js'
 import { registerSchema } from './commands/schema.js'
 import { registerServe } from './commands/serve.js'
 import { registerState } from './commands/state.js'
@@ -44,6 +45,7 @@ export async function main(argv: string[]): Promise<number> {
   registerBuild(program, globals)
   registerImages(program, globals)
   registerRevoke(program, globals)
+  registerOutdated(program, globals)
   registerDeploy(program, globals)
   registerOperate(program, globals)
   registerDrift(program, globals)

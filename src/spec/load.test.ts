@@ -234,6 +234,7 @@ function expectedProject(dir: string): Project {
       disruptionBudget: { maxUnavailable: 1, minHealthy: 0 },
       hotfix: { maxTtl: 3_600_000, requireReason: true },
       redact: { keys: [...DEFAULT_REDACT_KEYS] },
+      patch: { interval: 6 * 3_600_000, action: 'report', security: false },
     },
   }
 }
@@ -260,6 +261,7 @@ describe('loadProject', () => {
         disruptionBudget: { maxUnavailable: 1, minHealthy: 0 },
         hotfix: { maxTtl: 86_400_000, requireReason: true },
         redact: { keys: [...DEFAULT_REDACT_KEYS] },
+        patch: { interval: 21_600_000, action: 'report', security: false },
       },
     })
   })

@@ -169,6 +169,19 @@ export interface PolicySpec {
   hotfix: { maxTtl: number; requireReason: boolean }
   /** env keys (globs, any case) whose values are secrets wherever they appear */
   redact?: { keys: string[] }
+  /** how often the Debian archive is checked for newer packages, and what a finding triggers */
+  patch?: PatchPolicy
+}
+
+/** `policies.patch`: see src/server/patch.ts. */
+export interface PatchPolicy {
+  /** ms between checks (and the longest a cached archive index is trusted) */
+  interval: number
+  action: 'report' | 'build' | 'deploy'
+  /** with action `deploy`: the environments patched images are applied to */
+  deploy?: string[]
+  /** act on security updates only */
+  security: boolean
 }
 
 export interface Project {
