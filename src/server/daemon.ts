@@ -206,6 +206,10 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
         ...(opts.tls ? { tls: opts.tls } : {}),
         insecureRead: opts.insecureRead,
         dashboardDir: dashboardDir(),
+        outdated: async () => {
+          const { outdatedReport } = await import('../lifecycle/outdated.js')
+          return outdatedReport({ project: ctx.project(), home, db, now: Date.now() })
+        },
       })
       log.info({ url: http.url }, 'listening')
     } catch (err) {
@@ -219,11 +223,51 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
   const stopped = new Promise<void>((r) => {
     resolveStopped = r
   })
+  // the patch policy: at start (the archive cache keeps that cheap) and then every policies.patch.interval
+  let patchRun: Promise<void> | undefined
+  let patchTimer: NodeJS.Timeout | undefined
+  let stoppingNow = false
+  const runPatch = (): Promise<void> => {
+    patchRun ??= (async () => {
+      const { runPatchPolicy, patchPolicyOf } = await import('./patch.js')
+      try {
+        const outcome = await runPatchPolicy(ctx, Date.now())
+        const acted = outcome.built.length > 0 || outcome.reported.length > 0
+        log[acted ? 'info' : 'debug'](
+          {
+            outdated: outcome.report.images.length,
+            reported: outcome.reported.length,
+            built: outcome.built.length,
+          },
+          'patch policy checked',
+        )
+        for (const env of environments) reconcilers.get(env)?.nudge()
+      } catch (err) {
+        const e =
+          err instanceof GrailError
+            ? { code: err.code, message: err.message, hint: err.hint }
+            : { message: String(err) }
+        log.error({ err: e }, 'patch policy failed')
+        appendEvent(db, 'patch.error', project.name, e)
+      } finally {
+        patchRun = undefined
+        if (!opts.once && !stoppingNow) {
+          patchTimer = setTimeout(() => void runPatch(), patchPolicyOf(project).interval)
+          patchTimer.unref()
+        }
+      }
+    })()
+    return patchRun
+  }
+
   let stopping: Promise<void> | undefined
   const stop = (reason: string): Promise<void> => {
     stopping ??= (async () => {
       log.info({ reason }, 'stopping: the pass under way finishes first')
+      stoppingNow = true
+      clearTimeout(patchTimer)
       await Promise.all([...reconcilers.values()].map((r) => r.stop()))
+      await patchRun
       await http?.close()
       events.close()
       appendEvent(db, 'serve.stop', project.name, { reason })
@@ -237,8 +281,10 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
 
   if (opts.once) {
     for (const r of reconcilers.values()) await r.runPass()
+    await runPatch()
   } else {
     for (const r of reconcilers.values()) r.start()
+    void runPatch()
   }
   return { url: http?.url ?? null, ctx, stop, stopped }
 }

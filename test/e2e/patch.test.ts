@@ -227,14 +227,16 @@ describe('patch pipeline (real Debian archive)', { timeout: 600_000 }, () => {
     assert.equal(events('patch.build').length, 2)
   })
 
-  test('policy deploy [staging]: staging runs the patched version, prod still runs the old one', async () => {
+  test('policy deploy [staging], run by grail serve: staging runs the patched version, prod still runs the old one', async () => {
     await usePolicy('{ action: deploy, deploy: [staging] }')
-    const outcome = await runPatchPolicy(ctx, Date.now())
-    assert.deepEqual(outcome.built, [])
-    assert.deepEqual(
-      outcome.deployed.map((d) => ({ environment: d.environment, services: d.services, ok: d.ok })),
-      [{ environment: 'staging', services: [{ service: 'web', image: 'app', from: 1, to: 2 }], ok: true }],
-    )
+    // the daemon itself: one pass of each environment's reconciler (prod's plan would deploy v2, which
+    // the reconciler leaves to `grail apply`) and one run of the patch policy
+    const served = await grail(['serve', '--once'], { cwd: dir })
+    assert.equal(served.code, 0, served.stderr + served.stdout)
+    assert.equal(events('patch.built').length, 2, 'nothing more was built')
+    const deployed = events('patch.deployed')
+    assert.equal(deployed.length, 1)
+    assert.equal(deployed[0]?.subject, 'staging')
     assert.equal((await running('staging'))?.imageVersion, 2)
     assert.equal((await running('prod'))?.imageVersion, 1)
     const deploy = events('patch.deploy')
@@ -243,11 +245,12 @@ describe('patch pipeline (real Debian archive)', { timeout: 600_000 }, () => {
     const cause = deploy[0]?.data.cause as { packages: Array<{ package: string }>; base: string }
     assert.ok(cause.packages.some((p) => p.package === pkg.name))
     assert.match(cause.base, /base image os rebuilt/)
-    assert.deepEqual(ctx.reconciled, ['staging'])
 
     // the next run leaves both alone
-    const again = await runPatchPolicy(ctx, Date.now())
-    assert.deepEqual(again.deployed, [])
+    const again = await grail(['serve', '--once'], { cwd: dir })
+    assert.equal(again.code, 0, again.stderr + again.stdout)
+    assert.equal(events('patch.deploy').length, 1)
+    assert.equal((await running('staging'))?.imageVersion, 2)
     assert.equal((await running('prod'))?.imageVersion, 1)
   })
 
