@@ -145,10 +145,13 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
       appendEvent(db, 'serve.spec-reloaded', project.name, { file: project.file })
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err)
-      if (message !== badSpec) {
-        badSpec = message
-        log.error({ file: project.file, err: message }, 'spec invalid: the last valid spec is kept')
-        appendEvent(db, 'serve.spec-invalid', project.name, { file: project.file, message })
+      // a spec error's message counts the problems; its details name each (file:line:col, key, fix)
+      const details = err instanceof GrailError ? err.details : []
+      const said = [message, ...details].join('\n')
+      if (said !== badSpec) {
+        badSpec = said
+        log.error({ file: project.file, err: message, details }, 'spec invalid: the last valid spec is kept')
+        appendEvent(db, 'serve.spec-invalid', project.name, { file: project.file, message, details })
       }
     }
   }

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -101,6 +101,58 @@ describe('grail serve', { timeout: 600_000 }, () => {
   after(async () => {
     await serve?.stop()
     if (dir) await tearDown(dir)
+  })
+
+  test('a second grail serve of the project fails at once naming the first; the API and metrics of the daemon answer', async () => {
+    const second = await grail(['serve', '--listen', '127.0.0.1:0', '--json'], { cwd: dir })
+    assert.equal(second.code, 1, second.stdout)
+    const err = (JSON.parse(second.stderr) as { error: { code: string; message: string } }).error
+    assert.equal(err.code, 'LOCKED')
+    assert.match(err.message, new RegExp(`another serve is running: held by grail serve .*pid ${serve.pid} `))
+
+    const token = parseJson<{ token: string }>(
+      await grail(['token', 'create', '--name', 'serve-test', '--scope', 'read', '--json'], { cwd: dir }),
+    ).token
+    const auth = { authorization: `Bearer ${token}` }
+    const api = await fetch(`${serve.url}/api/v1/environments/local/status`, { headers: auth })
+    assert.equal(api.status, 200)
+    const viaApi = (await api.json()) as { instances: Array<{ id: string }> }
+    const viaCli = parseJson<{ instances: Array<{ id: string }> }>(
+      await grail(['status', '--json'], { cwd: dir }),
+    )
+    assert.deepEqual(viaApi.instances.map((i) => i.id).sort(), viaCli.instances.map((i) => i.id).sort())
+    assert.equal((await fetch(`${serve.url}/api/v1/environments/local/status`)).status, 401)
+    const write = await fetch(`${serve.url}/api/v1/environments/local/recycle`, {
+      method: 'POST',
+      headers: { ...auth, 'content-type': 'application/json' },
+      body: JSON.stringify({ reason: 'a read token may not' }),
+    })
+    assert.equal(write.status, 403)
+    const metrics = await (await fetch(`${serve.url}/metrics`, { headers: auth })).text()
+    assert.match(metrics, /^grail_reconcile_duration_seconds_count\{environment="local"\} [1-9]/m)
+    assert.match(metrics, /^grail_instances\{.*health="healthy".*\} 3$/m)
+  })
+
+  test('an invalid edit of grail.yaml is logged once and the last valid spec kept', async () => {
+    const good = await readFile(join(dir, 'grail.yaml'), 'utf8')
+    await writeFile(join(dir, 'grail.yaml'), good.replace('replicas: 3', 'replicas: lots'))
+    try {
+      const [victim] = (await status()).instances
+      assert.ok(victim?.pid)
+      process.kill(victim.pid, 'SIGKILL')
+      const line = await serve.waitForLine((l) => l.msg === 'spec invalid: the last valid spec is kept')
+      assert.match(JSON.stringify(line.details), /grail\.yaml:\d+:\d+.*replicas/)
+      // and it still heals with the spec it had
+      await waitForStatus(
+        `killed ${victim.id} replaced under the last valid spec`,
+        10_000,
+        healthy3Without(victim.id),
+      )
+      assert.equal(serve.lines.filter((l) => l.msg === 'spec invalid: the last valid spec is kept').length, 1)
+    } finally {
+      await writeFile(join(dir, 'grail.yaml'), good)
+    }
+    await serve.waitForLine((l) => l.msg === 'spec reloaded')
   })
 
   test('a SIGKILLed instance, a file changed inside one and an expired 3 s hotfix are each replaced within 10 s, under load with 0 failed requests', async () => {
