@@ -43,6 +43,11 @@ export const ERROR_CODES = [
   'UNSAFE_BASE',
   'UNSAFE_TAR',
   'BAD_TAR',
+  // the Debian archive (grail outdated, policies.patch)
+  'ARCHIVE_UNREACHABLE',
+  'ARCHIVE_UNTRUSTED',
+  'ARCHIVE_INVALID',
+  'ARCHIVE_HASH_MISMATCH',
   'COMMAND_FAILED',
   'DISK_FULL',
   // images, store and lock
@@ -64,6 +69,7 @@ export const ERROR_CODES = [
   'GC_INCOMPLETE',
   // deploying and operating
   'LOCKED',
+  'BAD_LISTEN',
   'ROLLED_BACK',
   'ROLLBACK_FAILED',
   'REPLACEMENT_FAILED',
@@ -102,6 +108,20 @@ export const ERROR_CODES = [
   'STATE_TOO_NEW',
   'STATE_BUSY',
   'STATE_UNREADABLE',
+  // API and tokens
+  'TOKEN_EXISTS',
+  'TOKEN_NOT_FOUND',
+  'BAD_TOKEN_SCOPE',
+  'API_UNAUTHORIZED',
+  'API_FORBIDDEN',
+  'API_BAD_REQUEST',
+  'API_BODY_TOO_LARGE',
+  'API_UNSUPPORTED_MEDIA_TYPE',
+  'API_NOT_FOUND',
+  'API_METHOD_NOT_ALLOWED',
+  'API_INSECURE_READ',
+  'API_LISTEN',
+  'API_TLS',
   // proxy
   'PROXY_LISTEN',
   'PROXY_PORT',

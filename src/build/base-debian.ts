@@ -14,17 +14,41 @@ type DebianBase = Extract<BaseSource, { kind: 'debian' }>
  * The mmdebstrap invocation for a Debian base. SOURCE_DATE_EPOCH makes mmdebstrap's own output
  * reproducible; Grail then normalises the tree into a layer (sorted, clamped, no device nodes).
  */
-export function mmdebstrapCommand(base: DebianBase, target: string, epoch: number): Command {
+export function mmdebstrapCommand(
+  base: DebianBase,
+  target: string,
+  epoch: number,
+  upgrades: Readonly<Record<string, string>> = {},
+): Command {
+  const include = upgradedInclude(base.include, upgrades)
   const args = [
     '--mode=root',
     `--variant=${base.variant}`,
     `--architectures=${base.architecture ?? hostArchitecture()}`,
     `--components=${base.components.join(',')}`,
   ]
-  if (base.include.length > 0) args.push(`--include=${base.include.join(',')}`)
+  if (include.length > 0) args.push(`--include=${include.join(',')}`)
   args.push(base.suite, target)
   if (base.mirror) args.push(base.mirror)
   return { file: 'mmdebstrap', args, env: bootstrapEnv(process.env, epoch) }
+}
+
+/**
+ * The `include` list with each pin (`pkg=VERSION`) of a package named in `upgrades` moved to the version
+ * given there: how a `policies.patch` build installs the newer version of a pinned package without the
+ * spec (or the base's cache key, which is the spec's) changing. Unpinned packages need nothing: a
+ * refreshed bootstrap installs the archive's newest.
+ */
+export function upgradedInclude(
+  include: readonly string[],
+  upgrades: Readonly<Record<string, string>>,
+): string[] {
+  return include.map((item) => {
+    const eq = item.indexOf('=')
+    if (eq < 0) return item
+    const to = upgrades[item.slice(0, eq)]
+    return to === undefined ? item : `${item.slice(0, eq)}=${to}`
+  })
 }
 
 /** Proxy settings are the only part of the caller's environment a bootstrap may see. */
@@ -96,10 +120,9 @@ export async function produceDebianBase(base: DebianBase, env: BuildEnv, key: st
   const rootfs = join(work, 'rootfs')
   await mkdir(work, { recursive: true })
   try {
-    env.log(
-      `mmdebstrap ${base.suite} (${base.variant}${base.include.length ? `, +${base.include.join(',')}` : ''})`,
-    )
-    await runCommand(mmdebstrapCommand(base, rootfs, env.epoch), {
+    const include = upgradedInclude(base.include, env.upgrades ?? {})
+    env.log(`mmdebstrap ${base.suite} (${base.variant}${include.length ? `, +${include.join(',')}` : ''})`)
+    await runCommand(mmdebstrapCommand(base, rootfs, env.epoch, env.upgrades), {
       onOutput: (chunk) => {
         for (const line of chunk.toString('utf8').split('\n')) if (line.trim()) env.log(line)
       },

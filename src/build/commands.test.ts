@@ -28,3 +28,20 @@ test('mmdebstrap gets the variant, packages, suite and SOURCE_DATE_EPOCH', () =>
   ])
   assert.equal(cmd.env?.SOURCE_DATE_EPOCH, '1700000000')
 })
+
+test('a patch build moves a pinned package to the newer version, and only a pinned one', () => {
+  const cmd = mmdebstrapCommand(
+    {
+      kind: 'debian',
+      suite: 'bookworm',
+      variant: 'essential',
+      include: ['busybox', 'kitty-terminfo=0.26.5-5', 'tzdata=2024a-0+deb12u1'],
+      components: ['main'],
+      architecture: 'amd64',
+    },
+    '/work/rootfs',
+    1,
+    { 'kitty-terminfo': '0.26.5-5+deb12u1', busybox: '1:1.35.0-4+b4' },
+  )
+  assert.ok(cmd.args.includes('--include=busybox,kitty-terminfo=0.26.5-5+deb12u1,tzdata=2024a-0+deb12u1'))
+})

@@ -21,6 +21,8 @@ export interface BuildRequest {
   verify?: boolean
   /** run every step again (re-resolve Debian packages) and record what changed */
   refresh?: boolean
+  /** with `refresh`: pinned Debian packages to install at a newer version (see BuildEnv.upgrades) */
+  upgrades?: Readonly<Record<string, string>>
   onEvent?: (e: BuildEvent) => void
 }
 
@@ -70,6 +72,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
         epoch: image.sourceDateEpoch ?? DEFAULT_EPOCH,
         noCache: false,
         refresh: req.refresh === true,
+        ...(req.upgrades ? { upgrades: req.upgrades } : {}),
         log: () => {},
         current,
       }

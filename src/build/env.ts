@@ -19,6 +19,11 @@ export interface BuildEnv {
   refresh?: boolean
   log: (line: string) => void
   /**
+   * package → version: pins (`pkg=VERSION`) in a Debian base's `include` installed at this version
+   * instead (a `policies.patch` build, with `refresh`); the spec and the cache keys stay as they are
+   */
+  upgrades?: Readonly<Record<string, string>>
+  /**
    * The version each image of the spec builds now, as far as known (the images built before this one in
    * the same run): an unpinned `base: {image}` builds on that version, not on the newest one, so a
    * reverted parent gives its children the reverted parent.

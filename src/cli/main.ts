@@ -6,8 +6,11 @@ import { registerLifecycle } from './commands/lifecycle.js'
 import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
+import { registerOutdated } from './commands/outdated.js'
 import { registerSchema } from './commands/schema.js'
+import { registerServe } from './commands/serve.js'
 import { registerState } from './commands/state.js'
+import { registerToken } from './commands/token.js'
 import { registerVerify } from './commands/verify.js'
 import type { GlobalOptions } from './project.js'
 import { EXIT, ignoreClosedPipes, reportError } from './render.js'
@@ -42,12 +45,15 @@ export async function main(argv: string[]): Promise<number> {
   registerBuild(program, globals)
   registerImages(program, globals)
   registerRevoke(program, globals)
+  registerOutdated(program, globals)
   registerDeploy(program, globals)
   registerOperate(program, globals)
   registerDrift(program, globals)
   registerVerify(program, globals)
   registerLifecycle(program, globals)
   registerState(program, globals)
+  registerServe(program, globals)
+  registerToken(program, globals)
   registerSchema(program)
   try {
     await program.parseAsync(argv)

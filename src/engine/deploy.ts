@@ -1,3 +1,4 @@
+import { GrailError } from '../errors.js'
 import type { Action, Plan } from '../plan/index.js'
 import type { ProxyReport } from '../rollout/proxies.js'
 import { type ApplyResult, applyEnvironment, planEnvironment } from './apply.js'
@@ -46,16 +47,24 @@ const isRecycle = (x: Action): boolean => x.kind === 'replace' && x.cause === 'r
 
 /**
  * `grail recycle`: the replacements the recycle policy makes due at `now` (oldest or most drifted first),
- * listed with `dryRun`, else executed (a disruption budget at a time) and nothing else of the plan.
+ * listed with `dryRun`, else executed (a disruption budget at a time) and nothing else of the plan;
+ * with `service`, only that service's.
  */
 export async function recycleEnvironment(
   a: EngineEnv,
-  opts: { dryRun: boolean; now: number },
+  opts: { dryRun: boolean; now: number; service?: string },
 ): Promise<{ environment: string; actions: Action[]; done: boolean }> {
+  const { service } = opts
+  if (service !== undefined && !a.project.environments[a.environment]?.services[service]) {
+    throw new GrailError('UNKNOWN_SERVICE', `no service ${service} in ${a.environment}`, {
+      hint: `services: ${Object.keys(a.project.environments[a.environment]?.services ?? {}).join(', ')}`,
+    })
+  }
+  const due = (x: Action): boolean => isRecycle(x) && (service === undefined || x.service === service)
   if (opts.dryRun) {
     const p = await planEnvironment(a, { now: opts.now })
-    return { environment: a.environment, actions: p.actions.filter(isRecycle), done: false }
+    return { environment: a.environment, actions: p.actions.filter(due), done: false }
   }
-  const r = await applyEnvironment(a, { only: isRecycle, now: opts.now })
+  const r = await applyEnvironment(a, { only: due, now: opts.now })
   return { environment: a.environment, actions: r.plan.actions, done: true }
 }

@@ -66,6 +66,8 @@ export async function serviceFacts(
       configDigest: configDigest(configBundleOf(svc)),
       crashLoop: svc.crashLoop,
       recycle: svc.recycle,
+      // `grail drift --fix` replaces what drifted whatever the service's policy says
+      ...(a.fixAllDrift || svc.drift.policy === 'fix' ? {} : { driftPolicy: svc.drift.policy }),
       ...(pinned
         ? { locked: { name: pinned.name, version: pinned.version, digest: pinned.digest as Digest } }
         : {}),

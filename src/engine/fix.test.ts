@@ -26,6 +26,7 @@ const plan: Action[] = [
     from: 1,
     image: { name: 'api', version: 2, digest: d },
     configDigest: d,
+    cause: 'image',
     reason: 'new release',
   },
   { kind: 'scale-up', service: 'web', release: 1, count: 1, reason: 'missing replica' },

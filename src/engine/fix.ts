@@ -30,6 +30,9 @@ export async function fixDrift(
   opts: { instance?: string; all?: boolean } = {},
 ): Promise<FixResult> {
   const { report } = await driftReport(a, { ...opts, requirePlan: true })
-  const fixed = await applyEnvironment(a, { only: (x) => fixesDrift(x, opts.instance) })
+  const fixed = await applyEnvironment(
+    { ...a, fixAllDrift: true },
+    { only: (x) => fixesDrift(x, opts.instance) },
+  )
   return { report, fixed }
 }

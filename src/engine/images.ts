@@ -5,6 +5,8 @@ import { allReleases, listImages } from '../state/index.js'
 export interface ListedImage extends ImageRecord {
   /** `built on base v2, v3 is newer`, or null when its base is the newest active version (or it has none) */
   outOfDate: string | null
+  /** the active releases that run this version, in any environment */
+  runningIn: Array<{ environment: string; service: string; release: number }>
 }
 
 /** The versions and bytes of one group of images: `in use`, or a status (active, deprecated, revoked). */
@@ -30,12 +32,15 @@ export interface ImageCatalog {
  */
 export function imageCatalog(db: Db): ImageCatalog {
   const all = listImages(db)
-  const images = all.map((i) => ({ ...i, outOfDate: outOfDate(i, all) }))
-  const inUse = new Set(
-    allReleases(db)
-      .filter((r) => r.status === 'active')
-      .map((r) => r.imageDigest),
-  )
+  const active = allReleases(db).filter((r) => r.status === 'active')
+  const images = all.map((i) => ({
+    ...i,
+    outOfDate: outOfDate(i, all),
+    runningIn: active
+      .filter((r) => r.imageDigest === i.digest)
+      .map((r) => ({ environment: r.environment, service: r.service, release: r.number })),
+  }))
+  const inUse = new Set(active.map((r) => r.imageDigest))
   const groups = new Map<string, ImageGroup>()
   for (const i of images) {
     const group = inUse.has(i.digest) ? 'in use' : i.status

@@ -3,6 +3,7 @@ import { deploy } from '../rollout/execute.js'
 import type { RolloutResult } from '../rollout/types.js'
 import { requireEnvironment } from '../spec/environments.js'
 import { appendEvent, insertRelease, listReleases, revokedDigests } from '../state/index.js'
+import { type Serving, servingNow } from './status.js'
 import type { EngineEnv } from './types.js'
 
 export interface PromoteResult {
@@ -80,4 +81,17 @@ export async function promote(target: EngineEnv, service: string, fromEnv: strin
   })
   const rollout = await deploy(target, svc, release)
   return { ...base, to: { environment: toEnv, release: release.number }, deployed: true, rollout }
+}
+
+/** What `grail promote --json` prints and the API answers: the promotion and what serves after it. */
+export type PromoteReport = PromoteResult & { serving: Serving[] }
+
+/** `promote`, then what serves in the target environment (the CLI and the API report the same). */
+export async function promoteReport(
+  target: EngineEnv,
+  service: string,
+  fromEnv: string,
+): Promise<PromoteReport> {
+  const r = await promote(target, service, fromEnv)
+  return { ...r, serving: servingNow(target.db, target.project, target.environment) }
 }

@@ -119,6 +119,25 @@ describe('plan from facts at a fixed now', () => {
     assert.deepEqual(deploy?.kind === 'deploy' && deploy.image, { name: 'hello', version: 3, digest: D3 })
   })
 
+  test('drift.policy report or ignore keeps a drifted instance and lists it; an expired hotfix is replaced all the same', () => {
+    for (const policy of ['report', 'ignore'] as const) {
+      const facts = input()
+      facts.services[0] = service({ driftPolicy: policy })
+      // the hotfixed instance also has a file changed by hand, not covered by its hotfix
+      facts.drift = { ...facts.drift, hotfixed: { findings: 2, summary: '1 file (A /tmp/x)' } }
+      const p = plan(facts)
+      assert.deepEqual(brief(p).slice(0, 2), [
+        ['replace', 'web', 'hotfixed', 'drift: hotfix #7 expired'],
+        ['replace', 'web', 'old', 'age 8d > maxAge 7d'],
+      ])
+      assert.deepEqual(p.driftKept, [
+        { service: 'web', instance: 'edited', policy, drift: '1 file (C /etc/app.conf)' },
+        { service: 'web', instance: 'hotfixed', policy, drift: '1 file (A /tmp/x)' },
+      ])
+    }
+    assert.equal(plan(input()).driftKept, undefined)
+  })
+
   test('the same facts and now give the same plan', () => {
     assert.deepEqual(plan(input()), plan(input()))
     // the input is not changed by planning

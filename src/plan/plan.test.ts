@@ -60,6 +60,7 @@ describe('plan', () => {
         from: null,
         image: want().image,
         configDigest: C1,
+        cause: 'first',
         reason: 'new release: first deploy',
       },
     ])

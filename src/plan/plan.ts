@@ -5,8 +5,10 @@ import { dueForRecycle } from './recycle.js'
 import type {
   Action,
   Blocked,
+  DeployCause,
   DesiredService,
   DriftFact,
+  DriftKept,
   HotfixView,
   InstanceView,
   PendingBuild,
@@ -52,9 +54,10 @@ export interface PlanInput {
  */
 export function plan(input: PlanInput): Plan {
   const desired = desiredServices(input.environment, input.services, input.releases)
-  const instances = input.instances.map((v) => withDrift(v, input))
+  const driftKept: DriftKept[] = []
+  const instances = input.instances.map((v) => withDrift(v, input, driftKept))
   markRecycling(instances, input)
-  return planActions({
+  const planned = planActions({
     environment: input.environment,
     desired,
     releases: input.releases,
@@ -64,6 +67,7 @@ export function plan(input: PlanInput): Plan {
     ...(input.restarts ? { restarts: input.restarts } : {}),
     ...(input.logTails ? { logTails: input.logTails } : {}),
   })
+  return driftKept.length > 0 ? { ...planned, driftKept } : planned
 }
 
 /** The newest hotfix of an instance whose TTL has ended at `now`, if any. */
@@ -77,12 +81,18 @@ export function expiredHotfix(
     .reduce<HotfixView | undefined>((last, h) => (last === undefined || h.id > last.id ? h : last), undefined)
 }
 
-/** An instance with the drift that makes it due for replacement: unexplained findings, an expired hotfix. */
-function withDrift(v: InstanceView, input: PlanInput): InstanceView {
+/**
+ * An instance with the drift that makes it due for replacement: unexplained findings (unless its
+ * service's drift policy keeps them: then they go to `kept`), an expired hotfix (whatever the policy).
+ */
+function withDrift(v: InstanceView, input: PlanInput, kept: DriftKept[]): InstanceView {
   const d = input.drift?.[v.id]
   if (!v.known || d === undefined) return { ...v }
   const expired = expiredHotfix(input.hotfixes ?? [], v.id, input.now)
-  const summary = [d.summary, expired ? `hotfix #${expired.id} expired` : '']
+  const policy = input.services.find((s) => s.service === v.service)?.driftPolicy ?? 'fix'
+  const keep = policy !== 'fix' && d.summary !== ''
+  if (keep) kept.push({ service: v.service, instance: v.id, policy, drift: d.summary })
+  const summary = [keep ? '' : d.summary, expired ? `hotfix #${expired.id} expired` : '']
     .filter((s) => s !== '')
     .join('; ')
   return summary ? { ...v, drift: summary } : { ...v }
@@ -145,17 +155,21 @@ function deployReason(
   active: ReleaseView | undefined,
   revoked: Record<string, string>,
   choice: PromotedChoice | null,
-): string | null {
+): { cause: DeployCause; reason: string } | null {
   const image = `image ${want.image.name} v${want.image.version} (${shortDigest(want.image.digest)})${promotedNote(choice)}`
-  if (!active) return `new release: first deploy${choice ? `: ${image}` : ''}`
+  if (!active) return { cause: 'first', reason: `new release: first deploy${choice ? `: ${image}` : ''}` }
   const why = revoked[active.imageDigest]
   if (why !== undefined && active.imageDigest !== want.image.digest) {
-    return `new release: the running image ${shortDigest(active.imageDigest)} is revoked (${why}); ${image} replaces it`
+    return {
+      cause: 'revoked',
+      reason: `new release: the running image ${shortDigest(active.imageDigest)} is revoked (${why}); ${image} replaces it`,
+    }
   }
   if (active.imageDigest !== want.image.digest) {
-    return `new release: ${image} replaces ${shortDigest(active.imageDigest)}`
+    return { cause: 'image', reason: `new release: ${image} replaces ${shortDigest(active.imageDigest)}` }
   }
-  if (active.configDigest !== want.configDigest) return 'new release: config changed'
+  if (active.configDigest !== want.configDigest)
+    return { cause: 'config', reason: 'new release: config changed' }
   return null
 }
 
@@ -212,15 +226,17 @@ export function planActions(input: ActionsInput): Plan {
       : chosen
         ? { name: chosen.imageName, version: chosen.imageVersion, digest: chosen.imageDigest }
         : want.image
-    const reason = image ? deployReason({ ...want, image }, active, revoked, choice) : null
-    if (reason && image) {
+    const why = image ? deployReason({ ...want, image }, active, revoked, choice) : null
+    const reason = why?.reason ?? null
+    if (why && image) {
       actions.push({
         kind: 'deploy',
         service: want.service,
         from: active?.number ?? null,
         image,
         configDigest: want.configDigest,
-        reason,
+        cause: why.cause,
+        reason: why.reason,
       })
     } else if (active) {
       const current = mine.filter((i) => i.known && i.release === active.number)

@@ -1,5 +1,5 @@
 import type { Digest } from '../oci/digest.js'
-import type { CrashLoopSpec, RecycleSpec } from '../spec/types.js'
+import type { CrashLoopSpec, DriftPolicy, RecycleSpec } from '../spec/types.js'
 
 /** What a service should run in one environment, worked out from the spec and the image catalog. */
 export interface DesiredService {
@@ -91,6 +91,8 @@ export interface ServiceFacts {
   configDigest: Digest
   crashLoop?: CrashLoopSpec
   recycle?: RecycleSpec
+  /** what unexplained drift makes the plan do (absent: `fix`, replace the instance) */
+  driftPolicy?: DriftPolicy
   /** `apply --locked`: the version grail.lock pins */
   locked?: { name: string; version: number; digest: Digest }
   /**
@@ -126,6 +128,8 @@ export type Action =
       from: number | null
       image: NonNullable<DesiredService['image']>
       configDigest: Digest
+      /** why, as data: a first deploy, a revoked image replaced, a new image, a config change */
+      cause: DeployCause
       reason: string
     }
   | {
@@ -141,6 +145,7 @@ export type Action =
   | { kind: 'scale-down'; service: string; instances: string[]; reason: string }
   | { kind: 'destroy'; service: string; instance: string; cause: DestroyCause; reason: string }
 
+export type DeployCause = 'first' | 'revoked' | 'image' | 'config'
 export type ReplaceCause = 'missing' | 'crashed' | 'unhealthy' | 'drift' | 'recycle'
 export type DestroyCause = 'superseded' | 'orphan' | 'removed'
 
@@ -165,4 +170,18 @@ export interface Plan {
   builds: PendingBuild[]
   /** services left as they are because what they run is revoked with no allowed replacement: an error */
   blocked: Blocked[]
+  /**
+   * instances with unexplained drift that the service's `drift.policy` (`report`, `ignore`) leaves
+   * running: not pending, listed so that a reconciler can report them
+   */
+  driftKept?: DriftKept[]
+}
+
+/** An instance whose unexplained drift its service's drift policy keeps, not replaces. */
+export interface DriftKept {
+  service: string
+  instance: string
+  policy: Exclude<DriftPolicy, 'fix'>
+  /** the drift summary, as a replacement's reason would give it */
+  drift: string
 }

@@ -120,6 +120,13 @@ export interface RuntimeProvider {
   destroy(h: InstanceHandle): Promise<void>
   /** what really exists in this scope, including instances state does not know about */
   list(scope: Scope): Promise<InstanceObservation[]>
+  /**
+   * Tells `onChange` soon after something in the scope may have changed by itself: an instance's process
+   * exited, a file changed inside one, an instance appeared or went. A hint to look again (with `list`,
+   * `diff`), never the observation itself; a provider without events of its own leaves it out and its
+   * callers poll.
+   */
+  watch?(scope: Scope, onChange: (why: string) => void): { close(): void }
   inspect(h: InstanceHandle): Promise<InstanceObservation>
   /** added, changed and deleted paths against the image, volumes and deploy files excluded */
   diff(h: InstanceHandle): Promise<FileChange[]>

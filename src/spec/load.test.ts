@@ -105,7 +105,7 @@ function expectedProject(dir: string): Project {
       healthTimeout: 120_000,
       drain: 2000,
     },
-    drift: { ignore: ['/tmp/**'] },
+    drift: { ignore: ['/tmp/**'], policy: 'fix' },
     recycle: { maxAge: 7 * 86_400_000, jitter: 600_000, window: '02:00-05:00', order: 'most-drifted' },
     crashLoop: { restarts: 3, window: 600_000, backoff: 30_000, maxBackoff: 600_000 },
     network: 'private',
@@ -130,7 +130,7 @@ function expectedProject(dir: string): Project {
       healthTimeout: 60_000,
       drain: 2000,
     },
-    drift: { ignore: [] },
+    drift: { ignore: [], policy: 'fix' },
     recycle: { jitter: 0, order: 'oldest' },
     crashLoop: { restarts: 3, window: 600_000, backoff: 30_000, maxBackoff: 600_000 },
   }
@@ -234,6 +234,7 @@ function expectedProject(dir: string): Project {
       disruptionBudget: { maxUnavailable: 1, minHealthy: 0 },
       hotfix: { maxTtl: 3_600_000, requireReason: true },
       redact: { keys: [...DEFAULT_REDACT_KEYS] },
+      patch: { interval: 6 * 3_600_000, action: 'report', security: false },
     },
   }
 }
@@ -260,6 +261,7 @@ describe('loadProject', () => {
         disruptionBudget: { maxUnavailable: 1, minHealthy: 0 },
         hotfix: { maxTtl: 86_400_000, requireReason: true },
         redact: { keys: [...DEFAULT_REDACT_KEYS] },
+        patch: { interval: 21_600_000, action: 'report', security: false },
       },
     })
   })

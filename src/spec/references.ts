@@ -93,5 +93,23 @@ export function checkReferences(raw: unknown): RawProblem[] {
       else checkImage(override, path)
     }
   }
+  checkPatchDeploy(raw, out)
   return out
+}
+
+/** `policies.patch.deploy` names environments of this spec (`local` when it declares none). */
+function checkPatchDeploy(raw: Record<string, unknown>, out: RawProblem[]): void {
+  const policies = raw.policies
+  if (!isPlainObject(policies) || !isPlainObject(policies.patch)) return
+  const deploy = policies.patch.deploy
+  if (!Array.isArray(deploy)) return
+  const envs = raw.environments === undefined ? ['local'] : entries(raw.environments).map(([n]) => n)
+  for (const [i, env] of deploy.entries()) {
+    if (typeof env !== 'string' || !NAME_PATTERN.test(env) || envs.includes(env)) continue
+    out.push({
+      path: ['policies', 'patch', 'deploy', i],
+      at: 'value',
+      ...unknownName('environment', env, envs, 'environments'),
+    })
+  }
 }

@@ -23,10 +23,15 @@ const debianObject = z.strictObject({
       'mmdebstrap variant: how much of Debian to install. Default `essential`, the smallest set that boots a shell.',
     ),
   include: z
-    .array(token('a Debian package name', /^[a-z0-9][a-z0-9+.-]+$/))
+    .array(
+      token(
+        'a Debian package name, optionally with =VERSION',
+        /^[a-z0-9][a-z0-9+.-]+(=[0-9][A-Za-z0-9.+~:-]*)?$/,
+      ),
+    )
     .default([])
     .describe(
-      'Extra packages to install (`busybox`, `ca-certificates`); the versions installed are recorded in grail.lock. Default: none.',
+      'Extra packages to install (`busybox`, `ca-certificates`), each optionally pinned to a version (`tzdata=2024a-0+deb12u1`); the versions installed are recorded in grail.lock. A `policies.patch` build replaces a pin the archive has a newer version of. Default: none.',
     ),
   components: z
     .array(token('an archive component such as main', /^[a-z][a-z0-9-]*$/))

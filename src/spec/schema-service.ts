@@ -150,6 +150,12 @@ export const serviceShape = {
         .array(z.string())
         .default([])
         .describe('Globs of in-instance paths whose changes are expected, not drift. Default: none.'),
+      policy: z
+        .enum(['fix', 'report', 'ignore'])
+        .default('fix')
+        .describe(
+          'What apply and `grail serve` do with an instance that has unexplained drift: `fix` replaces it, `report` records a `drift.reported` event and leaves it, `ignore` leaves it silently (`grail drift` lists it all the same, `grail drift --fix` replaces it). An expired hotfix is replaced whatever the policy. Default `fix`.',
+        ),
     })
     .prefault({})
     .describe('Drift detection settings.'),

@@ -73,6 +73,54 @@ const environmentSchema = z
   })
   .describe('A place the services run, with its provider and per-service overrides.')
 
+const PATCH_ACTIONS = ['report', 'build', 'deploy'] as const
+
+const patchSchema = z
+  .strictObject({
+    interval: durationSchema()
+      .refine((ms) => ms > 0, { error: 'expected a duration above 0' })
+      .prefault('6h')
+      .describe(
+        'How often `grail serve` checks the Debian archive for newer versions of the packages recorded for each image (and how old a cached archive index may be). Default `6h`.',
+      ),
+    action: z
+      .enum(PATCH_ACTIONS, { error: `expected one of ${PATCH_ACTIONS.join(', ')}` })
+      .default('report')
+      .describe(
+        'What a finding triggers: `report` (an event `patch.outdated`), `build` (a new version of each affected image, with the newer packages), or `deploy` (build, then apply the environments named in `deploy`). Default `report`.',
+      ),
+    deploy: z
+      .array(nameSchema('an environment name'))
+      .optional()
+      .describe(
+        'With `action: deploy`: the environments a patched image is applied to (for example `[staging]`), never any other. Required then, and only then.',
+      ),
+    security: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Act only on updates from the security archive (`<suite>-security`); other updates are still shown by `grail outdated`. Default `false`.',
+      ),
+  })
+  .check((ctx) => {
+    const { action, deploy } = ctx.value
+    if (action === 'deploy' && (deploy === undefined || deploy.length === 0)) {
+      report(ctx, 'action deploy needs the environments to deploy to', deploy ?? action, {
+        path: deploy === undefined ? ['action'] : ['deploy'],
+        hint: 'add deploy: [staging] (environments declared under `environments:`), or use action: build',
+      })
+    }
+    if (action !== 'deploy' && deploy !== undefined) {
+      report(ctx, `deploy is only used with action: deploy (this policy's action is ${action})`, deploy, {
+        path: ['deploy'],
+        hint: 'set action: deploy, or remove deploy',
+      })
+    }
+  })
+  .describe(
+    'What triggers a build: how often the Debian archive is checked for newer packages than each image has, and what a finding does.',
+  )
+
 const policiesSchema = z.strictObject({
   gc: z
     .strictObject({
@@ -120,6 +168,7 @@ const policiesSchema = z.strictObject({
     })
     .prefault({})
     .describe('What counts as a secret besides values a service marks `secret`.'),
+  patch: patchSchema.prefault({}),
 })
 
 /** The whole grail.yaml. */
@@ -142,7 +191,7 @@ export const grailSchema = z
       .describe('Where the services run, by name. Default `{local: {provider: local}}`.'),
     policies: policiesSchema
       .prefault({})
-      .describe('Project-wide rules: garbage collection, disruption budget, hotfixes.'),
+      .describe('Project-wide rules: garbage collection, disruption budget, hotfixes, secrets, patching.'),
   })
   .describe('grail.yaml: the images, services, environments and policies of one Grail project.')
 

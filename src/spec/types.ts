@@ -100,6 +100,9 @@ export interface RolloutSpec {
   drain: number
 }
 
+/** What apply and the reconciler do with unexplained drift: replace, record an event, or nothing. */
+export type DriftPolicy = 'fix' | 'report' | 'ignore'
+
 export interface RecycleSpec {
   maxAge?: number
   jitter: number
@@ -139,7 +142,7 @@ export interface ServiceSpec {
   volumes: VolumeSpec[]
   healthcheck?: HealthCheck
   rollout: RolloutSpec
-  drift: { ignore: string[] }
+  drift: { ignore: string[]; policy: DriftPolicy }
   recycle: RecycleSpec
   crashLoop: CrashLoopSpec
   /** limits of each instance */
@@ -166,6 +169,19 @@ export interface PolicySpec {
   hotfix: { maxTtl: number; requireReason: boolean }
   /** env keys (globs, any case) whose values are secrets wherever they appear */
   redact?: { keys: string[] }
+  /** how often the Debian archive is checked for newer packages, and what a finding triggers */
+  patch?: PatchPolicy
+}
+
+/** `policies.patch`: see src/server/patch.ts. */
+export interface PatchPolicy {
+  /** ms between checks (and the longest a cached archive index is trusted) */
+  interval: number
+  action: 'report' | 'build' | 'deploy'
+  /** with action `deploy`: the environments patched images are applied to */
+  deploy?: string[]
+  /** act on security updates only */
+  security: boolean
 }
 
 export interface Project {

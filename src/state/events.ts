@@ -71,3 +71,25 @@ export function listEvents(
   >
   return rows.map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> }))
 }
+
+/** One page of the event log, newest first; `next` is the `before` of the following page (null: none). */
+export interface EventPage {
+  events: EventRecord[]
+  next: number | null
+}
+
+/** The events with an id below `before` (all when absent), newest first, at most `limit`. */
+export function eventPage(db: Db, opts: { before?: number; limit: number }): EventPage {
+  const rows = (
+    opts.before === undefined
+      ? db.prepare('SELECT * FROM events ORDER BY id DESC LIMIT ?').all(opts.limit + 1)
+      : db
+          .prepare('SELECT * FROM events WHERE id < ? ORDER BY id DESC LIMIT ?')
+          .all(opts.before, opts.limit + 1)
+  ) as Array<Omit<EventRecord, 'data'> & { data: string }>
+  const events = rows
+    .slice(0, opts.limit)
+    .map((r) => ({ ...r, data: JSON.parse(r.data) as Record<string, unknown> }))
+  const last = events[events.length - 1]
+  return { events, next: rows.length > opts.limit && last ? last.id : null }
+}

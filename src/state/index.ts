@@ -8,7 +8,16 @@ export {
 } from './cache.js'
 export { type Db, nowIso, openDb, type OpenDbOptions } from './db.js'
 export { isCorruption, RESET_COMMAND, stateLeftovers } from './guard.js'
-export { appendEvent, currentActor, type EventRecord, listEvents, redactorOf, useRedactor } from './events.js'
+export {
+  appendEvent,
+  currentActor,
+  type EventPage,
+  eventPage,
+  type EventRecord,
+  listEvents,
+  redactorOf,
+  useRedactor,
+} from './events.js'
 export {
   finishHotfix,
   type HotfixChange,
@@ -64,3 +73,16 @@ export {
   type ReleaseStatus,
   setReleaseStatus,
 } from './releases.js'
+export {
+  checkTokenName,
+  createToken,
+  hashToken,
+  listTokens,
+  revokeToken,
+  TOKEN_PREFIX,
+  TOKEN_SCOPES,
+  type TokenRecord,
+  type TokenScope,
+  touchToken,
+  verifyToken,
+} from './tokens.js'

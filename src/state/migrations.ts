@@ -166,4 +166,15 @@ export const MIGRATIONS: readonly string[] = [
   INSERT OR IGNORE INTO build_keys (name, build_key, version, created_at)
     SELECT name, build_key, version, created_at FROM images ORDER BY version DESC;
   `,
+  // API bearer tokens: only the sha256 of each token is kept (the token itself is shown once, at creation)
+  `
+  CREATE TABLE tokens (
+    name         TEXT PRIMARY KEY,
+    hash         TEXT NOT NULL UNIQUE,
+    scope        TEXT NOT NULL CHECK (scope IN ('read', 'write')),
+    created_at   TEXT NOT NULL,
+    revoked_at   TEXT,
+    last_used_at TEXT
+  );
+  `,
 ]

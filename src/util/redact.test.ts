@@ -40,6 +40,13 @@ test('values assigned to a key matching the pattern are replaced, in any case an
   )
 })
 
+test('an assignment to another key does not hide a secret one that follows it', () => {
+  assert.equal(redactText('failed: DB_PASSWORD=hunter2', r), `failed: DB_PASSWORD=${REDACTED}`)
+  assert.equal(redactText('env:API_TOKEN=abc123 next', r), `env:API_TOKEN=${REDACTED} next`)
+  assert.equal(redactText('a=b=c PORT=1', r), 'a=b=c PORT=1')
+  assert.equal(redactText('x: y: SECRET: z', r), `x: y: SECRET: ${REDACTED}`)
+})
+
 test('private keys are replaced whole', () => {
   const pem = '-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----'
   assert.equal(redactText(`key:\n${pem}\ndone`, makeRedactor([], [])), `key:\n${REDACTED}\ndone`)

@@ -72,10 +72,26 @@ const PRIVATE_KEY = /-----BEGIN [A-Z ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z 
 export function redactText(text: string, r: Redactor): string {
   let out = text
   for (const v of r.values) if (out.includes(v)) out = out.split(v).join(REDACTED)
-  out = out.replace(ASSIGNMENT, (all, q1: string, key: string, sep: string, q2: string, value: string) =>
-    isValue(key, value, r) ? `${q1}${key}${q1}${sep}${q2}${REDACTED}` : all,
-  )
-  return out.replace(PRIVATE_KEY, REDACTED)
+  return redactAssignments(out, r).replace(PRIVATE_KEY, REDACTED)
+}
+
+/**
+ * Every `KEY=value` / `KEY: value` whose key is a secret's, with the value replaced. An assignment to
+ * another key does not hide one that follows it: in `failed: DB_PASSWORD=x`, `failed` takes
+ * `DB_PASSWORD=x` as its value, so matching goes on right after `failed`.
+ */
+function redactAssignments(text: string, r: Redactor): string {
+  const re = new RegExp(ASSIGNMENT.source, 'g')
+  let out = ''
+  let last = 0
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const [all, q1 = '', key = '', sep = '', q2 = '', value = ''] = m
+    if (isValue(key, value, r)) {
+      out += `${text.slice(last, m.index)}${q1}${key}${q1}${sep}${q2}${REDACTED}`
+      last = m.index + all.length
+    } else re.lastIndex = m.index + q1.length + key.length
+  }
+  return out + text.slice(last)
 }
 
 /**

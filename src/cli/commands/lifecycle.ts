@@ -41,11 +41,9 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
     .requiredOption('--to <env>', 'the environment that receives it')
     .action(async (service: string, flags: { from: string; to: string }) => {
       const g = globals()
-      const res = await withEnvironment(g, flags.to, { lock: true }, async (a, project) => {
-        const { promote } = await import('../../engine/promote.js')
-        const { servingNow } = await import('../../engine/status.js')
-        const r = await promote(a, service, flags.from)
-        return { ...r, serving: servingNow(a.db, project, a.environment) }
+      const res = await withEnvironment(g, flags.to, { lock: true }, async (a) => {
+        const { promoteReport } = await import('../../engine/promote.js')
+        return promoteReport(a, service, flags.from)
       })
       if (g.json) printJson(res)
       else if (!res.deployed)
@@ -123,16 +121,14 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
       .option('--reason <text>', 'why it is kept', 'pinned by hand')
       .action(async (ref: string, flags: { reason: string }) => {
         const g = globals()
-        const { openDb, pinImage, unpinImage } = await import('../../state/index.js')
-        const { findImage, parseImageRef } = await import('../../lifecycle/revoke.js')
+        const { openDb } = await import('../../state/index.js')
+        const { setPinned } = await import('../../lifecycle/pin.js')
         const { projectHome } = await import('../project.js')
         const db = openDb(projectHome(g).db)
         try {
-          const rec = findImage(db, parseImageRef(ref))
-          if (pin) pinImage(db, rec, flags.reason)
-          else unpinImage(db, rec.digest)
-          if (g.json) printJson({ name: rec.name, version: rec.version, digest: rec.digest, pinned: pin })
-          else out(`${rec.name}@${rec.version} ${pin ? 'pinned' : 'unpinned'}`)
+          const res = setPinned(db, ref, { pinned: pin, reason: flags.reason })
+          if (g.json) printJson(res)
+          else out(`${res.name}@${res.version} ${pin ? 'pinned' : 'unpinned'}`)
         } finally {
           db.close()
         }

@@ -14,6 +14,7 @@ import { linkAddresses } from './network.js'
 import { readInstanceFile } from './read-file.js'
 import { readRecord } from './record.js'
 import { runcExecCommand } from './runc.js'
+import { watchLocal } from './watch.js'
 import { destroyAllLocal } from './wipe.js'
 
 export interface LocalProviderOptions {
@@ -58,6 +59,7 @@ export function createLocalProvider(opts: LocalProviderOptions): RuntimeProvider
       return { id: spec.id, provider: 'local' }
     },
     start: (h) => startInstance(home, idOf(h)),
+    watch: (scope, onChange) => watchLocal(home, scope, onChange),
     async stop(h, o) {
       await stopInstance(home, idOf(h), o.graceMs)
     },
