@@ -3,7 +3,8 @@
 // bundled and minified by esbuild, nothing fetched from a CDN at run time) and app.css. `npm run build`
 // runs this; it takes well under a second. The page works under Content-Security-Policy default-src
 // 'self': no inline script or style, which the build checks.
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises'
+import { createHash } from 'node:crypto'
+import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { build } from 'esbuild'
@@ -32,8 +33,22 @@ await build({
   legalComments: 'none',
   logLevel: 'warning',
 })
-await copyFile(resolve(src, 'index.html'), resolve(outdir, 'index.html'))
 for (const f of ['app.css', 'favicon.svg']) await copyFile(resolve(src, f), resolve(outdir, f))
+
+// grail serve lets browsers cache assets for 5 minutes and fetches index.html every time: index.html
+// names each asset with its content hash (`app.js?v=…`), so an upgrade is never run with a stale script
+const hashOf = async (f) =>
+  createHash('sha256')
+    .update(await readFile(resolve(outdir, f)))
+    .digest('hex')
+    .slice(0, 12)
+let page = html
+for (const f of ['app.js', 'app.css', 'favicon.svg']) {
+  const ref = `"${f}"`
+  if (!page.includes(ref)) throw new Error(`dashboard/index.html does not name ${f}`)
+  page = page.replace(ref, `"${f}?v=${await hashOf(f)}"`)
+}
+await writeFile(resolve(outdir, 'index.html'), page)
 
 const js = await readFile(resolve(outdir, 'app.js'), 'utf8')
 if (/\binnerHTML\b|\bouterHTML\b|insertAdjacentHTML|document\.write\b|\beval\(/.test(js))

@@ -1,12 +1,12 @@
 import type { EventRecord } from '../../src/state/events.js'
 import type { ActionSpec } from './actions.js'
 import type { Topic } from './live.js'
-import type { EnvironmentInfo } from './shapes.js'
+import type { EnvironmentSummary } from './shapes.js'
 
 /** What a page gets from the dashboard around it. */
 export interface App {
   /** the environments `grail serve` knows (fetched once, again after a reload of the spec) */
-  environments(): Promise<EnvironmentInfo[]>
+  environments(): Promise<EnvironmentSummary[]>
   /** opens the confirmation dialog of a write; the page refreshes after it succeeded */
   act(spec: ActionSpec): void
   /** shows an API failure above the page (a 401 asks for a read token) */

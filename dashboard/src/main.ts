@@ -10,7 +10,7 @@ import { eventsPage } from './pages/events.js'
 import { fleetPage } from './pages/fleet.js'
 import { hotfixesPage } from './pages/hotfixes.js'
 import { imagesPage } from './pages/images.js'
-import { type EnvironmentInfo, environmentsOf } from './shapes.js'
+import type { EnvironmentSummary } from './shapes.js'
 import { getToken, setToken } from './tokens.js'
 
 const PAGES: Record<string, { title: string; make: PageFactory }> = {
@@ -31,14 +31,14 @@ const main = byId('page')
 const banner = byId('banner')
 const live = byId('live')
 
-let environments: Promise<EnvironmentInfo[]> | undefined
+let environments: Promise<EnvironmentSummary[]> | undefined
 let current: { name: string; page: Page; poll: number | undefined } | undefined
 let pendingTopics = new Set<Topic>()
 let eventTimer: number | undefined
 
 const app: App = {
   environments() {
-    environments ??= getJson<unknown>(apiPath('environments')).then(environmentsOf, (err: unknown) => {
+    environments ??= getJson<EnvironmentSummary[]>(apiPath('environments')).catch((err: unknown) => {
       environments = undefined
       throw err
     })

@@ -1,111 +1,69 @@
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
+import type { ListedImage } from '../../src/engine/images.js'
 import { formatDuration, shortDigest } from './format.js'
 import { topicsOf } from './live.js'
-import { environmentsOf, hotfixesOf, outdatedOf, servicesOf } from './shapes.js'
+import { type OutdatedReport, outdatedRows, stillLive } from './shapes.js'
 import { ancestry } from './tree.js'
-import type { ListedImage } from '../../src/engine/images.js'
 
-test('services: recycle.maxAge and drift policy under the names the API may use', () => {
-  assert.deepEqual(
-    servicesOf([
-      {
-        name: 'web',
-        image: 'web',
-        replicas: 2,
-        activeRelease: 3,
-        recycle: { maxAge: 60000 },
-        drift: { policy: 'fix' },
-      },
-      { name: 'db', replicas: 1, maxAge: null, driftPolicy: 'report', active: { number: 1 } },
-      { nope: true },
-    ]),
-    [
-      { name: 'web', image: 'web', replicas: 2, activeRelease: 3, maxAgeMs: 60000, driftPolicy: 'fix' },
-      { name: 'db', image: null, replicas: 1, activeRelease: 1, maxAgeMs: null, driftPolicy: 'report' },
-    ],
-  )
-  assert.deepEqual(servicesOf({ services: [{ name: 'a' }] })[0]?.name, 'a')
-})
-
-test('environments: names and their services, as objects or strings', () => {
-  assert.deepEqual(
-    environmentsOf([{ name: 'prod', provider: 'local', services: ['web', { name: 'db' }] }, 'dev']),
-    [
-      { name: 'prod', provider: 'local', services: ['web', 'db'] },
-      { name: 'dev', provider: null, services: [] },
-    ],
-  )
-})
-
-test('hotfixes: live until the TTL ends, newest first, files from changes', () => {
-  const now = Date.parse('2026-01-01T12:00:00Z')
-  const rows = hotfixesOf(
-    [
-      {
-        id: 1,
-        instance: 'web-1',
-        reason: 'old',
-        expiresAt: '2026-01-01T11:00:00Z',
-        changes: [{ kind: 'C', path: '/etc/motd' }],
-      },
-      {
-        id: 2,
-        instance: 'web-2',
-        reason: 'now',
-        command: ['sh', '-c', 'x'],
-        expiresAt: '2026-01-01T12:05:00Z',
-      },
-      { id: 3, instance: 'web-3', reason: 'cut', status: 'interrupted', expiresAt: '2026-01-01T12:05:00Z' },
-    ],
-    now,
-  )
-  assert.deepEqual(
-    rows.map((r) => [r.id, r.live, r.files]),
-    [
-      [3, false, []],
-      [2, true, []],
-      [1, false, ['C /etc/motd']],
-    ],
-  )
-  assert.deepEqual(
-    hotfixesOf(
-      {
-        live: [{ id: 5, instance: 'a', expiresAt: '2026-01-01T13:00:00Z' }],
-        past: [{ id: 4, instance: 'b' }],
-      },
-      now,
-    ).map((r) => r.live),
-    [true, false],
-  )
-})
-
-test('outdated: flat rows or images with their packages', () => {
-  const flat = outdatedOf([
-    {
-      image: 'web',
-      imageVersion: 2,
-      package: 'libssl3',
-      locked: '3.0.11',
-      available: '3.0.15',
-      security: true,
-    },
-  ])
-  const nested = outdatedOf({
+test('outdated: one row per image version and package', () => {
+  const report = {
+    checkedAt: '2026-01-01T00:00:00Z',
+    archives: [],
     images: [
       {
-        name: 'web',
+        image: 'web',
         version: 2,
-        packages: [{ name: 'libssl3', version: '3.0.11', available: '3.0.15', security: true }],
+        digest: 'sha256:aa',
+        newest: true,
+        runningIn: [],
+        archive: 'debian bookworm (amd64)',
+        updates: [
+          {
+            package: 'libssl3',
+            architecture: 'amd64',
+            locked: '3.0.11',
+            available: '3.0.15',
+            suite: 'bookworm-security',
+            security: true,
+          },
+          {
+            package: 'tzdata',
+            architecture: 'all',
+            locked: '2024a',
+            available: '2025b',
+            suite: 'bookworm',
+            security: false,
+          },
+        ],
+        baseOutdated: null,
+      },
+      {
+        image: 'base',
+        version: 1,
+        digest: 'sha256:bb',
+        newest: true,
+        runningIn: [],
+        archive: null,
+        updates: [],
+        baseOutdated: null,
       },
     ],
-  })
-  const want = [
-    { image: 'web v2', package: 'libssl3', locked: '3.0.11', available: '3.0.15', security: true },
-  ]
-  assert.deepEqual(flat, want)
-  assert.deepEqual(nested, want)
-  assert.deepEqual(outdatedOf({ nothing: 1 }), [])
+  } satisfies OutdatedReport
+  assert.deepEqual(
+    outdatedRows(report).map((r) => [r.image, r.package, r.locked, r.available, r.security]),
+    [
+      ['web v2', 'libssl3', '3.0.11', '3.0.15', true],
+      ['web v2', 'tzdata', '2024a', '2025b', false],
+    ],
+  )
+})
+
+test('a hotfix stops being live when its TTL ends, whatever the fetch said', () => {
+  const now = Date.parse('2026-01-01T12:00:00Z')
+  assert.equal(stillLive({ live: true, expiresAt: '2026-01-01T12:00:01Z' }, now), true)
+  assert.equal(stillLive({ live: true, expiresAt: '2026-01-01T12:00:00Z' }, now), false)
+  assert.equal(stillLive({ live: false, expiresAt: '2026-01-01T13:00:00Z' }, now), false)
 })
 
 test('ancestry: children under the version they were built on, roots when the parent is not in the catalog', () => {

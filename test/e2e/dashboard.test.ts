@@ -15,14 +15,22 @@ import { after, before, describe, test } from 'node:test'
 import { type BrowserContext, chromium, type Page } from 'playwright-core'
 import { fetchWithRetry, freePort } from '../helpers/net.js'
 import { busyboxProject, GRAIL_BIN, grail, parseJson, REPO, tearDown } from '../helpers/project.js'
-import { httpdImages } from '../helpers/specs.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SHOTS = join(REPO, 'docs', 'images')
 const HAS_SERVE = existsSync(join(REPO, 'src', 'cli', 'commands', 'serve.ts'))
 
+// web is built on base, so the images page has an ancestry to show
 const spec = (port: number) => `project: dash
-${httpdImages()}services:
+images:
+  base:
+    base: { rootfs: ./rootfs.tar }
+  web:
+    base: image:base
+    steps:
+      - copy: site/ /srv/www
+      - cmd: [/bin/sh, -c, "exec httpd -f -p $PORT -h /srv/www"]
+services:
   web:
     image: web
     replicas: 2
@@ -202,7 +210,7 @@ describe('dashboard in headless Chromium against grail serve', {
     await shot('fleet')
   })
 
-  test('a killed instance shows as stopped, then replaced, without a reload', async () => {
+  test('a killed instance shows as stopped, then replaced, without a reload', async (t) => {
     const before = await status()
     const victim = before.instances.find((i) => i.service === 'web' && i.health === 'healthy' && i.pid)
     assert.ok(victim?.pid, `a healthy instance with a pid: ${JSON.stringify(before.instances)}`)
@@ -231,6 +239,7 @@ describe('dashboard in headless Chromium against grail serve', {
       30_000,
     )
     const seen = (await page.evaluate('window.__seen')) as string[]
+    t.diagnostic(`the killed instance's row showed: ${seen.join(' → ')}`)
     assert.equal(await page.evaluate('window.__noReload === true'), true, 'the page was not reloaded')
     assert.equal(seen[0], 'healthy', `states shown: ${seen.join(' → ')}`)
     const down = seen.findIndex((s) => /^(stopped|unhealthy|failing|crashed)|\+replacing$/.test(s))
@@ -357,6 +366,15 @@ describe('dashboard in headless Chromium against grail serve', {
       (await page.textContent('[data-image="web"] tr[data-version="1"]')) ?? '',
       /local: web #1, 2 instances/,
     )
+    // the ancestry: both versions of web under the base version they were built on
+    const tree = await page.$$eval('ul.tree > li', (roots) =>
+      roots.map((li) => [
+        li.querySelector('strong')?.textContent,
+        [...li.querySelectorAll(':scope > ul > li > .node > strong')].map((s) => s.textContent),
+      ]),
+    )
+    assert.deepEqual(tree, [['base v1', ['web v1', 'web v2']]])
+    await page.waitForSelector('section:has(h2:text-is("Pending package updates")) p:not(:text("Loading"))')
     await shot('images')
 
     await page.goto(`${base}#/fleet`)

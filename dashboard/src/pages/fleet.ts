@@ -7,7 +7,7 @@ import type { Page, PageFactory } from '../app.js'
 import { type Child, h, replace } from '../dom.js'
 import { ageOf, formatDuration } from '../format.js'
 import type { Topic } from '../live.js'
-import { type EnvironmentInfo, type ServiceInfo, servicesOf } from '../shapes.js'
+import type { EnvironmentSummary, ServiceSummary } from '../shapes.js'
 import { badge, errorBox, serialized, settle, table } from './common.js'
 
 /** How long an instance that left the status stays listed, struck through, with why it went. */
@@ -29,9 +29,9 @@ const mergeTopics = (a: Set<Topic> | undefined, b: Set<Topic> | undefined): Set<
  * gave, so a replacement reads as one.
  */
 export const fleetPage: PageFactory = (root, app): Page => {
-  let envs: EnvironmentInfo[] = []
+  let envs: EnvironmentSummary[] = []
   const status = new Map<string, StatusReport | Error>()
-  const services = new Map<string, ServiceInfo[]>()
+  const services = new Map<string, ServiceSummary[]>()
   const drift = new Map<string, DriftReport | Error>()
   const gone = new Map<string, Gone>()
   /** instance id → why the daemon is replacing it (from reconcile.action and instance.* events) */
@@ -58,9 +58,9 @@ export const fleetPage: PageFactory = (root, app): Page => {
   const fetchServices = async (): Promise<void> => {
     const got = await settle(
       envs.map((e) => e.name),
-      (env) => getJson<unknown>(apiPath('environments', env, 'services')),
+      (env) => getJson<ServiceSummary[]>(apiPath('environments', env, 'services')),
     )
-    for (const [env, raw] of got) if (!(raw instanceof Error)) services.set(env, servicesOf(raw))
+    for (const [env, list] of got) if (!(list instanceof Error)) services.set(env, list)
   }
 
   const fetchDrift = async (): Promise<void> => {
@@ -105,7 +105,7 @@ export const fleetPage: PageFactory = (root, app): Page => {
     )
   }
 
-  const environmentSection = (env: EnvironmentInfo, now: number): HTMLElement => {
+  const environmentSection = (env: EnvironmentSummary, now: number): HTMLElement => {
     const report = status.get(env.name)
     const head = h(
       'header',
@@ -159,7 +159,7 @@ export const fleetPage: PageFactory = (root, app): Page => {
     env: string,
     name: string,
     report: StatusReport,
-    info: ServiceInfo | undefined,
+    info: ServiceSummary | undefined,
     d: DriftReport | Error | undefined,
     now: number,
   ): HTMLElement => {
@@ -236,7 +236,7 @@ export const fleetPage: PageFactory = (root, app): Page => {
 
   const instanceRow = (
     r: StatusRow,
-    info: ServiceInfo | undefined,
+    info: ServiceSummary | undefined,
     d: DriftReport | Error | undefined,
     now: number,
   ): HTMLTableRowElement => {

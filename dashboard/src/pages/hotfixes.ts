@@ -2,24 +2,23 @@ import { apiPath, getJson } from '../api.js'
 import type { Page, PageFactory } from '../app.js'
 import { h, replace } from '../dom.js'
 import { formatDuration, formatTime } from '../format.js'
-import { type HotfixView, hotfixesOf } from '../shapes.js'
+import { type HotfixSummary, stillLive } from '../shapes.js'
 import { badge, errorBox, serialized, table } from './common.js'
 
 /** The text of a TTL countdown at `now`. */
-export function ttlText(expiresAt: string | null, now: number): string {
-  if (expiresAt === null) return '-'
+export function ttlText(expiresAt: string, now: number): string {
   const left = Date.parse(expiresAt) - now
   return left > 0 ? `${formatDuration(left)} left` : 'expired: due for replacement'
 }
 
 /** Hotfixes: the live ones with their TTL counting down, then the past ones. */
 export const hotfixesPage: PageFactory = (root, app): Page => {
-  let hotfixes: HotfixView[] | Error | undefined
+  let hotfixes: HotfixSummary[] | Error | undefined
 
   const refresh = serialized<unknown>(
     async () => {
       try {
-        hotfixes = hotfixesOf(await getJson<unknown>(apiPath('hotfixes')), Date.now())
+        hotfixes = await getJson<HotfixSummary[]>(apiPath('hotfixes'))
         app.recovered()
       } catch (err) {
         hotfixes = err instanceof Error ? err : new Error(String(err))
@@ -40,15 +39,15 @@ export const hotfixesPage: PageFactory = (root, app): Page => {
       return
     }
     const now = Date.now()
-    const live = hotfixes.filter((x) => x.live)
-    const past = hotfixes.filter((x) => !x.live)
-    const row = (x: HotfixView, countdown: boolean): HTMLTableRowElement =>
+    const live = hotfixes.filter((x) => stillLive(x, now))
+    const past = hotfixes.filter((x) => !stillLive(x, now))
+    const row = (x: HotfixSummary, countdown: boolean): HTMLTableRowElement =>
       h(
         'tr',
-        { 'data-hotfix': x.id ?? '' },
-        h('td', null, x.id === null ? '-' : `#${x.id}`),
+        { 'data-hotfix': x.id },
+        h('td', null, `#${x.id}`),
         h('td', null, h('code', null, x.instance)),
-        h('td', null, [x.environment, x.service].filter(Boolean).join(' / ') || '-'),
+        h('td', null, `${x.environment} / ${x.service}`),
         h('td', null, x.reason || h('span', { class: 'muted' }, '(no reason given)')),
         h('td', null, h('code', null, x.command.join(' '))),
         h(
@@ -59,18 +58,18 @@ export const hotfixesPage: PageFactory = (root, app): Page => {
             : h(
                 'ul',
                 { class: 'files' },
-                x.files.map((f) => h('li', null, h('code', null, f))),
+                x.files.map((f) => h('li', null, h('code', null, `${f.kind} ${f.path}`))),
               ),
         ),
-        h('td', null, x.actor ?? '-'),
+        h('td', null, x.actor),
         h(
           'td',
-          { title: x.expiresAt ? formatTime(x.expiresAt) : '' },
+          { title: formatTime(x.expiresAt) },
           countdown
-            ? h('span', { class: 'ttl', 'data-expires': x.expiresAt ?? '' }, ttlText(x.expiresAt, now))
-            : x.expiresAt
+            ? h('span', { class: 'ttl', 'data-expires': x.expiresAt }, ttlText(x.expiresAt, now))
+            : x.status === 'recorded'
               ? `ended ${formatTime(x.expiresAt)}`
-              : '-',
+              : `${x.status}${x.exitCode !== null ? `, exit ${x.exitCode}` : ''}`,
         ),
       )
     const head = ['#', 'instance', 'where', 'reason', 'command', 'files', 'by', 'TTL']
@@ -110,8 +109,8 @@ export const hotfixesPage: PageFactory = (root, app): Page => {
       // the row moves to the past list at the refetch that the instance's replacement (an event) causes
       for (const el of Array.from(root.querySelectorAll<HTMLElement>('.ttl[data-expires]'))) {
         const at = el.dataset.expires ?? ''
-        el.textContent = ttlText(at === '' ? null : at, now)
-        if (at !== '' && Date.parse(at) <= now) el.classList.add('expired')
+        el.textContent = ttlText(at, now)
+        if (Date.parse(at) <= now) el.classList.add('expired')
       }
     },
   }

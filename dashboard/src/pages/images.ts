@@ -4,8 +4,8 @@ import type { ActionSpec } from '../actions.js'
 import { apiPath, getJson } from '../api.js'
 import type { Page, PageFactory } from '../app.js'
 import { type Child, h, replace } from '../dom.js'
-import { ageOf, formatBytes, formatDuration, shortDigest } from '../format.js'
-import { type OutdatedRow, outdatedOf } from '../shapes.js'
+import { ageOf, formatBytes, formatDuration, formatTime, shortDigest } from '../format.js'
+import { type OutdatedReport, type OutdatedRow, outdatedRows } from '../shapes.js'
 import { ancestry, type TreeNode } from '../tree.js'
 import { badge, errorBox, serialized, settle, table } from './common.js'
 
@@ -18,7 +18,7 @@ type RunningIn = Map<string, string[]>
  */
 export const imagesPage: PageFactory = (root, app): Page => {
   let images: ListedImage[] | Error | undefined
-  let outdated: OutdatedRow[] | Error | undefined
+  let outdated: OutdatedReport | Error | undefined
   let running: RunningIn = new Map()
 
   const refresh = serialized<unknown>(
@@ -27,7 +27,7 @@ export const imagesPage: PageFactory = (root, app): Page => {
         const envs = await app.environments()
         const [imgs, out, statuses] = await Promise.all([
           getJson<ListedImage[]>(apiPath('images')).catch((e: Error) => e),
-          getJson<unknown>(apiPath('outdated')).then(outdatedOf, (e: Error) => e),
+          getJson<OutdatedReport>(apiPath('outdated')).catch((e: Error) => e),
           settle(
             envs.map((e) => e.name),
             (env) => getJson<StatusReport>(apiPath('environments', env, 'status')),
@@ -92,19 +92,7 @@ export const imagesPage: PageFactory = (root, app): Page => {
           ? h('p', { class: 'muted' }, 'Loading…')
           : outdated instanceof Error
             ? errorBox(outdated)
-            : outdated.length === 0
-              ? h('p', { class: 'muted' }, 'Every recorded package is at the newest version the archive has.')
-              : table(
-                  ['image', 'package', 'locked', 'available', ''],
-                  outdated.map((o) => [
-                    o.image,
-                    o.package,
-                    h('code', null, o.locked),
-                    h('code', null, o.available),
-                    o.security ? badge('security', 'bad') : '',
-                  ]),
-                  'outdated',
-                ),
+            : updates(outdated),
       ),
     )
   }
@@ -177,6 +165,32 @@ export const imagesPage: PageFactory = (root, app): Page => {
     )
 
   return { topics: ['images', 'outdated'], refresh }
+}
+
+/** The package updates of the outdated report, or why there are none. */
+function updates(report: OutdatedReport): HTMLElement {
+  const rows: OutdatedRow[] = outdatedRows(report)
+  if (rows.length > 0)
+    return table(
+      ['image', 'package', 'locked', 'available', 'from', ''],
+      rows.map((o) => [
+        o.image,
+        o.package,
+        h('code', null, o.locked),
+        h('code', null, o.available),
+        o.suite,
+        o.security ? badge('security', 'bad') : '',
+      ]),
+      'outdated',
+    )
+  const archives = [...new Set(report.images.flatMap((i) => (i.archive ? [i.archive] : [])))]
+  return h(
+    'p',
+    { class: 'muted' },
+    archives.length === 0
+      ? 'No image here is built on a Debian base: there are no packages to compare with the archive.'
+      : `Every package is at the newest version of ${archives.join(', ')} (checked ${formatTime(report.checkedAt)}).`,
+  )
 }
 
 /** digest → where an active release runs it, with how many instances run that release. */
