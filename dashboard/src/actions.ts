@@ -97,7 +97,10 @@ export function openAction(spec: ActionSpec, done: () => void): void {
     postJson<unknown>(spec.path, { ...spec.body(values), reason: reason.value.trim() }, t === '' ? null : t)
       .then((res) => {
         if (t !== '') setToken('write', t)
-        const failed = typeof res === 'object' && res !== null && (res as { ok?: unknown }).ok === false
+        // a rollout that failed its gate (rollback: ok, promote: rollout.ok) was rolled back: the write
+        // was made, and did not end as asked
+        const r = res as { ok?: unknown; rollout?: { ok?: unknown } | null } | null
+        const failed = r?.ok === false || r?.rollout?.ok === false
         replace(
           result,
           h(

@@ -18,7 +18,6 @@ import { busyboxProject, GRAIL_BIN, grail, parseJson, REPO, tearDown } from '../
 
 const CHROMIUM = '/usr/bin/chromium'
 const SHOTS = join(REPO, 'docs', 'images')
-const HAS_SERVE = existsSync(join(REPO, 'src', 'cli', 'commands', 'serve.ts'))
 
 // web is built on base, so the images page has an ancestry to show
 const spec = (port: number) => `project: dash
@@ -61,9 +60,7 @@ function tokenIn(v: unknown): string | undefined {
   return undefined
 }
 
-describe('dashboard in headless Chromium against grail serve', {
-  skip: HAS_SERVE ? false : 'grail serve is not in this tree yet (src/cli/commands/serve.ts)',
-}, () => {
+describe('dashboard in headless Chromium against grail serve', () => {
   let dir: string
   let port: number
   let base: string
@@ -127,24 +124,7 @@ describe('dashboard in headless Chromium against grail serve', {
     readToken = await token('reader', 'read')
     writeToken = await token('writer', 'write')
 
-    const apiPort = await freePort()
-    base = `http://127.0.0.1:${apiPort}/`
-    serve = spawn(
-      process.execPath,
-      [GRAIL_BIN, 'serve', '--listen', `127.0.0.1:${apiPort}`, '--insecure-read'],
-      { cwd: dir, env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
-    )
-    serve.stdout?.on('data', (c) => {
-      serveLog += c
-    })
-    serve.stderr?.on('data', (c) => {
-      serveLog += c
-    })
-    try {
-      await fetchWithRetry(`${base}api/v1/environments`, 20_000)
-    } catch (err) {
-      throw new Error(`grail serve did not answer: ${String(err)}\n${serveLog}`)
-    }
+    await startServe(['--insecure-read'])
 
     await mkdir(SHOTS, { recursive: true })
     profile = await mkdtemp(join(tmpdir(), 'grail-chromium-'))
@@ -171,19 +151,57 @@ describe('dashboard in headless Chromium against grail serve', {
     page.on('pageerror', (e) => refused.push(`page error: ${e.message}`))
   })
 
+  /** Starts `grail serve` on a free port of 127.0.0.1 (`base` is its URL) and waits until it answers. */
+  const startServe = async (flags: string[]) => {
+    const apiPort = await freePort()
+    base = `http://127.0.0.1:${apiPort}/`
+    serveLog = ''
+    const child = spawn(
+      process.execPath,
+      [GRAIL_BIN, 'serve', '--listen', `127.0.0.1:${apiPort}`, ...flags],
+      {
+        cwd: dir,
+        env: { ...process.env, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    serve = child
+    child.stdout?.on('data', (c) => {
+      serveLog += c
+    })
+    child.stderr?.on('data', (c) => {
+      serveLog += c
+    })
+    // up when it answers the API: 200, or 401 when reads need a token
+    const deadline = Date.now() + 20_000
+    for (;;) {
+      const res = await fetch(`${base}api/v1/environments`).catch(() => undefined)
+      if (res?.status === 200 || res?.status === 401) return
+      if (child.exitCode !== null || Date.now() > deadline)
+        throw new Error(`grail serve did not answer (exit ${child.exitCode}):\n${serveLog}`)
+      await sleep(100)
+    }
+  }
+
+  /** Stops the `grail serve` this test started (SIGTERM, then SIGKILL after 10 s). */
+  const stopServe = async () => {
+    const child = serve
+    serve = undefined
+    if (!child || child.exitCode !== null || child.signalCode !== null) return
+    const exited = new Promise((resolve) => child.once('exit', resolve))
+    child.kill('SIGTERM')
+    const done = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)])
+    if (!done) {
+      child.kill('SIGKILL')
+      await exited
+    }
+  }
+
   after(async () => {
     await browser?.close()
     if (profile) await rm(profile, { recursive: true, force: true })
     // the daemon first, or it would heal what `grail down` destroys
-    if (serve && serve.exitCode === null && serve.signalCode === null) {
-      const exited = new Promise((resolve) => serve?.once('exit', resolve))
-      serve.kill('SIGTERM')
-      const done = await Promise.race([exited.then(() => true), sleep(10_000).then(() => false)])
-      if (!done) {
-        serve.kill('SIGKILL')
-        await exited
-      }
-    }
+    await stopServe()
     if (dir) await tearDown(dir)
   })
 
@@ -389,5 +407,29 @@ describe('dashboard in headless Chromium against grail serve', {
       [],
     )
     assert.deepEqual(refused, [])
+  })
+
+  test('without --insecure-read the page asks for a read token, and shows the fleet with it', async () => {
+    await stopServe()
+    await startServe([])
+    // a new port is a new origin: this tab has no token for it
+    await page.goto(`${base}#/fleet`)
+    await page.waitForSelector('#banner:not([hidden]) .error:has-text("needs a read token")')
+    await page.waitForSelector('#live[data-state="unauthorized"]')
+    assert.equal(await page.$('tr[data-instance]'), null)
+
+    await page.click('#banner button')
+    await page.fill('dialog.tokens input[name="read"]', readToken)
+    await page.click('dialog.tokens button[type="submit"]')
+    await page.waitForSelector('tr[data-instance]')
+    await page.waitForSelector('#live[data-state="live"]')
+    assert.equal(await page.isHidden('#banner'), true)
+    assert.deepEqual((await listed()).sort(), live(await status()).sort())
+    assert.equal(await page.evaluate(`sessionStorage.getItem('grail.token.read')`), readToken)
+    assert.equal(await page.evaluate('localStorage.length'), 0)
+    assert.deepEqual(
+      requests.filter((u) => u.includes('grail_')),
+      [],
+    )
   })
 })

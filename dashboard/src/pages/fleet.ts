@@ -1,4 +1,6 @@
 import type { DriftReport } from '../../../src/drift/types.js'
+import type { PromoteReport } from '../../../src/engine/promote.js'
+import type { RollbackResult } from '../../../src/engine/rollback.js'
 import type { StatusReport, StatusRow } from '../../../src/engine/status.js'
 import type { EventRecord } from '../../../src/state/events.js'
 import type { ActionSpec } from '../actions.js'
@@ -382,11 +384,13 @@ function rollbackAction(
     ],
     body: (v) => (v.release ? { release: Number(v.release) } : {}),
     describe: (res) => {
-      const r = res as { release?: { number?: number }; reason?: string; nextApply?: string | null } | null
+      const r = res as RollbackResult
       return [
-        r?.release?.number !== undefined ? `Release #${r.release.number} of ${service} is active again.` : '',
-        r?.reason ? ` ${r.reason}` : '',
-        r?.nextApply
+        r.ok
+          ? `Release #${r.release.number} of ${service} is active again.`
+          : `Release #${r.release.number} failed its gate.`,
+        r.reason ? ` ${r.reason}` : '',
+        r.ok && r.nextApply
           ? h('p', { class: 'warn' }, `The spec still deploys ${r.nextApply}: the next apply undoes this.`)
           : null,
       ]
@@ -410,11 +414,13 @@ function promoteAction(env: string, service: string, from: string[]): ActionSpec
     ],
     body: (v) => ({ from: v.from }),
     describe: (res) => {
-      const r = res as { deployed?: boolean; to?: { release?: number | null } } | null
+      const r = res as PromoteReport
       return [
-        r?.deployed === false
-          ? 'It already ran that release.'
-          : `Release #${r?.to?.release ?? '?'} deployed.`,
+        !r.deployed
+          ? `${env} already runs ${r.from.environment}#${r.from.release}.`
+          : r.rollout?.ok
+            ? `Release #${r.to.release} (${r.from.environment}#${r.from.release}) is active in ${env}.`
+            : `Release #${r.to.release} failed its gate: ${r.rollout?.reason ?? ''}`,
       ]
     },
   }
@@ -433,9 +439,8 @@ function recycleAction(env: string, service: string | undefined): ActionSpec {
     path: apiPath('environments', env, 'recycle'),
     body: () => (service ? { service } : {}),
     describe: (res) => {
-      const r = res as { actions?: unknown[] } | null
-      const n = Array.isArray(r?.actions) ? r.actions.length : undefined
-      return [n === undefined ? '' : n === 0 ? 'No instance was due.' : `${n} instance(s) replaced.`]
+      const n = (res as { actions: unknown[] }).actions.length
+      return [n === 0 ? 'No instance was due.' : `${n} instance(s) replaced.`]
     },
   }
 }

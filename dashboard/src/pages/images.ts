@@ -1,5 +1,6 @@
 import type { ListedImage } from '../../../src/engine/images.js'
 import type { StatusReport } from '../../../src/engine/status.js'
+import type { RevokeResult } from '../../../src/lifecycle/revoke.js'
 import type { ActionSpec } from '../actions.js'
 import { apiPath, getJson } from '../api.js'
 import type { Page, PageFactory } from '../app.js'
@@ -225,8 +226,13 @@ function revokeAction(i: ListedImage, running: RunningIn): ActionSpec {
     fields: [{ kind: 'checkbox', name: 'cascade', label: 'also revoke every image built on it' }],
     body: (v) => ({ cascade: v.cascade === 'on' }),
     describe: (res) => {
-      const r = res as { revoked?: Array<{ name: string; version: number }> } | null
-      return [`Revoked ${(r?.revoked ?? []).map((x) => `${x.name} v${x.version}`).join(', ') || 'nothing'}.`]
+      const r = res as RevokeResult
+      return [
+        `Revoked ${r.revoked.map((x) => `${x.name} v${x.version}`).join(', ')}.`,
+        r.children.length > 0
+          ? ` Built on it and still active: ${r.children.map((c) => `${c.name} v${c.version}`).join(', ')}.`
+          : '',
+      ]
     },
   }
 }
