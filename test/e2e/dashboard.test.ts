@@ -2,8 +2,9 @@
 // against a real `grail serve` of a busybox project with two releases (issue 11, acceptance 6): the
 // fleet page lists exactly what `grail status --json` lists; an instance killed with SIGKILL shows as
 // stopped and then replaced, without a reload; a rollback from the page asks for a reason, is refused
-// without a write token (nothing changes) and with one ends with the previous release serving. It writes
-// a screenshot of each page to docs/images/dashboard-*.png, which docs/dashboard.md shows.
+// without a write token (nothing changes) and with one ends with the previous release serving; a server
+// without --insecure-read makes the page ask for a read token. It writes a screenshot of each page to
+// docs/images/dashboard-*.png, which docs/dashboard.md shows.
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -214,7 +215,7 @@ describe('dashboard in headless Chromium against grail serve', () => {
     let got: string[] = []
     while (Date.now() < deadline) {
       want = live(await status()).sort()
-      await page.waitForTimeout(2500) // one status poll of the page
+      await page.waitForTimeout(3500) // one status poll of the page
       got = (await listed()).sort()
       if (JSON.stringify(got) === JSON.stringify(want)) break
     }

@@ -54,7 +54,11 @@ export const fleetPage: PageFactory = (root, app): Page => {
       }
       status.set(env, report)
     }
-    for (const [id, g] of gone) if (now - g.at > GONE_MS) gone.delete(id)
+    for (const [id, g] of gone) {
+      if (now - g.at <= GONE_MS) continue
+      gone.delete(id)
+      causes.delete(id)
+    }
   }
 
   const fetchServices = async (): Promise<void> => {
@@ -304,7 +308,7 @@ export const fleetPage: PageFactory = (root, app): Page => {
 
   return {
     topics: ['status', 'drift'],
-    pollMs: 2000,
+    pollMs: 3000,
     pollTopics: ['status'],
     refresh,
     onEvent(e: EventRecord) {
