@@ -200,7 +200,8 @@ describe('dashboard in headless Chromium against grail serve', () => {
 
   after(async () => {
     await browser?.close()
-    if (profile) await rm(profile, { recursive: true, force: true })
+    // Chromium's helper processes may still be writing the profile for a moment after close
+    if (profile) await rm(profile, { recursive: true, force: true, maxRetries: 10, retryDelay: 200 })
     // the daemon first, or it would heal what `grail down` destroys
     await stopServe()
     if (dir) await tearDown(dir)
