@@ -143,6 +143,8 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
       badSpec = ''
       log.info({ file: project.file }, 'spec reloaded')
       appendEvent(db, 'serve.spec-reloaded', project.name, { file: project.file })
+      // a policy may have changed (drift.policy, recycle): every environment looks again
+      for (const r of reconcilers.values()) r.nudge()
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err)
       // a spec error's message counts the problems; its details name each (file:line:col, key, fix)

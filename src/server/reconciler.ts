@@ -317,18 +317,22 @@ export class Reconciler {
     }
   }
 
-  /** What waits for `grail apply` (a new release, an image to build), logged once each time it changes. */
+  /**
+   * What waits for `grail apply` (a new release, an image to build), what is blocked, and what a crash
+   * loop holds back: logged once each time it changes.
+   */
   private reportPending(plan: Plan): string[] {
     const pending = [
       ...plan.builds.map((b) => `${b.image}: ${b.reason}`),
       ...plan.actions.filter((x) => !reconcilerApplies(x)).map((x) => `${x.service}: ${x.reason}`),
       ...plan.blocked.map((b) => b.reason),
+      ...plan.waiting.map((w) => `${w.service}: ${w.reason} (next attempt ${w.nextAttemptAt})`),
     ]
     const key = pending.join('\n')
     if ((this.reported.get('pending') ?? '') !== key) {
       this.reported.set('pending', key)
       if (pending.length > 0)
-        this.ctx.log.info({ environment: this.environment, pending }, 'changes wait for grail apply')
+        this.ctx.log.info({ environment: this.environment, pending }, 'not applied by the daemon')
     }
     return pending
   }

@@ -31,6 +31,8 @@ services:
     volumes: ["data:/data"]
     healthcheck: { http: /index.html, interval: 200ms, timeout: 500ms }
     rollout: { healthTimeout: 10s, drain: 300ms }
+    # these tests kill instances on purpose, more often than a crash loop's count
+    crashLoop: { restarts: 100 }
 ${extra}  slow:
     image: slow
     replicas: 1
@@ -68,10 +70,10 @@ describe('grail serve', { timeout: 600_000 }, () => {
     )
     return { instances: all.instances.filter((i) => i.service === service) }
   }
-  /** what the daemon logged at warn level or above, for a failure message */
+  /** the daemon's last log lines, for a failure message */
   const serveTrouble = () =>
     serve.lines
-      .filter((l) => Number(l.level) >= 40)
+      .slice(-40)
       .map((l) => JSON.stringify(l))
       .join('\n')
   /** Waits until `ok` holds of `grail status`, polling; fails after `ms` with the last status. */
@@ -86,6 +88,12 @@ describe('grail serve', { timeout: 600_000 }, () => {
     assert.fail(
       `${what} within ${ms} ms; last status: ${JSON.stringify(last)}\ngrail serve said:\n${serveTrouble()}`,
     )
+  }
+  /** resolves at the daemon's next `spec reloaded` (call it before the edit) */
+  const nextReload = () => {
+    const count = () => serve.lines.filter((l) => l.msg === 'spec reloaded').length
+    const before = count()
+    return serve.waitForLine(() => count() > before)
   }
   const healthy3Without = (gone: string) => (is: Instance[]) =>
     !is.some((i) => i.id === gone) && is.length === 3 && is.every((i) => i.health === 'healthy')
@@ -135,6 +143,7 @@ describe('grail serve', { timeout: 600_000 }, () => {
 
   test('an invalid edit of grail.yaml is logged once and the last valid spec kept', async () => {
     const good = await readFile(join(dir, 'grail.yaml'), 'utf8')
+    const reloaded = nextReload()
     await writeFile(join(dir, 'grail.yaml'), good.replace('replicas: 3', 'replicas: lots'))
     try {
       const [victim] = (await status()).instances
@@ -152,7 +161,36 @@ describe('grail serve', { timeout: 600_000 }, () => {
     } finally {
       await writeFile(join(dir, 'grail.yaml'), good)
     }
-    await serve.waitForLine((l) => l.msg === 'spec reloaded')
+    await reloaded
+  })
+
+  test('drift.policy report keeps a drifted instance and records drift.reported once; back to fix, it is replaced', async () => {
+    const good = await readFile(join(dir, 'grail.yaml'), 'utf8')
+    const reloaded = nextReload()
+    await writeFile(join(dir, 'grail.yaml'), spec(port, '    drift: { policy: report }\n'))
+    await reloaded
+    const [kept] = (await status()).instances
+    assert.ok(kept)
+    runc('exec', kept.id, '/bin/sh', '-c', 'echo kept by policy > /srv/www/extra.html')
+    const reported = await serve.waitForLine((l) => l.msg === 'drift kept' && l.instance === kept.id)
+    assert.match(String(reported.drift), /extra\.html/)
+    await sleep(2000)
+    assert.ok(
+      (await status()).instances.some((i) => i.id === kept.id),
+      'report keeps the instance',
+    )
+    const events = parseJson<Array<{ kind: string; subject: string }>>(
+      await grail(['events', '--json', '--subject', kept.id], { cwd: dir }),
+    )
+    assert.equal(events.filter((e) => e.kind === 'drift.reported').length, 1)
+    const plan = await grail(['plan'], { cwd: dir })
+    assert.match(plan.stdout, new RegExp(`kept +web ${kept.id} .*drift\\.policy: report`))
+    await writeFile(join(dir, 'grail.yaml'), good)
+    await waitForStatus(
+      `drifted ${kept.id} replaced once the policy is fix`,
+      10_000,
+      healthy3Without(kept.id),
+    )
   })
 
   test('a SIGKILLed instance, a file changed inside one and an expired 3 s hotfix are each replaced within 10 s, under load with 0 failed requests', async () => {

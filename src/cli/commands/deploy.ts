@@ -14,8 +14,16 @@ import { EXIT, out, printJson, style } from '../render.js'
 function renderPlan(p: Plan, buildLines: string[]): void {
   const waiting = p.waiting ?? []
   const blocked = p.blocked ?? []
+  // drift a service's drift.policy keeps is not pending: said after the rest, whatever the rest is
+  const kept = () => {
+    for (const k of p.driftKept ?? [])
+      out(
+        `  ${style.yellow('kept'.padEnd(10))} ${k.service} ${k.instance}  ${style.dim(`drift: ${k.drift} (drift.policy: ${k.policy})`)}`,
+      )
+  }
   if (p.actions.length === 0 && waiting.length === 0 && buildLines.length === 0 && blocked.length === 0) {
     out(`${p.environment}: up to date, nothing to do`)
+    kept()
     return
   }
   const counts = [
@@ -37,6 +45,7 @@ function renderPlan(p: Plan, buildLines: string[]): void {
     out(`  ${style.cyan(a.kind.padEnd(10))} ${a.service}${what ? ` ${what}` : ''}  ${style.dim(a.reason)}`)
   }
   if (waiting.length > 0) renderWaiting(p.environment, waiting)
+  kept()
 }
 
 /** What a crash loop holds back, with the last lines of the instance's log. */
