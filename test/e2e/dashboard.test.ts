@@ -1,7 +1,7 @@
 // The web dashboard of `grail serve` in headless Chromium (Debian `chromium`, driven by playwright-core),
 // against a real `grail serve` of a busybox project with two releases (issue 11, acceptance 6): the
 // fleet page lists exactly what `grail status --json` lists; an instance killed with SIGKILL shows as
-// stopped and then replaced, without a reload; a rollback from the page asks for a reason, is refused
+// down (crashed, stopped) and then replaced, without a reload; a rollback from the page asks for a reason, is refused
 // without a write token (nothing changes) and with one ends with the previous release serving; a server
 // without --insecure-read makes the page ask for a read token. It writes a screenshot of each page to
 // docs/images/dashboard-*.png, which docs/dashboard.md shows.
@@ -230,7 +230,7 @@ describe('dashboard in headless Chromium against grail serve', () => {
     await shot('fleet')
   })
 
-  test('a killed instance shows as stopped, then replaced, without a reload', async (t) => {
+  test('a killed instance shows as down (crashed, stopped), then replaced, without a reload', async (t) => {
     const before = await status()
     const victim = before.instances.find((i) => i.service === 'web' && i.health === 'healthy' && i.pid)
     assert.ok(victim?.pid, `a healthy instance with a pid: ${JSON.stringify(before.instances)}`)
@@ -262,7 +262,7 @@ describe('dashboard in headless Chromium against grail serve', () => {
     t.diagnostic(`the killed instance's row showed: ${seen.join(' → ')}`)
     assert.equal(await page.evaluate('window.__noReload === true'), true, 'the page was not reloaded')
     assert.equal(seen[0], 'healthy', `states shown: ${seen.join(' → ')}`)
-    const down = seen.findIndex((s) => /^(stopped|unhealthy|failing|crashed)|\+replacing$/.test(s))
+    const down = seen.findIndex((s) => /^(stopped|unhealthy|failing|crashed|missing)\b/.test(s))
     const gone = seen.findIndex((s) => s === 'gone' || s === 'absent')
     assert.ok(down > 0, `the page showed the instance down before it went: ${seen.join(' → ')}`)
     assert.ok(gone > down, `then gone: ${seen.join(' → ')}`)

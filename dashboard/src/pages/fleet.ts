@@ -37,10 +37,13 @@ export const fleetPage: PageFactory = (root, app): Page => {
   const drift = new Map<string, DriftReport | Error>()
   const gone = new Map<string, Gone>()
   /** instance id → why the daemon is replacing it (from reconcile.action and instance.* events) */
-  const causes = new Map<string, string>()
+  const causes = new Map<string, Cause>()
+  /** when the status now shown of each environment was asked for */
+  const statusAt = new Map<string, number>()
   let loaded = false
 
   const fetchStatus = async (): Promise<void> => {
+    const asked = Date.now()
     const got = await settle(
       envs.map((e) => e.name),
       (env) => getJson<StatusReport>(apiPath('environments', env, 'status')),
@@ -53,6 +56,7 @@ export const fleetPage: PageFactory = (root, app): Page => {
         for (const row of before.instances) if (!ids.has(row.id)) gone.set(row.id, { env, row, at: now })
       }
       status.set(env, report)
+      if (!(report instanceof Error)) statusAt.set(env, asked)
     }
     for (const [id, g] of gone) {
       if (now - g.at <= GONE_MS) continue
@@ -234,13 +238,14 @@ export const fleetPage: PageFactory = (root, app): Page => {
         ? h('p', { class: 'muted' }, 'no instances')
         : table(
             ['instance', 'release', 'image', 'age', 'health', 'drift', 'pid', 'port'],
-            [...rows.map((r) => instanceRow(r, info, d, now)), ...ghosts.map((g) => goneRow(g, now))],
+            [...rows.map((r) => instanceRow(env, r, info, d, now)), ...ghosts.map((g) => goneRow(g, now))],
             'instances',
           ),
     )
   }
 
   const instanceRow = (
+    env: string,
     r: StatusRow,
     info: ServiceSummary | undefined,
     d: DriftReport | Error | undefined,
@@ -249,14 +254,19 @@ export const fleetPage: PageFactory = (root, app): Page => {
     const age = ageOf(r.createdAt, now)
     const max = info?.maxAgeMs ?? null
     const cause = causes.get(r.id)
+    // an event newer than the status says the instance is down: show that until the next status
+    const health =
+      cause && DOWN.has(cause.cause) && cause.at > (statusAt.get(env) ?? 0) && r.health === 'healthy'
+        ? cause.cause
+        : r.health
     const probe = r.probe ? `last probe: ${r.probe.detail} (${r.probe.failures} failure(s) in a row)` : ''
     return h(
       'tr',
       {
         'data-instance': r.id,
-        'data-health': r.health,
+        'data-health': health,
         'data-release': r.release,
-        'data-replacing': cause ?? null,
+        'data-replacing': cause?.cause ?? null,
       },
       h('td', null, h('code', null, r.id)),
       h('td', null, `#${r.release}`),
@@ -281,8 +291,8 @@ export const fleetPage: PageFactory = (root, app): Page => {
       h(
         'td',
         { title: probe },
-        badge(r.health, healthClass(r.health)),
-        cause ? h('span', { class: 'replacing' }, ` replacing: ${cause}`) : null,
+        badge(health, healthClass(health)),
+        cause ? h('span', { class: 'replacing', title: cause.why }, ` replacing: ${cause.cause}`) : null,
       ),
       h('td', null, driftCell(r.id, d)),
       h('td', null, r.pid === null ? '-' : String(r.pid)),
@@ -299,7 +309,7 @@ export const fleetPage: PageFactory = (root, app): Page => {
       h('td', null, `#${g.row.release}`),
       h('td', null, g.row.image),
       h('td', null, `gone ${formatDuration(now - g.at)} ago`),
-      h('td', null, badge('gone', 'gone'), cause ? ` (${cause})` : ''),
+      h('td', { title: cause?.why ?? '' }, badge('gone', 'gone'), cause ? ` (${cause.cause})` : ''),
       h('td', null, '-'),
       h('td', null, '-'),
       h('td', null, '-'),
@@ -314,18 +324,29 @@ export const fleetPage: PageFactory = (root, app): Page => {
     onEvent(e: EventRecord) {
       const id = instanceOf(e)
       if (id === undefined) return
-      const why =
+      const reason = typeof e.data.reason === 'string' ? e.data.reason : e.kind
+      const cause =
         typeof e.data.cause === 'string'
           ? e.data.cause
-          : typeof e.data.reason === 'string'
-            ? e.data.reason
-            : e.kind
-      causes.set(id, why)
+          : e.kind === 'instance.unhealthy'
+            ? 'unhealthy'
+            : reason
+      causes.set(id, { cause, why: reason, at: Date.now() })
       // the page shows the cause at once, before the refetch the event causes
       render()
     },
   }
 }
+
+/** Why an event says an instance is being replaced: the plan's cause (`crashed`), its reason, when heard. */
+interface Cause {
+  cause: string
+  why: string
+  at: number
+}
+
+/** Replacement causes that mean the instance is down, not merely due (drift, recycle). */
+const DOWN = new Set(['crashed', 'missing', 'unhealthy'])
 
 /** The instance an event is about, when it says the instance is being replaced or went bad. */
 function instanceOf(e: EventRecord): string | undefined {
