@@ -338,7 +338,7 @@ describe('dashboard in headless Chromium against grail serve', () => {
     await page.waitForSelector('[data-service="web"][data-active-release="1"]')
   })
 
-  test('every page renders live data: events arrive, the hotfix TTL counts down, the diff shows', async () => {
+  test('every page renders live data (events, a hotfix TTL counting down, the diff); revoke and recycle from the page', async () => {
     await page.goto(`${base}#/events`)
     await page.waitForSelector('tr[data-event]')
     assert.ok(await page.$('tr[data-event] code:text-is("api.rollback")'), 'the rollback is in the log')
@@ -395,6 +395,20 @@ describe('dashboard in headless Chromium against grail serve', () => {
     )
     assert.deepEqual(tree, [['base v1', ['web v1', 'web v2']]])
     await page.waitForSelector('section:has(h2:text-is("Pending package updates")) p:not(:text("Loading"))')
+
+    // revoke web v2 (nothing runs it since the rollback): the write token this tab kept fills the dialog
+    await page.click('[data-image="web"] tr[data-version="2"] button[data-action="revoke"]')
+    await page.fill('dialog#action textarea[name="reason"]', 'v2 breaks the checkout page')
+    assert.equal(await page.inputValue('dialog#action input[name="token"]'), writeToken)
+    await page.click('dialog#action button[type="submit"]')
+    await page.waitForSelector('dialog#action [data-outcome="ok"]:has-text("Revoked web v2.")')
+    await page.click('dialog#action button:has-text("Close")')
+    // the image.revoked event refreshes the page
+    await page.waitForSelector('[data-image="web"] tr[data-version="2"][data-status="revoked"]')
+    const images = parseJson<Array<{ name: string; version: number; status: string }>>(
+      await grail(['--json', 'images'], { cwd: dir }),
+    )
+    assert.equal(images.find((i) => i.name === 'web' && i.version === 2)?.status, 'revoked')
     await shot('images')
 
     await page.goto(`${base}#/fleet`)
@@ -402,6 +416,15 @@ describe('dashboard in headless Chromium against grail serve', () => {
       timeout: 20_000,
     })
     await shot('fleet')
+
+    // recycle now: nothing is older than maxAge (1h), so nothing is replaced
+    const ids = live(await status()).sort()
+    await page.click('.env-head button[data-action="recycle"]')
+    await page.fill('dialog#action textarea[name="reason"]', 'monthly recycle')
+    await page.click('dialog#action button[type="submit"]')
+    await page.waitForSelector('dialog#action [data-outcome="ok"]:has-text("No instance was due.")')
+    await page.click('dialog#action button:has-text("Close")')
+    assert.deepEqual(live(await status()).sort(), ids)
 
     // everything came from grail serve, and nothing broke the Content-Security-Policy
     assert.deepEqual(
