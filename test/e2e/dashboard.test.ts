@@ -208,7 +208,9 @@ describe('dashboard in headless Chromium against grail serve', () => {
   })
 
   test('the fleet page lists the instances grail status --json lists', async () => {
-    await page.goto(`${base}#/fleet`)
+    const res = await page.goto(`${base}#/fleet`)
+    // the page works under the policy grail serve sends: nothing inline, nothing from elsewhere
+    assert.match(res?.headers()['content-security-policy'] ?? '', /default-src 'self'/)
     await page.waitForSelector('tr[data-instance]')
     // both read the same moment only when nothing changes in between: compare until they agree
     const deadline = Date.now() + 10_000
