@@ -9,7 +9,7 @@ export type LiveState = 'connecting' | 'live' | 'retrying' | 'unauthorized'
 export type Topic = 'status' | 'drift' | 'images' | 'outdated' | 'hotfixes' | 'events'
 
 /**
- * The topics an event touches, from its kind (`instance.replaced`, `reconcile.action`, `image.revoked`,
+ * The topics an event touches, from its kind (`instance.replaced`, `reconcile.start`, `image.revoked`,
  * …). The event log itself is touched by every event.
  */
 export function topicsOf(kind: string): Set<Topic> {

@@ -92,7 +92,7 @@ test('ancestry: children under the version they were built on, roots when the pa
 })
 
 test('topics: what each kind of event makes a page refetch', () => {
-  assert.ok(topicsOf('reconcile.action').has('status'))
+  assert.ok(topicsOf('reconcile.start').has('status'))
   assert.ok(topicsOf('image.revoked').has('images'))
   assert.ok(!topicsOf('image.revoked').has('hotfixes'))
   assert.ok(topicsOf('hotfix.applied').has('drift'))

@@ -3,8 +3,9 @@
 // fleet page lists exactly what `grail status --json` lists; an instance killed with SIGKILL shows as
 // down (crashed, stopped) and then replaced, without a reload; a rollback from the page asks for a reason, is refused
 // without a write token (nothing changes) and with one ends with the previous release serving; a server
-// without --insecure-read makes the page ask for a read token. It writes a screenshot of each page to
-// docs/images/dashboard-*.png, which docs/dashboard.md shows.
+// without --insecure-read makes the page ask for a read token. It writes a screenshot of each page,
+// dashboard-*.png, to a temp dir, or with GRAIL_UPDATE_SCREENSHOTS=1 to docs/images, which
+// docs/dashboard.md shows.
 import assert from 'node:assert/strict'
 import { type ChildProcess, spawn } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -18,7 +19,11 @@ import { fetchWithRetry, freePort } from '../helpers/net.js'
 import { busyboxProject, GRAIL_BIN, grail, parseJson, REPO, tearDown } from '../helpers/project.js'
 
 const CHROMIUM = '/usr/bin/chromium'
-const SHOTS = join(REPO, 'docs', 'images')
+// docs/images only when asked (GRAIL_UPDATE_SCREENSHOTS=1): a run does not rewrite committed files
+const SHOTS =
+  process.env.GRAIL_UPDATE_SCREENSHOTS === '1'
+    ? join(REPO, 'docs', 'images')
+    : join(tmpdir(), `grail-dashboard-screenshots-${process.pid}`)
 
 // web is built on base, so the images page has an ancestry to show
 const spec = (port: number) => `project: dash
@@ -205,6 +210,7 @@ describe('dashboard in headless Chromium against grail serve', () => {
     // the daemon first, or it would heal what `grail down` destroys
     await stopServe()
     if (dir) await tearDown(dir)
+    if (process.env.GRAIL_UPDATE_SCREENSHOTS !== '1') await rm(SHOTS, { recursive: true, force: true })
   })
 
   test('the fleet page lists the instances grail status --json lists', async () => {

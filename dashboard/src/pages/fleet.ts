@@ -36,7 +36,7 @@ export const fleetPage: PageFactory = (root, app): Page => {
   const services = new Map<string, ServiceSummary[]>()
   const drift = new Map<string, DriftReport | Error>()
   const gone = new Map<string, Gone>()
-  /** instance id → why the daemon is replacing it (from reconcile.action and instance.* events) */
+  /** instance id → why the daemon is replacing it (from reconcile.start and instance.* events) */
   const causes = new Map<string, Cause>()
   /** when the status now shown of each environment was asked for */
   const statusAt = new Map<string, number>()
@@ -322,16 +322,9 @@ export const fleetPage: PageFactory = (root, app): Page => {
     pollTopics: ['status'],
     refresh,
     onEvent(e: EventRecord) {
-      const id = instanceOf(e)
-      if (id === undefined) return
-      const reason = typeof e.data.reason === 'string' ? e.data.reason : e.kind
-      const cause =
-        typeof e.data.cause === 'string'
-          ? e.data.cause
-          : e.kind === 'instance.unhealthy'
-            ? 'unhealthy'
-            : reason
-      causes.set(id, { cause, why: reason, at: Date.now() })
+      const marks = replacementsIn(e)
+      if (marks.length === 0) return
+      for (const m of marks) causes.set(m.instance, { cause: m.cause, why: m.why, at: Date.now() })
       // the page shows the cause at once, before the refetch the event causes
       render()
     },
@@ -348,11 +341,29 @@ interface Cause {
 /** Replacement causes that mean the instance is down, not merely due (drift, recycle). */
 const DOWN = new Set(['crashed', 'missing', 'unhealthy'])
 
-/** The instance an event is about, when it says the instance is being replaced or went bad. */
-function instanceOf(e: EventRecord): string | undefined {
-  if (e.kind === 'reconcile.action' && typeof e.data.instance === 'string') return e.data.instance
-  if (e.kind === 'instance.replaced' || e.kind === 'instance.unhealthy') return e.subject
-  return undefined
+/**
+ * The instances an event says are being replaced or went bad, with why: the actions of the daemon's
+ * `reconcile.start` (written before it acts), `instance.replaced`, `instance.unhealthy`.
+ */
+function replacementsIn(e: EventRecord): Array<{ instance: string; cause: string; why: string }> {
+  if (e.kind === 'reconcile.start' && Array.isArray(e.data.actions)) {
+    return (e.data.actions as Array<Record<string, unknown>>).flatMap((a) =>
+      typeof a.instance === 'string'
+        ? [
+            {
+              instance: a.instance,
+              cause: typeof a.cause === 'string' ? a.cause : String(a.kind),
+              why: typeof a.reason === 'string' ? a.reason : e.kind,
+            },
+          ]
+        : [],
+    )
+  }
+  if (e.kind !== 'instance.replaced' && e.kind !== 'instance.unhealthy') return []
+  const why = typeof e.data.reason === 'string' ? e.data.reason : e.kind
+  const cause =
+    typeof e.data.cause === 'string' ? e.data.cause : e.kind === 'instance.unhealthy' ? 'unhealthy' : why
+  return [{ instance: e.subject, cause, why }]
 }
 
 function healthClass(health: string): string {
