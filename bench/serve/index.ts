@@ -145,7 +145,10 @@ export async function run(): Promise<void> {
     const rsRunning = summarize(restarts.map((r) => r.runningMs))
     // docker's first probe of a started container runs one interval after the start, Grail's at once
     const dockerApp = HEALTH_INTERVAL_MS + appRaw.median
-    const daemonShare = routed.median - appGated.median
+    // the app's own start and health wait is what the replacement itself took from its creation to a
+    // passing probe; the rest of kill → routed is the daemon's (noticing, planning, routing)
+    const share = summarize(reactions.map((r) => r.routedMs - r.createToHealthyMs))
+    const allowedMs = TARGET.daemonShareMs + createToHealthy.median
     const serveIdle = grailIdle[0] as IdleSample
     const dockerdIdle = dockerIdle[0] as IdleSample
 
@@ -181,18 +184,15 @@ export async function run(): Promise<void> {
         { measurement: 'replacement created → healthy (runc + gate)', grail: medMax(createToHealthy) },
         { measurement: 'replacement healthy → routed', grail: medMax(healthyToRouted) },
         {
-          measurement: `app start → healthy, own gate (host process, check every ${ms(HEALTH_INTERVAL_MS)})`,
-          grail: ms(appGated.median),
-          'swarm (restart delay 0 s)': ms(dockerApp),
-          'swarm (default, delay 5 s)': ms(dockerApp),
-          'docker --restart=always': ms(dockerApp),
+          measurement: "the daemon's share: kill → routed − created → healthy",
+          grail: medMax(share),
         },
         {
-          measurement: "the daemon's share: kill → routed − app start/health wait (median)",
-          grail: ms(daemonShare),
-          'swarm (restart delay 0 s)': ms(sw.median - dockerApp),
-          'swarm (default, delay 5 s)': ms(sw0.median - dockerApp),
-          'docker --restart=always': ms(rs.median - dockerApp),
+          measurement: `for scale: the app alone on the host, start → healthy (probe at once, then every ${ms(HEALTH_INTERVAL_MS)})`,
+          grail: ms(appGated.median),
+          'swarm (restart delay 0 s)': `${ms(dockerApp)} (first probe after 1 interval)`,
+          'swarm (default, delay 5 s)': ms(dockerApp),
+          'docker --restart=always': ms(dockerApp),
         },
       ],
     )
@@ -210,10 +210,11 @@ export async function run(): Promise<void> {
 
     const checks: Check[] = [
       {
-        check: "Grail kill → routed (median) within 2 s plus the app's own start and health wait",
-        figure: `${ms(routed.median)} (app ${ms(appGated.median)}, daemon's share ${ms(daemonShare)})`,
-        target: `≤ ${ms(TARGET.daemonShareMs + appGated.median)}`,
-        pass: routed.median <= TARGET.daemonShareMs + appGated.median,
+        check:
+          "Grail kill → routed (median) within 2 s plus the app's own start and health wait (replacement created → healthy, median)",
+        figure: `${ms(routed.median)} (created → healthy ${ms(createToHealthy.median)}, daemon's share ${ms(share.median)})`,
+        target: `≤ ${ms(allowedMs)}`,
+        pass: routed.median <= allowedMs,
       },
       {
         check:
@@ -251,7 +252,7 @@ export async function run(): Promise<void> {
         createdMs: created,
         createToHealthyMs: createToHealthy,
         healthyToRoutedMs: healthyToRouted,
-        daemonShareMs: daemonShare,
+        daemonShareMs: share,
         reactions,
         reconcilePassesDuringIdle: passesInIdle,
         warnings: trouble,
@@ -269,7 +270,8 @@ export async function run(): Promise<void> {
         `grail: one project, ${SERVICES.length} services × ${REPLICAS} instances of busybox httpd (a rootfs base, \`sh -c "trap 'exit 0' TERM; httpd -f … & wait"\`), each service published through the data plane (HAProxy, the default), healthcheck { http: /index.html, interval: ${HEALTH_INTERVAL_MS}ms, timeout: ${HEALTH_TIMEOUT_MS}ms } (healthyThreshold 1), rollout { healthTimeout: 10s, drain: 0s }; \`grail up\`, then \`grail serve --interval 30s --log-level debug\` (the poll is only the safety net: every replacement here starts from the local provider's pid watch)`,
         "grail kill: SIGKILL of instances[].pid (the container's init) of a healthy instance from `grail status --json`, round robin over the services; healthy = the replacement's row in state.db (phase healthy, polled every 5 ms; `grail status --json` run afterwards shows it healthy: reactions[].statusHealth); routed = HAProxy's runtime API (`show stat <route> 4 -1` on the data plane's admin socket, polled every 5 ms) lists the replacement UP and 10 servers UP other than the killed one; the next kill waits until the killed instance is destroyed and gone from HAProxy, and then 1 s",
         "grail breakdown: detected = the time of the daemon's `provider event` log line for the exit minus the kill; created = instances.created_at of the replacement minus the kill; created → healthy = its updated_at (set when its gate passed) minus created_at: runc create and start, the overlay mount and the health gate",
-        `app start/health wait = median time from spawning the same busybox httpd as a plain host process (no container) to healthy through Grail's own waitHealthy with the same check (one probe at once, then one every ${HEALTH_INTERVAL_MS} ms, so about one interval): the part of any reaction that belongs to the app and its check interval; daemon's share = kill → routed (median) − that`,
+        "the app's own start and health wait = the replacement's created → healthy (runc create and start, the app's start, the gate's probes: Grail probes at once, then every interval); the daemon's share = kill → routed − that, per kill; the target is 2 s + the median created → healthy",
+        `for scale, app.gatedMs: the same busybox httpd spawned as a plain host process (no container) to healthy through Grail's own waitHealthy with the same check: its first probe, at once, comes before httpd listens, so it waits one interval (${HEALTH_INTERVAL_MS} ms); in a container the start of runc gives httpd that time, and the first probe passes`,
         `swarm: a private dockerd (${swarm.version}, own socket and data root, --bridge=none --iptables=false), \`docker swarm init\`, a service of ${REPLICAS} replicas of the same rootfs (docker import + a build adding the page), --network host, each task on ${DOCKER_PORT_BASE} + {{.Task.Slot}}, --health-cmd wget of the page, --health-interval ${HEALTH_INTERVAL_MS}ms --health-timeout ${HEALTH_TIMEOUT_MS}ms --health-retries 3, --stop-grace-period 1s; first with swarm's default restart policy (condition any, delay 5 s), then after \`docker service update --restart-delay 0ms\`; kill: SIGKILL (on the host) of State.Pid of a healthy task's container; healthy = the Engine API (/containers/json on the socket, filters label=com.docker.swarm.service.name and health=healthy, polled every 5 ms) lists ${REPLICAS} healthy task containers, none of them the killed one; running = the same with status=running; swarm has no proxy here (host networking), so there is no routed figure`,
         `docker --restart=always: \`docker run --restart=always --network host\` of the same image and health check on port ${DOCKER_PORT_BASE}; kill: SIGKILL of State.Pid; healthy = /containers/${RESTART_CONTAINER}/json shows it running with a new pid and StartedAt and Health.Status healthy (dockerd resets the health status at each start)`,
         `docker's app time = health interval (${HEALTH_INTERVAL_MS} ms: dockerd runs a container's first probe one interval after its start) + the host start → first 200 time`,

@@ -1,24 +1,40 @@
-import { type FSWatcher, watch as fsWatch } from 'node:fs'
+import { type FSWatcher, watch as fsWatch, readFileSync } from 'node:fs'
 import type { GrailHome } from '../../home.js'
 import type { Scope } from '../types.js'
 import { instancePaths } from './layout.js'
 import { listInstances } from './observe.js'
 
-/** How often the processes of running instances are checked (a signal 0, no process spawned). */
+/** How often the processes of running instances are checked (a read of /proc/PID/stat, no process spawned). */
 const PID_CHECK_MS = 250
 
-function alive(pid: number): boolean {
+/**
+ * True while `pid` runs. A zombie counts as exited: a container's init is an orphan once `runc create` has
+ * exited, and where the host's init reaps orphans lazily (every two seconds, say) signal 0 alone would see
+ * it alive that long after it died, while runc already reports the container stopped.
+ */
+export function processRunning(pid: number): boolean {
+  let stat: string
   try {
-    process.kill(pid, 0)
-    return true
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
   } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM'
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' || code === 'ESRCH') return false
+    // no /proc to read: signal 0 is all there is to go by
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === 'EPERM'
+    }
   }
+  // the state follows the command name in parentheses, which may itself hold spaces and parentheses
+  const state = stat.charAt(stat.lastIndexOf(')') + 2)
+  return state !== 'Z' && state !== 'X'
 }
 
 /**
  * The local provider's events, which runc does not have: every instance's init process is checked for
- * life four times a second by its pid (signal 0: no `runc` spawned, no /proc read), each running
+ * life four times a second by its pid (its /proc/PID/stat: no `runc` spawned), each running
  * instance's overlay upper dir is watched with inotify (a write through the overlay lands there), and
  * the instances dir itself, so that an instance created or removed by anyone refreshes what is watched.
  */
@@ -101,7 +117,7 @@ export function watchLocal(
       if (dirWatch !== undefined) refresh()
     }
     for (const [id, pid] of pids) {
-      if (alive(pid)) continue
+      if (processRunning(pid)) continue
       pids.delete(id)
       onChange(`instance ${id}: process ${pid} exited`)
       refresh()
