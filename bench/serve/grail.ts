@@ -97,7 +97,7 @@ export interface ServedProject {
  * HTTP health check every second, deployed with `grail up` and then left to `grail serve` (30 s poll
  * interval: every reaction below comes from the provider's event).
  */
-export async function servedProject(): Promise<ServedProject> {
+export async function servedProject(o: { serveEnv?: Record<string, string> } = {}): Promise<ServedProject> {
   const ports = await Promise.all(SERVICES.map(() => freePort()))
   const dir = await tempProject(
     { 'grail.yaml': spec(ports), 'site/index.html': 'served\n' },
@@ -121,7 +121,7 @@ export async function servedProject(): Promise<ServedProject> {
     makeBusyboxRootfs(join(dir, 'rootfs.tar'))
     upped = true
     check(await grail(['up'], cwd), 'grail up')
-    serve = await startServe(dir, ['--interval', '30s', '--log-level', 'debug'])
+    serve = await startServe(dir, ['--interval', '30s', '--log-level', 'debug'], o.serveEnv)
     const started = serve
     db = openDb(join(dir, '.grail', 'state.db'))
     const status = async () => parseJson<Status>(await grail(['--json', 'status'], cwd))

@@ -4,14 +4,15 @@ import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
 import { test } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { processRunning } from './watch.js'
+import { pidProbe } from './watch.js'
 
 const stateOf = (pid: number): string => {
   const stat = readFileSync(`/proc/${pid}/stat`, 'latin1')
   return stat.charAt(stat.lastIndexOf(')') + 2)
 }
 
-test('processRunning: a live process runs; a zombie its parent has not reaped and a gone pid do not', async () => {
+test('pidProbe: a live process runs; a zombie its parent has not reaped and a reaped one do not', async () => {
+  const probe = pidProbe()
   // the shell starts a short sleep and becomes a long one, which never reaps the short one: a zombie
   const parent = spawn('/bin/sh', ['-c', 'sleep 0.05 & echo $!; exec sleep 30'], {
     stdio: ['ignore', 'pipe', 'ignore'],
@@ -20,13 +21,14 @@ test('processRunning: a live process runs; a zombie its parent has not reaped an
   try {
     const [line] = (await once(parent.stdout, 'data')) as [Buffer]
     const child = Number(line.toString().trim())
-    assert.ok(processRunning(parent.pid as number))
+    assert.ok(probe.running(parent.pid as number))
     for (const until = Date.now() + 5000; stateOf(child) !== 'Z'; await sleep(10))
       assert.ok(Date.now() < until, 'the short sleep became a zombie')
-    assert.equal(processRunning(child), false, 'a zombie has exited')
+    assert.equal(probe.running(child), false, 'a zombie has exited')
   } finally {
     parent.kill('SIGKILL')
     await exited
   }
-  assert.equal(processRunning(parent.pid as number), false, 'a reaped process has exited')
+  assert.equal(probe.running(parent.pid as number), false, 'a reaped process has exited')
+  probe.close()
 })
