@@ -204,8 +204,17 @@ export async function runRestartContainer(
   }
 }
 
+/**
+ * dockerd doubles the delay before each restart (from 100 ms) while a container keeps exiting within 10 s
+ * of its start, and resets it once one ran longer: the kill waits for that, so that each restart is a
+ * first one and not a crash loop's.
+ */
+const RESTART_RESET_MS = 10_500
+
 /** SIGKILLs the restart container's process and times until dockerd has it running and healthy again. */
 export async function killRestartContainer(d: Dockerd): Promise<DockerReaction> {
+  const started = await api<ContainerInfo>(d, `/containers/${RESTART_CONTAINER}/json`)
+  await sleep(Math.max(0, Date.parse(started.State.StartedAt) + RESTART_RESET_MS - Date.now()))
   const before = await api<ContainerInfo>(d, `/containers/${RESTART_CONTAINER}/json`)
   if (before.State.Health?.Status !== 'healthy') throw new Error(`${RESTART_CONTAINER} is not healthy`)
   const pid = before.State.Pid
