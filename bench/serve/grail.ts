@@ -1,7 +1,6 @@
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { parseServerStats } from '../../src/proxy/haproxy/runtime-api.js'
-import { adminCommand } from '../../src/proxy/haproxy/runtime-api.js'
+import { adminCommand, parseServerStats } from '../../src/proxy/haproxy/runtime-api.js'
 import { dataPlaneFiles, routeKey } from '../../src/proxy/haproxy/files.js'
 import { type Db, openDb } from '../../src/state/index.js'
 import { makeBusyboxRootfs } from '../../test/helpers/busybox-rootfs.js'
@@ -15,6 +14,11 @@ export const REPLICAS = 10
 export const HEALTH_INTERVAL_MS = 1000
 export const HEALTH_TIMEOUT_MS = 500
 
+/**
+ * The bench's kills are no crash loop: with the default (3 restarts of a release in 10 minutes) a fourth
+ * kill of one service would wait out a 30 s backoff, so `crashLoop.restarts` is raised above any
+ * BENCH_KILLS. The replacements timed are the same either way.
+ */
 const spec = (ports: number[]) => `project: servebench
 images:
   web:
@@ -94,10 +98,6 @@ export interface ServedProject {
 }
 
 /**
- * The bench's kills are no crash loop: with the default (3 restarts of a release in 10 minutes) a fourth
- * kill of one service would wait out a 30 s backoff, so the threshold is raised above any BENCH_KILLS.
- * The first replacements, which are what is timed, are the same either way.
- *
  * A project of 3 services × 10 busybox httpd instances, each published through the data plane with an
  * HTTP health check every second, deployed with `grail up` and then left to `grail serve` (30 s poll
  * interval: every reaction below comes from the provider's event).
