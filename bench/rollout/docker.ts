@@ -13,7 +13,8 @@ const BASE_IMAGE = 'grail-bench/rollout-base:1'
  * replaces) + the task's slot (a service template, 1..replicas).
  */
 const APP_SHELL = "trap 'exit 0' TERM; httpd -f -p 127.0.0.1:$((BASE+SLOT)) -h /srv/www & wait"
-const HEALTH_CMD = 'wget -q -O /dev/null http://127.0.0.1:$((BASE+SLOT))/index.html || exit 1'
+/** The containers' health check: a GET of the page on the task's own port. */
+export const HEALTH_CMD = 'wget -q -O /dev/null http://127.0.0.1:$((BASE+SLOT))/index.html || exit 1'
 
 async function ok(p: Promise<DockerResult>, what: string): Promise<string> {
   const res = await p

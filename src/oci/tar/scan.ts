@@ -20,14 +20,12 @@ export interface ScanOptions {
  * share an inode become one 'file' (the first path in sorted order) and 'link' entries for the others.
  * With `overlayUpper`, a 0/0 character device becomes the whiteout `dir/.wh.name` and a directory marked
  * opaque also yields `dir/.wh..wh..opq`; opaque dirs are found with one `getfattr` spawn for the whole
- * tree because Node cannot read xattrs. Sockets are skipped; they cannot be stored in a tar.
+ * tree because Node cannot read xattrs, and only when the scan found a directory to ask about. Sockets are skipped; they cannot be stored in a tar.
  */
 export async function scanDir(root: string, opts: ScanOptions = {}): Promise<PackEntry[]> {
-  const opaque = opts.overlayUpper ? await findOpaqueDirs(root) : new Set<string>()
   const found: Array<{ entry: PackEntry; inode?: string; nlink: bigint }> = []
 
   const walk = async (dirAbs: string, dirRel: string): Promise<void> => {
-    if (opaque.has(dirRel)) found.push({ entry: whiteout(joinRel(dirRel, OPAQUE_WHITEOUT), 0), nlink: 1n })
     for (const name of await readdir(dirAbs)) {
       const rel = joinRel(dirRel, name)
       if (opts.exclude?.(rel)) continue
@@ -46,6 +44,17 @@ export async function scanDir(root: string, opts: ScanOptions = {}): Promise<Pac
     }
   }
   await walk(root, '')
+  if (opts.overlayUpper) {
+    // an upper dir with no directory of its own (an instance that changed nothing, or only files at
+    // its root) has no opaque dir to find: no getfattr is spawned (a drift scan of an unchanged
+    // instance costs no process)
+    const dirs = found.filter((f) => f.entry.type === 'directory').map((f) => f.entry.path)
+    if (dirs.length > 0) {
+      const opaque = await findOpaqueDirs(root)
+      for (const dir of ['', ...dirs])
+        if (opaque.has(dir)) found.push({ entry: whiteout(joinRel(dir, OPAQUE_WHITEOUT), 0), nlink: 1n })
+    }
+  }
 
   // hardlinks only between regular files: overlayfs shares one inode among all its whiteouts, and a
   // hardlinked device or symlink has no use in an image
