@@ -85,6 +85,8 @@ export class Reconciler {
   private watcher: { close(): void } | undefined
   private healthTimer: NodeJS.Timeout | undefined
   private passing = false
+  /** whether HAProxy answered the last route check (a change to `false` asks for a pass) */
+  private dataPlaneAnswered = true
 
   constructor(
     private readonly ctx: ServerContext,
@@ -156,17 +158,24 @@ export class Reconciler {
   private async checkRoutes(): Promise<void> {
     if (this.passing || this.stopped || dataPlaneKind() !== 'haproxy') return
     try {
-      const { routeHealth } = await import('../proxy/haproxy/index.js')
-      const why = await this.ctx.withEnvironment(this.environment, { lock: false }, async (a) => {
-        for (const svc of Object.values(a.project.environments[this.environment]?.services ?? {})) {
-          if (!svc.publish) continue
-          const h = await routeHealth(dataPlaneDir(a.home), this.environment, svc.name, 0)
-          if (h.state === 'down') return `${svc.name}: data plane down`
-          if (h.ejected.length > 0) return `${svc.name}: ${h.ejected.map((e) => e.id).join(', ')} ejected`
-        }
-        return undefined
-      })
-      if (why !== undefined) this.onProviderChange(why)
+      const { routeKey, serversDown } = await import('../proxy/haproxy/index.js')
+      const project = this.ctx.project()
+      const published = Object.values(project.environments[this.environment]?.services ?? {}).filter(
+        (s) => s.publish !== undefined,
+      )
+      if (published.length === 0) return
+      const down = await serversDown(dataPlaneDir(this.ctx.home))
+      // a data plane that stops answering asks once; the pass starts it again with its routes
+      const answering = down !== undefined
+      const wasAnswering = this.dataPlaneAnswered
+      this.dataPlaneAnswered = answering
+      if (!answering) {
+        if (wasAnswering) this.onProviderChange('the data plane does not answer')
+        return
+      }
+      // an ejected server asks every time: replacing it takes a few failed probes, one per pass
+      const ejected = published.flatMap((s) => down.get(routeKey(this.environment, s.name)) ?? [])
+      if (ejected.length > 0) this.onProviderChange(`${ejected.join(', ')} ejected by the data plane`)
     } catch {
       // the next pass sees whatever made this fail
     }

@@ -357,6 +357,22 @@ async function deleteServer(socket: string, key: string, id: string): Promise<vo
   // left in maintenance: out of rotation, and gone at the next start of HAProxy (routes.json lacks it)
 }
 
+/**
+ * What the data plane's own checks say now, for every route in one runtime-API call: the servers they
+ * hold DOWN, by backend (`routeKey`); undefined when HAProxy does not answer. Cheap enough to call
+ * every few seconds (a reconciler asks it what to look at).
+ */
+export async function serversDown(dir: string): Promise<Map<string, string[]> | undefined> {
+  const csv = await adminCommand(dataPlaneFiles(dir).socket, 'show stat -1 4 -1', 1_000).catch(
+    () => undefined,
+  )
+  if (csv === undefined) return undefined
+  const down = new Map<string, string[]>()
+  for (const s of parseServerStats(csv))
+    if (s.status.startsWith('DOWN')) down.set(s.backend, [...(down.get(s.backend) ?? []), s.server])
+  return down
+}
+
 async function serverStats(socket: string, key: string): Promise<ServerStat[]> {
   const csv = await adminCommand(socket, `show stat ${key} 4 -1`).catch(() => '')
   return parseServerStats(csv).filter((s) => s.backend === key)
