@@ -131,7 +131,15 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
   let stamp = specStamp(project.file)
   /** Reloads the spec when its file changed; an invalid edit is logged once and the last good spec kept. */
   let badSpec = ''
-  const reloadIfChanged = async (): Promise<void> => {
+  let reloading: Promise<void> | undefined
+  // one load at a time: the spec timer and a pass may both see the edit
+  const reloadIfChanged = (): Promise<void> => {
+    reloading ??= reload().finally(() => {
+      reloading = undefined
+    })
+    return reloading
+  }
+  const reload = async (): Promise<void> => {
     const now = specStamp(project.file)
     if (now === stamp) return
     try {
@@ -146,6 +154,8 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
       // a policy may have changed (drift.policy, recycle): every environment looks again
       for (const r of reconcilers.values()) r.nudge()
     } catch (err) {
+      // the same bytes are not loaded again: the next edit is
+      stamp = now
       const message = err instanceof Error ? err.message : String(err)
       // a spec error's message counts the problems; its details name each (file:line:col, key, fix)
       const details = err instanceof GrailError ? err.details : []
@@ -231,6 +241,7 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
   // the patch policy: at start (the archive cache keeps that cheap) and then every policies.patch.interval
   let patchRun: Promise<void> | undefined
   let patchTimer: NodeJS.Timeout | undefined
+  let specTimer: NodeJS.Timeout | undefined
   let stoppingNow = false
   const runPatch = (): Promise<void> => {
     patchRun ??= (async () => {
@@ -271,6 +282,7 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
       log.info({ reason }, 'stopping: the pass under way finishes first')
       stoppingNow = true
       clearTimeout(patchTimer)
+      clearInterval(specTimer)
       await Promise.all([...reconcilers.values()].map((r) => r.stop()))
       await patchRun
       await http?.close()
@@ -284,12 +296,15 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
     return stopping
   }
 
+  // an edit of grail.yaml is seen within a second (a stat), and wakes every reconciler once loaded
   if (opts.once) {
     for (const r of reconcilers.values()) await r.runPass()
     await runPatch()
   } else {
     for (const r of reconcilers.values()) r.start()
     void runPatch()
+    specTimer = setInterval(() => void reloadIfChanged(), 1000)
+    specTimer.unref()
   }
   return { url: http?.url ?? null, ctx, stop, stopped }
 }
