@@ -85,6 +85,7 @@ export class Reconciler {
   private watcher: { close(): void } | undefined
   private healthTimer: NodeJS.Timeout | undefined
   private passing = false
+  private delayed: NodeJS.Timeout | undefined
   /** whether HAProxy answered the last route check (a change to `false` asks for a pass) */
   private dataPlaneAnswered = true
 
@@ -147,6 +148,7 @@ export class Reconciler {
       }
       this.watcher?.close()
       clearInterval(this.healthTimer)
+      clearTimeout(this.delayed)
     })()
   }
 
@@ -202,7 +204,14 @@ export class Reconciler {
     const gap = this.opts.minGapMs ?? 500
     const wait = this.lastPassAt + gap - Date.now()
     if (wait <= 0) this.nudge()
-    else setTimeout(() => this.nudge(), wait).unref()
+    else if (this.delayed === undefined) {
+      // one delayed nudge however many events arrive meanwhile (an instance writing a file a second)
+      this.delayed = setTimeout(() => {
+        this.delayed = undefined
+        this.nudge()
+      }, wait)
+      this.delayed.unref()
+    }
   }
 
   /** Asks for a pass as soon as the current one (if any) ends. */

@@ -43,17 +43,16 @@ async function fromRecord(
   }
 }
 
-/** The environment and mount points of a running container's init process, from /proc; undefined if it is gone. */
-async function liveProcess(
+/**
+ * The environment and mount points of a running container's init process, from /proc; undefined if it
+ * is gone. A process that dies while it is read (killed as `grail status` looks) is gone too: its
+ * mountinfo then fails with EINVAL (a zombie has no mount namespace left), its environ with ESRCH.
+ */
+export async function liveProcess(
   pid: number,
 ): Promise<{ env: Record<string, string>; mountPoints: Set<string> } | undefined> {
   try {
-    const environ = await readFile(`/proc/${pid}/environ`, 'utf8')
-    const env: Record<string, string> = {}
-    for (const entry of environ.split('\0')) {
-      const eq = entry.indexOf('=')
-      if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1)
-    }
+    // mountinfo first: a process that died fails it with EINVAL, before its environ (ESRCH)
     const mountinfo = await readFile(`/proc/${pid}/mountinfo`, 'utf8')
     // field 5 is the mount point, relative to the process's root, with octal escapes for spaces and such
     const mountPoints = new Set(
@@ -63,9 +62,15 @@ async function liveProcess(
         .filter((m): m is string => m !== undefined)
         .map((m) => m.replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(Number.parseInt(o, 8)))),
     )
+    const environ = await readFile(`/proc/${pid}/environ`, 'utf8')
+    const env: Record<string, string> = {}
+    for (const entry of environ.split('\0')) {
+      const eq = entry.indexOf('=')
+      if (eq > 0) env[entry.slice(0, eq)] = entry.slice(eq + 1)
+    }
     return { env, mountPoints }
   } catch (err) {
-    if (isErrno(err, 'ENOENT') || isErrno(err, 'ESRCH') || isErrno(err, 'EACCES')) return undefined
+    if (['ENOENT', 'ESRCH', 'EACCES', 'EINVAL'].some((code) => isErrno(err, code))) return undefined
     throw err
   }
 }
