@@ -1,5 +1,5 @@
 import type { Project } from '../spec/types.js'
-import type { Db, HotfixChange, HotfixStatus } from '../state/index.js'
+import type { Db, HotfixChange, HotfixRecord } from '../state/index.js'
 import { listHotfixes, listReleases } from '../state/index.js'
 
 /** One environment of the project: its provider and the services it runs. */
@@ -71,18 +71,7 @@ export function serviceSummaries(db: Db, project: Project, environment: string):
 }
 
 /** A hotfix as the API lists it: the record, whether its TTL still runs, and the paths it changed. */
-export interface HotfixSummary {
-  id: number
-  instance: string
-  environment: string
-  service: string
-  actor: string
-  reason: string
-  command: string[]
-  status: HotfixStatus
-  exitCode: number | null
-  createdAt: string
-  expiresAt: string
+export interface HotfixSummary extends Omit<HotfixRecord, 'changes'> {
   /** recorded and its TTL has not ended: its drift is excused */
   live: boolean
   files: HotfixChange[]
@@ -92,19 +81,9 @@ export interface HotfixSummary {
 export function hotfixSummaries(db: Db, now: number = Date.now()): HotfixSummary[] {
   return listHotfixes(db)
     .reverse()
-    .map((h) => ({
-      id: h.id,
-      instance: h.instance,
-      environment: h.environment,
-      service: h.service,
-      actor: h.actor,
-      reason: h.reason,
-      command: h.command,
-      status: h.status,
-      exitCode: h.exitCode,
-      createdAt: h.createdAt,
-      expiresAt: h.expiresAt,
+    .map(({ changes, ...h }) => ({
+      ...h,
       live: h.status === 'recorded' && Date.parse(h.expiresAt) > now,
-      files: h.changes,
+      files: changes,
     }))
 }

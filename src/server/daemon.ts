@@ -128,6 +128,11 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
     db.close()
     throw err
   }
+  /** The redactor again from the spec and every release: after anything that may have made a release. */
+  const refreshSecrets = (): void => {
+    redactor = projectSecrets(project, allReleases(db)).redactor
+    useRedactor(db, redactor)
+  }
   let stamp = specStamp(project.file)
   /** Reloads the spec when its file changed; an invalid edit is logged once and the last good spec kept. */
   let badSpec = ''
@@ -146,8 +151,7 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
       const next = await loadProject(opts.target)
       stamp = now
       project = next
-      redactor = projectSecrets(project, allReleases(db)).redactor
-      useRedactor(db, redactor)
+      refreshSecrets()
       badSpec = ''
       log.info({ file: project.file }, 'spec reloaded')
       appendEvent(db, 'serve.spec-reloaded', project.name, { file: project.file })
@@ -194,7 +198,11 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
       try {
         return await fn(await openFor(env))
       } finally {
-        if (o.lock) releaseLock(db, 'apply')
+        if (o.lock) {
+          releaseLock(db, 'apply')
+          // a write may have made a release with secrets the log and the events must hide from now on
+          refreshSecrets()
+        }
       }
     },
     reconcileSoon(env) {
@@ -257,6 +265,7 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
           },
           'patch policy checked',
         )
+        refreshSecrets()
         for (const env of environments) reconcilers.get(env)?.nudge()
       } catch (err) {
         const e =
