@@ -1,4 +1,5 @@
 import type { Logger } from 'pino'
+import { GrailError } from '../errors.js'
 import type { openEnvironment } from '../engine/environment.js'
 import type { GrailHome } from '../home.js'
 import type { Project } from '../spec/types.js'
@@ -118,4 +119,10 @@ export class EventFeed {
     this.timer = undefined
     this.subscribers.clear()
   }
+}
+
+/** An error as the daemon logs it and records it in an event: code, message and hint of a GrailError. */
+export function errorFields(err: unknown): Record<string, unknown> {
+  if (err instanceof GrailError) return { code: err.code, message: err.message, hint: err.hint }
+  return { message: err instanceof Error ? err.message : String(err) }
 }

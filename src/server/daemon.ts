@@ -21,7 +21,7 @@ import {
   useRedactor,
 } from '../state/index.js'
 import { type Redactor, redactText, redactValue } from '../util/redact.js'
-import { EventFeed, type OpenedEnvironment, type ServerContext } from './context.js'
+import { EventFeed, errorFields, type OpenedEnvironment, type ServerContext } from './context.js'
 import { Reconciler } from './reconciler.js'
 
 export interface ServeOptions {
@@ -268,10 +268,7 @@ export async function startDaemon(opts: ServeOptions): Promise<Daemon> {
         refreshSecrets()
         for (const env of environments) reconcilers.get(env)?.nudge()
       } catch (err) {
-        const e =
-          err instanceof GrailError
-            ? { code: err.code, message: err.message, hint: err.hint }
-            : { message: String(err) }
+        const e = errorFields(err)
         log.error({ err: e }, 'patch policy failed')
         appendEvent(db, 'patch.error', project.name, e)
       } finally {

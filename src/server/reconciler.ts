@@ -13,7 +13,7 @@ import {
   liveInstances,
   releaseLock,
 } from '../state/index.js'
-import type { OpenedEnvironment, ReconcileStats, ServerContext } from './context.js'
+import { errorFields, type OpenedEnvironment, type ReconcileStats, type ServerContext } from './context.js'
 
 /**
  * What the reconciler applies on its own: replacements (missing, crashed, unhealthy, drifted, recycled,
@@ -192,7 +192,7 @@ export class Reconciler {
       })
     } catch (err) {
       this.ctx.log.warn(
-        { environment: this.environment, err: errorLog(err) },
+        { environment: this.environment, err: errorFields(err) },
         'no provider events: polling only',
       )
     }
@@ -243,8 +243,8 @@ export class Reconciler {
       const message = err instanceof Error ? err.message : String(err)
       // the same failure every pass is logged once, not every two seconds
       if (this.stats.lastError !== message) {
-        log.error({ err: errorLog(err) }, 'reconcile failed')
-        appendEvent(this.ctx.db, 'reconcile.error', this.environment, errorLog(err))
+        log.error({ err: errorFields(err) }, 'reconcile failed')
+        appendEvent(this.ctx.db, 'reconcile.error', this.environment, errorFields(err))
       }
       this.stats.lastError = message
       return undefined
@@ -402,9 +402,4 @@ function outcomeLog(o: Extract<PassOutcome, { kind: 'applied' }>): Record<string
     ...(o.failed.length ? { failed: o.failed } : {}),
     rollouts: o.rollouts,
   }
-}
-
-function errorLog(err: unknown): Record<string, unknown> {
-  if (err instanceof GrailError) return { code: err.code, message: err.message, hint: err.hint }
-  return { message: err instanceof Error ? err.message : String(err) }
 }
