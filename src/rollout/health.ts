@@ -59,12 +59,22 @@ export async function probeOnce(check: HealthCheck, target: ProbeTarget): Promis
   switch (check.type) {
     case 'http': {
       const url = `http://${target.host}:${check.port ?? target.port}${check.path}`
+      // AbortSignal.timeout's timer does not keep the process alive, nor does undici's socket: a
+      // probe whose SYN goes unanswered (an instance's network torn down under it) let a `grail status`
+      // exit 0 with nothing printed. This timer holds the process until the probe ends.
+      const controller = new AbortController()
+      const timer = setTimeout(
+        () => controller.abort(new DOMException('The operation was aborted due to timeout', 'TimeoutError')),
+        check.timeout,
+      )
       try {
-        const res = await fetch(url, { signal: AbortSignal.timeout(check.timeout), redirect: 'manual' })
+        const res = await fetch(url, { signal: controller.signal, redirect: 'manual' })
         await res.arrayBuffer()
         return { ok: res.status === check.expectStatus, detail: `HTTP ${res.status}` }
       } catch (err) {
         return { ok: false, detail: describeError(err) }
+      } finally {
+        clearTimeout(timer)
       }
     }
     case 'tcp':
