@@ -57,6 +57,8 @@ export async function planBase(image: ImageSpec, env: BuildEnv): Promise<Planned
         produce: () => produceGrailBase(rec, env, key),
       }
     }
+    case 'registry':
+      throw new Error('registry bases are not built yet')
   }
 }
 

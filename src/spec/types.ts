@@ -38,6 +38,9 @@ export type BaseSource =
   | { kind: 'oci'; path: string; ref?: string }
   /** a rootfs tarball (.tar or .tar.gz, absolute path) */
   | { kind: 'rootfs'; path: string }
+  /** an image in a registry, `host[:port]/repo[:tag][@digest]`: the tag is resolved once and its digest
+   * pinned in grail.lock; `registry` names the project's registry settings (auth, CA) when the host is its */
+  | { kind: 'registry'; ref: string }
 
 export type Step =
   /** sources are relative to the build context; `to` is an absolute path in the image */
@@ -161,6 +164,36 @@ export interface EnvironmentSpec {
   endpoint?: string
   /** per-service overrides, already merged into `services` */
   services: Record<string, ServiceSpec>
+  /** the registry this environment pulls from (its own `registry:`, else the project's) */
+  registry?: RegistrySpec
+}
+
+/** Where credentials for a registry come from; none of them is ever written by Grail. */
+export type RegistryAuth =
+  /** `~/.docker/config.json` `auths` when it has the host, else anonymous */
+  | { kind: 'auto' }
+  | { kind: 'none' }
+  /** names of the environment variables that hold the user and the password */
+  | { kind: 'env'; username: string; password: string }
+  /** an absolute path: a docker config.json (`auths`), or `{"username": …, "password": …}`; refused
+   * when group- or world-readable */
+  | { kind: 'file'; path: string }
+
+/** `registry:` (project level, or per environment). */
+export interface RegistrySpec {
+  /** `https://host[:port]`, or `http://…` (loopback, or with `insecure`) */
+  url: string
+  /** `host[:port]`, lower case */
+  host: string
+  /** repository prefix: image `web` lives at `host/prefix/web` (default: the project's name) */
+  prefix: string
+  auth: RegistryAuth
+  /** absolute path of a PEM CA bundle to trust for this registry */
+  ca?: string
+  /** plain http to a host that is not loopback */
+  insecure: boolean
+  /** the shared build cache: `from` reads step layers from the registry, `to` pushes them there */
+  cache: { from: boolean; to: boolean }
 }
 
 export interface PolicySpec {
@@ -194,4 +227,6 @@ export interface Project {
   services: Record<string, ServiceSpec>
   environments: Record<string, EnvironmentSpec>
   policies: PolicySpec
+  /** where `grail push` sends images and builds find a shared cache */
+  registry?: RegistrySpec
 }
