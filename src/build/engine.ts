@@ -75,6 +75,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
         ...(req.upgrades ? { upgrades: req.upgrades } : {}),
         log: () => {},
         current,
+        project: req.project.name,
       }
       // one build of an image at a time per project: a second one waits, then finds the first's version
       const lock = `build ${image.name}`
