@@ -7,6 +7,7 @@ import { registerImages, registerRevoke } from './commands/images.js'
 import { registerInit } from './commands/init.js'
 import { registerOperate } from './commands/operate.js'
 import { registerOutdated } from './commands/outdated.js'
+import { registerRegistry } from './commands/registry.js'
 import { registerSchema } from './commands/schema.js'
 import { registerServe } from './commands/serve.js'
 import { registerState } from './commands/state.js'
@@ -43,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
   const globals = () => program.opts<GlobalOptions>()
   registerInit(program, globals)
   registerBuild(program, globals)
+  registerRegistry(program, globals)
   registerImages(program, globals)
   registerRevoke(program, globals)
   registerOutdated(program, globals)

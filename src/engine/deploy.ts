@@ -18,6 +18,8 @@ export interface DeployReport extends ApplyResult {
   serving: Serving[]
   /** only where a release serves: after a failed first deploy there is nothing behind the URL */
   urls: Array<{ service: string; url: string }>
+  /** images `--locked` pulled from the registry (`host/repo@digest`) */
+  pulled: string[]
 }
 
 /**
@@ -29,18 +31,23 @@ export async function deployEnvironment(
   opts: { locked?: boolean } = {},
 ): Promise<DeployReport> {
   let locked: EngineEnv['locked']
+  let pulled: string[] = []
   if (opts.locked) {
     const { readLock, lockedImages } = await import('../lifecycle/lock.js')
     const services = Object.values(a.project.environments[a.environment]?.services ?? {})
     const names = [...new Set(services.map((s) => s.image))]
-    locked = lockedImages(a.project, await readLock(a.project), a.db, names)
+    const lock = await readLock(a.project)
+    // a fresh machine has the repo and its lock: what the lock names comes from the registry, by digest
+    const { pullLockedImages } = await import('../lifecycle/registry/ensure.js')
+    pulled = (await pullLockedImages(a, lock, names)).filter((p) => p.created).map((p) => p.reference)
+    locked = lockedImages(a.project, lock, a.db, names)
   }
   const r = await applyEnvironment({ ...a, ...(locked ? { locked } : {}) })
   const serving = servingNow(a.db, a.project, a.environment)
   const urls = serving.flatMap((s) =>
     s.url && s.release !== undefined ? [{ service: s.service, url: s.url }] : [],
   )
-  return { ...r, serving, urls }
+  return { ...r, serving, urls, pulled }
 }
 
 const isRecycle = (x: Action): boolean => x.kind === 'replace' && x.cause === 'recycle'

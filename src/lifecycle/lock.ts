@@ -135,7 +135,7 @@ export function lockedImages(
         'LOCK_IMAGE_MISSING',
         `image ${name} ${entry.digest} of ${LOCK_FILE} is not in this machine's catalog`,
         {
-          hint: `run \`grail build ${name}\`: builds are reproducible, so the same spec and sources give this digest again`,
+          hint: `run \`grail build ${name}\` (builds are reproducible: the same spec and sources give this digest again), or declare the registry it was pushed to (\`registry:\`, docs/registry.md) and --locked pulls it`,
         },
       )
     }

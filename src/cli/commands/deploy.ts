@@ -123,6 +123,7 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
     if (g.json) printJson(res)
     else {
       for (const r of res.recovered) out(style.yellow(`recovered: ${r}`))
+      for (const p of res.pulled) out(`pulled ${p}`)
       for (const p of res.proxies) if (p.state !== 'up') out(proxyLine(p))
       renderPlan(res.plan, [])
       for (const s of res.serving) {

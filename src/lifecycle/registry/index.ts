@@ -1,0 +1,7 @@
+export type { Registry } from './connect.js'
+export { connectRegistry, registrySpecForHost, registrySpecOf, requireRegistry } from './connect.js'
+export { pullLockedImages } from './ensure.js'
+export type { PulledImage } from './pull.js'
+export { pullIntoCatalog } from './pull.js'
+export type { PushedImage } from './push.js'
+export { pushImages } from './push.js'
