@@ -71,12 +71,8 @@ export async function pullIntoCatalog(
     pulled.manifest.config.size +
     pulled.manifest.layers.reduce((n: number, l: { size: number }) => n + l.size, 0) +
     (await manifestSize(a.store, pulled.digest))
-  const [{ imageFileManifest }, { syncIndex }] = await Promise.all([
-    import('../../oci/file-manifest.js'),
-    import('../../build/image-writer.js'),
-  ])
-  // the file manifest drift compares instances with: every image the catalog records has one
-  await imageFileManifest(a.home, a.store, pulled.digest)
+  // the file manifest drift compares with is made from the layers on first use, not here
+  const { syncIndex } = await import('../../build/image-writer.js')
   const { record, created } = recordImageVersion(a.db, {
     name,
     digest: pulled.digest,
