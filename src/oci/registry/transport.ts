@@ -377,7 +377,7 @@ export class Transport {
         }
         const secs = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60
         // a little early: a token that expires in flight costs a whole upload
-        return { value, expires: Date.now() + Math.max(1, secs - 5) * 1000 }
+        return { value, expires: Date.now() + secs * 1000 - Math.min(5000, secs * 500) }
       } catch (err) {
         if (!isRetryable(err) || attempt >= this.attempts)
           throw this.final(err, { ...opts, url: url.pathname })
