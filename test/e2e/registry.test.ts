@@ -137,6 +137,19 @@ describe('registry with TLS and htpasswd (Debian docker-registry, local provider
     assert.match(unset.stderr, /REG_PASS/)
   })
 
+  test('a registry whose CA is not given is not trusted: the error names the registry and says how to trust it', async () => {
+    const untrusting = await busyboxProject({
+      'grail.yaml': spec(reg).replace('  ca: ./ca.pem\n', ''),
+      'site/index.html': 'v1\n',
+    })
+    clones.push(untrusting)
+    const res = await run(['pull', `${reg.host}/${PROJECT}/web:v1`], untrusting)
+    assert.equal(res.code, 1)
+    assert.ok(res.stderr.includes(reg.host), res.stderr)
+    assert.match(res.stderr, /certificate|CA/i)
+    assert.match(res.stderr, /ca:/)
+  })
+
   test('a fresh clone with an empty .grail/ deploys exactly the locked digest from the registry, building nothing', async () => {
     const clone = await busyboxProject({})
     clones.push(clone)

@@ -43,6 +43,11 @@ async function registryError(
     `registry ${registry}: ${method} ${shownPath(url)} answered ${res.statusCode}${detail ? ` (${detail})` : ''}`,
     {
       details: codes,
+      ...(res.statusCode === 404
+        ? {
+            hint: 'check the reference (host, repository, tag or digest); an image gets there with `grail push`',
+          }
+        : {}),
     },
   )
 }

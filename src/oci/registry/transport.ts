@@ -203,6 +203,23 @@ export class Transport {
         },
       )
     }
+    const code = (err as NodeJS.ErrnoException)?.code
+    if (code !== undefined && TLS_TRUST_CODES.has(code)) {
+      return new GrailError(
+        'REGISTRY_UNREACHABLE',
+        `registry ${this.registry}: its TLS certificate is not trusted (${(err as Error).message})`,
+        {
+          hint: 'give the CA that signed it with `ca: FILE` on that registry in grail.yaml (or add it to the system CAs); a certificate must also name the host it is reached by',
+        },
+      )
+    }
+    if (code !== undefined && /^(ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ERR_SSL_|EPROTO)/.test(code)) {
+      return new GrailError(
+        'REGISTRY_UNREACHABLE',
+        `registry ${this.registry}: ${opts.method} ${shownPath(opts.url)} failed: ${(err as Error).message}`,
+        { hint: 'check the registry URL in grail.yaml (host, port, https or http) and that it is reachable' },
+      )
+    }
     return err
   }
 
@@ -408,6 +425,20 @@ function retryAfter(v: string | string[] | undefined): number | undefined {
   const t = Date.parse(s)
   return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now())
 }
+
+/** What Node's TLS reports when the registry's certificate does not verify. */
+const TLS_TRUST_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_SIGNATURE_FAILURE',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+])
 
 /** A network error with nothing of the request attached (undici errors can hold headers in their causes). */
 function scrub(err: unknown): Error {
