@@ -118,6 +118,15 @@ export async function pushImage(
 
   const pushManifest = async (digest: Digest): Promise<{ bytes: Buffer; mediaType: string }> => {
     const m = await storedManifest(store, digest)
+    // the registry has this manifest in this repository: it accepted it only with every blob it names
+    // there, so nothing below it needs a request (a second push of the same image is one HEAD)
+    const there = await client.headManifest(repository, digest)
+    if (there?.digest === digest) {
+      const blobs = INDEX_TYPES.has(m.mediaType) ? m.json.manifests.length : 1 + (m.json.layers?.length ?? 0)
+      skipped += blobs
+      opts.onEvent?.({ type: 'manifest', digest, reference: digest })
+      return m
+    }
     if (INDEX_TYPES.has(m.mediaType)) {
       await eachLimited(m.json.manifests, 1, async (child) => {
         await pushManifest(child.digest)
@@ -135,6 +144,7 @@ export async function pushImage(
 
   const top = await pushManifest(manifestDigest)
   for (const tag of opts.tags ?? []) {
+    if ((await client.headManifest(repository, tag))?.digest === manifestDigest) continue
     const got = await client.putManifest(repository, tag, top.mediaType, top.bytes)
     if (got !== manifestDigest) {
       throw new GrailError(
