@@ -6,10 +6,12 @@ import { dirname, resolve } from 'node:path'
 import { DEFAULT_REDACT_KEYS, secretKeyMatcher } from '../util/redact.js'
 import { problemsFromIssues, valueAt } from './issues.js'
 import type { RawProblem } from './problems.js'
+import { repositoryPathProblem } from './registry-ref.js'
 import type { GrailConfigParsed } from './schema.js'
 import { isPlainObject } from './schema-common.js'
+import type { ParsedRegistry } from './schema-registry.js'
 import { serviceSchema } from './schema-service.js'
-import type { BaseSource, EnvironmentSpec, ImageSpec, Project, ServiceSpec } from './types.js'
+import type { BaseSource, EnvironmentSpec, ImageSpec, Project, RegistrySpec, ServiceSpec } from './types.js'
 
 /** Keys whose value replaces the service's instead of merging into it (its variants do not mix). */
 const REPLACED = new Set(['healthcheck', 'publish'])
@@ -30,6 +32,41 @@ export function mergeOverride(service: unknown, override: unknown, top = true): 
 function resolveBase(base: BaseSource, dir: string): BaseSource {
   if (base.kind === 'oci' || base.kind === 'rootfs') return { ...base, path: resolve(dir, base.path) }
   return base
+}
+
+/**
+ * A registry as the engine uses it: the prefix defaulted to the project name (which must then be a valid
+ * repository path), `ca` and `auth.file` made absolute against the spec's directory.
+ */
+function resolveRegistry(
+  r: ParsedRegistry,
+  project: string,
+  dir: string,
+  path: PropertyKey[],
+  problems: RawProblem[],
+): RegistrySpec {
+  let prefix = r.prefix
+  if (prefix === undefined) {
+    prefix = project
+    const problem = repositoryPathProblem(project, 'the project name (the default prefix)')
+    if (problem) {
+      problems.push({
+        path,
+        at: 'key',
+        message: problem.message,
+        hint: `set ${[...path.map(String), 'prefix'].join('.')}, e.g. prefix: ${project.replace(/-+$/, '') || 'myteam'}`,
+      })
+    }
+  }
+  return {
+    url: r.url,
+    host: r.host,
+    prefix,
+    auth: r.auth.kind === 'file' ? { kind: 'file', path: resolve(dir, r.auth.path) } : r.auth,
+    ...(r.ca !== undefined ? { ca: resolve(dir, r.ca) } : {}),
+    insecure: r.insecure,
+    cache: { ...r.cache },
+  }
 }
 
 export interface NormaliseOptions {
@@ -116,6 +153,10 @@ export function normaliseProject(
   }
   const services: Record<string, ServiceSpec> = {}
   for (const [name, svc] of Object.entries(parsed.services)) services[name] = { name, ...svc }
+  const registry =
+    parsed.registry === undefined
+      ? undefined
+      : resolveRegistry(parsed.registry, parsed.project, dir, ['registry'], problems)
   const environments: Record<string, EnvironmentSpec> = {}
   for (const [name, env] of Object.entries(parsed.environments)) {
     const merged: Record<string, ServiceSpec> = {}
@@ -127,6 +168,12 @@ export function normaliseProject(
       ...(env.endpoint === undefined ? {} : { endpoint: env.endpoint }),
       services: merged,
     }
+    // an environment's registry replaces the project's as a whole (auth and CA belong to one registry)
+    const own =
+      env.registry === undefined
+        ? registry
+        : resolveRegistry(env.registry, parsed.project, dir, ['environments', name, 'registry'], problems)
+    if (own !== undefined) environments[name].registry = structuredClone(own)
   }
   const project: Project = {
     name: parsed.project,
@@ -136,6 +183,7 @@ export function normaliseProject(
     services,
     environments,
     policies: parsed.policies,
+    ...(registry === undefined ? {} : { registry }),
   }
   return { project, problems }
 }

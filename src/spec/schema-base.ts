@@ -1,10 +1,13 @@
 import { z } from 'zod'
 import { NAME_PATTERN, checkExactlyOne, integer, nameSchema, report, slugify } from './schema-common.js'
+import { formatImageRef, parseImageRef } from './registry-ref.js'
 import { didYouMean } from './suggest.js'
 import type { BaseSource } from './types.js'
 
 const VARIANTS = ['essential', 'minbase', 'required', 'important', 'standard'] as const
-const BASE_KINDS = ['debian', 'image', 'oci', 'rootfs'] as const
+const BASE_KINDS = ['debian', 'image', 'oci', 'registry', 'rootfs'] as const
+/** the kinds a string shorthand may name (a registry base is always a mapping) */
+const SHORTHAND_KINDS = ['debian', 'image', 'oci', 'rootfs'] as const
 const SHORTHANDS = ['scratch', 'debian:SUITE', 'image:NAME', 'oci:PATH', 'rootfs:PATH']
 
 /** A token that ends up in mmdebstrap's argv: no leading "-", no commas or spaces. */
@@ -71,6 +74,13 @@ const objectForms = z.union([
   z.strictObject({
     rootfs: z.string().min(1).describe('A rootfs tarball (.tar or .tar.gz), relative to the spec file.'),
   }),
+  z.strictObject({
+    registry: z
+      .string({ error: 'expected an image reference such as registry.example.com/debian:bookworm' })
+      .describe(
+        'An image in a registry, `host[:port]/repo[:tag][@sha256:…]` (no tag: `latest`). The tag is resolved once and the manifest digest pinned in grail.lock; `build --refresh` resolves it again. The host is always written: Docker Hub is `registry-1.docker.io/library/NAME`.',
+      ),
+  }),
 ])
 
 function parseShorthand(s: string, ctx: z.core.ParsePayload<unknown>): BaseSource {
@@ -96,7 +106,13 @@ function parseShorthand(s: string, ctx: z.core.ParsePayload<unknown>): BaseSourc
   }
   if (prefix === 'oci' && rest !== '') return { kind: 'oci', path: rest }
   if (prefix === 'rootfs' && rest !== '') return { kind: 'rootfs', path: rest }
-  const near = didYouMean(prefix, ['scratch', ...BASE_KINDS])
+  if (prefix === 'registry' || 'host' in parseImageRef(s)) {
+    report(ctx, 'a registry base is a mapping, not a shorthand', s, {
+      hint: `write base: {registry: ${prefix === 'registry' ? rest : s}}`,
+    })
+    return { kind: 'scratch' }
+  }
+  const near = didYouMean(prefix, ['scratch', ...SHORTHAND_KINDS])
   report(ctx, `expected a base: ${SHORTHANDS.map((f) => `"${f}"`).join(', ')} or a mapping`, s, {
     hint: near ?? 'for example base: scratch, or base: {debian: {suite: bookworm}}',
   })
@@ -128,8 +144,16 @@ export const baseSchema = z
     }
     if ('image' in b) return { kind: 'image', image: b.image, ...(b.version ? { version: b.version } : {}) }
     if ('oci' in b) return { kind: 'oci', path: b.oci, ...(b.ref ? { ref: b.ref } : {}) }
+    if ('registry' in b) {
+      const parsed = parseImageRef(b.registry)
+      if ('message' in parsed) {
+        report(ctx, parsed.message, '', { path: ['registry'], hint: parsed.hint })
+        return { kind: 'scratch' }
+      }
+      return { kind: 'registry', ref: formatImageRef(parsed) }
+    }
     return { kind: 'rootfs', path: b.rootfs }
   })
   .describe(
-    'Where the image starts. `scratch`; `debian:SUITE`; `image:NAME` (another image here); `oci:PATH`; `rootfs:PATH`; or a mapping with exactly one of `debian`, `image` (+ `version`), `oci` (+ `ref`), `rootfs`. Default `scratch`.',
+    'Where the image starts. `scratch`; `debian:SUITE`; `image:NAME` (another image here); `oci:PATH`; `rootfs:PATH`; or a mapping with exactly one of `debian`, `image` (+ `version`), `oci` (+ `ref`), `registry`, `rootfs`. Default `scratch`.',
   )

@@ -8,6 +8,7 @@ import { z } from 'zod'
 import { baseSchema } from './schema-base.js'
 import { DEFAULT_REDACT_KEYS } from '../util/redact.js'
 import { durationSchema, integer, nameSchema, report, serviceNameSchema } from './schema-common.js'
+import { registrySchema } from './schema-registry.js'
 import { resourcesSchema } from './schema-resources.js'
 import { serviceOverrideSchema, serviceSchema } from './schema-service.js'
 import { stepSchema } from './schema-steps.js'
@@ -61,6 +62,11 @@ const environmentSchema = z
       .default({})
       .describe(
         'Per-service overrides, deep-merged into `services.<name>`: mappings merge, lists and values replace; `healthcheck` and `publish` replace as a whole.',
+      ),
+    registry: registrySchema
+      .optional()
+      .describe(
+        "The registry this environment pulls from (and `grail push` sends to): replaces the project's `registry` as a whole. Default: the project's.",
       ),
   })
   .check((ctx) => {
@@ -189,6 +195,11 @@ export const grailSchema = z
       .record(nameSchema('an environment name'), environmentSchema)
       .prefault({ local: { provider: 'local' } })
       .describe('Where the services run, by name. Default `{local: {provider: local}}`.'),
+    registry: registrySchema
+      .optional()
+      .describe(
+        'The registry images are pushed to and pulled from: `https://host[:port]`, or a mapping with `url`, `prefix`, `auth`, `ca`, `insecure` and `cache`. Environments use it unless they set their own. See docs/registry.md.',
+      ),
     policies: policiesSchema
       .prefault({})
       .describe('Project-wide rules: garbage collection, disruption budget, hotfixes, secrets, patching.'),
