@@ -163,10 +163,19 @@ export async function pullImage(
   reference: string,
   store: OciStore,
   opts: PullOptions = {},
-): Promise<{ digest: Digest; mediaType: string; manifest: Manifest; configDigest: Digest }> {
+): Promise<{
+  digest: Digest
+  mediaType: string
+  manifest: Manifest
+  configDigest: Digest
+  /** the digest of the index `reference` named, when the manifest was picked from one */
+  indexDigest?: Digest
+}> {
   const want = opts.platform ?? { os: 'linux', architecture: 'amd64' }
   let fetched = await client.getManifest(repository, reference)
+  let indexDigest: Digest | undefined
   if (INDEX_TYPES.has(fetched.mediaType)) {
+    indexDigest = fetched.digest
     const index = JSON.parse(fetched.bytes.toString('utf8')) as ImageIndex
     const pick = (index.manifests ?? []).find(
       (d) =>
@@ -236,5 +245,6 @@ export async function pullImage(
     mediaType: fetched.mediaType,
     manifest,
     configDigest: manifest.config.digest,
+    ...(indexDigest !== undefined ? { indexDigest } : {}),
   }
 }
