@@ -3,6 +3,7 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { connect } from 'node:net'
 import { join } from 'node:path'
 import { freePort } from './net.js'
 
@@ -18,8 +19,15 @@ export interface LocalRegistry {
   stop(): Promise<void>
 }
 
-/** Starts a registry and waits until GET /v2/ answers; `extraConfig` is appended to its YAML config. */
-export async function startRegistry(extraConfig = ''): Promise<LocalRegistry> {
+export interface RegistryOptions {
+  /** serve https with this certificate and key (PEM files) */
+  tls?: { certificate: string; key: string }
+  /** top-level YAML appended to the config (e.g. an `auth:` section) */
+  extraConfig?: string
+}
+
+/** Starts a registry and waits until its port accepts connections. */
+export async function startRegistry(opts: RegistryOptions = {}): Promise<LocalRegistry> {
   const dir = await mkdtemp(join(tmpdir(), 'grail-registry-'))
   const port = await freePort()
   const host = `127.0.0.1:${port}`
@@ -36,7 +44,7 @@ storage:
     enabled: true
 http:
   addr: ${host}
-${extraConfig}`,
+${opts.tls ? `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n` : ''}${opts.extraConfig ?? ''}`,
   )
   const proc = spawn(DOCKER_REGISTRY, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
@@ -65,18 +73,23 @@ ${extraConfig}`,
       await stop()
       throw new Error(`docker-registry exited: ${out}`)
     }
-    try {
-      const res = await fetch(`http://${host}/v2/`)
-      await res.arrayBuffer()
-      if (res.status === 200 || res.status === 401) break
-    } catch {
-      // not listening yet
-    }
+    if (await accepts(port)) break
     if (Date.now() > deadline) {
       await stop()
       throw new Error(`docker-registry did not answer on ${host}: ${out}`)
     }
     await new Promise((r) => setTimeout(r, 50))
   }
-  return { url: `http://${host}`, host, dir, proc, log: () => out, stop }
+  return { url: `${opts.tls ? 'https' : 'http'}://${host}`, host, dir, proc, log: () => out, stop }
+}
+
+function accepts(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = connect(port, '127.0.0.1')
+    sock.once('connect', () => {
+      sock.destroy()
+      resolve(true)
+    })
+    sock.once('error', () => resolve(false))
+  })
 }

@@ -227,7 +227,7 @@ export class Transport {
           dispatcher: this.agent,
         })
       } catch (err) {
-        throw scrub(err)
+        throw this.tlsError(err, url) ?? scrub(err)
       }
       const status = res.statusCode
       if (status >= 300 && status < 400 && status !== 304 && opts.redirect && res.headers.location) {
@@ -264,6 +264,20 @@ export class Transport {
         await res.body.dump().catch(() => undefined)
       }
     }
+  }
+
+  /** A certificate the client does not trust: a GrailError naming the host, with where CAs come from. */
+  private tlsError(err: unknown, url: URL): GrailError | undefined {
+    const e = err as { code?: unknown; cause?: { code?: unknown } }
+    const code = String(e?.code ?? e?.cause?.code ?? '')
+    if (!/^(CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|ERR_TLS_|ERR_SSL_)/.test(code)) return undefined
+    return new GrailError(
+      'REGISTRY_TLS',
+      `registry ${this.registry}: the TLS connection to ${url.host} failed (${code})`,
+      {
+        hint: 'a registry with a private CA needs `ca:` (a PEM file of that CA) in its registry settings; the certificate must name the host',
+      },
+    )
   }
 
   private refused(opts: SendOptions): GrailError {
@@ -346,7 +360,7 @@ export class Transport {
       try {
         const res = await request(url, { method, headers, body, dispatcher: this.agent }).catch(
           (err: unknown) => {
-            throw scrub(err)
+            throw this.tlsError(err, url) ?? scrub(err)
           },
         )
         const text = await res.body.text()
