@@ -141,3 +141,37 @@ test('real docker-registry: unknown repository and invalid names fail with clear
     await client.close()
   }
 })
+
+test('real docker-registry: 20 concurrent pushes of images sharing layers all succeed and pull back', async () => {
+  const a = await newStore('many')
+  const shared = await a.putBytes(randomBytes(200_000))
+  const digests: Digest[] = []
+  for (let i = 0; i < 20; i++) {
+    const own = await a.putBytes(randomBytes(1000 + i))
+    const config = await a.putJson(MEDIA_CONFIG, { architecture: 'amd64', os: 'linux', config: {}, i })
+    const layers = [shared, own].map((l) => ({ mediaType: MEDIA_LAYER_TAR, ...l }))
+    digests.push(
+      (await a.putJson(MEDIA_MANIFEST, { schemaVersion: 2, mediaType: MEDIA_MANIFEST, config, layers }))
+        .digest,
+    )
+  }
+  const client = createRegistryClient({ url: reg.url, retryBaseMs: 10 })
+  try {
+    const results = await Promise.all(
+      digests.map((d, i) =>
+        pushImage(client, a, i % 2 === 0 ? 'many/even' : 'many/odd', d, { tags: [`t${i}`] }),
+      ),
+    )
+    assert.deepEqual(
+      results.map((r) => r.digest),
+      digests,
+    )
+    const b = await newStore('many-b')
+    for (const [i, d] of digests.entries()) {
+      const p = await pullImage(client, i % 2 === 0 ? 'many/even' : 'many/odd', `t${i}`, b)
+      assert.equal(p.digest, d)
+    }
+  } finally {
+    await client.close()
+  }
+})

@@ -146,3 +146,27 @@ test('fake registry: Docker v2 manifests and manifest lists are pulled with thei
   assert.equal(pulled.mediaType, DOCKER_MANIFEST)
   assert.ok(readFileSync(dest.blobPath(digest)).equals(bytes))
 })
+
+test('fake registry: a manifest PUT refused with MANIFEST_BLOB_UNKNOWN re-checks the blobs, pushes the missing one, retries', async () => {
+  const store = await newStore()
+  const img = await makeImage(store)
+  let refused = 0
+  fake.hooks.push((_req, res, _b, hit) => {
+    if (hit.method === 'PUT' && hit.path.includes('/manifests/') && refused === 0) {
+      refused++
+      // as if the registry lost the layer between its upload and the manifest
+      fake.blobs.delete(img.layers[0] as Digest)
+      res.writeHead(400, { 'content-type': 'application/json' })
+      res.end(
+        JSON.stringify({ errors: [{ code: 'MANIFEST_BLOB_UNKNOWN', message: 'blob unknown to registry' }] }),
+      )
+      return true
+    }
+    return false
+  })
+  const pushed = await pushImage(client, store, 'a', img.digest, { tags: ['v1'] })
+  assert.equal(refused, 1)
+  assert.equal(pushed.uploaded, 4, 'three blobs, and the lost one again')
+  assert.ok(fake.blobs.has(img.layers[0] as Digest))
+  assert.equal(sha256(fake.manifests.get('a:v1')?.bytes ?? ''), img.digest)
+})
