@@ -96,6 +96,8 @@ export class Transport {
   private readonly baseMs: number
   private readonly insecure: boolean
   private readonly tokens = new Map<string, Token>()
+  /** token requests in flight, per scope: concurrent 401s of the same scope wait for one */
+  private readonly pending = new Map<string, Promise<Token>>()
   /** the registry asked for Basic: send the user and password with every request */
   private basic = false
 
@@ -247,7 +249,7 @@ export class Transport {
         const challenge = res.headers['www-authenticate']
         await res.body.dump().catch(() => undefined)
         if (authed) throw this.refused(opts)
-        await this.answer(challenge, opts)
+        await this.answer(challenge, opts, auth)
         throw new NeedAuth(this.refused(opts))
       }
       if (status === 403 && url.origin === this.base.origin) {
@@ -303,13 +305,27 @@ export class Transport {
   }
 
   /** Answers a 401's challenge: Basic with the user and password, or a bearer token for the scopes. */
-  private async answer(header: string | string[] | undefined, opts: SendOptions): Promise<void> {
+  private async answer(
+    header: string | string[] | undefined,
+    opts: SendOptions,
+    sent: string | undefined,
+  ): Promise<void> {
     const challenges = parseWwwAuthenticate(header)
     const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm)
     if (bearer) {
       const scopes = [...new Set([...opts.scopes, ...challengeScopes(bearer)])]
-      const token = await this.fetchToken(bearer.params.realm as string, bearer.params.service, scopes, opts)
-      this.tokens.set(scopeKey(opts.scopes), token)
+      const key = scopeKey(opts.scopes)
+      const cached = this.tokens.get(key)
+      // another request got a newer token for this scope while this one was refused: use it
+      if (cached && cached.expires > Date.now() && `Bearer ${cached.value}` !== sent) return
+      let p = this.pending.get(key)
+      if (!p) {
+        p = this.fetchToken(bearer.params.realm as string, bearer.params.service, scopes, opts).finally(() =>
+          this.pending.delete(key),
+        )
+        this.pending.set(key, p)
+      }
+      this.tokens.set(key, await p)
       return
     }
     if (challenges.some((c) => c.scheme === 'basic') && this.creds.kind === 'basic') {
