@@ -123,6 +123,8 @@ test('real docker-registry behind a bearer-token issuer: push and pull; tokens r
     const pulled = await pullImage(client, 'tok/app', 'v1', b)
     assert.equal(pulled.digest, m.digest)
     assert.deepEqual(await client.listTags('tok/app'), ['v1'])
+    await client.deleteManifest('tok/app', m.digest)
+    assert.equal(await client.headManifest('tok/app', m.digest), undefined)
     for (const c of [anon, wrong]) {
       await assert.rejects(c.getManifest('tok/app', 'v1'), (err: unknown) => {
         assert.ok(err instanceof GrailError && err.code === 'REGISTRY_AUTH', String(err))
