@@ -14,9 +14,15 @@ export interface LocalRegistry {
   /** `127.0.0.1:PORT` */
   host: string
   dir: string
-  proc: ChildProcess
+  /** the running registry process (a new one after `restart`) */
+  readonly proc: ChildProcess
   log: () => string
+  /** stops the registry and removes its storage */
   stop(): Promise<void>
+  /** SIGKILL, as a crash: storage is kept */
+  crash(): Promise<void>
+  /** SIGKILL, then the same registry again on the same port and storage */
+  restart(): Promise<void>
 }
 
 export interface RegistryOptions {
@@ -46,41 +52,67 @@ http:
   addr: ${host}
 ${opts.tls ? `  tls:\n    certificate: ${opts.tls.certificate}\n    key: ${opts.tls.key}\n` : ''}${opts.extraConfig ?? ''}`,
   )
-  const proc = spawn(DOCKER_REGISTRY, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] })
   let out = ''
-  proc.stdout?.on('data', (b: Buffer) => {
-    out += b.toString()
-  })
-  proc.stderr?.on('data', (b: Buffer) => {
-    out += b.toString()
-  })
-  const exited = new Promise<void>((r) => proc.once('exit', () => r()))
-  const stop = async () => {
-    if (proc.exitCode === null && proc.signalCode === null && proc.pid !== undefined) {
-      process.kill(proc.pid, 'SIGTERM')
+  let proc: ChildProcess
+  let exited: Promise<void>
+  const spawnOne = async () => {
+    proc = spawn(DOCKER_REGISTRY, ['serve', config], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const p = proc
+    exited = new Promise<void>((r) => p.once('exit', () => r()))
+    p.stdout?.on('data', (b: Buffer) => {
+      out += b.toString()
+    })
+    p.stderr?.on('data', (b: Buffer) => {
+      out += b.toString()
+    })
+    const deadline = Date.now() + 15_000
+    for (;;) {
+      if (p.exitCode !== null) throw new Error(`docker-registry exited: ${out}`)
+      if (await accepts(port)) return
+      if (Date.now() > deadline) throw new Error(`docker-registry did not answer on ${host}: ${out}`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+  }
+  /** stops exactly the process this helper started (SIGTERM, then SIGKILL after 5 s, or at once) */
+  const kill = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    const p = proc
+    if (p.exitCode === null && p.signalCode === null && p.pid !== undefined) {
+      process.kill(p.pid, signal)
       const t = setTimeout(
-        () => proc.pid !== undefined && proc.exitCode === null && process.kill(proc.pid, 'SIGKILL'),
+        () => p.pid !== undefined && p.exitCode === null && process.kill(p.pid, 'SIGKILL'),
         5000,
       )
       await exited
       clearTimeout(t)
     }
+  }
+  const stop = async () => {
+    await kill()
     await rm(dir, { recursive: true, force: true })
   }
-  const deadline = Date.now() + 15_000
-  for (;;) {
-    if (proc.exitCode !== null) {
-      await stop()
-      throw new Error(`docker-registry exited: ${out}`)
-    }
-    if (await accepts(port)) break
-    if (Date.now() > deadline) {
-      await stop()
-      throw new Error(`docker-registry did not answer on ${host}: ${out}`)
-    }
-    await new Promise((r) => setTimeout(r, 50))
+  try {
+    await spawnOne()
+  } catch (err) {
+    await stop()
+    throw err
   }
-  return { url: `${opts.tls ? 'https' : 'http'}://${host}`, host, dir, proc, log: () => out, stop }
+  return {
+    url: `${opts.tls ? 'https' : 'http'}://${host}`,
+    host,
+    dir,
+    get proc() {
+      return proc
+    },
+    log: () => out,
+    stop,
+    async crash() {
+      await kill('SIGKILL')
+    },
+    async restart() {
+      await kill('SIGKILL')
+      await spawnOne()
+    },
+  }
 }
 
 function accepts(port: number): Promise<boolean> {
