@@ -96,8 +96,8 @@ export class Transport {
   private readonly baseMs: number
   private readonly insecure: boolean
   private readonly tokens = new Map<string, Token>()
-  /** token fetches in flight, per scope: concurrent requests that met the same challenge share one */
-  private readonly fetching = new Map<string, Promise<Token>>()
+  /** token requests in flight, per scope: concurrent 401s of the same scope wait for one */
+  private readonly pending = new Map<string, Promise<Token>>()
   /** the registry asked for Basic: send the user and password with every request */
   private basic = false
 
@@ -229,7 +229,7 @@ export class Transport {
           dispatcher: this.agent,
         })
       } catch (err) {
-        throw scrub(err)
+        throw this.tlsError(err, url) ?? scrub(err)
       }
       const status = res.statusCode
       if (status >= 300 && status < 400 && status !== 304 && opts.redirect && res.headers.location) {
@@ -268,6 +268,20 @@ export class Transport {
     }
   }
 
+  /** A certificate the client does not trust: a GrailError naming the host, with where CAs come from. */
+  private tlsError(err: unknown, url: URL): GrailError | undefined {
+    const e = err as { code?: unknown; cause?: { code?: unknown } }
+    const code = String(e?.code ?? e?.cause?.code ?? '')
+    if (!/^(CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|ERR_TLS_|ERR_SSL_)/.test(code)) return undefined
+    return new GrailError(
+      'REGISTRY_TLS',
+      `registry ${this.registry}: the TLS connection to ${url.host} failed (${code})`,
+      {
+        hint: 'a registry with a private CA needs `ca:` (a PEM file of that CA) in its registry settings; the certificate must name the host',
+      },
+    )
+  }
+
   private refused(opts: SendOptions): GrailError {
     const repo = opts.scopes.map((s) => s.split(':')[1]).find((r) => r !== undefined)
     const what = repo ? `for repository ${repo}` : ''
@@ -299,21 +313,19 @@ export class Transport {
     const challenges = parseWwwAuthenticate(header)
     const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm)
     if (bearer) {
+      const scopes = [...new Set([...opts.scopes, ...challengeScopes(bearer)])]
       const key = scopeKey(opts.scopes)
-      // a request sent before a concurrent one's token for the same scopes arrived: retry with that token
       const cached = this.tokens.get(key)
-      if (cached && cached.expires > Date.now() && sent !== `Bearer ${cached.value}`) return
-      let pending = this.fetching.get(key)
-      if (!pending) {
-        const scopes = [...new Set([...opts.scopes, ...challengeScopes(bearer)])]
-        pending = this.fetchToken(bearer.params.realm as string, bearer.params.service, scopes, opts)
-        this.fetching.set(key, pending)
-        pending.then(
-          () => this.fetching.delete(key),
-          () => this.fetching.delete(key),
+      // another request got a newer token for this scope while this one was refused: use it
+      if (cached && cached.expires > Date.now() && `Bearer ${cached.value}` !== sent) return
+      let p = this.pending.get(key)
+      if (!p) {
+        p = this.fetchToken(bearer.params.realm as string, bearer.params.service, scopes, opts).finally(() =>
+          this.pending.delete(key),
         )
+        this.pending.set(key, p)
       }
-      this.tokens.set(key, await pending)
+      this.tokens.set(key, await p)
       return
     }
     if (challenges.some((c) => c.scheme === 'basic') && this.creds.kind === 'basic') {
@@ -364,7 +376,7 @@ export class Transport {
       try {
         const res = await request(url, { method, headers, body, dispatcher: this.agent }).catch(
           (err: unknown) => {
-            throw scrub(err)
+            throw this.tlsError(err, url) ?? scrub(err)
           },
         )
         const text = await res.body.text()
@@ -395,7 +407,7 @@ export class Transport {
         }
         const secs = typeof json.expires_in === 'number' && json.expires_in > 0 ? json.expires_in : 60
         // a little early: a token that expires in flight costs a whole upload
-        return { value, expires: Date.now() + Math.max(1, secs - 5) * 1000 }
+        return { value, expires: Date.now() + secs * 1000 - Math.min(5000, secs * 500) }
       } catch (err) {
         if (!isRetryable(err) || attempt >= this.attempts)
           throw this.final(err, { ...opts, url: url.pathname })
