@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { gzipSync } from 'node:zlib'
+import tarStream from 'tar-stream'
 import { hostArchitecture } from '../../src/build/env.js'
 import type { Digest } from '../../src/oci/digest.js'
 import { MEDIA_CONFIG, MEDIA_LAYER_GZIP, MEDIA_MANIFEST } from '../../src/oci/media-types.js'
@@ -33,27 +34,34 @@ interface LockJson {
   images: Record<string, { digest: string; base?: { ref: string; digest: string }; layers: string[] }>
 }
 
-/** A one-layer image (gzip layer holding /etc/base-version) written into `store`: its manifest and layer. */
+/**
+ * A one-layer image written into `store` (a gzip layer holding /etc/base-version, or `tarBytes`, under
+ * the media type given): its manifest and layer.
+ */
 async function baseImage(
   store: OciStore,
   work: string,
   version: string,
+  mediaType = MEDIA_LAYER_GZIP,
+  tarBytes?: Buffer,
 ): Promise<{ manifest: Digest; layer: Digest }> {
   const root = join(work, `root-${version}`)
   await mkdir(join(root, 'etc'), { recursive: true })
   await writeFile(join(root, 'etc', 'base-version'), `${version}\n`)
-  const tar = execFileSync('tar', [
-    '--sort=name',
-    '--owner=0',
-    '--group=0',
-    '--numeric-owner',
-    '--mtime=@1',
-    '-C',
-    root,
-    '-cf',
-    '-',
-    'etc',
-  ])
+  const tar =
+    tarBytes ??
+    execFileSync('tar', [
+      '--sort=name',
+      '--owner=0',
+      '--group=0',
+      '--numeric-owner',
+      '--mtime=@1',
+      '-C',
+      root,
+      '-cf',
+      '-',
+      'etc',
+    ])
   const layer = await store.putBytes(gzipSync(tar))
   const config = await store.putJson(MEDIA_CONFIG, {
     architecture: hostArchitecture(),
@@ -65,7 +73,7 @@ async function baseImage(
     schemaVersion: 2,
     mediaType: MEDIA_MANIFEST,
     config,
-    layers: [{ mediaType: MEDIA_LAYER_GZIP, digest: layer.digest, size: layer.size }],
+    layers: [{ mediaType, digest: layer.digest, size: layer.size }],
   })
   return { manifest: manifest.digest, layer: layer.digest }
 }
@@ -164,6 +172,36 @@ images:
         res.stderr,
         new RegExp(`base ${reg.host}/base/tiny:nosuch of image app is not in registry ${reg.host}`),
       )
+    } finally {
+      await writeFile(join(dir, 'grail.yaml'), spec)
+    }
+  })
+
+  test('a base with a zstd layer, or a layer that climbs out of the root, is refused naming the layer', async () => {
+    const zstd = await baseImage(store, work, 'zstd', 'application/vnd.oci.image.layer.v1.tar+zstd')
+    await pushImage(client, store, 'base/bad', zstd.manifest, { tags: ['zstd'] })
+    const pack = tarStream.pack()
+    pack.entry({ name: '../../etc/evil', mode: 0o644, mtime: new Date(1000) }, 'x\n')
+    pack.finalize()
+    const chunks: Buffer[] = []
+    for await (const c of pack) chunks.push(c as Buffer)
+    const evil = await baseImage(store, work, 'evil', MEDIA_LAYER_GZIP, Buffer.concat(chunks))
+    await pushImage(client, store, 'base/bad', evil.manifest, { tags: ['evil'] })
+    const spec = await readFile(join(dir, 'grail.yaml'), 'utf8')
+    try {
+      await writeFile(join(dir, 'grail.yaml'), spec.replace('base/tiny:1"', 'base/bad:zstd"'))
+      let res = await grail(['build'], { cwd: dir })
+      assert.notEqual(res.code, 0)
+      assert.match(
+        res.stderr,
+        /layer 1 \(sha256:[0-9a-f]{64}\) is application\/vnd\.oci\.image\.layer\.v1\.tar\+zstd/,
+      )
+      assert.match(res.stderr, /gzip/)
+      await writeFile(join(dir, 'grail.yaml'), spec.replace('base/tiny:1"', 'base/bad:evil"'))
+      res = await grail(['build'], { cwd: dir })
+      assert.notEqual(res.code, 0)
+      assert.match(res.stderr, new RegExp(`${reg.host}/base/bad@${evil.manifest}: layer 1`))
+      assert.match(res.stderr, /\.\.\/\.\.\/etc\/evil/)
     } finally {
       await writeFile(join(dir, 'grail.yaml'), spec)
     }
