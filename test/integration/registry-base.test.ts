@@ -20,7 +20,7 @@ import { pushImage } from '../../src/oci/registry/transfer.js'
 import type { RegistryClient } from '../../src/oci/registry/types.js'
 import { type OciStore, openStore } from '../../src/oci/store.js'
 import { grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
-import { type LocalRegistry, startRegistry } from '../helpers/registry.js'
+import { type LocalRegistry, startRegistry } from '../helpers/local-registry.js'
 
 interface BuildJson {
   images: Array<{
