@@ -36,12 +36,6 @@ ${registryBlock(r)}images:
       - cmd: [/bin/sh, -c, "exec httpd -f -p $PORT -h /srv/www"]
 `
 
-/** Whether the builder knows `base: {registry}` yet (reg-spec adds the schema first, the builder later). */
-async function registryBasesBuilt(): Promise<boolean> {
-  const src = await readFile(new URL('../../src/build/base.ts', import.meta.url), 'utf8')
-  return !src.includes('registry bases are not built yet')
-}
-
 interface Pulled {
   record: { name: string; digest: string; version: number }
   created: boolean
@@ -133,6 +127,16 @@ describe('registry interop: skopeo and dockerd against what Grail pushes and pul
     ])
     assert.equal(ran.code, 0, ran.stderr)
     assert.equal(ran.stdout, SITE)
+    // docker's image ID is the config's digest: the same config blob Grail wrote
+    const manifest = JSON.parse(
+      (
+        await registryGet(reg, `/v2/${PROJECT}/web/manifests/${digest}`, {
+          headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+        })
+      ).body,
+    ) as { config: { digest: string } }
+    const id = await dockerd.docker(['image', 'inspect', '--format', '{{.Id}}', ref])
+    assert.equal(id.stdout.trim(), manifest.config.digest)
     const inspect = await dockerd.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', ref])
     assert.equal(inspect.code, 0, inspect.stderr)
     assert.ok(
@@ -143,6 +147,7 @@ describe('registry interop: skopeo and dockerd against what Grail pushes and pul
 
   describe('Grail pulls what skopeo pushed from an OCI layout', () => {
     let layoutDigest: string
+    let layoutLayer: string
 
     before(async () => {
       const layout = await tmp('grail-interop-layout-')
@@ -154,6 +159,7 @@ describe('registry interop: skopeo and dockerd against what Grail pushes and pul
         config: { Cmd: ['/bin/sh'], Env: ['PATH=/bin:/usr/bin'] },
       })
       layoutDigest = img.manifestDigest
+      layoutLayer = img.layerDigest
       const res = await skopeo(['copy', `oci:${layout}:bb`, `docker://${reg.host}/other/thing:1`], {
         registry: reg,
       })
@@ -198,11 +204,7 @@ describe('registry interop: skopeo and dockerd against what Grail pushes and pul
       assert.equal(stored.toString('utf8'), raw.stdout, 'the manifest is stored as the registry served it')
     })
 
-    test('deploy: base: {registry} on the skopeo-pushed image, grail up serves, the lock pins the base digest', async (t) => {
-      if (!(await registryBasesBuilt())) {
-        t.skip('base: {registry} is in the schema (reg-spec) but src/build/base.ts does not build it yet')
-        return
-      }
+    test('deploy: base: {registry} on the skopeo-pushed image, grail up serves, the lock pins the base digest', async () => {
       const publish = await freePort()
       const app = await busyboxProject({
         'grail.yaml': `project: interop-app
@@ -231,11 +233,23 @@ services:
       assert.equal(status.instances[0]?.health, 'healthy', JSON.stringify(status))
       const page = await fetch(`http://127.0.0.1:${publish}/index.html`)
       assert.equal(await page.text(), 'on a base skopeo pushed\n')
-      const lockText = await readFile(join(app, 'grail.lock'), 'utf8')
-      assert.ok(
-        lockText.includes(layoutDigest),
-        `grail.lock pins the base digest ${layoutDigest}:\n${lockText}`,
-      )
+      const locked = (JSON.parse(await readFile(join(app, 'grail.lock'), 'utf8')) as Lock).images.app
+      assert.deepEqual(locked?.base, { ref: `${reg.host}/other/thing:1`, digest: layoutDigest })
+      // the app's first layer is the layout's own, byte for byte
+      assert.equal(locked?.layers[0], layoutLayer)
+      // the tag moves in the registry (skopeo pushes another image under it): the pin holds, the next
+      // build is the same image
+      const moved = await tmp('grail-interop-moved-')
+      await makeOciLayout(moved, { files: { 'moved.txt': 'not busybox\n' }, tag: 'm' })
+      const retag = await skopeo(['copy', `oci:${moved}:m`, `docker://${reg.host}/other/thing:1`], {
+        registry: reg,
+      })
+      assert.equal(retag.code, 0, retag.stderr)
+      const rebuilt = await run(['build'], app)
+      assert.equal(rebuilt.code, 0, rebuilt.stderr)
+      const after = (JSON.parse(await readFile(join(app, 'grail.lock'), 'utf8')) as Lock).images.app
+      assert.equal(after?.digest, locked?.digest)
+      assert.deepEqual(after?.base, locked?.base)
     })
   })
 
@@ -269,5 +283,46 @@ services:
     const again = parseJson<Pulled>(byDigest)
     assert.equal(again.record.digest, amd64)
     assert.equal(again.created, false)
+  })
+
+  test('skopeo copies what Grail pushed to another repository; grail pulls that copy with the same digest', async () => {
+    const res = await skopeo(
+      ['copy', `docker://${reg.host}/${PROJECT}/web:v1`, `docker://${reg.host}/copied/web:x`],
+      { registry: reg },
+    )
+    assert.equal(res.code, 0, res.stderr)
+    const other = await busyboxProject({ 'grail.yaml': spec(reg), 'site/index.html': 'other\n' })
+    dirs.push(other)
+    const pulled = parseJson<Pulled & { provenance?: { image: string; project?: string } }>(
+      await run(['--json', 'pull', `${reg.host}/copied/web:x`], other),
+    )
+    assert.equal(pulled.record.digest, digest)
+    // filed under its Grail label, wherever it was copied to
+    assert.equal(pulled.record.name, 'web')
+    assert.deepEqual(pulled.provenance, { image: 'web', project: PROJECT })
+  })
+
+  test('an index with no linux/amd64 manifest: the pull fails naming the platforms it has, and stores nothing', async () => {
+    const layout = await tmp('grail-interop-arm-')
+    await makeOciIndexLayout(layout, {
+      tag: 'arm',
+      platforms: [
+        { architecture: 'arm64', files: { 'which.txt': 'arm64\n' } },
+        { architecture: 's390x', files: { 'which.txt': 's390x\n' } },
+      ],
+    })
+    const res = await skopeo(['copy', '--all', `oci:${layout}:arm`, `docker://${reg.host}/other/armonly:1`], {
+      registry: reg,
+    })
+    assert.equal(res.code, 0, res.stderr)
+    const other = await busyboxProject({ 'grail.yaml': spec(reg), 'site/index.html': 'other\n' })
+    dirs.push(other)
+    const pull = await run(['pull', `${reg.host}/other/armonly:1`], other)
+    assert.equal(pull.code, 1, pull.stdout + pull.stderr)
+    assert.match(pull.stderr, /linux\/amd64/)
+    assert.match(pull.stderr, /linux\/arm64/)
+    assert.match(pull.stderr, /linux\/s390x/)
+    const images = parseJson<unknown[]>(await run(['--json', 'images'], other))
+    assert.deepEqual(images, [])
   })
 })
