@@ -253,6 +253,50 @@ services:
     })
   })
 
+  test('an image built on the Docker v2 base, pushed by Grail: skopeo reads it, dockerd pulls and runs it', async () => {
+    const app = await busyboxProject({
+      'grail.yaml': `project: interop-v2
+${registryBlock(reg)}images:
+  app:
+    base: { registry: ${reg.host}/other/docker2:1 }
+    steps:
+      - copy: site/ /srv/www
+`,
+      'site/index.html': 'on a docker v2 base\n',
+    })
+    dirs.push(app)
+    const built = await run(['build'], app)
+    assert.equal(built.code, 0, built.stderr + built.stdout)
+    const pushed = await run(['push'], app)
+    assert.equal(pushed.code, 0, pushed.stderr + pushed.stdout)
+    const appDigest = (JSON.parse(await readFile(join(app, 'grail.lock'), 'utf8')) as Lock).images.app
+      ?.digest as string
+    const ref = `${reg.host}/interop-v2/app@${appDigest}`
+    const raw = await skopeo(['inspect', '--raw', `docker://${ref}`], { registry: reg })
+    assert.equal(raw.code, 0, raw.stderr)
+    assert.equal(sha(Buffer.from(raw.stdout, 'utf8')), appDigest)
+    const m = JSON.parse(raw.stdout) as { mediaType: string; layers: Array<{ mediaType: string }> }
+    assert.equal(m.mediaType, 'application/vnd.oci.image.manifest.v1+json')
+    // an OCI manifest names OCI layers: the base's Docker layer types are not carried over
+    for (const l of m.layers)
+      assert.match(l.mediaType, /^application\/vnd\.oci\.image\.layer\.v1\.tar/, raw.stdout)
+    const pull = await dockerd.docker(['pull', ref])
+    assert.equal(pull.code, 0, pull.stderr + pull.stdout)
+    const ran = await dockerd.docker([
+      'run',
+      '--rm',
+      '--network',
+      'host',
+      '--entrypoint',
+      '/bin/busybox',
+      ref,
+      'cat',
+      '/srv/www/index.html',
+    ])
+    assert.equal(ran.code, 0, ran.stderr)
+    assert.equal(ran.stdout, 'on a docker v2 base\n')
+  })
+
   test('an image index: grail pull picks the linux/amd64 manifest; skopeo sees the same index digest', async () => {
     const layout = await tmp('grail-interop-index-')
     const multi = await makeOciIndexLayout(layout, {
