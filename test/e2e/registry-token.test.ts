@@ -135,9 +135,12 @@ describe('registry behind a bearer-token issuer (TLS, Debian docker-registry, lo
     for (const f of ['grail.yaml', 'grail.lock', 'ca.pem', 'site'])
       await cp(join(dir, f), join(clone, f), { recursive: true })
     const issued = issuer.issued
+    const asked = issuer.requests
     const res = await run(['apply', '--locked'], clone)
     assert.equal(res.code, 0, res.stderr + res.stdout)
     assert.ok(issuer.issued > issued, 'the pull took a token')
+    // one repository, one scope (pull): one token for the manifest and every blob
+    assert.ok(issuer.requests - asked <= 2, `${issuer.requests - asked} issuer requests for one pull`)
     const s = parseJson<Status>(await run(['--json', 'status'], clone))
     assert.equal(s.instances.length, 2)
     assert.ok(
@@ -182,6 +185,19 @@ describe('registry behind a bearer-token issuer (TLS, Debian docker-registry, lo
       assert.ok(!all.includes(Buffer.from(`${reg.username}:${wrong}`).toString('base64')))
     }
     assert.equal(issuer.issued, issued, 'no token for wrong credentials')
+    // a wrong user name, and no credentials at all (auth: none): refused as well, naming the registry
+    const user = await run(['pull', `${reg.host}/${PROJECT}/web@${digest}`], fresh, { REG_USER: 'nobody' })
+    assert.equal(user.code, 1, user.stdout + user.stderr)
+    assert.ok(user.stderr.includes(reg.host), user.stderr)
+    await writeFile(
+      join(fresh, 'grail.yaml'),
+      spec(reg.url).replace('auth: { env: { username: REG_USER, password: REG_PASS } }', 'auth: none'),
+    )
+    const anon = await run(['pull', `${reg.host}/${PROJECT}/web@${digest}`], fresh)
+    assert.equal(anon.code, 1, anon.stdout + anon.stderr)
+    assert.ok(anon.stderr.includes(reg.host), anon.stderr)
+    assert.match(anon.stderr, /no credentials were given/)
+    assert.equal(issuer.issued, issued, 'no token for a wrong user or for nobody')
     // the wrong pull stored nothing
     const images = parseJson<unknown[]>(await run(['--json', 'images'], fresh))
     assert.deepEqual(images, [])
