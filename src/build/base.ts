@@ -10,6 +10,7 @@ import {
   rootfsKeyPart,
 } from './base-local.js'
 import { reusableBlobs } from '../oci/blob-check.js'
+import { GrailError } from '../errors.js'
 import type { BuildEnv, ImageState } from './env.js'
 import { emptyConfig } from './env.js'
 import { deriveKey } from './keys.js'
@@ -57,8 +58,28 @@ export async function planBase(image: ImageSpec, env: BuildEnv): Promise<Planned
         produce: () => produceGrailBase(rec, env, key),
       }
     }
-    case 'registry':
-      throw new Error('registry bases are not built yet')
+    case 'registry': {
+      if (!env.registry) {
+        throw new GrailError(
+          'REGISTRY_NOT_CONFIGURED',
+          `image ${image.name}: base ${base.ref} cannot be resolved here`,
+          {
+            hint: 'this command does not reach registries; run `grail build` (it pins the digest in grail.lock)',
+          },
+        )
+      }
+      // the manifest digest, never the tag: the same tag moved to another image is another base
+      const digest = await env.registry.digestOf(image.name, base.ref)
+      const key = deriveKey('', { kind: 'registry', digest })
+      return {
+        key,
+        description: `registry ${base.ref.replace(/@.*$/, '')}@${digest.slice(0, 19)}`,
+        produce: async () => {
+          const { produceRegistryBase } = await import('./base-registry.js')
+          return produceRegistryBase(base, digest, env, key)
+        },
+      }
+    }
   }
 }
 

@@ -6,6 +6,7 @@ import type { BuildInputs, Db, ImageRecord } from '../state/index.js'
 import { buildInputsOf } from '../state/index.js'
 import { buildOrder, DEFAULT_EPOCH, keyedVersion } from './builder.js'
 import type { BuildEnv } from './env.js'
+import type { RegistryBases } from './registry-base.js'
 
 /** What an image of the spec builds now, found without building: its version, or why it needs a build. */
 export type CurrentImage =
@@ -31,7 +32,32 @@ export async function currentImages(
 ): Promise<Map<string, CurrentImage>> {
   const out = new Map<string, CurrentImage>()
   const known = new Map<string, ImageRecord>()
-  for (const image of buildOrder(env.project, names)) {
+  const order = buildOrder(env.project, names)
+  // a registry base's key is its manifest digest: the lock's pin (no network), else the tag resolved
+  let registry: RegistryBases | undefined
+  if (order.some((i) => i.base.kind === 'registry')) {
+    const [{ registryBases }, { readLock }] = await Promise.all([
+      import('./registry-base.js'),
+      import('../lifecycle/lock.js'),
+    ])
+    registry = registryBases({ project: env.project, lock: await readLock(env.project) })
+  }
+  try {
+    await keyEach(env, order, out, known, registry)
+  } finally {
+    await registry?.close()
+  }
+  return out
+}
+
+async function keyEach(
+  env: { project: Project; home: GrailHome; db: Db; store: OciStore },
+  order: ReturnType<typeof buildOrder>,
+  out: Map<string, CurrentImage>,
+  known: Map<string, ImageRecord>,
+  registry: RegistryBases | undefined,
+): Promise<void> {
+  for (const image of order) {
     const parent = image.base.kind === 'image' && image.base.version === undefined ? image.base.image : null
     const parentNow = parent === null ? undefined : out.get(parent)
     if (parentNow !== undefined && !parentNow.built) {
@@ -39,6 +65,7 @@ export async function currentImages(
       continue
     }
     const build: BuildEnv = {
+      ...(registry ? { registry } : {}),
       home: env.home,
       store: env.store,
       db: env.db,
@@ -54,7 +81,6 @@ export async function currentImages(
     } else
       out.set(image.name, { name: image.name, built: false, buildKey: keys.buildKey, inputs: keys.inputs })
   }
-  return out
 }
 
 const MAX_NAMED = 5

@@ -9,6 +9,8 @@ import type { runCommand } from '../util/exec.js'
 import type { BuildEvent, BuiltImage } from './builder.js'
 import { DEFAULT_EPOCH, buildImage, buildOrder } from './builder.js'
 import type { BuildEnv } from './env.js'
+import type { LockedBase } from '../lifecycle/lock-file.js'
+import type { RegistryBases } from './registry-base.js'
 import { cleanStaleWork } from './stale.js'
 import type { VerifyReport } from './verify.js'
 
@@ -27,7 +29,8 @@ export interface BuildRequest {
 }
 
 export interface BuildOutcome {
-  images: BuiltImage[]
+  /** with, for a `base: {registry}`, the manifest it was built on: grail.lock pins it */
+  images: Array<BuiltImage & { registryBase?: LockedBase }>
   verify: VerifyReport[]
 }
 
@@ -58,14 +61,28 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
   const order = buildOrder(req.project, req.images)
   await mkdir(req.home.root, { recursive: true })
   const db = openDb(req.home.db)
+  let registry: RegistryBases | undefined
   try {
     const store = await openStore(req.home.oci, req.home.tmp)
     await cleanStaleWork(req.home)
-    const images: BuiltImage[] = []
+    const images: BuildOutcome['images'] = []
     const verify: VerifyReport[] = []
+    // only a spec with a registry base reads grail.lock here (a plain build's no-op path does not)
+    if (order.some((i) => i.base.kind === 'registry')) {
+      const [{ registryBases }, { readLock }] = await Promise.all([
+        import('./registry-base.js'),
+        import('../lifecycle/lock.js'),
+      ])
+      registry = registryBases({
+        project: req.project,
+        lock: await readLock(req.project),
+        refresh: req.refresh === true,
+      })
+    }
     const current = new Map<string, ImageRecord>()
     for (const image of order) {
       const env: BuildEnv = {
+        ...(registry ? { registry } : {}),
         home: req.home,
         store,
         db,
@@ -92,7 +109,8 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
         releaseLock(db, lock)
       }
       current.set(image.name, built.record)
-      images.push(built)
+      const pin = registry?.pinOf(image.name)
+      images.push(pin ? { ...built, registryBase: pin } : built)
       if (req.verify) {
         const [{ VERIFY_VARIATION, nextSecond }, { compareImages }] = await Promise.all([
           import('./variation.js'),
@@ -109,6 +127,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
     }
     return { images, verify }
   } finally {
+    await registry?.close()
     db.close()
   }
 }

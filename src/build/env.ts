@@ -4,6 +4,7 @@ import type { OciStore } from '../oci/store.js'
 import type { ImageConfig } from '../oci/types.js'
 import type { Resources } from '../spec/types.js'
 import type { Db, ImageRecord, PackageInfo } from '../state/index.js'
+import type { RegistryBases } from './registry-base.js'
 import type { StepVariation } from './variation.js'
 
 /** Everything a build step needs from its surroundings. */
@@ -37,6 +38,11 @@ export interface BuildEnv {
   resources?: Resources
   /** what `run` steps see of their surroundings (the second build of `--verify` varies it) */
   variation?: StepVariation
+  /**
+   * the digests and clients of `base: {registry}` (see registryBases): the ref's digest, else the lock's
+   * pin, else the tag resolved once; without it such a base cannot be planned
+   */
+  registry?: RegistryBases
 }
 
 export interface LayerDesc {

@@ -4,6 +4,8 @@ export const LOCK_FILE = 'grail.lock'
 /**
  * 2: no `version` per image. Version 1 recorded the local catalog's version number, which differs between
  * machines that built the same digest, so the lock differed on every clean checkout.
+ * An image's optional `base` pin (`base: {registry}`) needs no new version: a Grail too old to know it
+ * cannot load a spec with such a base, so it never builds the image and never rewrites its entry.
  */
 export const LOCK_VERSION = 2
 const OLDEST_READABLE = 1
@@ -20,10 +22,22 @@ export interface LockedImage {
   spec: string
   /** the parent image of a `base: {image}` */
   parent: string | null
+  /**
+   * the manifest a `base: {registry}` resolved to: its reference as the spec wrote it and the digest it
+   * was pinned to. A plain build keeps building on this digest while the spec names the same ref;
+   * `build --refresh` resolves the tag again. Absent for every other base.
+   */
+  base?: LockedBase
   /** layer digests, base layers first */
   layers: string[]
   /** Debian packages as resolved (name=version:architecture) */
   packages: string[]
+}
+
+/** A registry base's pin (see `LockedImage.base`). */
+export interface LockedBase {
+  ref: string
+  digest: string
 }
 
 export interface Lock {
@@ -70,10 +84,21 @@ function lockedEntry(file: string, name: string, raw: unknown): LockedImage {
   const parent = raw.parent ?? null
   if (parent !== null && (typeof parent !== 'string' || !DIGEST.test(parent)))
     throw invalid(file, `images.${name}.parent is neither null nor a sha256 digest`)
+  const base = raw.base
+  if (
+    base !== undefined &&
+    (!isRecord(base) ||
+      typeof base.ref !== 'string' ||
+      base.ref === '' ||
+      typeof base.digest !== 'string' ||
+      !DIGEST.test(base.digest))
+  )
+    throw invalid(file, `images.${name}.base is not {"ref": "<host/repo:tag>", "digest": "<sha256 digest>"}`)
   return {
     digest: raw.digest as string,
     spec: raw.spec as string,
     parent,
+    ...(base === undefined ? {} : { base: { ref: base.ref as string, digest: base.digest as string } }),
     layers: stringList(file, name, 'layers', raw.layers, DIGEST),
     packages: stringList(file, name, 'packages', raw.packages ?? []),
   }
@@ -121,6 +146,7 @@ export function serialiseLock(project: string, images: Record<string, LockedImag
       digest: e.digest,
       spec: e.spec,
       parent: e.parent,
+      ...(e.base === undefined ? {} : { base: { ref: e.base.ref, digest: e.base.digest } }),
       layers: [...e.layers],
       packages: [...e.packages].sort(),
     }

@@ -7,14 +7,17 @@ import { sha256 } from '../oci/digest.js'
 import type { OciStore } from '../oci/store.js'
 import type { Manifest } from '../oci/types.js'
 import type { ImageSpec, Project } from '../spec/types.js'
-import type { Db, ImageRecord } from '../state/index.js'
+import type { Db } from '../state/index.js'
 import { listImages } from '../state/index.js'
 import { writeAtomic } from '../util/write-atomic.js'
-import type { Lock, LockedImage } from './lock-file.js'
+import type { Lock, LockedBase, LockedImage } from './lock-file.js'
 import { LOCK_FILE, LOCK_VERSION, parseLock, serialiseLock } from './lock-file.js'
 
 export { LOCK_FILE, LOCK_VERSION, parseLock, serialiseLock } from './lock-file.js'
-export type { Lock, LockedImage } from './lock-file.js'
+export type { Lock, LockedBase, LockedImage } from './lock-file.js'
+
+/** A built image, with the registry manifest its `base: {registry}` was built on (see runBuild). */
+export type LockableImage = BuiltImage & { registryBase?: LockedBase }
 
 export const lockPath = (project: Pick<Project, 'dir'>): string => join(project.dir, LOCK_FILE)
 
@@ -46,26 +49,52 @@ async function readLockText(
   return { lock: parseLock(text, lockPath(project)), text }
 }
 
-async function lockedEntry(project: Project, store: OciStore, rec: ImageRecord): Promise<LockedImage> {
+/**
+ * The pin of a `base: {registry}`: what this build resolved, else (a caller that did not resolve it, such
+ * as a recovered patch build) the previous pin while the spec names the same ref, else the ref's own
+ * digest. Undefined for every other base.
+ */
+function basePin(
+  spec: ImageSpec,
+  built: LockableImage,
+  previous: LockedImage | undefined,
+): LockedBase | undefined {
+  if (spec.base.kind !== 'registry') return undefined
+  const ref = spec.base.ref
+  if (built.registryBase?.ref === ref) return built.registryBase
+  if (previous?.base?.ref === ref) return previous.base
+  const at = ref.indexOf('@')
+  return at < 0 ? undefined : { ref, digest: ref.slice(at + 1) }
+}
+
+async function lockedEntry(
+  project: Project,
+  store: OciStore,
+  built: LockableImage,
+  previous: LockedImage | undefined,
+): Promise<LockedImage> {
+  const rec = built.record
   const manifest = await store.readJson<Manifest>(rec.digest)
   const spec = project.images[rec.name] as ImageSpec
+  const base = basePin(spec, built, previous)
   return {
     digest: rec.digest,
     spec: imageSpecDigest(project, spec),
     parent: rec.parentDigest,
+    ...(base === undefined ? {} : { base }),
     layers: manifest.layers.map((l) => l.digest),
     packages: rec.packages.map((p) => `${p.name}=${p.version}:${p.architecture}`).sort(),
   }
 }
 
 /**
- * Writes grail.lock after a build: the images just built replace their entries, entries of images the
- * spec no longer has are dropped, the rest are kept. Written atomically, in a stable order (diffable).
+ * Writes grail.lock after a build: the images just built replace their entries (with the pin of a
+ * registry base), entries of images the spec no longer has are dropped, the rest are kept. Written atomically, in a stable order (diffable).
  */
 export async function writeLock(
   project: Project,
   store: OciStore,
-  built: BuiltImage[],
+  built: LockableImage[],
 ): Promise<{ changed: string[]; upgraded: boolean }> {
   // a lock that does not parse stops the build and is left as it is: replacing it would drop the pins
   // of every image this build did not build, and a newer Grail's lock is not downgraded either
@@ -76,8 +105,9 @@ export async function writeLock(
     if (project.images[name]) images[name] = entry
   const changed: string[] = []
   for (const b of built) {
-    const entry = await lockedEntry(project, store, b.record)
-    if (images[b.name]?.digest !== entry.digest) changed.push(b.name)
+    const entry = await lockedEntry(project, store, b, previous?.images[b.name])
+    const was = images[b.name]
+    if (was?.digest !== entry.digest || was?.base?.digest !== entry.base?.digest) changed.push(b.name)
     images[b.name] = entry
   }
   const text = serialiseLock(project.name, images)

@@ -18,38 +18,8 @@ import {
   removeDir,
   tearDown,
 } from '../helpers/project.js'
-import { registryRequest, startRegistry, type TestRegistry } from '../helpers/registry.js'
+import { filesContaining, registryGet, startRegistry, type TestRegistry } from '../helpers/registry.js'
 import { startTamperProxy, type TamperProxy } from '../helpers/tamper-proxy.js'
-
-/** Text form of a registry request's answer. */
-async function registryGet(
-  reg: TestRegistry,
-  path: string,
-  opts: { method?: string; headers?: Record<string, string> } = {},
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  const r = await registryRequest(reg, path, opts)
-  return { status: r.status, headers: r.headers, body: r.body.toString('utf8') }
-}
-
-/** Every regular file under `dir` whose bytes contain `needle` (the dir may not exist). */
-async function filesContaining(dir: string, needle: string): Promise<string[]> {
-  const found: string[] = []
-  const walk = async (d: string): Promise<void> => {
-    let entries: import('node:fs').Dirent[]
-    try {
-      entries = await readdir(d, { withFileTypes: true })
-    } catch {
-      return
-    }
-    for (const e of entries) {
-      const p = join(d, e.name)
-      if (e.isDirectory()) await walk(p)
-      else if (e.isFile() && (await readFile(p)).includes(needle)) found.push(p)
-    }
-  }
-  await walk(dir)
-  return found
-}
 
 const PROJECT = 'regtest'
 const OCI = { accept: 'application/vnd.oci.image.manifest.v1+json' }

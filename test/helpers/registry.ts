@@ -5,7 +5,8 @@
 import { type ChildProcess, spawn } from 'node:child_process'
 import { createHash, createPrivateKey, type KeyObject, randomBytes, sign, X509Certificate } from 'node:crypto'
 import { closeSync, openSync, readFileSync } from 'node:fs'
-import { chmod, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { Dirent } from 'node:fs'
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import {
   createServer as createHttpServer,
   type IncomingMessage,
@@ -59,6 +60,8 @@ export interface TokenIssuer {
   readonly requests: number
   /** Tokens issued (200 answers). */
   readonly issued: number
+  /** Every token handed out, in order: acceptance tests grep for them where no credential may be. */
+  readonly tokens: readonly string[]
   /** Lifetime of new tokens; tests may change it between requests. */
   ttlSeconds: number
   stop(): Promise<void>
@@ -426,6 +429,7 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
   const expected = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`
   let requests = 0
   let issued = 0
+  const tokens: string[] = []
 
   const handle = (req: IncomingMessage, res: ServerResponse): void => {
     requests++
@@ -477,6 +481,7 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
     const sig = sign('sha256', Buffer.from(signingInput), { key, dsaEncoding: 'ieee-p1363' })
     const token = `${signingInput}.${b64url(sig)}`
     issued++
+    tokens.push(token)
     res.writeHead(200, { 'content-type': 'application/json' })
     res.end(
       JSON.stringify({
@@ -513,6 +518,7 @@ export async function startTokenIssuer(opts: TokenIssuerOptions): Promise<TokenI
     get issued() {
       return issued
     },
+    tokens,
     ttlSeconds: opts.ttlSeconds,
     stop() {
       stopping ??= new Promise<void>((resolve) => {
@@ -609,4 +615,34 @@ export async function registryRequest(
   if (tok.status !== 200) return tok
   const { token } = JSON.parse(tok.body.toString('utf8')) as { token: string }
   return rawRequest(url, { ...opts, ca, headers: { ...opts.headers, authorization: `Bearer ${token}` } })
+}
+
+/** Text form of a `registryRequest` answer. */
+export async function registryGet(
+  reg: TestRegistry,
+  path: string,
+  opts: { method?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  const r = await registryRequest(reg, path, opts)
+  return { status: r.status, headers: r.headers, body: r.body.toString('utf8') }
+}
+
+/** Every regular file under `dir` whose bytes contain `needle` (the dir may not exist). */
+export async function filesContaining(dir: string, needle: string): Promise<string[]> {
+  const found: string[] = []
+  const walk = async (d: string): Promise<void> => {
+    let entries: Dirent[]
+    try {
+      entries = await readdir(d, { withFileTypes: true })
+    } catch {
+      return
+    }
+    for (const e of entries) {
+      const p = join(d, e.name)
+      if (e.isDirectory()) await walk(p)
+      else if (e.isFile() && (await readFile(p)).includes(needle)) found.push(p)
+    }
+  }
+  await walk(dir)
+  return found
 }

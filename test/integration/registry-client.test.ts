@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, test } from 'node:test'
-import { startRegistry, type TestRegistry } from '../helpers/registry.js'
+import { type LocalRegistry, startRegistry } from '../helpers/local-registry.js'
 import { GrailError } from '../../src/errors.js'
 import type { Digest } from '../../src/oci/digest.js'
 import { MEDIA_CONFIG, MEDIA_INDEX, MEDIA_LAYER_TAR, MEDIA_MANIFEST } from '../../src/oci/media-types.js'
@@ -13,7 +13,7 @@ import { createRegistryClient } from '../../src/oci/registry/client.js'
 import { pullImage, pushImage } from '../../src/oci/registry/transfer.js'
 import type { TransferEvent } from '../../src/oci/registry/types.js'
 
-let reg: TestRegistry
+let reg: LocalRegistry
 let tmp: string
 
 before(async () => {
@@ -139,5 +139,96 @@ test('real docker-registry: unknown repository and invalid names fail with clear
     )
   } finally {
     await client.close()
+  }
+})
+
+test('real docker-registry: 20 concurrent pushes of images sharing layers all succeed and pull back', async () => {
+  const a = await newStore('many')
+  const shared = await a.putBytes(randomBytes(200_000))
+  const digests: Digest[] = []
+  for (let i = 0; i < 20; i++) {
+    const own = await a.putBytes(randomBytes(1000 + i))
+    const config = await a.putJson(MEDIA_CONFIG, { architecture: 'amd64', os: 'linux', config: {}, i })
+    const layers = [shared, own].map((l) => ({ mediaType: MEDIA_LAYER_TAR, ...l }))
+    digests.push(
+      (await a.putJson(MEDIA_MANIFEST, { schemaVersion: 2, mediaType: MEDIA_MANIFEST, config, layers }))
+        .digest,
+    )
+  }
+  const client = createRegistryClient({ url: reg.url, retryBaseMs: 10 })
+  try {
+    const results = await Promise.all(
+      digests.map((d, i) =>
+        pushImage(client, a, i % 2 === 0 ? 'many/even' : 'many/odd', d, { tags: [`t${i}`] }),
+      ),
+    )
+    assert.deepEqual(
+      results.map((r) => r.digest),
+      digests,
+    )
+    const b = await newStore('many-b')
+    for (const [i, d] of digests.entries()) {
+      const p = await pullImage(client, i % 2 === 0 ? 'many/even' : 'many/odd', `t${i}`, b)
+      assert.equal(p.digest, d)
+    }
+  } finally {
+    await client.close()
+  }
+})
+
+test('real docker-registry killed in the middle of a push: no manifest is there, and the next push completes', async () => {
+  const own = await startRegistry()
+  try {
+    const a = await newStore('crash')
+    const big = await a.putBytes(randomBytes(8 * 1024 * 1024))
+    const small = await a.putBytes(randomBytes(100))
+    const config = await a.putJson(MEDIA_CONFIG, { architecture: 'amd64', os: 'linux', config: {} })
+    const layers = [big, small].map((l) => ({ mediaType: MEDIA_LAYER_TAR, ...l }))
+    const digest = (
+      await a.putJson(MEDIA_MANIFEST, { schemaVersion: 2, mediaType: MEDIA_MANIFEST, config, layers })
+    ).digest
+    // the registry dies once 2 MiB of the big layer are on their way
+    let sent = 0
+    let crashed: Promise<void> | undefined
+    const cutting: OciStore = {
+      ...a,
+      openBlob(d) {
+        const s = a.openBlob(d)
+        if (d === big.digest) {
+          s.on('data', (c) => {
+            sent += (c as Buffer).length
+            if (sent > 2 * 1024 * 1024) crashed ??= own.crash()
+          })
+        }
+        return s
+      },
+    }
+    const c1 = createRegistryClient({ url: own.url, chunkSize: 1024 * 1024, retries: 2, retryBaseMs: 10 })
+    try {
+      await assert.rejects(
+        pushImage(c1, cutting, 'crash/app', digest, { tags: ['v1'] }),
+        (err: unknown) =>
+          err instanceof GrailError && err.code === 'REGISTRY_UNREACHABLE' && err.message.includes(own.host),
+      )
+    } finally {
+      await c1.close()
+    }
+    assert.ok(crashed, 'the registry was killed mid-push')
+    await crashed
+    await own.restart()
+    const c2 = createRegistryClient({ url: own.url, chunkSize: 1024 * 1024, retryBaseMs: 10 })
+    try {
+      assert.equal(await c2.headManifest('crash/app', digest), undefined, 'no manifest after a cut push')
+      assert.equal(await c2.headManifest('crash/app', 'v1'), undefined)
+      const pushed = await pushImage(c2, a, 'crash/app', digest, { tags: ['v1'] })
+      assert.equal(pushed.digest, digest)
+      const b = await newStore('crash-b')
+      assert.equal((await pullImage(c2, 'crash/app', 'v1', b)).digest, digest)
+      await b.verifyBlob(big.digest)
+    } finally {
+      await c2.close()
+    }
+  } finally {
+    await own.stop()
   }
 })

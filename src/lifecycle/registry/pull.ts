@@ -38,11 +38,8 @@ export async function pullIntoCatalog(
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
   })
   const source = `${ref.registry}/${ref.repository}@${pulled.digest}`
-  if (
-    ref.digest !== undefined &&
-    pulled.digest !== ref.digest &&
-    pulled.mediaType.includes('index') === false
-  ) {
+  // a digest names the manifest itself, or the index it was picked from
+  if (ref.digest !== undefined && pulled.digest !== ref.digest && pulled.indexDigest !== ref.digest) {
     throw new GrailError('DIGEST_MISMATCH', `${source} is not the requested ${ref.digest}`, {
       hint: 'the registry served another manifest than the one asked for; check the registry',
     })

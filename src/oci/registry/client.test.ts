@@ -344,3 +344,34 @@ test('plain http is refused for a host that is not loopback, unless insecure', (
   clients.push(createRegistryClient({ url: 'http://registry.example.com', insecure: true }))
   assert.throws(() => createRegistryClient({ url: 'ftp://x.y' }), isCode('REGISTRY_REF_INVALID'))
 })
+
+test('fake registry: an identity token is exchanged by the OAuth2 refresh-token POST; a 401 from it is REGISTRY_AUTH', async () => {
+  fake.bearer = { user: 'unused', password: 'unused', tokens: new Set(), issued: 0 }
+  const forms: URLSearchParams[] = []
+  fake.hooks.push((req, res, body, hit) => {
+    if (hit.path !== '/token' || req.method !== 'POST') return false
+    const form = new URLSearchParams(body.toString('utf8'))
+    forms.push(form)
+    if (form.get('refresh_token') !== 'refresh-secret') {
+      res.writeHead(401).end()
+      return true
+    }
+    fake.bearer?.tokens.add('access-1')
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ access_token: 'access-1', expires_in: 60 }))
+    return true
+  })
+  const c = client({ credentials: { kind: 'identity-token', token: 'refresh-secret' } })
+  assert.equal(await c.hasBlob('team/x', sha256('x')), false)
+  assert.equal(forms[0]?.get('grant_type'), 'refresh_token')
+  assert.equal(forms[0]?.get('service'), 'fake')
+  assert.match(forms[0]?.get('scope') ?? '', /repository:team\/x:pull/)
+  await assert.rejects(
+    client({ credentials: { kind: 'identity-token', token: 'stale-secret' } }).hasBlob('team/x', sha256('x')),
+    (err: unknown) =>
+      isCode('REGISTRY_AUTH')(err) &&
+      !JSON.stringify(err).includes('stale-secret') &&
+      !String((err as Error).stack).includes('stale-secret'),
+  )
+})

@@ -80,9 +80,9 @@ export async function pushImage(
   let skipped = 0
   const done = new Map<Digest, Promise<void>>()
 
-  const pushBlob = (d: Descriptor): Promise<void> => {
+  const pushBlob = (d: Descriptor, again = false): Promise<void> => {
     let p = done.get(d.digest)
-    if (p) return p
+    if (p && !again) return p
     p = (async () => {
       if (await client.hasBlob(repository, d.digest)) {
         skipped++
@@ -137,15 +137,46 @@ export async function pushImage(
       }
       await eachLimited([m.json.config, ...m.json.layers], limit, pushBlob)
     }
-    const got = await client.putManifest(repository, digest, m.mediaType, m.bytes)
+    const blobs = INDEX_TYPES.has(m.mediaType) ? [] : [m.json.config, ...m.json.layers]
+    const got = await putSettled(digest, m.mediaType, m.bytes, blobs)
     opts.onEvent?.({ type: 'manifest', digest: got, reference: digest })
     return m
+  }
+
+  /**
+   * A manifest PUT the registry refused because a blob it checked was unknown: distribution's filesystem
+   * storage can briefly miss a blob that concurrent pushes of the same layer are linking. Each blob is
+   * checked again (and pushed again when really missing), then the PUT is retried, a few times.
+   */
+  const putSettled = async (
+    ref: string,
+    mediaType: string,
+    bytes: Buffer,
+    blobs: Descriptor[],
+  ): Promise<Digest> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await client.putManifest(repository, ref, mediaType, bytes)
+      } catch (err) {
+        const unknown =
+          err instanceof GrailError &&
+          err.code === 'REGISTRY_ERROR' &&
+          err.details.some(
+            (c) => c === 'MANIFEST_BLOB_UNKNOWN' || c === 'BLOB_UNKNOWN' || c === 'MANIFEST_UNKNOWN',
+          )
+        if (!unknown || attempt >= 5) throw err
+        await new Promise((r) => setTimeout(r, 50 * 2 ** attempt * (0.5 + Math.random() / 2)))
+        await eachLimited(blobs, limit, async (d) => {
+          if (!(await client.hasBlob(repository, d.digest))) await pushBlob(d, true)
+        })
+      }
+    }
   }
 
   const top = await pushManifest(manifestDigest)
   for (const tag of opts.tags ?? []) {
     if ((await client.headManifest(repository, tag))?.digest === manifestDigest) continue
-    const got = await client.putManifest(repository, tag, top.mediaType, top.bytes)
+    const got = await putSettled(tag, top.mediaType, top.bytes, [])
     if (got !== manifestDigest) {
       throw new GrailError(
         'DIGEST_MISMATCH',
@@ -173,10 +204,19 @@ export async function pullImage(
   reference: string,
   store: OciStore,
   opts: PullOptions = {},
-): Promise<{ digest: Digest; mediaType: string; manifest: Manifest; configDigest: Digest }> {
+): Promise<{
+  digest: Digest
+  mediaType: string
+  manifest: Manifest
+  configDigest: Digest
+  /** the digest of the index `reference` named, when the manifest was picked from one */
+  indexDigest?: Digest
+}> {
   const want = opts.platform ?? { os: 'linux', architecture: 'amd64' }
   let fetched = await client.getManifest(repository, reference)
+  let indexDigest: Digest | undefined
   if (INDEX_TYPES.has(fetched.mediaType)) {
+    indexDigest = fetched.digest
     const index = JSON.parse(fetched.bytes.toString('utf8')) as ImageIndex
     const pick = (index.manifests ?? []).find(
       (d) =>
@@ -246,5 +286,6 @@ export async function pullImage(
     mediaType: fetched.mediaType,
     manifest,
     configDigest: manifest.config.digest,
+    ...(indexDigest !== undefined ? { indexDigest } : {}),
   }
 }

@@ -96,6 +96,8 @@ export class Transport {
   private readonly baseMs: number
   private readonly insecure: boolean
   private readonly tokens = new Map<string, Token>()
+  /** token requests in flight, per scope: concurrent 401s of the same scope wait for one */
+  private readonly pending = new Map<string, Promise<Token>>()
   /** the registry asked for Basic: send the user and password with every request */
   private basic = false
 
@@ -204,16 +206,7 @@ export class Transport {
       )
     }
     const code = (err as NodeJS.ErrnoException)?.code
-    if (code !== undefined && TLS_TRUST_CODES.has(code)) {
-      return new GrailError(
-        'REGISTRY_UNREACHABLE',
-        `registry ${this.registry}: its TLS certificate is not trusted (${(err as Error).message})`,
-        {
-          hint: 'give the CA that signed it with `ca: FILE` on that registry in grail.yaml (or add it to the system CAs); a certificate must also name the host it is reached by',
-        },
-      )
-    }
-    if (code !== undefined && /^(ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH|ERR_SSL_|EPROTO)/.test(code)) {
+    if (code !== undefined && /^(ENOTFOUND|EAI_AGAIN|EHOSTUNREACH|ENETUNREACH)$/.test(code)) {
       return new GrailError(
         'REGISTRY_UNREACHABLE',
         `registry ${this.registry}: ${opts.method} ${shownPath(opts.url)} failed: ${(err as Error).message}`,
@@ -244,7 +237,7 @@ export class Transport {
           dispatcher: this.agent,
         })
       } catch (err) {
-        throw scrub(err)
+        throw this.tlsError(err, url) ?? scrub(err)
       }
       const status = res.statusCode
       if (status >= 300 && status < 400 && status !== 304 && opts.redirect && res.headers.location) {
@@ -264,7 +257,7 @@ export class Transport {
         const challenge = res.headers['www-authenticate']
         await res.body.dump().catch(() => undefined)
         if (authed) throw this.refused(opts)
-        await this.answer(challenge, opts)
+        await this.answer(challenge, opts, auth)
         throw new NeedAuth(this.refused(opts))
       }
       if (status === 403 && url.origin === this.base.origin) {
@@ -281,6 +274,20 @@ export class Transport {
         await res.body.dump().catch(() => undefined)
       }
     }
+  }
+
+  /** A certificate the client does not trust: a GrailError naming the host, with where CAs come from. */
+  private tlsError(err: unknown, url: URL): GrailError | undefined {
+    const e = err as { code?: unknown; cause?: { code?: unknown } }
+    const code = String(e?.code ?? e?.cause?.code ?? '')
+    if (!/^(CERT_|UNABLE_TO_|SELF_SIGNED_|DEPTH_ZERO_|ERR_TLS_|ERR_SSL_)/.test(code)) return undefined
+    return new GrailError(
+      'REGISTRY_TLS',
+      `registry ${this.registry}: the TLS connection to ${url.host} failed (${code})`,
+      {
+        hint: 'a registry with a private CA needs `ca:` (a PEM file of that CA) in its registry settings; the certificate must name the host',
+      },
+    )
   }
 
   private refused(opts: SendOptions): GrailError {
@@ -306,13 +313,27 @@ export class Transport {
   }
 
   /** Answers a 401's challenge: Basic with the user and password, or a bearer token for the scopes. */
-  private async answer(header: string | string[] | undefined, opts: SendOptions): Promise<void> {
+  private async answer(
+    header: string | string[] | undefined,
+    opts: SendOptions,
+    sent: string | undefined,
+  ): Promise<void> {
     const challenges = parseWwwAuthenticate(header)
     const bearer = challenges.find((c) => c.scheme === 'bearer' && c.params.realm)
     if (bearer) {
       const scopes = [...new Set([...opts.scopes, ...challengeScopes(bearer)])]
-      const token = await this.fetchToken(bearer.params.realm as string, bearer.params.service, scopes, opts)
-      this.tokens.set(scopeKey(opts.scopes), token)
+      const key = scopeKey(opts.scopes)
+      const cached = this.tokens.get(key)
+      // another request got a newer token for this scope while this one was refused: use it
+      if (cached && cached.expires > Date.now() && `Bearer ${cached.value}` !== sent) return
+      let p = this.pending.get(key)
+      if (!p) {
+        p = this.fetchToken(bearer.params.realm as string, bearer.params.service, scopes, opts).finally(() =>
+          this.pending.delete(key),
+        )
+        this.pending.set(key, p)
+      }
+      this.tokens.set(key, await p)
       return
     }
     if (challenges.some((c) => c.scheme === 'basic') && this.creds.kind === 'basic') {
@@ -363,7 +384,7 @@ export class Transport {
       try {
         const res = await request(url, { method, headers, body, dispatcher: this.agent }).catch(
           (err: unknown) => {
-            throw scrub(err)
+            throw this.tlsError(err, url) ?? scrub(err)
           },
         )
         const text = await res.body.text()
@@ -425,20 +446,6 @@ function retryAfter(v: string | string[] | undefined): number | undefined {
   const t = Date.parse(s)
   return Number.isNaN(t) ? undefined : Math.max(0, t - Date.now())
 }
-
-/** What Node's TLS reports when the registry's certificate does not verify. */
-const TLS_TRUST_CODES = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_SIGNATURE_FAILURE',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-])
 
 /** A network error with nothing of the request attached (undici errors can hold headers in their causes). */
 function scrub(err: unknown): Error {
