@@ -29,10 +29,22 @@ export async function produceRegistryBase(
   ])
   const ref = await parseBaseRef(base.ref)
   const client = await env.registry.client(ref.registry)
-  const pulled = await pullImage(client, ref.repository, digest, env.store, {
-    platform: env.registry.platform,
-  })
   const where = `${ref.registry}/${ref.repository}@${digest}`
+  let pulled: Awaited<ReturnType<typeof pullImage>>
+  try {
+    pulled = await pullImage(client, ref.repository, digest, env.store, { platform: env.registry.platform })
+  } catch (err) {
+    if (!(err instanceof GrailError) || err.code !== 'REGISTRY_NOT_FOUND' || ref.digest !== undefined)
+      throw err
+    // the digest came from grail.lock (or this run's resolution), and the registry has dropped it
+    throw new GrailError(
+      'REGISTRY_NOT_FOUND',
+      `base ${base.ref} is pinned to ${digest} (grail.lock), which registry ${ref.registry} no longer has`,
+      {
+        hint: 'push that image back, or run `grail build --refresh` to pin the image the tag names now (and commit grail.lock)',
+      },
+    )
+  }
   const config = await env.store.readJson<ImageConfig>(pulled.configDigest)
   const diffIds = config.rootfs?.diff_ids ?? []
   if (diffIds.length !== pulled.manifest.layers.length) {

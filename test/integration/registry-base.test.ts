@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -204,6 +204,22 @@ images:
       assert.match(res.stderr, /\.\.\/\.\.\/etc\/evil/)
     } finally {
       await writeFile(join(dir, 'grail.yaml'), spec)
+    }
+  })
+
+  test('a pin the registry no longer has: a fresh machine says so and suggests --refresh', async () => {
+    const pinned = (await lock()).images.app?.base?.digest as Digest
+    await client.deleteManifest('base/tiny', pinned)
+    const fresh = await mkdtemp(join(tmpdir(), 'grail-regbase-fresh-'))
+    try {
+      await cp(dir, fresh, { recursive: true, filter: (src) => !src.endsWith('/.grail') })
+      const res = await grail(['build'], { cwd: fresh })
+      assert.notEqual(res.code, 0)
+      const expected = `base ${ref} is pinned to ${pinned} (grail.lock), which registry ${reg.host} no longer has`
+      assert.ok(res.stderr.includes(expected), res.stderr)
+      assert.match(res.stderr, /grail build --refresh/)
+    } finally {
+      await rm(fresh, { recursive: true, force: true })
     }
   })
 
