@@ -4,6 +4,7 @@ import type { OciStore } from '../oci/store.js'
 import type { ImageConfig } from '../oci/types.js'
 import type { Resources } from '../spec/types.js'
 import type { Db, ImageRecord, PackageInfo } from '../state/index.js'
+import type { RemoteCache } from './remote-cache.js'
 import type { StepVariation } from './variation.js'
 
 /** Everything a build step needs from its surroundings. */
@@ -35,6 +36,8 @@ export interface BuildEnv {
   resources?: Resources
   /** what `run` steps see of their surroundings (the second build of `--verify` varies it) */
   variation?: StepVariation
+  /** a shared cache (`build --cache-from`) asked for the keys the local cache does not have */
+  remoteCache?: RemoteCache
 }
 
 export interface LayerDesc {
