@@ -74,6 +74,10 @@ export interface KeyedStep {
 
 export const DEFAULT_EPOCH = 1
 
+/** Labels every built image carries: the image's name and its project's */
+export const IMAGE_NAME_LABEL = 'dev.grail.image.name'
+export const IMAGE_PROJECT_LABEL = 'dev.grail.image.project'
+
 /**
  * Every blob of a stored image: manifest, config, layers. A manifest that is missing or does not hash
  * right is deleted (a rebuild writes it again) and stands alone, so the caller sees the image unsound.
@@ -300,6 +304,22 @@ export async function buildImage(
     reports.push({ label: ks.label, key: ks.key, cached: res.cached, ms: res.ms, layer: res.value.digest })
   }
 
+  // what a registry's reader (and `grail pull`) learns of where the image came from: names, never a
+  // time, a path or a commit, so the digest stays a function of the inputs
+  state = {
+    ...state,
+    config: {
+      ...state.config,
+      config: {
+        ...state.config.config,
+        Labels: {
+          ...state.config.config.Labels,
+          [IMAGE_NAME_LABEL]: image.name,
+          ...(env.project !== undefined ? { [IMAGE_PROJECT_LABEL]: env.project } : {}),
+        },
+      },
+    },
+  }
   const written = await writeImage(env.store, state, env.epoch)
   const fields = {
     name: image.name,

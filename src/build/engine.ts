@@ -79,6 +79,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
         log: () => {},
         current,
         ...(req.remoteCache ? { remoteCache: req.remoteCache } : {}),
+        project: req.project.name,
       }
       // one build of an image at a time per project: a second one waits, then finds the first's version
       const lock = `build ${image.name}`

@@ -19,6 +19,8 @@ export interface BuildEnv {
   /** `build --refresh`: every step runs again (Debian packages re-resolved), and the caches take the result */
   refresh?: boolean
   log: (line: string) => void
+  /** the project's name: images carry it (and their own name) as labels, so a pull can tell what it got */
+  project?: string
   /**
    * package → version: pins (`pkg=VERSION`) in a Debian base's `include` installed at this version
    * instead (a `policies.patch` build, with `refresh`); the spec and the cache keys stay as they are
