@@ -279,8 +279,7 @@ export async function buildImage(
         return { value: { mediaType: MEDIA_LAYER_GZIP, ...hit } as LayerDesc, cached: true }
       }
       // the shared cache (`--cache-from`): a hit's blob is in the store, verified, when it answers
-      const remote =
-        env.noCache || env.refresh ? undefined : await env.remoteCache?.layer(image.name, ks.key)
+      const remote = env.noCache || env.refresh ? undefined : await env.remoteCache?.layer(image.name, ks.key)
       if (remote) {
         putCachedLayer(env.db, ks.key, remote)
         return { value: remote, cached: true }
