@@ -41,6 +41,8 @@ export interface Dockerd {
   /** The temp dir holding the socket, data root, exec root, pidfile, client config and `dockerd.log`. */
   readonly dir: string
   readonly pid: number
+  /** The client's `DOCKER_CONFIG` dir (`dir/cli`): `writeDockerAuth` in registry-docker.ts fills its config.json. */
+  readonly cliConfig: string
   /** Runs `/usr/bin/docker -H <host> …args`; resolves with the exit code instead of throwing. */
   docker(args: readonly string[], opts?: DockerRunOptions): Promise<DockerResult>
   /** Stops dockerd (and its containerd), unmounts what it left under `dir`, removes `dir`. Idempotent. */
@@ -110,7 +112,7 @@ export async function startDockerd(opts: StartDockerdOptions = {}): Promise<Dock
       cause: err,
     })
   }
-  return { host, socket, dir, pid: child.pid as number, docker, stop }
+  return { host, socket, dir, pid: child.pid as number, cliConfig, docker, stop }
 }
 
 /** The dockerd argv: everything it owns lives under `dir`, so parallel daemons never share state. */
