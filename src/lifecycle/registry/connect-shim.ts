@@ -6,7 +6,7 @@
  * source only, monolithic uploads, no retries, no bearer flow. Not for production use.
  */
 import { createWriteStream } from 'node:fs'
-import { rm } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createHash } from 'node:crypto'
@@ -185,7 +185,7 @@ export async function pushImages(
   const out: Array<{ name: string; version: number; digest: Digest; reference: string }> = []
   for (const rec of images) {
     const repo = registry.repository(rec.name)
-    const bytes = await import('node:fs/promises').then((fs) => fs.readFile(store.blobPath(rec.digest)))
+    const bytes = await readFile(store.blobPath(rec.digest))
     const manifest = JSON.parse(bytes.toString('utf8')) as import('../../oci/types.js').Manifest
     for (const d of [manifest.config, ...manifest.layers]) {
       if (await registry.client.hasBlob(repo, d.digest)) continue
