@@ -175,5 +175,7 @@ export function planRegistrySweep(
     if (why !== undefined) spared.push({ ...cand, why })
     else doomed.push(cand)
   }
-  return { doomed, spared }
+  const order = (a: RegistryCandidate, b: RegistryCandidate) =>
+    a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1
+  return { doomed: doomed.sort(order), spared: spared.sort(order) }
 }

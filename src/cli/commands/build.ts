@@ -15,7 +15,8 @@ interface BuildFlags {
   /** `registry`, a registry URL, true (the flag alone: `registry`), false (`--no-cache-from`) */
   cacheFrom?: string | boolean
   cacheTo?: string | boolean
-  push?: boolean
+  /** true (`registry`), or a registry URL */
+  push?: boolean | string
 }
 
 /** `grail build [IMAGE...]`: build images; `--verify` rebuilds from nothing and names differing files. */
@@ -37,9 +38,13 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
       'after the build, push its layers and step keys to the shared build cache; default: registry.cache.to',
     )
     .option('--no-cache-to', 'do not write the shared build cache, whatever registry.cache.to says')
-    .option('--push', 'push the images built to the registry of grail.yaml, tagged v<version>')
+    .option(
+      '--push [registry]',
+      'push the images built, tagged v<version>, to the registry of grail.yaml (or the URL given)',
+    )
     .action(async (images: string[], flags: BuildFlags) => {
       const g = globals()
+      images = reclaimImageNames(images, flags)
       const startedAt = Date.now()
       const argv = process.argv.slice(2)
       // what this command writes to stdout becomes the no-op stamp's output; anything on stderr, none
@@ -120,6 +125,22 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
     })
 }
 
+/**
+ * `--push`, `--cache-from` and `--cache-to` take an optional `registry` or URL, so `build --push web`
+ * reads `web` as the flag's value: a value that is neither is an image name given after the flag.
+ */
+function reclaimImageNames(images: string[], flags: BuildFlags): string[] {
+  const out = [...images]
+  for (const k of ['push', 'cacheFrom', 'cacheTo'] as const) {
+    const v = flags[k]
+    if (typeof v === 'string' && v !== 'registry' && !v.includes('://')) {
+      out.push(v)
+      flags[k] = true
+    }
+  }
+  return out
+}
+
 type CacheRegistries = import('../../lifecycle/registry/build-cache.js').BuildCacheRegistries
 type Registry = import('../../lifecycle/registry/connect-shim.js').Registry
 
@@ -132,7 +153,7 @@ export async function registriesFor(
   flags: Pick<BuildFlags, 'cacheFrom' | 'cacheTo' | 'push'>,
 ): Promise<{ cache: CacheRegistries; push?: Registry; any: boolean }> {
   const wanted =
-    flags.push === true ||
+    (flags.push !== undefined && flags.push !== false) ||
     (flags.cacheFrom !== undefined && flags.cacheFrom !== false) ||
     (flags.cacheTo !== undefined && flags.cacheTo !== false) ||
     (project.registry !== undefined && (project.registry.cache.from || project.registry.cache.to))
@@ -140,14 +161,23 @@ export async function registriesFor(
   const { buildCacheRegistries } = await import('../../lifecycle/registry/build-cache.js')
   const cache = await buildCacheRegistries(project, { from: flags.cacheFrom, to: flags.cacheTo })
   let push: Registry | undefined
-  if (flags.push === true) {
-    if (!project.registry) {
+  if (flags.push !== undefined && flags.push !== false) {
+    let spec = project.registry
+    if (typeof flags.push === 'string' && flags.push !== 'registry') {
+      const { registryFromUrl } = await import('../../lifecycle/registry/build-cache.js')
+      spec = registryFromUrl(flags.push, project)
+    }
+    if (!spec) {
       throw new GrailError('REGISTRY_NOT_CONFIGURED', `--push: ${project.file} declares no \`registry:\``, {
-        hint: 'add `registry: {url: …}` to grail.yaml (docs/registry.md)',
+        hint: 'add `registry: {url: …}` to grail.yaml (docs/registry.md), or give its URL: --push http[s]://host[:port][/prefix]',
       })
     }
-    const { connectRegistry } = await import('../../lifecycle/registry/connect-shim.js')
-    push = await connectRegistry(project.registry)
+    const same = [cache.from, cache.to].find((r) => r?.spec.url === spec.url && r.spec.prefix === spec.prefix)
+    if (same) push = same
+    else {
+      const { connectRegistry } = await import('../../lifecycle/registry/connect-shim.js')
+      push = await connectRegistry(spec)
+    }
   }
   return {
     cache,
