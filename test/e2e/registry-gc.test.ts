@@ -4,6 +4,8 @@
 // the real run deletes the two (tags and digests 404) and leaves the protected ones, a manifest the
 // catalog has no record of, and the build cache's manifest.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { existsSync } from 'node:fs'
 import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -35,6 +37,7 @@ describe('grail gc --registry (real docker-registry)', () => {
   let reg: TestRegistry
   let noDelete: TestRegistry
   const digests = new Map<number, string>()
+  const layersOf = new Map<number, string[]>()
   const status = async (reference: string): Promise<number> =>
     (
       await fetch(`${reg.url}/v2/gc/web/manifests/${reference}`, {
@@ -78,6 +81,15 @@ describe('grail gc --registry (real docker-registry)', () => {
     assert.equal(put.status, 201)
     for (const ref of ['v1', 'v2', 'v3', 'v4', 'v5', 'v6', 'foreign', 'grail-cache'])
       assert.equal(await status(ref), 200, ref)
+    for (const v of [3, 6]) {
+      const m = (await (
+        await fetch(`${reg.url}/v2/gc/web/manifests/v${v}`, { headers: { accept: ACCEPT } })
+      ).json()) as { layers: Array<{ digest: string }> }
+      layersOf.set(
+        v,
+        m.layers.map((l) => l.digest),
+      )
+    }
   })
   after(async () => {
     if (dir) await tearDown(dir)
@@ -153,5 +165,21 @@ describe('grail gc --registry (real docker-registry)', () => {
       await grail(['--json', 'gc', '--registry', `${reg.url}/gc`, '--grace', '0s'], { cwd: dir }),
     )
     assert.deepEqual(again.registry.deleted, [])
+  })
+
+  test("the registry's garbage-collect (as docs/lifecycle.md says) then frees their blobs, and only theirs", async () => {
+    const v3Only = layersOf.get(3)?.at(-1) as string
+    assert.ok(!layersOf.get(6)?.includes(v3Only))
+    assert.ok(existsSync(reg.blobPath(v3Only)))
+    await reg.kill()
+    const gc = spawnSync('/usr/bin/docker-registry', ['garbage-collect', join(reg.dir, 'config.yml')], {
+      encoding: 'utf8',
+    })
+    assert.equal(gc.status, 0, gc.stderr)
+    await reg.restart()
+    assert.ok(!existsSync(reg.blobPath(v3Only)), 'the layer only v3 had is freed')
+    for (const l of layersOf.get(6) ?? []) assert.ok(existsSync(reg.blobPath(l)), l)
+    for (const ref of ['v1', 'v2', 'v5', 'v6', 'foreign', 'grail-cache'])
+      assert.equal(await status(ref), 200, ref)
   })
 })
