@@ -3,11 +3,19 @@
 // builds it with --cache-from: no step runs (not the Debian bootstrap, not the `run` step), the digest
 // is A's; a one-file change on B runs the copy step only. A cache that cannot be read never fails a build.
 import assert from 'node:assert/strict'
-import { cp, readFile, writeFile } from 'node:fs/promises'
+import { chmod, cp, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
 import { freePort } from '../helpers/net.js'
-import { REPO, busyboxProject, grail, parseJson, removeDir, tempProject } from '../helpers/project.js'
+import {
+  REPO,
+  busyboxProject,
+  grail,
+  parseJson,
+  removeDir,
+  tempProject,
+  writeFiles,
+} from '../helpers/project.js'
 import { type TestRegistry, startRegistry } from '../helpers/registry.js'
 import { httpdImages } from '../helpers/specs.js'
 
@@ -133,6 +141,31 @@ describe('a shared build cache that cannot be read never fails a build', () => {
     const warnings = res.stderr.split('\n').filter((l) => /warning/.test(l))
     assert.equal(warnings.length, 1, res.stderr)
     assert.match(warnings[0] as string, new RegExp(`127\\.0\\.0\\.1:${port}/x/web:grail-cache`))
+  })
+
+  test('credentials the registry refuses are an error naming it, before anything is built', async () => {
+    const secured = await startRegistry({ auth: 'htpasswd' })
+    const home = await tempProject({}, 'grail-home-')
+    try {
+      // ~/.docker/config.json (auth source `auto` for a registry URL) with a wrong password
+      const wrong = `${secured.password}x`
+      await writeFiles(home, {
+        '.docker/config.json': JSON.stringify({
+          auths: { [secured.host]: { auth: Buffer.from(`${secured.username}:${wrong}`).toString('base64') } },
+        }),
+      })
+      await chmod(join(home, '.docker/config.json'), 0o600)
+      for (const flag of ['--cache-from', '--cache-to']) {
+        const res = await grail(['build', flag, `${secured.url}/x`], { cwd: dir, env: { HOME: home } })
+        assert.equal(res.code, 1, res.stdout)
+        assert.ok(res.stderr.includes(secured.host), res.stderr)
+        assert.doesNotMatch(res.stdout, /building web/, 'nothing was built')
+        for (const text of [res.stdout, res.stderr]) assert.ok(!text.includes(wrong))
+      }
+    } finally {
+      await secured.stop()
+      await removeDir(home)
+    }
   })
 
   test('a URL that is not a registry URL is refused before anything is built', async () => {

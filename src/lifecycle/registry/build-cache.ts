@@ -1,6 +1,7 @@
 import { GrailError } from '../../errors.js'
 import type { Project, RegistrySpec } from '../../spec/types.js'
 import type { Registry } from './connect-shim.js'
+import { isFatalCacheError } from './cache.js'
 import { connectRegistry } from './connect-shim.js'
 
 /**
@@ -83,5 +84,12 @@ export async function buildCacheRegistries(
   const same = from && to && from.url === to.url && from.prefix === to.prefix
   const fromReg = from ? await connectRegistry(from) : undefined
   const toReg = same ? fromReg : to ? await connectRegistry(to) : undefined
+  // refused credentials are the user's to fix before a long build, not after it; a registry that does
+  // not answer is not (the cache warns when it is used, and the build goes on)
+  for (const reg of new Set([fromReg, toReg])) {
+    await reg?.client.ping().catch((err: unknown) => {
+      if (isFatalCacheError(err)) throw err
+    })
+  }
   return { ...(fromReg ? { from: fromReg } : {}), ...(toReg ? { to: toReg } : {}) }
 }
