@@ -77,6 +77,7 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
       const pushed = await afterBuild(project, outcome, registries)
       if (g.json) printJson({ ...outcome, lock, ...pushed })
       else {
+        renderOutcome(outcome)
         for (const c of pushed.cache ?? [])
           out(
             style.dim(
@@ -84,7 +85,6 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
             ),
           )
         for (const p of pushed.pushed ?? []) out(`${style.green('pushed')} ${p.reference}  ${p.digest}`)
-        renderOutcome(outcome)
         if (lock.changed.length > 0) out(style.dim(`grail.lock: ${lock.changed.join(', ')} updated`))
         if (lock.upgraded)
           out(style.dim('grail.lock: rewritten in the current format (no local version numbers); commit it'))
