@@ -84,7 +84,8 @@ export function registerBuild(program: Command, globals: () => GlobalOptions): v
               `build cache: ${c.reference} ${c.keys} key(s), ${c.uploaded} layer(s) uploaded  ${shortDigest(c.digest)}`,
             ),
           )
-        for (const p of pushed.pushed ?? []) out(`${style.green('pushed')} ${p.reference}  ${p.digest}`)
+        for (const p of pushed.pushed ?? [])
+          out(`${style.green('pushed')} ${p.reference} ${style.dim(`(${p.tags.join(', ')})`)}`)
         if (lock.changed.length > 0) out(style.dim(`grail.lock: ${lock.changed.join(', ')} updated`))
         if (lock.upgraded)
           out(style.dim('grail.lock: rewritten in the current format (no local version numbers); commit it'))
@@ -212,7 +213,7 @@ export async function afterBuild(
   registries: { cache: CacheRegistries; push?: Registry },
 ): Promise<{
   cache?: import('../../lifecycle/registry/cache.js').CachePushReport[]
-  pushed?: Array<{ name: string; version: number; digest: string; reference: string }>
+  pushed?: import('../../lifecycle/registry/connect-shim.js').PushedImage[]
 }> {
   if (!registries.cache.to && !registries.push) return {}
   const [{ openStore }, { resolveHome }, { openDb }] = await Promise.all([
