@@ -3,6 +3,7 @@
 // builds it with --cache-from: no step runs (not the Debian bootstrap, not the `run` step), the digest
 // is A's; a one-file change on B runs the copy step only. A cache that cannot be read never fails a build.
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { chmod, cp, readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { after, before, describe, test } from 'node:test'
@@ -141,6 +142,59 @@ describe('a shared build cache that cannot be read never fails a build', () => {
     const warnings = res.stderr.split('\n').filter((l) => /warning/.test(l))
     assert.equal(warnings.length, 1, res.stderr)
     assert.match(warnings[0] as string, new RegExp(`127\\.0\\.0\\.1:${port}/x/web:grail-cache`))
+  })
+
+  test('a cache entry that lies (a diff id not of its layer) is not used: one warning, the step runs, same digest', async () => {
+    const reg = await startRegistry()
+    const a = await busyboxProject({ 'grail.yaml': spec, 'site/index.html': 'hi\n' })
+    const b = await busyboxProject({ 'grail.yaml': spec, 'site/index.html': 'hi\n' })
+    try {
+      const url = `${reg.url}/p`
+      const onA = parseJson<Built>(await grail(['--json', 'build', '--cache-to', url], { cwd: a }))
+      // rewrite the map in the registry: the run step's entry claims another diff id
+      const api = `${reg.url}/v2/p/web`
+      const accept = { accept: 'application/vnd.oci.image.manifest.v1+json' }
+      const manifest = (await (await fetch(`${api}/manifests/grail-cache`, { headers: accept })).json()) as {
+        config: { digest: string; size: number }
+      }
+      const map = (await (await fetch(`${api}/blobs/${manifest.config.digest}`)).json()) as {
+        layers: Record<string, { diffId: string }>
+      }
+      const runKey = onA.images[0]?.steps.find((s) => s.label.startsWith('run '))?.layer
+      const entry = Object.values(map.layers).find((l) => (l as { digest?: string }).digest === runKey)
+      assert.ok(entry, 'the run step is in the map')
+      entry.diffId = `sha256:${'0'.repeat(64)}`
+      const bytes = Buffer.from(JSON.stringify(map))
+      const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`
+      const start = await fetch(`${api}/blobs/uploads/`, { method: 'POST' })
+      const loc = new URL(start.headers.get('location') ?? '', reg.url)
+      loc.searchParams.set('digest', digest)
+      assert.equal((await fetch(loc, { method: 'PUT', body: bytes })).status, 201)
+      const forged = { ...manifest, config: { ...manifest.config, digest, size: bytes.length } }
+      const put = await fetch(`${api}/manifests/grail-cache`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: JSON.stringify(forged),
+      })
+      assert.equal(put.status, 201)
+
+      const res = await grail(['--json', 'build', '--cache-from', url], { cwd: b })
+      const onB = parseJson<Built>(res)
+      assert.equal(onB.images[0]?.digest, onA.images[0]?.digest)
+      assert.deepEqual(
+        layerSteps(onB.images[0]?.steps ?? []).map(
+          (s) => `${s.label.split(' ')[0]} ${s.cached ? 'cached' : 'ran'}`,
+        ),
+        ['base cached', 'copy cached', 'run ran'],
+      )
+      const warnings = res.stderr.split('\n').filter((l) => /warning/.test(l))
+      assert.equal(warnings.length, 1, res.stderr)
+      assert.match(warnings[0] as string, /diff id/)
+    } finally {
+      await reg.stop()
+      await removeDir(a)
+      await removeDir(b)
+    }
   })
 
   test('credentials the registry refuses are an error naming it, before anything is built', async () => {
