@@ -1,4 +1,5 @@
 import type { ImageSpec } from '../spec/types.js'
+import type { CachedBase } from '../state/index.js'
 import { getCachedBase, putCachedBase } from '../state/index.js'
 import { debianBaseKeyPart, produceDebianBase } from './base-debian.js'
 import {
@@ -87,7 +88,15 @@ export async function planBase(image: ImageSpec, env: BuildEnv): Promise<Planned
 export async function resolveBase(
   planned: PlannedBase,
   env: BuildEnv,
+  image?: string,
 ): Promise<{ state: ImageState; cached: boolean }> {
+  const fromCache = (hit: CachedBase): ImageState => ({
+    key: planned.key,
+    layers: hit.layers,
+    config: hit.config as ImageState['config'],
+    packages: hit.packages,
+    parentDigest: hit.parentDigest,
+  })
   if (!env.noCache && !env.refresh) {
     const hit = getCachedBase(env.db, planned.key)
     // the reused layers must be there and hash right; otherwise the base is produced again
@@ -98,16 +107,14 @@ export async function resolveBase(
         hit.layers.map((l) => l.digest),
       ))
     ) {
-      return {
-        state: {
-          key: planned.key,
-          layers: hit.layers,
-          config: hit.config as ImageState['config'],
-          packages: hit.packages,
-          parentDigest: hit.parentDigest,
-        },
-        cached: true,
-      }
+      return { state: fromCache(hit), cached: true }
+    }
+    // a shared cache (`--cache-from`) may have it: its blobs come into the store verified, and the
+    // local cache takes the entry, so the next build finds it here
+    const remote = image === undefined ? undefined : await env.remoteCache?.base(image, planned.key)
+    if (remote) {
+      putCachedBase(env.db, planned.key, remote)
+      return { state: fromCache(remote), cached: true }
     }
   }
   const state = await planned.produce()

@@ -53,6 +53,8 @@ export interface BuiltImage {
   version: number
   digest: Digest
   buildKey: string
+  /** the cache key of the image's base (what `--cache-to` maps to the base's layers) */
+  baseKey?: string
   size: number
   /** true when nothing changed and no new version was made */
   unchanged: boolean
@@ -209,6 +211,7 @@ export async function buildImage(
         version: existing.version,
         digest: existing.digest,
         buildKey,
+        baseKey: found.keys.base.key,
         size: existing.size,
         unchanged: true,
         record: existing,
@@ -258,7 +261,7 @@ export async function buildImage(
   }
 
   const base = await timed(0, `base ${planned.description}`, () =>
-    resolveBase(planned, envFor).then((r) => ({ value: r.state, cached: r.cached })),
+    resolveBase(planned, envFor, image.name).then((r) => ({ value: r.state, cached: r.cached })),
   )
   reports.push({ label: `base ${planned.description}`, key: planned.key, cached: base.cached, ms: base.ms })
   let state: ImageState = base.value
@@ -274,6 +277,12 @@ export async function buildImage(
       const hit = env.noCache || env.refresh ? undefined : getCachedLayer(env.db, ks.key)
       if (hit && (await reusableBlobs(env.store, [hit.digest]))) {
         return { value: { mediaType: MEDIA_LAYER_GZIP, ...hit } as LayerDesc, cached: true }
+      }
+      // the shared cache (`--cache-from`): a hit's blob is in the store, verified, when it answers
+      const remote = env.noCache || env.refresh ? undefined : await env.remoteCache?.layer(image.name, ks.key)
+      if (remote) {
+        putCachedLayer(env.db, ks.key, remote)
+        return { value: remote, cached: true }
       }
       const layer =
         step.kind === 'copy'
@@ -326,6 +335,7 @@ export async function buildImage(
   if (!record) {
     return {
       ...fields,
+      baseKey: planned.key,
       version: 0,
       unchanged: false,
       record: { ...fields, version: 0, status: 'active', statusReason: null },
@@ -342,6 +352,7 @@ export async function buildImage(
         version: same.version,
         digest: same.digest,
         buildKey,
+        baseKey: planned.key,
         size: same.size,
         unchanged: true,
         ...(unsound ? { restored: true } : {}),
@@ -366,6 +377,7 @@ export async function buildImage(
     version: rec.version,
     digest: rec.digest,
     buildKey,
+    baseKey: planned.key,
     size: rec.size,
     // a build that gave a digest the catalog has already keeps that version: one version per digest
     unchanged: !created,

@@ -11,6 +11,7 @@ import { DEFAULT_EPOCH, buildImage, buildOrder } from './builder.js'
 import type { BuildEnv } from './env.js'
 import type { LockedBase } from '../lifecycle/lock-file.js'
 import type { RegistryBases } from './registry-base.js'
+import type { RemoteCache } from './remote-cache.js'
 import { cleanStaleWork } from './stale.js'
 import type { VerifyReport } from './verify.js'
 
@@ -26,6 +27,8 @@ export interface BuildRequest {
   /** with `refresh`: pinned Debian packages to install at a newer version (see BuildEnv.upgrades) */
   upgrades?: Readonly<Record<string, string>>
   onEvent?: (e: BuildEvent) => void
+  /** a shared cache asked for the steps and bases the local cache misses (`--cache-from`) */
+  remoteCache?: RemoteCache
 }
 
 export interface BuildOutcome {
@@ -92,6 +95,7 @@ export async function runBuild(req: BuildRequest): Promise<BuildOutcome> {
         ...(req.upgrades ? { upgrades: req.upgrades } : {}),
         log: () => {},
         current,
+        ...(req.remoteCache ? { remoteCache: req.remoteCache } : {}),
         project: req.project.name,
       }
       // one build of an image at a time per project: a second one waits, then finds the first's version

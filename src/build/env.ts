@@ -5,6 +5,7 @@ import type { ImageConfig } from '../oci/types.js'
 import type { Resources } from '../spec/types.js'
 import type { Db, ImageRecord, PackageInfo } from '../state/index.js'
 import type { RegistryBases } from './registry-base.js'
+import type { RemoteCache } from './remote-cache.js'
 import type { StepVariation } from './variation.js'
 
 /** Everything a build step needs from its surroundings. */
@@ -43,6 +44,8 @@ export interface BuildEnv {
    * pin, else the tag resolved once; without it such a base cannot be planned
    */
   registry?: RegistryBases
+  /** a shared cache (`build --cache-from`) asked for the keys the local cache does not have */
+  remoteCache?: RemoteCache
 }
 
 export interface LayerDesc {

@@ -113,3 +113,69 @@ export function planGc(input: GcInput): GcPlan {
   }
   return { kept, collected, liveBlobs }
 }
+
+/**
+ * The digests no gc may delete, anywhere, with the first reason found: what runs, what grail.lock names,
+ * every rollback target, every release deployed within the retention or promoted, every pinned image.
+ * (planGc keeps their versions; this names the digests themselves, also when no version in the catalog
+ * has them, so a sweep of a registry protects them by digest.)
+ */
+export function rootDigests(input: GcInput): Map<string, string> {
+  const out = new Map<string, string>()
+  const add = (digest: string, why: string) => {
+    if (!out.has(digest)) out.set(digest, why)
+  }
+  for (const d of input.running) add(d, 'running')
+  for (const l of input.locked ?? []) add(l.digest, `named by grail.lock (${l.name})`)
+  for (const r of rollbackTargets(input.releases, input.policy.keepReleases))
+    add(r.imageDigest, `rollback target ${r.service}#${r.number} (${r.environment})`)
+  const since = input.now - input.policy.keepDeployedWithin
+  for (const r of input.releases) {
+    if (Date.parse(r.createdAt) >= since)
+      add(r.imageDigest, `deployed within the retention (${r.service}#${r.number})`)
+    if (r.promotedFrom !== null)
+      add(r.imageDigest, `promoted (${r.service}#${r.number} from ${r.promotedFrom})`)
+  }
+  for (const i of input.images) if (i.pinned) add(i.digest, `pinned (${ref(i)})`)
+  return out
+}
+
+export interface RegistryCandidate {
+  name: string
+  version: number
+  digest: string
+}
+
+/**
+ * Which image versions `gc --registry` deletes the manifests of: those this gc collects and those an
+ * earlier gc collected (tombstones), unless their digest is protected: a root (rootDigests) or the digest
+ * of any version gc keeps (an ancestor of a root, one of the newest versions, a rebuild of a collected
+ * version to the same bytes). Nothing else is a candidate: a manifest the catalog has no record of is
+ * never deleted.
+ */
+export function planRegistrySweep(
+  input: GcInput,
+  plan: GcPlan,
+  tombstones: readonly RegistryCandidate[],
+): { doomed: RegistryCandidate[]; spared: Array<RegistryCandidate & { why: string }> } {
+  const protect = rootDigests(input)
+  for (const i of input.images) {
+    const why = plan.kept.get(ref(i))
+    if (why !== undefined && !protect.has(i.digest)) protect.set(i.digest, `${ref(i)} is kept: ${why}`)
+  }
+  const seen = new Set<string>()
+  const doomed: RegistryCandidate[] = []
+  const spared: Array<RegistryCandidate & { why: string }> = []
+  for (const c of [...plan.collected, ...tombstones]) {
+    const k = `${c.name}@${c.version}`
+    if (seen.has(k)) continue
+    seen.add(k)
+    const cand = { name: c.name, version: c.version, digest: c.digest }
+    const why = protect.get(c.digest)
+    if (why !== undefined) spared.push({ ...cand, why })
+    else doomed.push(cand)
+  }
+  const order = (a: RegistryCandidate, b: RegistryCandidate) =>
+    a.name === b.name ? a.version - b.version : a.name < b.name ? -1 : 1
+  return { doomed: doomed.sort(order), spared: spared.sort(order) }
+}

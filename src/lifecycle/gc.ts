@@ -21,7 +21,7 @@ import {
   recordedImageBlobs,
 } from '../state/index.js'
 import { mapLimit } from '../util/pool.js'
-import { type GcImage, type GcPlan, planGc } from './gc-plan.js'
+import { type GcImage, type GcInput, type GcPlan, planGc } from './gc-plan.js'
 import { lockedDigests } from './lock.js'
 import {
   type BlobKind,
@@ -135,21 +135,16 @@ async function catalog(env: GcEnv): Promise<{ images: GcImage[]; diffIds: Map<st
 }
 
 /**
- * `grail gc`: deletes the image versions no root reaches (see gc-plan.ts), then every blob of the store
- * and every unpacked snapshot that no kept image references, except those younger than the grace period.
- * Each blob is checked again just before it is removed, so a build that reused it meanwhile keeps it.
- * Collected versions stay in the catalog as tombstones, so a version number is never reused. The work is
- * ordered so that a kill at any point leaves a valid OCI layout and the next gc finishes the job.
+ * What the planner decides on: the catalog, every release, what runs, what grail.lock names, the policy.
+ * `grail gc --registry` plans from the same input, so both protect the same roots.
  */
-export async function collectGarbage(
+export async function gcInput(
   env: GcEnv,
-  opts: { dryRun: boolean; graceMs?: number; now?: number },
-): Promise<GcReport> {
-  const now = opts.now ?? Date.now()
-  const grace = opts.graceMs ?? GC_GRACE_MS
+  now: number,
+): Promise<{ images: GcImage[]; diffIds: Map<string, string[]>; input: GcInput }> {
   const { images, diffIds } = await catalog(env)
   const running = (await env.provider.list({ project: env.project.name })).map((o) => o.imageDigest as string)
-  const plan: GcPlan = planGc({
+  const input: GcInput = {
     images,
     releases: allReleases(env.db).map((r) => ({
       service: r.service,
@@ -164,7 +159,25 @@ export async function collectGarbage(
     locked: await lockedDigests(env.project),
     policy: env.project.policies.gc,
     now,
-  })
+  }
+  return { images, diffIds, input }
+}
+
+/**
+ * `grail gc`: deletes the image versions no root reaches (see gc-plan.ts), then every blob of the store
+ * and every unpacked snapshot that no kept image references, except those younger than the grace period.
+ * Each blob is checked again just before it is removed, so a build that reused it meanwhile keeps it.
+ * Collected versions stay in the catalog as tombstones, so a version number is never reused. The work is
+ * ordered so that a kill at any point leaves a valid OCI layout and the next gc finishes the job.
+ */
+export async function collectGarbage(
+  env: GcEnv,
+  opts: { dryRun: boolean; graceMs?: number; now?: number },
+): Promise<GcReport> {
+  const now = opts.now ?? Date.now()
+  const grace = opts.graceMs ?? GC_GRACE_MS
+  const { images, diffIds, input } = await gcInput(env, now)
+  const plan: GcPlan = planGc(input)
   const liveSnapshots = new Set<string>()
   for (const i of images)
     if (plan.kept.has(`${i.name}@${i.version}`))

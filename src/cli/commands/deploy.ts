@@ -4,7 +4,7 @@ import type { Plan } from '../../plan/index.js'
 import type { RolloutEvent } from '../../rollout/types.js'
 import { buildProgress } from '../progress.js'
 import { noteProxies, proxyLine } from '../proxies.js'
-import { renderOutcome, writeLockAfter } from './build.js'
+import { afterBuild, registriesFor, remoteCacheFrom, renderOutcome, writeLockAfter } from './build.js'
 import type { GlobalOptions } from '../project.js'
 import { findSpecFile } from '../project.js'
 import { afterFailedGate } from '../serving.js'
@@ -195,13 +195,18 @@ export function registerDeploy(program: Command, globals: () => GlobalOptions): 
       const images = [
         ...new Set(Object.values(project.environments[environment]?.services ?? {}).map((s) => s.image)),
       ]
+      // the spec's `registry.cache.from`/`to` hold for the build of `up` as for `grail build`
+      const registries = await registriesFor(project, {})
+      const cache = registries.cache.from ? await remoteCacheFrom(registries.cache.from, project) : undefined
       const built = await runBuild({
         project,
         home: resolveHome(project.dir),
         images,
         onEvent: buildProgress({ verbose: false, enabled: !g.json }),
+        ...(cache ? { remoteCache: cache.remote } : {}),
       })
       await writeLockAfter(project, built)
+      await afterBuild(project, built, registries)
       if (!g.json) renderOutcome(built)
       // a concurrent `up` of the same project: wait for its apply, then converge on the same versions
       await apply(g, environment, { waitForLock: true })

@@ -5,6 +5,26 @@ import { out, printJson, style } from '../render.js'
 import { afterFailedGate } from '../serving.js'
 import { withEnvironment } from './with-environment.js'
 
+/** The registry `gc --registry` sweeps: the URL given, else the project's `registry:`. */
+async function gcRegistry(project: import('../../spec/types.js').Project, url: string | boolean) {
+  let spec = project.registry
+  if (typeof url === 'string') {
+    const { registryFromUrl } = await import('../../lifecycle/registry/build-cache.js')
+    spec = registryFromUrl(url, project)
+  }
+  if (!spec) {
+    throw new GrailError(
+      'REGISTRY_NOT_CONFIGURED',
+      `gc --registry: ${project.file} declares no \`registry:\``,
+      {
+        hint: 'add `registry: {url: …}` to grail.yaml, give its URL (--registry http[s]://host[:port][/prefix]), or run `grail gc` without --registry',
+      },
+    )
+  }
+  const { connectRegistry } = await import('../../lifecycle/registry/index.js')
+  return connectRegistry(spec)
+}
+
 /** `grail recycle`. */
 export function registerLifecycle(program: Command, globals: () => GlobalOptions): void {
   program
@@ -69,7 +89,11 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
     .description('delete image versions, layers and snapshots that nothing needs (see policies.gc)')
     .option('--dry-run', 'only list what would go and the bytes it would free')
     .option('--grace <duration>', 'keep blobs and snapshots touched within this long (default 10m)')
-    .action(async (flags: { dryRun?: boolean; grace?: string }) => {
+    .option(
+      '--registry [url]',
+      'also delete from the registry (of grail.yaml, or the URL http[s]://host[:port][/prefix]) the manifests of the versions gc collects, never a protected one',
+    )
+    .action(async (flags: { dryRun?: boolean; grace?: string; registry?: boolean | string }) => {
       const g = globals()
       const { parseDuration } = await import('../../spec/duration.js')
       const graceMs = flags.grace === undefined ? undefined : parseDuration(flags.grace)
@@ -78,15 +102,38 @@ export function registerLifecycle(program: Command, globals: () => GlobalOptions
           hint: 'for example 10m or 0s',
         })
       }
-      const res = await withEnvironment(g, undefined, { lock: flags.dryRun !== true }, async (a) => {
-        const { collectGarbage } = await import('../../lifecycle/gc.js')
-        return collectGarbage(a, {
-          dryRun: flags.dryRun === true,
-          ...(graceMs !== undefined ? { graceMs } : {}),
-        })
-      })
-      if (g.json) printJson(res)
+      const { res, registry } = await withEnvironment(
+        g,
+        undefined,
+        { lock: flags.dryRun !== true },
+        async (a, project) => {
+          // connected first: a registry that is not configured or refuses the credentials stops gc before
+          // it deletes anything
+          const reg = flags.registry === undefined ? undefined : await gcRegistry(project, flags.registry)
+          const { collectGarbage } = await import('../../lifecycle/gc.js')
+          const res = await collectGarbage(a, {
+            dryRun: flags.dryRun === true,
+            ...(graceMs !== undefined ? { graceMs } : {}),
+          })
+          if (!reg) return { res, registry: undefined }
+          const { sweepRegistry } = await import('../../lifecycle/registry/registry-gc.js')
+          return { res, registry: await sweepRegistry(a, reg, { dryRun: flags.dryRun === true }) }
+        },
+      )
+      if (g.json) printJson(registry ? { ...res, registry } : res)
       else {
+        if (registry) {
+          const verb = registry.dryRun ? 'would delete' : 'deleted'
+          for (const d of registry.deleted)
+            out(
+              `${style.yellow(verb)} ${registry.registry}/${d.repository}@${d.digest}${d.tags.length ? ` ${style.dim(`(${d.tags.join(', ')})`)}` : ''}  ${style.dim(`${d.image}@${d.version}`)}`,
+            )
+          for (const s of registry.spared)
+            out(style.dim(`kept in the registry: ${s.image}@${s.version} ${s.digest} (${s.why})`))
+          out(
+            `${registry.dryRun ? 'dry run: ' : ''}${registry.registry}: ${registry.deleted.length} manifest(s) ${verb}${registry.absent ? `; ${registry.absent} collected version(s) not in the registry` : ''}`,
+          )
+        }
         const { formatBytes } = await import('../render.js')
         const verb = res.dryRun ? 'would delete' : 'deleted'
         for (const i of res.images.collected)
