@@ -1,5 +1,8 @@
 import type { Digest } from '../../oci/digest.js'
-import type { ExecEnv } from '../../rollout/types.js'
+import type { GrailHome } from '../../home.js'
+import type { OciStore } from '../../oci/store.js'
+import type { Project } from '../../spec/types.js'
+import type { Db } from '../../state/index.js'
 import { listImages } from '../../state/index.js'
 import type { Lock } from '../lock-file.js'
 import { connectRegistry, type Registry, registrySpecOf } from './connect.js'
@@ -12,7 +15,7 @@ import { type PulledImage, pullIntoCatalog } from './pull.js'
  * Returns what was pulled.
  */
 export async function pullLockedImages(
-  a: Pick<ExecEnv, 'project' | 'environment' | 'home' | 'store' | 'db'>,
+  a: { project: Project; environment: string; home: GrailHome; store: OciStore; db: Db },
   lock: Lock | undefined,
   names: readonly string[],
 ): Promise<PulledImage[]> {
