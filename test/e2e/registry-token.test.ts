@@ -17,6 +17,7 @@ import {
   type TestRegistry,
   type TokenIssuer,
 } from '../helpers/registry.js'
+import { httpdImages } from '../helpers/specs.js'
 import { startTamperProxy } from '../helpers/tamper-proxy.js'
 
 const PROJECT = 'tokentest'
@@ -26,13 +27,7 @@ registry:
   url: ${url}
   ca: ./ca.pem
   auth: { env: { username: REG_USER, password: REG_PASS } }
-images:
-  web:
-    base: { rootfs: ./rootfs.tar }
-    steps:
-      - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p $PORT -h /srv/www"]
-services:
+${httpdImages()}services:
   web:
     image: web
     replicas: 2

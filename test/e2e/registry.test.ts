@@ -19,6 +19,7 @@ import {
   tearDown,
 } from '../helpers/project.js'
 import { filesContaining, registryGet, startRegistry, type TestRegistry } from '../helpers/registry.js'
+import { httpdImages } from '../helpers/specs.js'
 import { startTamperProxy, type TamperProxy } from '../helpers/tamper-proxy.js'
 
 const PROJECT = 'regtest'
@@ -29,13 +30,7 @@ registry:
   url: ${r.url}
   ca: ./ca.pem
   auth: { env: { username: REG_USER, password: REG_PASS } }
-images:
-  web:
-    base: { rootfs: ./rootfs.tar }
-    steps:
-      - copy: site/ /srv/www
-      - cmd: [/bin/sh, -c, "exec httpd -f -p $PORT -h /srv/www"]
-${extra}services:
+${httpdImages()}${extra}services:
   web:
     image: web
     replicas: 2
