@@ -48,13 +48,17 @@ export async function writeLayer(
   const pack = tar.pack()
   const stages =
     opts.compress === false ? [tarTap.stream] : [tarTap.stream, createGzip({ level: 6 }), fileTap.stream]
-  const writing = pipeline([pack as unknown as NodeJS.ReadableStream, ...stages, createWriteStream(destFile)])
+  const out = createWriteStream(destFile)
+  const writing = pipeline([pack as unknown as NodeJS.ReadableStream, ...stages, out])
   const feeding = feed(pack, sorted, opts.epoch)
   feeding.catch((err: unknown) => pack.destroy(err instanceof Error ? err : new Error(String(err))))
   try {
     await Promise.all([feeding, writing])
   } catch (err) {
     await Promise.allSettled([feeding, writing])
+    // the pipeline settles on the first error, before the file stream has finished opening and closing:
+    // removed earlier, the file would be created again by an open still on its way
+    if (!out.closed) await new Promise<void>((resolve) => out.once('close', () => resolve()))
     await rm(destFile, { force: true })
     throw err
   }

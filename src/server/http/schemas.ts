@@ -286,6 +286,7 @@ export const SCHEMAS: Record<string, JsonSchema> = {
     proxies: arr(ref('Proxy')),
     serving: arr(serving),
     urls: arr(obj({ service: str, url: str })),
+    pulled: strings,
   }),
   Rollback: obj({ ...rollout, environment: str, promoted: bool, nextApply: nullable(str) }, ['reason']),
   Recycle: obj({ environment: str, actions: arr(ref('Action')), done: bool }),
