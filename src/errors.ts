@@ -146,6 +146,10 @@ export const ERROR_CODES = [
   'PROXY_CONTROL_BODY',
   'PROXY_CONTROL_IN_USE',
   'PROXY_DAEMON_USAGE',
+  'ENGINE_UNREACHABLE',
+  'ENGINE_TLS',
+  'ENGINE_TOO_OLD',
+  'ENGINE_ERROR',
 ] as const
 
 export type ErrorCode = (typeof ERROR_CODES)[number]
