@@ -172,6 +172,12 @@ class World {
     }
   }
 
+  /** Of one service's releases in one environment: the active one and the newest keepReleases others. */
+  private targets(list: GcRelease[]): GcRelease[] {
+    const earlier = list.filter((r) => r.status !== 'active').sort((a, b) => b.number - a.number)
+    return [...list.filter((r) => r.status === 'active'), ...earlier.slice(0, this.policy.keepReleases)]
+  }
+
   /** What must survive, worked out here on its own: roots, then their ancestors. */
   private mustKeep(): Set<string> {
     const keep = new Set<string>()
@@ -181,9 +187,7 @@ class World {
       const k = `${r.environment}/${r.service}`
       groups.set(k, [...(groups.get(k) ?? []), r])
     }
-    for (const list of groups.values())
-      for (const r of list.sort((a, b) => b.number - a.number).slice(0, this.policy.keepReleases))
-        keep.add(r.imageDigest)
+    for (const list of groups.values()) for (const r of this.targets(list)) keep.add(r.imageDigest)
     for (const r of this.releases) {
       if (r.promotedFrom !== null) keep.add(r.imageDigest)
       if (Date.parse(r.createdAt) >= this.now - this.policy.keepDeployedWithin) keep.add(r.imageDigest)
@@ -227,10 +231,11 @@ class World {
       assert.ok(this.deployable(d), `root or ancestor ${d} lost a blob`)
     }
     for (const r of this.releases.filter((x) => x.status === 'superseded' || x.status === 'active')) {
-      const targets = this.releases
-        .filter((x) => x.service === r.service && x.environment === r.environment && x.status !== 'failed')
-        .sort((a, b) => b.number - a.number)
-        .slice(0, this.policy.keepReleases)
+      const targets = this.targets(
+        this.releases.filter(
+          (x) => x.service === r.service && x.environment === r.environment && x.status !== 'failed',
+        ),
+      )
       if (targets.includes(r))
         assert.ok(this.deployable(r.imageDigest), `rollback target ${r.service}#${r.number}`)
     }
@@ -238,6 +243,15 @@ class World {
 }
 
 test('gc never deletes what a root reaches, and rollback targets stay deployable (random histories)', () => {
+  // found by this property (seed 411690813): keepReleases 1 once counted the active release, so the one
+  // `rollback` goes back to was collected
+  const world = new World({ keepVersions: 1, keepReleases: 1, keepDeployedWithin: 0 })
+  world.apply({ kind: 'build', name: 1, parent: -1, layers: [], fresh: false })
+  world.apply({ kind: 'deploy', service: 0, env: 1, image: 0 })
+  world.apply({ kind: 'build', name: 1, parent: -1, layers: [], fresh: false })
+  world.apply({ kind: 'deploy', service: 0, env: 1, image: 1 })
+  world.apply({ kind: 'gc' })
+  world.apply({ kind: 'rollback', service: 0, env: 1 })
   fc.assert(
     fc.property(policy, fc.array(step, { minLength: 5, maxLength: 120 }), (p, steps) => {
       const world = new World(p)

@@ -52,7 +52,11 @@ export interface GcPlan {
 
 const ref = (i: GcImage): string => `${i.name}@${i.version}`
 
-/** The rollback targets of each service and environment: its newest `keep` releases that ever ran. */
+/**
+ * The releases of each service and environment gc keeps: the active one and the newest `keep` others that
+ * ever ran. The active one is not counted, so with `keep: 1` the release `grail rollback` goes back to is
+ * still there.
+ */
 export function rollbackTargets(releases: readonly GcRelease[], keep: number): GcRelease[] {
   const groups = new Map<string, GcRelease[]>()
   for (const r of releases) {
@@ -61,7 +65,11 @@ export function rollbackTargets(releases: readonly GcRelease[], keep: number): G
     groups.set(k, [...(groups.get(k) ?? []), r])
   }
   const out: GcRelease[] = []
-  for (const list of groups.values()) out.push(...list.sort((a, b) => b.number - a.number).slice(0, keep))
+  for (const list of groups.values()) {
+    out.push(...list.filter((r) => r.status === 'active'))
+    const earlier = list.filter((r) => r.status !== 'active').sort((a, b) => b.number - a.number)
+    out.push(...earlier.slice(0, keep))
+  }
   return out
 }
 

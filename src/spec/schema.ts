@@ -138,7 +138,9 @@ const policiesSchema = z.strictObject({
         .describe('Images deployed within this long are kept (rollback targets). Default `14d`.'),
       keepReleases: integer('a whole number ≥ 1', 1)
         .default(3)
-        .describe('Releases per service kept as rollback targets. Default `3`.'),
+        .describe(
+          'Releases per service and environment kept as rollback targets, besides the active one. Default `3`.',
+        ),
     })
     .prefault({})
     .describe('Garbage collection of images. What runs, and its ancestors, are never collected.'),

@@ -60,8 +60,9 @@ describe('grail gc killed at every step', () => {
   for (const point of GC_CRASH_POINTS) {
     test(`a kill at ${point}`, async () => {
       round++
-      // two new versions; the one deployed in between is collectable once the second is deployed
-      for (const v of ['a', 'b']) {
+      // three new versions: the last runs, the one before is its rollback target (keepReleases: 1), and
+      // the first is collectable, with what earlier rounds left
+      for (const v of ['a', 'b', 'c']) {
         await writeFile(join(dir, 'site/index.html'), `${point} ${v}\n`)
         const up = await grail(['up'], { cwd: dir })
         assert.equal(up.code, 0, up.stderr + up.stdout)
@@ -75,18 +76,17 @@ describe('grail gc killed at every step', () => {
       await assertLayoutReadable(`${point}, then a full gc`)
       // what is left is exactly what the kept versions use, and no half-deleted snapshot
       const images = parseJson<Array<{ digest: string }>>(await grail(['--json', 'images'], { cwd: dir }))
-      assert.equal(images.length, 1, JSON.stringify(images))
+      assert.equal(images.length, 2, JSON.stringify(images))
       const blobs = (await readdir(join(layout(), 'blobs', 'sha256'))).sort()
-      const manifest = JSON.parse(
-        await readFile(
-          join(layout(), 'blobs', 'sha256', (images[0] as { digest: string }).digest.slice(7)),
-          'utf8',
-        ),
-      ) as { config: { digest: string }; layers: Array<{ digest: string }> }
-      const live = [images[0]?.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)]
-        .map((d) => (d as string).slice(7))
-        .sort()
-      assert.deepEqual(blobs, live)
+      const live = new Set<string>()
+      for (const image of images) {
+        const manifest = JSON.parse(
+          await readFile(join(layout(), 'blobs', 'sha256', image.digest.slice(7)), 'utf8'),
+        ) as { config: { digest: string }; layers: Array<{ digest: string }> }
+        for (const d of [image.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)])
+          live.add(d.slice(7))
+      }
+      assert.deepEqual(blobs, [...live].sort())
       const snapshots = await readdir(join(dir, '.grail', 'snapshots'))
       assert.deepEqual(
         snapshots.filter((s) => !/^[0-9a-f]{64}$/.test(s) && s !== 'empty'),

@@ -15,7 +15,7 @@ ${httpdImages()}services:
     port: 8080
     healthcheck: { http: /index.html, interval: 100ms, timeout: 500ms }
 policies:
-  gc: { keepVersions: 1, keepReleases: 2, keepDeployedWithin: 0s }
+  gc: { keepVersions: 1, keepReleases: 1, keepDeployedWithin: 0s }
 `
 
 interface Gc {
